@@ -1,0 +1,174 @@
+"""Command line: ``run.py <command> ...`` subcommands plus the seed's legacy flags.
+
+Two forms are accepted, both a contract that scripts rely on:
+
+* the seed's flags, evaluated in its fixed order (create, then add, then train; with
+  ``--gui-no-safe`` the GUI opens afterwards with safe mode off)::
+
+    run.py --create-dataset I3_EXAMPLE.hdf5 I3 2 --add-sample I3_EXAMPLE.hdf5 i31 i3_1.tif a.tif b.tif
+
+* subcommands (``run.py dataset create ...``, ``run.py train ...``), one module each in
+  ``deepscem/commands/``.
+
+No arguments opens the GUI. ``--help`` never imports TensorFlow: command modules import
+heavy libraries inside their handlers only.
+
+Exit codes: 0 success, 1 user error (one ``error: ...`` line on stderr; a traceback only
+with ``--debug``), 2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from deepscem import __version__
+from deepscem.errors import DeepScemError
+
+# Subcommand modules, in the order ``--help`` lists them. Each exposes
+# ``register(subparsers)`` and sets ``func`` (args -> int | None) on its parsers.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+LEGACY_FLAGS = ("--create-dataset", "--add-sample", "--train-model", "--gui-no-safe")
+
+TRAIN_MODEL_FIELDS = (
+    "model_in", "model_out", "train_dataset", "valid_dataset", "loss", "batch_size",
+    "patch_z", "patch_y", "patch_x", "steps_per_epoch", "epochs", "validation_steps",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description=(
+            "DeepSCEM: deep-learning segmentation of organelles in electron-microscopy volumes. "
+            "Without arguments the graphical interface opens."
+        ),
+        epilog=(
+            "Seed flag form (still supported): --create-dataset FILE NAME N_LABELS, "
+            "--add-sample FILE NAME IMAGE [LABEL ...] (repeatable), --train-model with 12 values "
+            "(see 'run.py --legacy-help'), --gui-no-safe."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"DeepSCEM {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--legacy-help", action="store_true",
+                        help="explain the seed's flag form (--create-dataset, --add-sample, ...)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def build_legacy_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="The seed's flag form, run in its fixed order: create, add, train, then "
+                    "(with --gui-no-safe) the GUI with safe mode off.",
+    )
+    parser.add_argument("--create-dataset", nargs=3, metavar=("FILENAME", "NAME", "N_LABELS"),
+                        help="create a new empty dataset FILENAME named NAME with N_LABELS labels "
+                             "per sample")
+    parser.add_argument("--add-sample", nargs="+", action="append", default=[],
+                        metavar="ARG",
+                        help="FILENAME NAME IMAGE [LABEL1 LABEL2 ...]: add sample NAME from an "
+                             "image and its labels (.tif, .tiff or .npy; \"\" for a blank label) "
+                             "to an existing dataset; repeatable")
+    parser.add_argument("--train-model", nargs=12, metavar=TRAIN_MODEL_FIELDS,
+                        help="train MODEL_IN on TRAIN_DATASET, validate on VALID_DATASET, with "
+                             "LOSS (Dice, CrossEntropy, MSE), BATCH_SIZE, patch Z Y X, "
+                             "STEPS_PER_EPOCH, EPOCHS and VALIDATION_STEPS; keeps the best "
+                             "checkpoint and writes MODEL_OUT and a CSV log beside it")
+    parser.add_argument("--gui-no-safe", action="store_true",
+                        help="open the GUI with safe mode off (number of labels unlocked)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    return parser
+
+
+def _is_legacy(argv: Sequence[str]) -> bool:
+    return any(a in LEGACY_FLAGS for a in argv) and not (argv and argv[0] in _command_names())
+
+
+def _command_names() -> set[str]:
+    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        return open_gui(safe=True)
+    debug = "--debug" in argv
+    try:
+        if _is_legacy(argv):
+            return run_legacy(build_legacy_parser().parse_args(argv))
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.legacy_help:
+            build_legacy_parser().print_help()
+            return 0
+        if args.command is None:
+            parser.print_help()
+            return 0
+        result = args.func(args)
+        return int(result or 0)
+    except DeepScemError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1
+
+
+def run_legacy(args: argparse.Namespace) -> int:
+    """The seed's flags, in its order: create, then every add, then train, then GUI."""
+    from deepscem.commands import dataset as dataset_cmd
+
+    if args.create_dataset:
+        filename, name, n_labels = args.create_dataset
+        dataset_cmd.create(filename, name, _legacy_int(n_labels, "--create-dataset N_LABELS"))
+    for values in args.add_sample:
+        if len(values) < 3:
+            raise DeepScemError(
+                "--add-sample needs at least FILENAME NAME IMAGE (then one LABEL per dataset label)")
+        dataset_cmd.add_sample(values[0], values[1], values[2], values[3:])
+    if args.train_model:
+        values = dict(zip(TRAIN_MODEL_FIELDS, args.train_model))
+        try:
+            train_cmd = importlib.import_module("deepscem.commands.train")
+        except ModuleNotFoundError:
+            raise DeepScemError("training is not available in this version yet") from None
+        train_cmd.run_legacy(values)
+    if args.gui_no_safe:
+        return open_gui(safe=False)
+    return 0
+
+
+def _legacy_int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DeepScemError(f"{what} must be a whole number, got {text!r}") from None
+
+
+def open_gui(safe: bool = True) -> int:
+    """Open the desktop application (``ui/``); a plain message where it is not available."""
+    try:
+        from ui.app import run_app
+    except ModuleNotFoundError as err:
+        if err.name and (err.name.startswith("ui") or err.name.startswith("PyQt5")):
+            print("error: the graphical interface is not available in this installation "
+                  f"({err.name} missing); use the commands listed by 'run.py --help'",
+                  file=sys.stderr)
+            return 1
+        raise
+    return run_app(safe=safe)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

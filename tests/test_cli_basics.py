@@ -1,0 +1,61 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepscem import cli
+from deepscem.errors import DeepScemError
+from deepscem.progress import CancelToken, Progress, TqdmProgress, check, emit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_is_instant_and_never_imports_tensorflow():
+    code = (
+        "import sys, contextlib, io\n"
+        "from deepscem import cli\n"
+        "for argv in (['--help'],) + tuple([c, '--help'] for c in sorted(cli._command_names()) "
+        "if c in [m.rsplit('.', 1)[1] for m in cli.COMMAND_MODULES]):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            cli.main(argv)\n"
+        "        except SystemExit as e:\n"
+        "            assert e.code == 0, argv\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'torch', 'PyQt5') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["no-such-command"])
+    assert exc.value.code == 2
+
+
+def test_core_never_imports_qt():
+    offenders = []
+    for path in (ROOT / "deepscem").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            s = line.strip()
+            if s.startswith(("import PyQt", "from PyQt", "import PySide", "from PySide")):
+                offenders.append(str(path))
+    assert offenders == []
+
+
+def test_cancel_token_and_progress():
+    seen = []
+    emit(seen.append, 1, 4, unit="slabs", loss=0.5)
+    emit(None, 1, 4)
+    assert seen == [Progress(1, 4, "slabs", "", {"loss": 0.5})]
+    assert seen[0].fraction == 0.25
+    token = CancelToken()
+    check(token)
+    token.cancel()
+    with pytest.raises(DeepScemError):
+        check(token)
+    with TqdmProgress("t", disable=True) as bar:
+        bar(Progress(1, 2))
