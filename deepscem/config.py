@@ -1,0 +1,141 @@
+"""Frozen configuration records shared by the core, the CLI and the GUI dialogs.
+
+Each is a plain dataclass with documented defaults, saved as JSON beside what it
+produced (model metadata, training log folder), and built from CLI options or a
+dialog. ``to_dict``/``from_dict`` round-trip through JSON; unknown keys are refused
+with a clear error so a typo in a saved config does not pass silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from deepscem.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build ``cls`` from a dict written by :func:`to_dict`; unknown keys are an error."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} option(s): {', '.join(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """A U-Net's architecture (the original's "New model" dialog, DESIGN.md §4).
+
+    dim: 2 (slices, input (Y, X, 1)) or 3 (volumes, input (Z, Y, X, 1)).
+    block: "residual" or "vgg". kernel_size: convolution size per axis.
+    filters: filters at the first level; level l has ``filters * 2**l``.
+    blocks_per_level: conv blocks per level. normalization: "batchnorm" or "none".
+    depth: number of poolings (tiles must be multiples of 2**depth).
+    outputs: number of output channels (= labels). activation: sigmoid, softmax, tanh, linear.
+    """
+
+    dim: int = 2
+    block: str = "residual"
+    kernel_size: int = 3
+    filters: int = 16
+    blocks_per_level: int = 2
+    normalization: str = "batchnorm"
+    depth: int = 4
+    outputs: int = 1
+    activation: str = "sigmoid"
+    name: str = "unet"
+
+    def __post_init__(self) -> None:
+        if self.dim not in (2, 3):
+            raise ConfigError(f"dimension must be 2 or 3, got {self.dim}")
+        if self.block not in ("residual", "vgg"):
+            raise ConfigError(f"block must be 'residual' or 'vgg', got {self.block!r}")
+        if self.normalization not in ("batchnorm", "none"):
+            raise ConfigError(f"normalization must be 'batchnorm' or 'none', got {self.normalization!r}")
+        if self.activation not in ("sigmoid", "softmax", "tanh", "linear"):
+            raise ConfigError("activation must be sigmoid, softmax, tanh or linear, "
+                              f"got {self.activation!r}")
+        for field_name in ("kernel_size", "filters", "blocks_per_level", "outputs"):
+            if int(getattr(self, field_name)) < 1:
+                raise ConfigError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
+        if not 0 <= int(self.depth) <= 8:
+            raise ConfigError(f"depth must be between 0 and 8, got {self.depth}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (DESIGN.md §5). Patch is (Z, Y, X); a 2D model needs Z = 1.
+
+    loss: "dice", "crossentropy", "mse" (case-insensitive; "dice" adds nothing else unless
+    ``loss`` is "dice+crossentropy"). target: "label" (binary masks) or "distance"
+    (``label_XXXX_dt`` maps, for MSE with a tanh/linear output).
+    validation_steps = 0 means no validation. label_focus: fraction of patches centred on a
+    labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
+    in 3D), intensity (brightness/contrast/gamma jitter).
+    """
+
+    loss: str = "dice"
+    batch_size: int = 8
+    patch: tuple[int, int, int] = (1, 256, 256)
+    steps_per_epoch: int = 128
+    epochs: int = 16
+    validation_steps: int = 16
+    learning_rate: float = 1e-3
+    keep_best: bool = True
+    early_stopping: bool = False
+    reduce_lr: bool = True
+    rotate: bool = True
+    flip: bool = True
+    intensity: bool = False
+    label_focus: float = 0.5
+    target: str = "label"
+    mixed_precision: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.patch) != 3 or any(int(p) < 1 for p in self.patch):
+            raise ConfigError(f"patch must be three positive sizes (Z, Y, X), got {self.patch}")
+        for field_name in ("batch_size", "steps_per_epoch", "epochs"):
+            if int(getattr(self, field_name)) < 1:
+                raise ConfigError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
+        if int(self.validation_steps) < 0:
+            raise ConfigError(f"validation_steps must be 0 or more, got {self.validation_steps}")
+        if not 0.0 <= float(self.label_focus) <= 1.0:
+            raise ConfigError(f"label_focus is a fraction between 0 and 1, got {self.label_focus}")
+        if self.target not in ("label", "distance"):
+            raise ConfigError(f"target must be 'label' or 'distance', got {self.target!r}")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How to predict (DESIGN.md §6). Patch is the tile (Z, Y, X); None = the model's default
+    (larger than its training patch). overlap: fraction of a tile shared with its neighbour
+    (0 = none). threshold: None keeps float outputs, a value writes uint8 {0, 1}.
+    tta: average over flips/rotations.
+    """
+
+    patch: tuple[int, int, int] | None = None
+    overlap: float = 0.25
+    batch_size: int = 4
+    threshold: float | None = None
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if self.patch is not None and (len(self.patch) != 3 or any(int(p) < 1 for p in self.patch)):
+            raise ConfigError(f"patch must be three positive sizes (Z, Y, X), got {self.patch}")
+        if not 0.0 <= float(self.overlap) < 1.0:
+            raise ConfigError(f"overlap is a fraction in [0, 1), got {self.overlap}")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.threshold is not None and not 0.0 <= float(self.threshold) <= 1.0:
+            raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")
