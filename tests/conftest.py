@@ -11,7 +11,10 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; DEEPSCEM_SHARED_DATA points elsewhere (e.g. from a
+# git worktree that does not sit next to shared/).
+SHARED_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def pytest_addoption(parser):
