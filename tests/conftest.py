@@ -11,8 +11,6 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# ../shared/data beside the checkout; DEEPSCEM_SHARED_DATA points elsewhere (e.g. from a
-# git worktree that does not sit next to shared/).
 SHARED_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
