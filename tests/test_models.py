@@ -101,12 +101,12 @@ def test_recompute_batchnorm_matches_training_statistics():
     assert recompute_batchnorm(model, [x, x]) == 2
     bn = model.get_layer("enc0_b0_bn")
     conv_out = keras.Model(model.input, model.get_layer("enc0_b0_conv").output)(x)
-    conv_out = np.asarray(conv_out)
-    np.testing.assert_allclose(np.asarray(bn.moving_mean), conv_out.mean(axis=(0, 1, 2)), rtol=1e-4,
-                               atol=1e-5)
+    conv_out = keras.ops.convert_to_numpy(conv_out)
+    moving_mean = keras.ops.convert_to_numpy(bn.moving_mean)
+    np.testing.assert_allclose(moving_mean, conv_out.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
     assert bn.momentum == 0.9  # restored
-    train_out = np.asarray(model(x, training=True))
-    infer_out = np.asarray(model(x, training=False))
+    train_out = keras.ops.convert_to_numpy(model(x, training=True))
+    infer_out = keras.ops.convert_to_numpy(model(x, training=False))
     np.testing.assert_allclose(infer_out, train_out, atol=1e-3)
 
 

@@ -226,6 +226,10 @@ def load_model(path: str | os.PathLike):
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"cannot load model {path.name}: {reason[:200]}") from None
     info = _check_model(model, path, meta, keras_version)
+    if isinstance(model.input, (list, tuple)) or isinstance(model.output, (list, tuple)):
+        # Keras 2 files declare their single input as a one-item list; Keras 3 then warns
+        # on every call with a plain array. Same layers and weights, single-tensor signature.
+        model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     return model, info
 
 
