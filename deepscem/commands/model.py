@@ -98,24 +98,11 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def describe(path: str) -> dict:
-    """The JSON ``model info`` prints: dimension, outputs, parameters, input_shape,
-    output_shape, tile multiple, then the file's metadata (label names, U-Net options...)."""
-    from deepscem.models.storage import load_model
-    from deepscem.models.unet import required_multiple
+    """The JSON ``model info`` prints (see ``storage.describe_model``), plus the path."""
+    from deepscem.models.storage import describe_model, load_model
 
     model, info = load_model(path)
-    return {
-        "path": str(path),
-        "name": model.name,
-        "dimension": info.dimension,
-        "outputs": info.outputs,
-        "parameters": int(model.count_params()),
-        "trainable_parameters": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
-        "input_shape": list(model.inputs[0].shape),
-        "output_shape": list(model.outputs[0].shape),
-        "tile_multiple": required_multiple(model),
-        **info.to_dict(),
-    }
+    return {"path": str(path), **describe_model(model, info)}
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import tempfile
 import zipfile
@@ -100,6 +101,25 @@ def model_info_from(model, config: UNetConfig | None = None) -> ModelInfo:
                      unet=config)
 
 
+def describe_model(model, info: ModelInfo) -> dict[str, Any]:
+    """A JSON-ready description of a model for ``model info`` and the GUI: name, dimension,
+    outputs, parameters, trainable_parameters, input_shape/output_shape (None = any size),
+    tile_multiple, then every ModelInfo field (label_names, patch_size, unet...)."""
+    from deepscem.models.unet import required_multiple
+
+    return {
+        "name": model.name,
+        "dimension": info.dimension,
+        "outputs": info.outputs,
+        "parameters": int(model.count_params()),
+        "trainable_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        "input_shape": list(model.inputs[0].shape),
+        "output_shape": list(model.outputs[0].shape),
+        "tile_multiple": required_multiple(model),
+        **info.to_dict(),
+    }
+
+
 def _json_default(obj: Any) -> Any:
     # NumPy scalars/arrays in a training history.
     if hasattr(obj, "tolist"):
@@ -129,10 +149,11 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     if not path.parent.is_dir():
         raise ModelError(f"folder {path.parent} does not exist; create it first")
     metadata = json.dumps(info.to_dict(), default=_json_default)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+        os.close(fd)
+        tmp = Path(tmp_name)
         os.unlink(tmp)  # Keras writes the file itself; it only needed a unique name
         with _quiet_h5_warning():
             model.save(tmp)
@@ -148,7 +169,7 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     except OSError as err:
         raise ModelError(f"could not write {path}: {err.strerror or err}") from err
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
     return path
 
