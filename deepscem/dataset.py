@@ -370,9 +370,9 @@ class Dataset:
                                        progress=progress, cancel=cancel)
 
     def export_sample(self, name: str, folder, *, layers: Sequence[str] | None = None,
-                      progress=None, cancel=None) -> list[Path]:
+                      overwrite: bool = False, progress=None, cancel=None) -> list[Path]:
         from deepscem import dataset_ops
-        return dataset_ops.export_sample(self, name, folder, layers=layers,
+        return dataset_ops.export_sample(self, name, folder, layers=layers, overwrite=overwrite,
                                          progress=progress, cancel=cancel)
 
     def distance_transform(self, name: str, label: int, *, scale: float = 5.0,
