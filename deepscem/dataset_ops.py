@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from deepscem import progress as prog
-from deepscem.dataset_format import layer_options, slab_depth, validate_name
+from deepscem.dataset_format import layer_options, slab_depth, validate_name, write_mask_slab
 from deepscem.errors import DatasetError
 
 
@@ -72,7 +72,7 @@ def crop_sample(ds, name: str, z, y, x, *, new_name: str | None = None,
                 out.attrs["norm_min"], out.attrs["norm_max"] = sample.image_range
             for a, b in _slabs(shape, src.dtype.itemsize):
                 prog.check(cancel)
-                out[a:b] = src[z0 + a:z0 + b, y0:y1, x0:x1]
+                write_mask_slab(out, a, src[z0 + a:z0 + b, y0:y1, x0:x1])
                 done += b - a
                 prog.emit(progress, done, total, "slices", "cropping")
         if new_name is None:
@@ -184,7 +184,7 @@ def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, 
             if original and layer == "image":
                 data = ((data.astype(np.float64) - lo) / (hi - lo) if hi > lo
                         else np.zeros(data.shape)).astype(np.float32)
-            dst[a:b] = data
+            write_mask_slab(dst, a, data)
             done += b - a
             prog.emit(progress, done, total, "slices", "saving")
     return done
