@@ -87,8 +87,9 @@ class Predictor:
         if patch is None:
             train = getattr(info, "patch_size", None)
             base = DEFAULT_TILE_2D if self.dim == 2 else DEFAULT_TILE_3D
+            # Y, X: at least twice the training patch; Z (3D): at least the training patch.
             patch = base if not train else tuple(
-                max(b, 2 * int(t)) if i else b for i, (b, t) in enumerate(zip(base, train)))
+                max(b, (2 if i else 1) * int(t)) for i, (b, t) in enumerate(zip(base, train)))
         patch = tuple(int(p) for p in patch)
         # A 2D model sees one slice at a time: the Z size of the tile is always 1 (a Z given
         # for a 2D model, as the original's dialog asked for, is ignored).
