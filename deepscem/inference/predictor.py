@@ -141,7 +141,8 @@ class Predictor:
         grid = self.grid(shape_zyx)
         total = len(grid) if total is None else total
         acc = BlendingAccumulator(grid, self.outputs)
-        threshold = 0.5 if self.config.threshold is None else float(self.config.threshold)
+        writer = _SlabWriter(outputs, 0.5 if self.config.threshold is None
+                             else float(self.config.threshold))
 
         def load(batch: list) -> np.ndarray:
             return np.stack([read_tile(read, t) for t in batch]).astype(np.float32, copy=False)
@@ -158,20 +159,45 @@ class Predictor:
                 y = self.forward(data)
                 for tile, out in zip(batch, y):
                     for z0, block in acc.add(tile, out):
-                        _write(outputs, z0, block, threshold)
+                        writer.add(z0, block)
                 done += len(batch)
                 prog.emit(progress, done, total, "tiles", "predict")
         for z0, block in acc.finish():
-            _write(outputs, z0, block, threshold)
+            writer.add(z0, block)
+        writer.flush()
         return done
 
 
-def _write(outputs: Sequence[Any], z0: int, block: np.ndarray, threshold: float) -> None:
-    for c, out in enumerate(outputs):
-        values = block[..., c]
-        if np.issubdtype(out.dtype, np.integer):
-            values = binarize(values, threshold).astype(out.dtype)
-        out[z0:z0 + len(block)] = values
+class _SlabWriter:
+    """Writes finished (z0, (dz, Y, X, C)) blocks into the output arrays, gathering consecutive
+    blocks until they span a whole chunk depth: a compressed HDF5 chunk is then written once
+    instead of being decompressed and recompressed for every slice of a 2D prediction."""
+
+    def __init__(self, outputs: Sequence[Any], threshold: float) -> None:
+        self.outputs = outputs
+        self.threshold = threshold
+        chunks = [getattr(out, "chunks", None) for out in outputs]
+        self.depth = max([c[0] for c in chunks if c] or [1])
+        self.pending: list[np.ndarray] = []
+        self.start = 0
+
+    def add(self, z0: int, block: np.ndarray) -> None:
+        if not self.pending:
+            self.start = z0
+        self.pending.append(block)
+        if (z0 + len(block)) % self.depth == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        block = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        self.pending = []
+        for c, out in enumerate(self.outputs):
+            values = block[..., c]
+            if np.issubdtype(out.dtype, np.integer):
+                values = binarize(values, self.threshold).astype(out.dtype)
+            out[self.start:self.start + len(block)] = values
 
 
 def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
