@@ -1,0 +1,127 @@
+"""Rules of the dataset file: storage layout (chunks, compression) and validation on open.
+
+Kept apart from :mod:`deepscem.dataset` (the API) so the rules read in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepscem.errors import DatasetError
+
+# Values that mean "blank label" on the command line and in add_sample.
+BLANK = ("", "-")
+
+# Bytes read from the source per slab while adding a sample: big enough to amortise HDF5
+# and file overheads, small enough that image + labels + temporaries stay far below 500 MB.
+SLAB_BYTES = 32 * 2**20
+
+# Chunk shape (Z, Y, X) = (4, 256, 256), clipped to the volume. Why:
+# * 2D training reads (1, 256, 256) patches from one slice: uncompressed chunks let HDF5 read
+#   only the requested rows of each of the <= 4 chunks touched, so depth 4 costs nothing there;
+# * 3D training/prediction reads e.g. (32, 128, 128) .. (64, 256, 256): 4 slices deep keeps the
+#   number of chunks per patch (and per-chunk overhead) small;
+# * 256 KB per uint8 chunk (1 MB for float32) is in HDF5's sweet spot and the number of chunks
+#   of a 100 GB volume stays ~400k (the chunk B-tree stays small).
+# bench/dataset.py measures patch reads for this choice against alternatives.
+CHUNK_ZYX = (4, 256, 256)
+
+
+def chunk_shape(shape: tuple[int, ...], chunk: tuple[int, int, int] = CHUNK_ZYX) -> tuple[int, ...]:
+    """The chunk shape for a (Z, Y, X) layer, clipped to the layer's shape."""
+    return tuple(max(1, min(int(s), c)) for s, c in zip(shape, chunk))
+
+
+def layer_options(shape, dtype: np.dtype, layer: str) -> dict:
+    """h5py ``create_dataset`` options for a layer.
+
+    Images and float layers are uncompressed: EM barely compresses (54 -> 46 MB with gzip on
+    lucchi-pp) while gzip makes random patch reads 40-180x slower. uint8 masks (labels,
+    thresholded predictions) compress > 100x and decompress quickly, so they are gzipped.
+    """
+    options: dict = {"chunks": chunk_shape(shape)}
+    if np.dtype(dtype) == np.uint8 and layer != "image":
+        options.update(compression="gzip", compression_opts=1)
+    return options
+
+
+def slab_depth(shape, itemsize: int) -> int:
+    """Slices per slab so one slab is about :data:`SLAB_BYTES`, a multiple of the chunk depth
+    (whole chunks are written at once) when that fits."""
+    slice_bytes = max(1, int(shape[1]) * int(shape[2]) * int(itemsize))
+    depth = max(1, SLAB_BYTES // slice_bytes)
+    chunk_z = chunk_shape(shape)[0]
+    if depth >= chunk_z:
+        depth -= depth % chunk_z
+    return int(depth)
+
+
+def stored_image_dtype(dtype: np.dtype) -> np.dtype:
+    """Integers are stored as they are; floats as float32; bool as uint8."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.dtype(np.float32)
+    if dtype.kind == "b":
+        return np.dtype(np.uint8)
+    return dtype
+
+
+def validate_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith("."):
+        raise DatasetError(f"invalid sample name {name!r}: use a non-empty name without '/' "
+                           "that does not start with '.'")
+
+
+_LABEL = re.compile(r"label_(\d{4})$")
+
+
+def validate_file(path: Path, file: h5py.File, *, check_samples: bool = True) -> None:
+    """Raise :class:`DatasetError` naming the file/sample and the rule it breaks."""
+    if "labels" not in file.attrs:
+        raise DatasetError(f"{path}: an HDF5 file but not a DeepSCEM dataset (no 'labels' "
+                           "attribute); create datasets with 'dataset create'")
+    try:
+        n_labels = int(np.asarray(file.attrs["labels"]).reshape(()))
+    except (TypeError, ValueError):
+        raise DatasetError(f"{path}: its 'labels' attribute is not a whole number") from None
+    if n_labels < 0:
+        raise DatasetError(f"{path}: its 'labels' attribute is negative ({n_labels})")
+    if not check_samples:
+        return
+    for name, item in file.items():
+        if not isinstance(item, h5py.Group):
+            raise DatasetError(f"{path}: {name!r} is not a sample group; not a DeepSCEM dataset")
+        check_sample(path, name, item, n_labels)
+
+
+def check_sample(path: Path, name: str, group: h5py.Group, n_labels: int) -> None:
+    where = f"{path}: sample {name!r}"
+    shape = None
+    if "shape" in group.attrs:
+        shape = tuple(int(v) for v in np.atleast_1d(group.attrs["shape"]))
+        if len(shape) != 3:
+            raise DatasetError(f"{where}: its 'shape' attribute {shape} is not (Z, Y, X)")
+    elif "image" not in group:
+        raise DatasetError(f"{where} has neither an image nor a 'shape' attribute")
+    labels = []
+    for layer, data in group.items():
+        if not isinstance(data, h5py.Dataset):
+            raise DatasetError(f"{where}: {layer!r} is a group, expected an image layer")
+        if data.ndim != 3:
+            raise DatasetError(f"{where}: layer {layer!r} has {data.ndim} dimensions; layers are "
+                               "(Z, Y, X)")
+        shape = shape or tuple(data.shape)
+        if tuple(data.shape) != shape:
+            raise DatasetError(f"{where}: layer {layer!r} has shape {tuple(data.shape)}, the sample "
+                               f"is {shape}")
+        match = _LABEL.match(layer)
+        if match:
+            labels.append(int(match.group(1)))
+    # Datasets hold every label; prediction files hold none.
+    if labels and sorted(labels) != list(range(n_labels)):
+        raise DatasetError(f"{where} has label layers {sorted(labels)}, expected 0..{n_labels - 1} "
+                           f"(the dataset has {n_labels} labels)")
