@@ -55,8 +55,7 @@ class DatasetTree(QTreeWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setHeaderLabels(["Datasets", "Shape (Z, Y, X)"])
-        self.setColumnWidth(0, 200)
+        self.setHeaderLabels(["Datasets / samples (Z x Y x X) / layers"])
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setToolTip("Loaded datasets, their samples and layers; tick layers to overlay them")
         self.summaries: dict[Path, DatasetSummary] = {}
@@ -76,11 +75,10 @@ class DatasetTree(QTreeWidget):
             item = old_item or QTreeWidgetItem(self)
             item.takeChildren()
             item.setText(0, f"{summary.name}  [{key.name}]")
-            item.setText(1, f"{len(summary.samples)} samples, {summary.n_labels} labels")
-            item.setToolTip(0, str(key))
+            item.setToolTip(0, f"{key}\n{len(summary.samples)} samples, {summary.n_labels} labels per sample")
             item.setData(0, ROLE, ("dataset", str(key)))
             for sample, (shape, layers) in summary.samples.items():
-                s_item = QTreeWidgetItem(item, [sample, " x ".join(map(str, shape))])
+                s_item = QTreeWidgetItem(item, [f"{sample}  ({' x '.join(map(str, shape))})"])
                 s_item.setData(0, ROLE, ("sample", str(key), sample))
                 ticked = checked.get(sample, {"image"})
                 for layer in layers:
@@ -146,6 +144,7 @@ class DatasetTree(QTreeWidget):
                     break
         if item is not None:
             self.setCurrentItem(item)
+            item.setExpanded(True)  # show the layer tick boxes of the chosen sample
 
     def checked_layers(self, path: str | Path, sample: str) -> list[str]:
         item = self._dataset_item(Path(path))

@@ -22,9 +22,13 @@ class SliceCanvas(QGraphicsView):
 
     hovered = pyqtSignal(int, int)
     clicked = pyqtSignal(int, int)
+    zoomed = pyqtSignal(float)   # the new scale (screen pixels per voxel)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, scrollbars: bool = True) -> None:
         super().__init__(parent)
+        if not scrollbars:  # the small orthogonal planes: panning by drag is enough
+            self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+            self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.setScene(QGraphicsScene(self))
         self._item = QGraphicsPixmapItem()
         self._item.setTransformationMode(Qt.FastTransformation)  # voxels stay sharp when zoomed
@@ -38,6 +42,7 @@ class SliceCanvas(QGraphicsView):
         self._shape: tuple[int, int] | None = None
         self._press: QPoint | None = None
         self.cross: tuple[int, int] | None = None  # (row, col) drawn as a crosshair
+        self._fitted = True  # follow the window size until the user zooms
 
     @property
     def image_shape(self) -> tuple[int, int] | None:
@@ -61,12 +66,21 @@ class SliceCanvas(QGraphicsView):
     def fit(self) -> None:
         if self._shape is not None:
             self.fitInView(self._item, Qt.KeepAspectRatio)
+            self._fitted = True
+            self.zoomed.emit(self.transform().m11())
 
     def zoom(self, factor: float) -> None:
         current = self.transform().m11()
         if current * factor > MAX_ZOOM or current * factor < 0.01:
             return
         self.scale(factor, factor)
+        self._fitted = False
+        self.zoomed.emit(self.transform().m11())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self.zoom(ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP)

@@ -59,8 +59,8 @@ class VolumeView(QWidget):
 
         self.canvas = SliceCanvas()
         self.canvas.setToolTip("Main view: wheel to zoom, drag to pan, click to place the XZ/YZ planes")
-        self.xz_canvas = SliceCanvas()
-        self.yz_canvas = SliceCanvas()
+        self.xz_canvas = SliceCanvas(scrollbars=False)
+        self.yz_canvas = SliceCanvas(scrollbars=False)
         for ortho in (self.xz_canvas, self.yz_canvas):
             ortho.setVisible(False)
         self.xz_canvas.setToolTip("XZ plane through the crosshair (Z downwards)")
@@ -78,6 +78,7 @@ class VolumeView(QWidget):
             box.setRange(-1e9, 1e9)
             box.setToolTip(tip)
             box.setKeyboardTracking(False)
+            box.setMaximumWidth(110)
         self.auto_button = QPushButton("Auto")
         self.auto_button.setToolTip("Stretch contrast to the 0.5-99.5 percentiles of this slice")
         self.reset_button = QPushButton("Reset")
@@ -106,6 +107,7 @@ class VolumeView(QWidget):
         self.fit_button.clicked.connect(self.canvas.fit)
         self.canvas.hovered.connect(self._show_position)
         self.canvas.clicked.connect(self._place_cross)
+        self.canvas.zoomed.connect(lambda _scale: self._match_ortho_zoom())
         self._set_controls_enabled(False)
 
     def _build_layout(self) -> None:
@@ -202,7 +204,7 @@ class VolumeView(QWidget):
     # --- reading and drawing -------------------------------------------------------------
     def _read(self, region: tuple[slice, slice, slice]) -> dict[str, np.ndarray]:
         src = self.source
-        with Dataset.open(src.path) as ds:
+        with Dataset.open(src.path, check_samples=False) as ds:
             s = ds.sample(src.sample)
             present = set(s.layer_names())
             names = ["image"] + [n for n in src.layers if n != "image" and n in present]
@@ -213,7 +215,7 @@ class VolumeView(QWidget):
         if self.source is None:
             return
         z_count = self.source.shape[0]
-        self.z_label.setText(f"Z {self.z + 1}/{z_count}")
+        self.z_label.setText(f"Z {self.z} (0-{z_count - 1})")  # 0-based, like the crop dialog
         try:
             planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
             self._plane = {n: a[0] for n, a in planes.items()}
@@ -252,7 +254,21 @@ class VolumeView(QWidget):
         self.yz_canvas.cross = (y, self.z)
         # YZ drawn with Z along the horizontal axis so it sits beside the main view.
         self.yz_canvas.set_image(self._compose({n: a[:, :, 0].T for n, a in yz.items()}))
+        self._match_ortho_zoom()
 
+    def _match_ortho_zoom(self) -> None:
+        """Give the orthogonal planes the main view's zoom, so a voxel is the same size in
+        all three and the planes line up with the main view's axes."""
+        if self.source is None or not self.ortho_box.isChecked():
+            return
+        scale = self.canvas.transform().m11()
+        z_px = int(self.source.shape[0] * scale) + 6
+        for ortho in (self.xz_canvas, self.yz_canvas):
+            ortho.resetTransform()
+            ortho.scale(scale, scale)
+            ortho.centerOn(ortho.sceneRect().center())
+        self.xz_canvas.setFixedHeight(min(max(z_px, 40), 260))
+        self.yz_canvas.setFixedWidth(min(max(z_px, 40), 260))
     def _toggle_ortho(self, on: bool) -> None:
         self.xz_canvas.setVisible(on)
         self.yz_canvas.setVisible(on)

@@ -1,9 +1,7 @@
-"""The evaluation table (F1, IoU, precision, recall per sample and label), savable as CSV."""
+"""The evaluation table (F1, IoU, precision, recall, objects per sample and label, then the
+pooled rows per label), with the matching problems listed below it; savable as CSV."""
 
 from __future__ import annotations
-
-import csv
-import io
 
 from PyQt5.QtWidgets import (
     QDialog,
@@ -20,40 +18,41 @@ from PyQt5.QtWidgets import (
 from ui.errors import show_error
 
 
-def report_rows(report) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of an EvaluationReport, read back from its own CSV (one source of truth)."""
-    rows = list(csv.reader(io.StringIO(report_csv_text(report))))
-    return (rows[0], rows[1:]) if rows else ([], [])
+def report_table(report) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows of a :class:`deepscem.evaluation.EvaluationReport`."""
+    records = report.records()
+    columns: list[str] = []
+    for rec in records:
+        columns += [k for k in rec if k not in columns]
+    return columns, [[_cell(rec.get(c, "")) for c in columns] for rec in records]
 
 
-def report_csv_text(report) -> str:
-    """The report's CSV as text, whichever way the core exposes it."""
-    to_csv = report.to_csv
-    try:
-        text = to_csv()
-    except TypeError:  # to_csv(path) only: write into memory
-        buffer = io.StringIO()
-        to_csv(buffer)
-        text = buffer.getvalue()
-    return text if isinstance(text, str) else ""
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
 
 
 class EvaluationResultDialog(QDialog):
     def __init__(self, report, title: str = "Evaluation", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(title)
+        self.setWindowTitle(f"Evaluation: {title}")
         self.report = report
-        header, rows = report_rows(report)
+        header, rows = report_table(report)
         self.table = QTableWidget(len(rows), len(header))
         self.table.setHorizontalHeaderLabels(header)
         for r, row in enumerate(rows):
             for c, value in enumerate(row):
-                self.table.setItem(r, c, QTableWidgetItem(_short(value)))
+                self.table.setItem(r, c, QTableWidgetItem(value))
         self.table.resizeColumnsToContents()
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        note = (f"threshold {report.threshold} for float predictions; both masks empty scores 1.0")
+        problems = "".join(f"\nwarning: {p}" for p in report.problems)
+        self.note = QLabel(note + problems)
+        self.note.setWordWrap(True)
         save = QPushButton("Save CSV...")
         save.setToolTip("Write this table as a CSV file")
-        save.clicked.connect(self.save_csv)
+        save.clicked.connect(lambda: self.save_csv())
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         buttons = QHBoxLayout()
@@ -63,8 +62,9 @@ class EvaluationResultDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(title))
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.note)
         layout.addLayout(buttons)
-        self.resize(760, 360)
+        self.resize(820, 360)
 
     def save_csv(self, path: str | None = None) -> str | None:
         if not path:
@@ -72,17 +72,8 @@ class EvaluationResultDialog(QDialog):
         if not path:
             return None
         try:
-            with open(path, "w", newline="") as f:
-                f.write(report_csv_text(self.report))
+            self.report.to_csv(path)
         except OSError as err:
             show_error(self, err)
             return None
         return path
-
-
-def _short(value: str) -> str:
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return value if number.is_integer() and "." not in value else f"{number:.4f}"
