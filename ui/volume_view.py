@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from deepscem.dataset import Dataset
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (
     QCheckBox,
@@ -27,6 +26,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from deepscem.dataset import Dataset
 from deepscem.errors import DeepScemError
 from ui.render import compose, layer_colour, to_grey
 from ui.slice_canvas import SliceCanvas

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from gui_fixtures import messages, tiffs, tiny_dataset, wait_worker, window  # noqa: F401
+from gui_fixtures import wait_worker
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QKeySequence
 
 from deepscem.dataset import Dataset
 from ui.dialogs.dataset_dialogs import AddSampleRequest, CreateDatasetRequest, CropRequest, SaveAsRequest
+
+pytest_plugins = ["gui_fixtures"]
 
 
 def test_window_has_the_seed_controls_with_tooltips(window):
