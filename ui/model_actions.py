@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt5.QtCore import QObject
-from PyQt5.QtWidgets import QFileDialog
+from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
@@ -110,10 +110,13 @@ class ModelActions(QObject):
             entry.saved = False
             self.models.update_entry(entry)
             reason = getattr(result, "stopped_reason", "") or "finished"
-            self.w.statusBar().showMessage(f"training of {entry.name}: {reason}", 10000)
+            message = getattr(result, "message", "")
+            self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
+            if reason == "nan":  # the user must know the weights are the last good ones
+                QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
-        dialog = TrainProgressDialog(worker, self.w)
+        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch)
         self.train_dialog = dialog
         return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog)
 
