@@ -132,6 +132,7 @@ def test_model_info_dict_round_trip_ignores_unknown_keys():
     assert again == info and again.label_names == ["label 0", "label 1"]
 
 
+@pytest.mark.filterwarnings("ignore:You are using a softmax")  # the original's 1-output softmax
 @pytest.mark.parametrize("name,key_in,key_out", [
     ("orig_unet2d_res_f8_d3_o2_trained.h5", "x2d", "y2d_trained"),
     ("orig_unet3d_vgg_f4_d2_o1.h5", "x3d", "y3d"),

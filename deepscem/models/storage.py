@@ -117,7 +117,20 @@ def describe_model(model, info: ModelInfo) -> dict[str, Any]:
         "output_shape": list(model.outputs[0].shape),
         "tile_multiple": required_multiple(model),
         **info.to_dict(),
+        "notes": model_notes(info),
     }
+
+
+def model_notes(info: ModelInfo) -> list[str]:
+    """Warnings a user should see about a model (e.g. the original's 1-output softmax)."""
+    notes = []
+    if info.unet is not None and info.unet.activation == "softmax" and info.outputs == 1:
+        notes.append("softmax over a single output is always 1.0, so this model cannot segment; "
+                     "create a model with a sigmoid output")
+    if info.legacy:
+        notes.append("written by the original DeepSCEM: no label names, patch size or "
+                     "normalisation stored (defaults used)")
+    return notes
 
 
 def _json_default(obj: Any) -> Any:

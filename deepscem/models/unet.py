@@ -37,6 +37,9 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
     if config.activation == "softmax" and config.outputs < 2:
         raise ConfigError("a softmax output needs at least 2 outputs (it is always 1 for a single "
                           "output); use sigmoid for one label")
+    if not str(config.name).strip() or "/" in str(config.name):
+        raise ConfigError(f"model name {config.name!r} is not allowed: give a non-empty name "
+                          "without '/'")
     if not 0.0 <= float(bn_momentum) < 1.0:
         raise ConfigError(f"BatchNorm momentum must be in [0, 1), got {bn_momentum}")
     dim = int(config.dim)
