@@ -62,6 +62,16 @@ def test_keras_file_keeps_metadata_as_a_zip_member_plain_keras_still_loads(tmp_p
         assert "mito" in f.attrs[storage.METADATA_ATTR]
 
 
+def test_upper_case_suffix_and_a_large_history(tmp_path, tiny_model):
+    info = _info(tiny_model)
+    info.history = {"loss": [0.123456789] * 8000}  # > 64 KiB of JSON in one HDF5 attribute
+    _, again = load_model(save_model(tiny_model, tmp_path / "BIG.H5", info))
+    assert again.history == info.history
+    renamed = tmp_path / "actually_h5.keras"
+    (tmp_path / "BIG.H5").rename(renamed)
+    assert load_model(renamed)[1].history == info.history
+
+
 def test_3d_model_round_trip(tmp_path):
     config = UNetConfig(dim=3, filters=2, depth=1, block="vgg")
     model = build_unet(config)

@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -164,7 +165,8 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     metadata = json.dumps(info.to_dict(), default=_json_default)
     tmp = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                         suffix=path.suffix.lower())  # Keras checks it case-sensitively
         os.close(fd)
         tmp = Path(tmp_name)
         os.unlink(tmp)  # Keras writes the file itself; it only needed a unique name
@@ -255,7 +257,9 @@ def load_model(path: str | os.PathLike):
     from deepscem.models import legacy, losses  # noqa: F401  (registers custom objects)
 
     try:
-        model = keras.saving.load_model(path, compile=False, custom_objects=legacy.custom_objects())
+        with _keras_readable(path, kind) as readable:
+            model = keras.saving.load_model(readable, compile=False,
+                                            custom_objects=legacy.custom_objects())
     except Exception as err:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"cannot load model {path.name}: {reason[:200]}") from None
@@ -265,6 +269,24 @@ def load_model(path: str | os.PathLike):
         # on every call with a plain array. Same layers and weights, single-tensor signature.
         model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     return model, info
+
+
+@contextlib.contextmanager
+def _keras_readable(path: Path, kind: str):
+    """``path`` itself, or a link/copy whose suffix matches the content: Keras picks its
+    reader from the (case-sensitive) suffix, so "MODEL.H5" or an .h5 renamed to .keras
+    would otherwise fail."""
+    wanted = (".keras",) if kind == "keras" else (".h5", ".hdf5")
+    if path.name.endswith(wanted):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="deepscem-model-") as folder:
+        alias = Path(folder) / ("model" + wanted[0])
+        try:
+            alias.symlink_to(path.resolve())
+        except OSError:  # no symlinks (Windows without privileges): copy instead
+            shutil.copyfile(path, alias)
+        yield alias
 
 
 def _detect_kind(path: Path) -> str:
