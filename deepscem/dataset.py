@@ -19,25 +19,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from deepscem import imageio
-from deepscem import progress as prog
 from deepscem.dataset_format import (
-    BLANK,
     chunk_shape,
     layer_options,
     slab_depth,
-    stored_image_dtype,
     validate_file,
     validate_name,
-    write_mask_slab,
 )
-from deepscem.errors import DatasetError, InputFileError
+from deepscem.errors import DatasetError
 from deepscem.progress import CancelToken, ProgressCallback
 
 _LABEL = re.compile(r"label_\d{4}$")
@@ -284,50 +278,11 @@ class Dataset:
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
         """
+        from deepscem import dataset_add
+
         self._require_writable()
         self._check_new_name(name)
-        labels = list(labels)
-        if len(labels) != self.n_labels:
-            raise DatasetError(f"{self.path} needs {self.n_labels} label(s) per sample, got "
-                               f"{len(labels)}; give \"\" for a blank label")
-        with ExitStack() as stack:
-            img = stack.enter_context(_source(image, "image"))
-            lbls = [None if _is_blank(lbl) else stack.enter_context(_source(lbl, f"label {i}"))
-                    for i, lbl in enumerate(labels)]
-            for src in lbls:
-                if src is not None and src.shape != img.shape:
-                    raise InputFileError(f"{src.path}: label shape {src.shape} (Z, Y, X) differs from "
-                                         f"the image's {img.shape} ({img.path})")
-            lo, hi = _scan(img, lbls, progress, cancel)
-            return self._write_sample(name, img, lbls, lo, hi, progress, cancel)
-
-    def _write_sample(self, name, img, lbls, lo, hi, progress, cancel) -> Sample:
-        shape = img.shape
-        depth = slab_depth(shape, max(img.dtype.itemsize, 1))
-        group = self.file.create_group(name)
-        try:
-            group.attrs["shape"] = np.asarray(shape, np.int64)
-            dtype = stored_image_dtype(img.dtype)
-            image = group.create_dataset("image", shape=shape, dtype=dtype,
-                                         **layer_options(shape, dtype, "image"))
-            image.attrs["norm_min"], image.attrs["norm_max"] = lo, hi
-            layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
-                                           **layer_options(shape, np.dtype(np.uint8), label_name(i)))
-                      for i in range(len(lbls))]
-            for z0 in range(0, shape[0], depth):
-                prog.check(cancel)
-                z1 = min(z0 + depth, shape[0])
-                image[z0:z1] = img.read(z0, z1).astype(dtype, copy=False)
-                for src, out in zip(lbls, layers):
-                    if src is not None:  # a blank label stays unallocated: reads as fill 0
-                        write_mask_slab(out, z0, imageio.to_label(src.read(z0, z1)))
-                prog.emit(progress, z1, shape[0], "slices", "writing")
-            self.file.flush()
-        except BaseException:
-            del self.file[name]
-            self.file.flush()
-            raise
-        return Sample(self, name)
+        return dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
 
     def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
                          image_from: Sample | None = None) -> Sample:
@@ -400,38 +355,6 @@ def _h5_reason(err: OSError) -> str:
     if "permission" in text:
         return "permission denied"
     return "the HDF5 file is damaged or truncated"
-
-
-def _is_blank(value) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() in BLANK)
-
-
-def _source(value, what: str) -> imageio.VolumeSource:
-    if isinstance(value, np.ndarray):
-        return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
-    if isinstance(value, (str, os.PathLike)):
-        return imageio.open_volume(value)
-    raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
-
-
-def _scan(img, lbls, progress, cancel) -> tuple[float, float]:
-    """First pass: the image's volume-wide (min, max) and every label's values, slab by slab."""
-    checks = [None if s is None else imageio.LabelValues(s.path) for s in lbls]
-    depth = slab_depth(img.shape, img.dtype.itemsize)
-    lo, hi = np.inf, -np.inf
-    for z0 in range(0, img.shape[0], depth):
-        prog.check(cancel)
-        z1 = min(z0 + depth, img.shape[0])
-        slab = img.read(z0, z1).astype(stored_image_dtype(img.dtype), copy=False)  # range as stored
-        if slab.dtype.kind == "f" and not np.isfinite(slab).all():
-            raise InputFileError(f"{img.path}: the image contains NaN or infinite values; "
-                                 "replace them (e.g. with 0) before adding it")
-        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
-        for src, check in zip(lbls, checks):
-            if src is not None:
-                check.update(src.read(z0, z1))
-        prog.emit(progress, z1, img.shape[0], "slices", "checking")
-    return lo, hi
 
 
 __all__ = ["Dataset", "Sample", "label_name", "prediction_name", "save_as", "chunk_shape"]
