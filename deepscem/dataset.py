@@ -352,6 +352,8 @@ def _h5_reason(err: OSError) -> str:
     text = str(err).lower()
     if "unable to lock" in text:
         return "it is open for writing in another program; close it there first"
+    if "already open" in text:
+        return "it is already open read-only in this program; close it there before changing it"
     if "permission" in text:
         return "permission denied"
     return "the HDF5 file is damaged or truncated"
