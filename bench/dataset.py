@@ -107,18 +107,12 @@ CHUNKINGS = {
 
 
 def patch_reads(data: Path, workdir: Path) -> None:
-    """1000 random 2D (1, 256, 256) and 200 random 3D (32, 128, 128) patch reads per chunking."""
-    import h5py
+    """Patch reads for each storage layout, on lucchi-pp (a small 512 x 640 frame) and on a
+    wide 2048 x 2048 frame (tiled lucchi-pp slices), where rows of a patch lie far apart."""
     import tifffile
 
     image = tifffile.imread(data / "lucchi-pp" / "train_image.tif")
     label = (tifffile.imread(data / "lucchi-pp" / "train_label.tif") > 0).astype(np.uint8)
-    path = workdir / "patches.hdf5"
-    rng = np.random.default_rng(0)
-    zs, ys, xs = image.shape
-    p2 = [(rng.integers(0, zs), rng.integers(0, ys - 256), rng.integers(0, xs - 256)) for _ in range(1000)]
-    p3 = [(rng.integers(0, zs - 32), rng.integers(0, ys - 128), rng.integers(0, xs - 128))
-          for _ in range(200)]
     cases = [("image " + k, image, v) for k, v in CHUNKINGS.items()]
     for chunks in ((4, 128, 128), (4, 256, 256)):
         for comp in ("gzip", "lzf"):
@@ -127,23 +121,49 @@ def patch_reads(data: Path, workdir: Path) -> None:
                 options["compression_opts"] = 1
             cases.append((f"label {chunks} {comp}", label, options))
     cases.append(("label (4, 128, 128) uncompressed", label, {"chunks": (4, 128, 128)}))
-    print(f"patch reads on lucchi-pp train {image.shape} uint8 (file in page cache):")
+    _time_patches(f"lucchi-pp train {image.shape} uint8", cases, workdir)
+    wide = np.stack([np.tile(image[z], (4, 4))[:2048, :2048] for z in range(64)])
+    cases = [("image " + k, wide, v) for k, v in CHUNKINGS.items() if "gzip" not in k]
+    _time_patches(f"wide {wide.shape} uint8", cases, workdir)
+
+
+def _time_patches(title: str, cases, workdir: Path) -> None:
+    """1000 random 2D (1, 256, 256) and 200 random 3D (32, 128, 128) reads per layout."""
+    import h5py
+
+    path = workdir / "patches.hdf5"
+    rng = np.random.default_rng(0)
+    zs, ys, xs = cases[0][1].shape
+    p2 = [(rng.integers(0, zs), rng.integers(0, ys - 256), rng.integers(0, xs - 256)) for _ in range(1000)]
+    p3 = [(rng.integers(0, zs - 32), rng.integers(0, ys - 128), rng.integers(0, xs - 128))
+          for _ in range(200)]
+    print(f"patch reads on {title}; warm = file in the page cache, cold = its pages evicted first "
+          "(posix_fadvise DONTNEED) so reads go to the disk:")
     for name, volume, options in cases:
         with h5py.File(path, "w") as f:
             f.create_dataset("v", data=volume, **options)
-        with h5py.File(path, "r") as f:
-            d = f["v"]
-            start = time.perf_counter()
-            for z, y, x in p2:
-                d[z, y:y + 256, x:x + 256]
-            t2 = time.perf_counter() - start
-            start = time.perf_counter()
-            for z, y, x in p3:
-                d[z:z + 32, y:y + 128, x:x + 128]
-            t3 = time.perf_counter() - start
+        times = []
+        for cold in (False, True):
+            for patches, size in ((p2, (1, 256, 256)), (p3, (32, 128, 128))):
+                if cold:
+                    _evict(path)
+                with h5py.File(path, "r") as f:
+                    d = f["v"]
+                    start = time.perf_counter()
+                    for z, y, x in patches:
+                        d[z:z + size[0], y:y + size[1], x:x + size[2]]
+                    times.append(time.perf_counter() - start)
         size = path.stat().st_size / 1e6
-        print(f"  {name:38s} 1000 x 256^2: {t2:6.3f} s   200 x 32x128^2: {t3:6.3f} s   file {size:5.1f} MB")
+        print(f"  {name:36s} 1000 x 256^2 warm {times[0]:6.3f} s cold {times[2]:6.3f} s | "
+              f"200 x 32x128^2 warm {times[1]:6.3f} s cold {times[3]:6.3f} s | file {size:5.1f} MB")
     path.unlink()
+
+
+def _evict(path: Path) -> None:
+    """Drop this one file's pages from the page cache (no effect on other files)."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def main() -> None:

@@ -165,10 +165,7 @@ def _open_npy(path: str) -> VolumeSource:
     except (ValueError, OSError) as err:
         raise InputFileError(f"{path}: not a readable .npy file ({err})") from None
     _check_dtype(path, dtype)
-    axes = "QQQQQQ"[: max(0, len(shape) - 2)] + "YX"
-    if len(shape) >= 3 and shape[-1] in (3, 4) and len(shape) == 4:
-        axes = axes[:-3] + "YXS"
-    zyx = _as_zyx(path, tuple(shape), axes)
+    zyx = _as_zyx(path, tuple(shape), _array_axes(tuple(shape)))
     if fortran:  # rare; a memory map handles the strides
         return ArraySource(np.load(path, mmap_mode="r").reshape(zyx), path)
     return RawSource(path, zyx, dtype, offset)
@@ -205,8 +202,15 @@ def image_array(image: np.ndarray, name: str = "array") -> np.ndarray:
     """Validate an in-memory image: (Y, X) -> (1, Y, X); (Z, Y, X) kept; native dtype."""
     image = np.asarray(image)
     _check_dtype(name, image.dtype)
-    axes = "Q" * max(0, image.ndim - 2) + "YX"
-    return image.reshape(_as_zyx(name, image.shape, axes))
+    return image.reshape(_as_zyx(name, image.shape, _array_axes(image.shape)))
+
+
+def _array_axes(shape: tuple[int, ...]) -> str:
+    """Axes of a bare array: (..., Y, X); a trailing channel axis when it is 1, or 3/4 after
+    a 3D stack ((Z, Y, X, 3) is RGB; (Z, Y, 3) stays a stack 3 pixels wide)."""
+    if (len(shape) >= 3 and shape[-1] == 1) or (len(shape) == 4 and shape[-1] in (3, 4)):
+        return "Q" * (len(shape) - 3) + "YXS"
+    return "Q" * max(0, len(shape) - 2) + "YX"
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -121,7 +121,10 @@ def test_non_binary_label_names_file_and_values(tmp_path, values, shown):
         imageio.read_label(tmp_path / "lab.npy")
 
 
-def test_image_array_validates_in_memory_arrays():
+def test_image_array_validates_in_memory_arrays(tmp_path):
     assert imageio.image_array(np.zeros((4, 5))).shape == (1, 4, 5)
+    assert imageio.image_array(np.zeros((3, 4, 5, 1))).shape == (3, 4, 5)
+    np.save(tmp_path / "c1.npy", np.zeros((1, 4, 5, 1), np.uint8))
+    assert imageio.read_image(tmp_path / "c1.npy").shape == (1, 4, 5)
     with pytest.raises(InputFileError, match="multi-dimensional"):
         imageio.image_array(np.zeros((2, 3, 4, 5)))
