@@ -182,7 +182,7 @@ class Dataset:
             raise DatasetError(f"{path}: not an HDF5 file; a DeepSCEM dataset is an .hdf5 file made "
                                "with 'dataset create' (or the original DeepSCEM)")
         try:
-            file = h5py.File(path, mode)
+            file = _open_h5(path, mode)
         except OSError as err:
             raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
         try:
@@ -346,6 +346,17 @@ def save_as(src: str | os.PathLike, dst: str | os.PathLike, *, original: bool = 
     from deepscem import dataset_ops
     return dataset_ops.save_as(src, dst, original=original, overwrite=overwrite,
                                progress=progress, cancel=cancel)
+
+
+def _open_h5(path: Path, mode: str) -> h5py.File:
+    try:
+        return h5py.File(path, mode)
+    except OSError as err:
+        # Some network file systems do not implement file locks (errno 38, ENOSYS): open
+        # without HDF5's lock there rather than refusing the file.
+        if "errno = 38" not in str(err) and "not implemented" not in str(err).lower():
+            raise
+    return h5py.File(path, mode, locking=False)
 
 
 def _h5_reason(err: OSError) -> str:
