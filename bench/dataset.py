@@ -102,7 +102,7 @@ CHUNKINGS = {
     "(4, 256, 256)": {"chunks": (4, 256, 256)},
     "(8, 256, 256)": {"chunks": (8, 256, 256)},
     "contiguous": {},
-    "(4, 256, 256) gzip": {"chunks": (4, 256, 256), "compression": "gzip"},
+    "(4, 128, 128) gzip": {"chunks": (4, 128, 128), "compression": "gzip"},
 }
 
 
@@ -137,22 +137,25 @@ def _time_patches(title: str, cases, workdir: Path) -> None:
     p2 = [(rng.integers(0, zs), rng.integers(0, ys - 256), rng.integers(0, xs - 256)) for _ in range(1000)]
     p3 = [(rng.integers(0, zs - 32), rng.integers(0, ys - 128), rng.integers(0, xs - 128))
           for _ in range(200)]
-    print(f"patch reads on {title}; warm = file in the page cache, cold = its pages evicted first "
-          "(posix_fadvise DONTNEED) so reads go to the disk:")
+    print(f"patch reads on {title} (best of 3); warm = file in the page cache, cold = its pages "
+          "evicted first (posix_fadvise DONTNEED) so reads go to the disk:")
     for name, volume, options in cases:
         with h5py.File(path, "w") as f:
             f.create_dataset("v", data=volume, **options)
         times = []
         for cold in (False, True):
             for patches, size in ((p2, (1, 256, 256)), (p3, (32, 128, 128))):
-                if cold:
-                    _evict(path)
-                with h5py.File(path, "r") as f:
-                    d = f["v"]
-                    start = time.perf_counter()
-                    for z, y, x in patches:
-                        d[z:z + size[0], y:y + size[1], x:x + size[2]]
-                    times.append(time.perf_counter() - start)
+                best = np.inf  # best of 3: the machine may be shared, the minimum is the cost
+                for _ in range(3):
+                    if cold:
+                        _evict(path)
+                    with h5py.File(path, "r") as f:
+                        d = f["v"]
+                        start = time.perf_counter()
+                        for z, y, x in patches:
+                            d[z:z + size[0], y:y + size[1], x:x + size[2]]
+                        best = min(best, time.perf_counter() - start)
+                times.append(best)
         size = path.stat().st_size / 1e6
         print(f"  {name:36s} 1000 x 256^2 warm {times[0]:6.3f} s cold {times[2]:6.3f} s | "
               f"200 x 32x128^2 warm {times[1]:6.3f} s cold {times[3]:6.3f} s | file {size:5.1f} MB")
