@@ -79,6 +79,9 @@ class RawSource(VolumeSource):
         super().__init__(path, shape, file_dtype.newbyteorder("="))
         self.file_dtype = file_dtype
         self.offset = offset
+        if os.path.getsize(path) < offset + self.nbytes:  # found now, before anything is written
+            raise InputFileError(f"{path}: the file is truncated (it should hold {self.nbytes} bytes "
+                                 f"of {tuple(shape)} {self.dtype} voxels); re-export it")
         self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
 
     def read(self, z0: int, z1: int) -> np.ndarray:
@@ -124,11 +127,9 @@ def open_volume(path: str | os.PathLike) -> VolumeSource:
     if not os.path.isfile(path):
         raise InputFileError(f"{path}: no such file")
     suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return _open_npy(path)
-    if suffix in (".tif", ".tiff"):
-        return _open_tiff(path)
-    raise InputFileError(f"{path}: unsupported image format {suffix!r}; use .tif, .tiff or .npy")
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputFileError(f"{path}: unsupported image format {suffix!r}; use .tif, .tiff or .npy")
+    return _open_npy(path) if suffix == ".npy" else _open_tiff(path)
 
 
 def _check_dtype(path: str, dtype: np.dtype) -> None:

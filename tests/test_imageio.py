@@ -93,13 +93,15 @@ def test_unsupported_dtype(tmp_path):
         imageio.read_image(tmp_path / "c.npy")
 
 
-def test_truncated_raw_file(tmp_path):
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_truncated_raw_file_is_found_when_opened(tmp_path, suffix):
     data = _volume((4, 32, 32), np.uint8)
-    tifffile.imwrite(tmp_path / "t.tif", data)
-    raw = (tmp_path / "t.tif").read_bytes()
-    (tmp_path / "t.tif").write_bytes(raw[: len(raw) - 2000])
+    path = tmp_path / f"t{suffix}"
+    imageio.write_image(path, data)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) - 2000] if suffix == ".npy" else raw[:3000])
     with pytest.raises(InputFileError, match="truncated|damaged|not a readable"):
-        imageio.read_image(tmp_path / "t.tif")
+        imageio.open_volume(path)
 
 
 @pytest.mark.parametrize("values", [(0, 1), (0, 255), (0,), (7,), (0, 65535)])
