@@ -21,6 +21,7 @@ import numpy as np
 from deepscem.errors import InputFileError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+_WORKERS = min(4, os.cpu_count() or 1)
 # Stored as is; float64/float16 become float32 and bool becomes uint8 when stored.
 _ACCEPTED_KINDS = "uifb"
 HOW_TO_GREY = ("convert it to a single-channel grey stack first (Fiji: Image > Type > 8-bit or "
@@ -107,7 +108,8 @@ class TiffPageSource(VolumeSource):
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         try:
-            data = self._tif.asarray(key=range(z0, z1), series=0)
+            # Compressed pages decode in parallel threads (the codecs release the GIL).
+            data = self._tif.asarray(key=range(z0, z1), series=0, maxworkers=_WORKERS)
         except Exception as err:  # tifffile/imagecodecs raise many types on damaged files
             raise InputFileError(f"{self.path}: cannot decode slices {z0}-{z1 - 1} ({err}); "
                                  "the file may be damaged, re-export it") from None
