@@ -120,6 +120,9 @@ def patch_reads(data: Path, workdir: Path) -> None:
             if comp == "gzip":
                 options["compression_opts"] = 1
             cases.append((f"label {chunks} {comp}", label, options))
+    cases.append(("label (4, 128, 128) gzip, 64 MB cache", label,
+                  {"chunks": (4, 128, 128), "compression": "gzip", "compression_opts": 1,
+                   "cache_mb": 64}))
     cases.append(("label (4, 128, 128) uncompressed", label, {"chunks": (4, 128, 128)}))
     _time_patches(f"lucchi-pp train {image.shape} uint8", cases, workdir)
     wide = np.stack([np.tile(image[z], (4, 4))[:2048, :2048] for z in range(64)])
@@ -140,6 +143,9 @@ def _time_patches(title: str, cases, workdir: Path) -> None:
     print(f"patch reads on {title} (best of 3); warm = file in the page cache, cold = its pages "
           "evicted first (posix_fadvise DONTNEED) so reads go to the disk:")
     for name, volume, options in cases:
+        options = dict(options)
+        cache = options.pop("cache_mb", None)
+        access = {"rdcc_nbytes": int(cache * 2**20), "rdcc_nslots": 100_003} if cache else {}
         with h5py.File(path, "w") as f:
             f.create_dataset("v", data=volume, **options)
         times = []
@@ -149,7 +155,7 @@ def _time_patches(title: str, cases, workdir: Path) -> None:
                 for _ in range(3):
                     if cold:
                         _evict(path)
-                    with h5py.File(path, "r") as f:
+                    with h5py.File(path, "r", **access) as f:
                         d = f["v"]
                         start = time.perf_counter()
                         for z, y, x in patches:

@@ -75,6 +75,16 @@ def test_patch_reads_return_the_right_voxels(tmp_path, rng):
             np.testing.assert_array_equal(s.read_layer("label_0000", region), image[region] > 2000)
 
 
+def test_chunk_cache_option_reads_the_same(tmp_path, rng):
+    mask = rng.random((8, 200, 300)) > 0.7
+    with Dataset.create(tmp_path / "c.hdf5", "C", 1) as ds:
+        ds.add_sample("s", mask.astype(np.uint8), [mask])
+    with Dataset.open(tmp_path / "c.hdf5", cache_mb=16) as ds:
+        layer = ds.sample("s").layer("label_0000")
+        assert layer.id.get_access_plist().get_chunk_cache()[1] == 16 * 2**20
+        np.testing.assert_array_equal(ds.sample("s").read_layer("label_0000", (slice(2, 5),)), mask[2:5])
+
+
 def test_constant_image_reads_as_zeros_not_nan(tmp_path):
     with Dataset.create(tmp_path / "c.hdf5", "C", 1) as ds:
         s = ds.add_sample("s", np.full((2, 8, 8), 7, np.uint8), [None])
