@@ -66,7 +66,8 @@ class TrainResult:
 def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike],
           valid_paths: Sequence[str | os.PathLike] | None, config: TrainConfig, *,
           log_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
-          cancel: CancelToken | None = None, workers: int = 1) -> TrainResult:
+          cancel: CancelToken | None = None, workers: int = 1,
+          run_eagerly: bool = False) -> TrainResult:
     """Train ``model`` on random patches of the samples in ``train_paths``.
 
     valid_paths: files for validation (may be the training files); None, empty, or
@@ -75,6 +76,9 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     Progress: one report per training batch (stage "train", unit "batches", metrics
     ``loss``, ``epoch``, ``val_loss``...). Cancel stops after the current batch and returns
     the best model so far (``stopped_reason`` "cancelled"); it does not raise.
+    workers: threads building batches (1: tf.data prefetches from one thread).
+    run_eagerly: skip tf.function tracing (~5 s on a CPU); only worth it for runs of a
+    few steps (tests, debugging).
     Raises ModelError / ConfigError / DatasetError before training when model, options
     and data do not fit together.
     """
@@ -128,7 +132,8 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                           "training may be slower than in float32", stacklevel=2)
         work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
         batchnorm.limit_momentum(work)
-        work.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics)
+        work.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics,
+                     run_eagerly=run_eagerly)
 
         state = RunState()
         monitor = "val_loss" if valid_seq is not None else "loss"
