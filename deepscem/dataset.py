@@ -1,0 +1,437 @@
+"""The dataset file: one HDF5 file of samples, each an image and its labels (see DESIGN.md §3).
+
+Layout (compatible with the original DeepSCEM's files, which every reader here accepts):
+
+* file attrs ``name`` (str), ``labels`` (int: labels per sample), optional ``labels_aliases``;
+* one group per sample, attr ``shape`` = (Z, Y, X);
+* ``image``: native integer dtype (float32 for float input) with attrs ``norm_min``/``norm_max``
+  (the volume-wide intensity range). The original's float32 [0, 1] images have no such attrs
+  and are read with their data min/max;
+* ``label_0000``...: uint8 {0, 1}; ``prediction_0000``...: float32 or uint8;
+  ``label_0000_dt``: float32 signed distance (see :mod:`deepscem.dataset_ops`).
+
+Crop, export, save-as and distance transform live in :mod:`deepscem.dataset_ops`; the
+methods below delegate to them so ``Dataset`` stays the one entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepscem import imageio
+from deepscem import progress as prog
+from deepscem.dataset_format import (
+    BLANK,
+    chunk_shape,
+    layer_options,
+    slab_depth,
+    stored_image_dtype,
+    validate_file,
+    validate_name,
+    write_mask_slab,
+)
+from deepscem.errors import DatasetError, InputFileError
+from deepscem.progress import CancelToken, ProgressCallback
+
+_LABEL = re.compile(r"label_\d{4}$")
+_PREDICTION = re.compile(r"prediction_\d{4}$")
+Region = tuple[slice, ...] | None
+
+
+def label_name(i: int) -> str:
+    return f"label_{i:04d}"
+
+
+def prediction_name(i: int) -> str:
+    return f"prediction_{i:04d}"
+
+
+class Sample:
+    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X)."""
+
+    def __init__(self, dataset: Dataset, name: str) -> None:
+        self.dataset = dataset
+        self.name = name
+        self.group: h5py.Group = dataset.file[name]
+        if "shape" in self.group.attrs:
+            self.shape = tuple(int(v) for v in self.group.attrs["shape"])
+        else:
+            self.shape = tuple(self.group["image"].shape)
+        self._range: tuple[float, float] | None = None
+
+    def __repr__(self) -> str:
+        return f"Sample({self.name!r}, shape={self.shape})"
+
+    def layer_names(self) -> list[str]:
+        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``)."""
+        names = sorted(self.group.keys())
+        rank = {n: (0 if n == "image" else 1 if _LABEL.match(n) else 2 if _PREDICTION.match(n) else 3)
+                for n in names}
+        return sorted(names, key=lambda n: (rank[n], n))
+
+    def label_layers(self) -> list[str]:
+        return sorted(n for n in self.group.keys() if _LABEL.match(n))
+
+    def prediction_layers(self) -> list[str]:
+        return sorted(n for n in self.group.keys() if _PREDICTION.match(n))
+
+    def layer(self, layer: str) -> h5py.Dataset:
+        """The raw HDF5 dataset of ``layer`` (for block-wise readers and writers)."""
+        if layer not in self.group or not isinstance(self.group[layer], h5py.Dataset):
+            raise DatasetError(f"{self.dataset.path}: sample {self.name!r} has no layer {layer!r} "
+                               f"(it has {', '.join(self.layer_names()) or 'none'})")
+        return self.group[layer]
+
+    @property
+    def image_range(self) -> tuple[float, float]:
+        """Volume-wide (lo, hi) used to normalise the image to [0, 1].
+
+        Read from attrs ``norm_min``/``norm_max``; for files of the original tool (float32 already
+        in [0, 1], no attrs) the data min/max, computed once slab by slab and cached.
+        """
+        if self._range is None:
+            image = self.layer("image")
+            if "norm_min" in image.attrs and "norm_max" in image.attrs:
+                self._range = (float(image.attrs["norm_min"]), float(image.attrs["norm_max"]))
+            else:
+                lo, hi = np.inf, -np.inf
+                for z0 in range(0, self.shape[0], slab_depth(self.shape, image.dtype.itemsize)):
+                    slab = image[z0:z0 + slab_depth(self.shape, image.dtype.itemsize)]
+                    lo, hi = min(lo, float(np.nanmin(slab))), max(hi, float(np.nanmax(slab)))
+                self._range = (lo, hi) if np.isfinite(lo) else (0.0, 0.0)  # all NaN: constant
+        return self._range
+
+    def read_image(self, region: Region = None) -> np.ndarray:
+        """The image (or ``region``, a tuple of slices over Z, Y, X) as float32 in [0, 1].
+
+        Normalised with the volume-wide :attr:`image_range`, never per patch, so contrast is the
+        same everywhere. A constant image (or the original's NaN image) reads as zeros.
+        """
+        raw = self.read_layer("image", region)
+        lo, hi = self.image_range
+        if not hi > lo:
+            return np.zeros(raw.shape, np.float32)
+        out = raw.astype(np.float32)
+        out -= np.float32(lo)
+        out /= np.float32(hi - lo)
+        np.clip(out, 0.0, 1.0, out=out)
+        if raw.dtype.kind == "f":
+            np.nan_to_num(out, copy=False, nan=0.0)
+        return out
+
+    def read_layer(self, layer: str, region: Region = None) -> np.ndarray:
+        """``layer`` (or a region of it) in its stored dtype; only the chunks it touches are read."""
+        data = self.layer(layer)
+        return data[()] if region is None else data[tuple(region)]
+
+    def create_layer(self, layer: str, dtype, *, fill=0, overwrite: bool = False) -> h5py.Dataset:
+        """A new chunked layer of the sample's shape (uint8 compressed, floats uncompressed)."""
+        self.dataset._require_writable()
+        if "/" in layer or not layer:
+            raise DatasetError(f"invalid layer name {layer!r}")
+        if layer in self.group:
+            if not overwrite:
+                raise DatasetError(f"{self.dataset.path}: sample {self.name!r} already has a layer "
+                                   f"{layer!r}; remove it first or allow overwriting")
+            del self.group[layer]
+        return self.group.create_dataset(layer, shape=self.shape, dtype=dtype, fillvalue=fill,
+                                         **layer_options(self.shape, np.dtype(dtype), layer))
+
+
+class Dataset:
+    """An open dataset file. Use :meth:`create` or :meth:`open`, ideally as a context manager."""
+
+    def __init__(self, path: Path, file: h5py.File) -> None:
+        self.path = path
+        self.file = file
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, name: str, n_labels: int, *,
+               overwrite: bool = False) -> Dataset:
+        """Create an empty dataset file (opened read-write) named ``name`` with ``n_labels``."""
+        path = Path(path)
+        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 1:
+            raise DatasetError(f"the number of labels must be a whole number >= 1, got {n_labels!r}")
+        if not str(name).strip():
+            raise DatasetError("the dataset name must not be empty")
+        if path.exists() and not overwrite:
+            raise DatasetError(f"{path} already exists; choose another file name or remove it first")
+        if path.is_dir():
+            raise DatasetError(f"{path} is a folder; give a file name ending in .hdf5")
+        try:
+            file = h5py.File(path, "w")
+        except OSError as err:
+            raise DatasetError(f"{path}: cannot create the file ({err})") from None
+        file.attrs["name"] = str(name)
+        file.attrs["labels"] = np.int64(n_labels)
+        return cls(path, file)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, check_samples: bool = True) -> Dataset:
+        """Open and validate a dataset (``mode`` "r" or "r+"); :class:`DatasetError` says what is
+        wrong with a file that is not a dataset. ``check_samples=False`` skips per-sample checks
+        (to repair a file by removing a broken sample)."""
+        if mode not in ("r", "r+"):
+            raise DatasetError(f"invalid mode {mode!r}: use 'r' (read) or 'r+' (read and write)")
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such file")
+        if not h5py.is_hdf5(path):
+            raise DatasetError(f"{path}: not an HDF5 file; a DeepSCEM dataset is an .hdf5 file made "
+                               "with 'dataset create' (or the original DeepSCEM)")
+        try:
+            file = h5py.File(path, mode)
+        except OSError as err:
+            raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
+        try:
+            validate_file(path, file, check_samples=check_samples)
+        except BaseException:
+            file.close()
+            raise
+        return cls(path, file)
+
+    def close(self) -> None:
+        if self.file.id.valid:
+            self.file.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r}, name={self.name!r}, samples={len(self)})"
+
+    # -- metadata --------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        value = self.file.attrs.get("name", self.path.stem)
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    @property
+    def n_labels(self) -> int:
+        return int(self.file.attrs["labels"])
+
+    @property
+    def writable(self) -> bool:
+        return self.file.mode == "r+"
+
+    @property
+    def label_aliases(self) -> list[str]:
+        """One display name per label (``labels_aliases`` attr; default "label 0", ...)."""
+        raw = self.file.attrs.get("labels_aliases")
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(raw)] \
+            if raw is not None else []
+        if len(names) != self.n_labels:
+            names = [f"label {i}" for i in range(self.n_labels)]
+        return names
+
+    def set_label_aliases(self, aliases: Sequence[str]) -> None:
+        """Name the labels (e.g. ``["mito", "er"]``), one non-empty name per label."""
+        self._require_writable()
+        aliases = [str(a).strip() for a in aliases]
+        if len(aliases) != self.n_labels or not all(aliases):
+            raise DatasetError(f"{self.path}: give exactly {self.n_labels} non-empty label names, "
+                               f"got {len(aliases)}")
+        self.file.attrs["labels_aliases"] = aliases
+
+    def sample_names(self) -> list[str]:
+        return sorted(self.file.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.file
+
+    def __len__(self) -> int:
+        return len(self.file.keys())
+
+    def __iter__(self):
+        return (self.sample(n) for n in self.sample_names())
+
+    def sample(self, name: str) -> Sample:
+        if name not in self:
+            raise DatasetError(f"{self.path}: no sample {name!r} (samples: "
+                               f"{', '.join(self.sample_names()) or 'none'})")
+        return Sample(self, name)
+
+    # -- editing ---------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise DatasetError(f"{self.path} is open read-only; open it with mode 'r+' to change it")
+
+    def _check_new_name(self, name: str) -> None:
+        validate_name(name)
+        if name in self:
+            raise DatasetError(f"{self.path}: a sample named {name!r} already exists; choose another "
+                               "name or remove it first")
+
+    def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   progress: ProgressCallback | None = None,
+                   cancel: CancelToken | None = None) -> Sample:
+        """Add sample ``name`` from an image and ``n_labels`` labels.
+
+        ``image``: path (.tif/.tiff/.npy) or ndarray, (Z, Y, X) or (Y, X), any int/float dtype.
+        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label.
+        Everything is checked (readable, grey, binary, same shape) and the image's range is
+        measured in a first streamed pass before anything is written; the second pass writes
+        slab by slab. On an error or cancel the half-written sample is removed.
+        """
+        self._require_writable()
+        self._check_new_name(name)
+        labels = list(labels)
+        if len(labels) != self.n_labels:
+            raise DatasetError(f"{self.path} needs {self.n_labels} label(s) per sample, got "
+                               f"{len(labels)}; give \"\" for a blank label")
+        with ExitStack() as stack:
+            img = stack.enter_context(_source(image, "image"))
+            lbls = [None if _is_blank(lbl) else stack.enter_context(_source(lbl, f"label {i}"))
+                    for i, lbl in enumerate(labels)]
+            for src in lbls:
+                if src is not None and src.shape != img.shape:
+                    raise InputFileError(f"{src.path}: label shape {src.shape} (Z, Y, X) differs from "
+                                         f"the image's {img.shape} ({img.path})")
+            lo, hi = _scan(img, lbls, progress, cancel)
+            return self._write_sample(name, img, lbls, lo, hi, progress, cancel)
+
+    def _write_sample(self, name, img, lbls, lo, hi, progress, cancel) -> Sample:
+        shape = img.shape
+        depth = slab_depth(shape, max(img.dtype.itemsize, 1))
+        group = self.file.create_group(name)
+        try:
+            group.attrs["shape"] = np.asarray(shape, np.int64)
+            dtype = stored_image_dtype(img.dtype)
+            image = group.create_dataset("image", shape=shape, dtype=dtype,
+                                         **layer_options(shape, dtype, "image"))
+            image.attrs["norm_min"], image.attrs["norm_max"] = lo, hi
+            layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
+                                           **layer_options(shape, np.dtype(np.uint8), label_name(i)))
+                      for i in range(len(lbls))]
+            for z0 in range(0, shape[0], depth):
+                prog.check(cancel)
+                z1 = min(z0 + depth, shape[0])
+                image[z0:z1] = img.read(z0, z1).astype(dtype, copy=False)
+                for src, out in zip(lbls, layers):
+                    if src is not None:  # a blank label stays unallocated: reads as fill 0
+                        write_mask_slab(out, z0, imageio.to_label(src.read(z0, z1)))
+                prog.emit(progress, z1, shape[0], "slices", "writing")
+            self.file.flush()
+        except BaseException:
+            del self.file[name]
+            self.file.flush()
+            raise
+        return Sample(self, name)
+
+    def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
+                         image_from: Sample | None = None) -> Sample:
+        """A sample with only its ``shape`` (and a copy of ``image_from``'s image), for writers
+        such as prediction that fill layers block by block with :meth:`Sample.create_layer`."""
+        self._require_writable()
+        self._check_new_name(name)
+        shape = tuple(int(v) for v in shape_zyx)
+        if len(shape) != 3 or min(shape) < 1:
+            raise DatasetError(f"a sample shape is (Z, Y, X) with sizes >= 1, got {shape}")
+        if image_from is not None and tuple(image_from.shape) != shape:
+            raise DatasetError(f"image of {image_from.name!r} has shape {image_from.shape}, not {shape}")
+        group = self.file.create_group(name)
+        try:
+            group.attrs["shape"] = np.asarray(shape, np.int64)
+            if image_from is not None:
+                self.file.copy(image_from.layer("image"), group, "image")
+        except BaseException:
+            del self.file[name]
+            raise
+        return Sample(self, name)
+
+    def remove_sample(self, name: str) -> None:
+        """Delete a sample (the file does not shrink; :func:`save_as` writes a compact copy)."""
+        self._require_writable()
+        self.sample(name)
+        del self.file[name]
+
+    def rename_sample(self, old: str, new: str) -> Sample:
+        self._require_writable()
+        self.sample(old)
+        self._check_new_name(new)
+        self.file.move(old, new)
+        return Sample(self, new)
+
+    # -- operations in deepscem.dataset_ops ------------------------------------------------
+    def crop_sample(self, name: str, z: tuple[int, int], y: tuple[int, int], x: tuple[int, int], *,
+                    new_name: str | None = None, progress=None, cancel=None) -> Sample:
+        from deepscem import dataset_ops
+        return dataset_ops.crop_sample(self, name, z, y, x, new_name=new_name,
+                                       progress=progress, cancel=cancel)
+
+    def export_sample(self, name: str, folder, *, layers: Sequence[str] | None = None,
+                      overwrite: bool = False, progress=None, cancel=None) -> list[Path]:
+        from deepscem import dataset_ops
+        return dataset_ops.export_sample(self, name, folder, layers=layers, overwrite=overwrite,
+                                         progress=progress, cancel=cancel)
+
+    def distance_transform(self, name: str, label: int, *, scale: float = 5.0,
+                           sampling: Sequence[float] | None = None, per_slice: bool = False,
+                           overwrite: bool = False, progress=None, cancel=None) -> str:
+        from deepscem import dataset_ops
+        return dataset_ops.distance_transform(self, name, label, scale=scale, sampling=sampling,
+                                              per_slice=per_slice, overwrite=overwrite,
+                                              progress=progress, cancel=cancel)
+
+
+def save_as(src: str | os.PathLike, dst: str | os.PathLike, *, original: bool = False,
+            overwrite: bool = False, progress=None, cancel=None) -> Path:
+    """Write a compact copy of dataset ``src`` to ``dst`` (see :mod:`deepscem.dataset_ops`)."""
+    from deepscem import dataset_ops
+    return dataset_ops.save_as(src, dst, original=original, overwrite=overwrite,
+                               progress=progress, cancel=cancel)
+
+
+def _h5_reason(err: OSError) -> str:
+    text = str(err).lower()
+    if "unable to lock" in text:
+        return "it is open for writing in another program; close it there first"
+    if "permission" in text:
+        return "permission denied"
+    return "the HDF5 file is damaged or truncated"
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in BLANK)
+
+
+def _source(value, what: str) -> imageio.VolumeSource:
+    if isinstance(value, np.ndarray):
+        return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
+    if isinstance(value, (str, os.PathLike)):
+        return imageio.open_volume(value)
+    raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
+
+
+def _scan(img, lbls, progress, cancel) -> tuple[float, float]:
+    """First pass: the image's volume-wide (min, max) and every label's values, slab by slab."""
+    checks = [None if s is None else imageio.LabelValues(s.path) for s in lbls]
+    depth = slab_depth(img.shape, img.dtype.itemsize)
+    lo, hi = np.inf, -np.inf
+    for z0 in range(0, img.shape[0], depth):
+        prog.check(cancel)
+        z1 = min(z0 + depth, img.shape[0])
+        slab = img.read(z0, z1).astype(stored_image_dtype(img.dtype), copy=False)  # range as stored
+        if slab.dtype.kind == "f" and not np.isfinite(slab).all():
+            raise InputFileError(f"{img.path}: the image contains NaN or infinite values; "
+                                 "replace them (e.g. with 0) before adding it")
+        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+        for src, check in zip(lbls, checks):
+            if src is not None:
+                check.update(src.read(z0, z1))
+        prog.emit(progress, z1, img.shape[0], "slices", "checking")
+    return lo, hi
+
+
+__all__ = ["Dataset", "Sample", "label_name", "prediction_name", "save_as", "chunk_shape"]

@@ -1,0 +1,1 @@
+"""Prediction: sliding-window tiling (``tiling``, pure NumPy) and the model driver (``predictor``)."""
