@@ -149,9 +149,9 @@ class PatchSampler:
         self._datasets = [Dataset.open(p, mode="r") for p in self.paths]
         counts = {ds.n_labels for ds in self._datasets}
         if len(counts) > 1:
-            raise DatasetError(f"the {role} datasets have different numbers of labels "
-                               f"({', '.join(f'{p.name}: {d.n_labels}' for p, d in zip(self.paths, self._datasets))})"
-                               "; use datasets with the same labels")
+            found = ", ".join(f"{p.name}: {d.n_labels}" for p, d in zip(self.paths, self._datasets))
+            raise DatasetError(f"the {role} datasets have different numbers of labels ({found}); "
+                               "use datasets with the same labels")
         self.n_labels = counts.pop()
         self.label_names = list(self._datasets[0].label_aliases)
         self.samples = [ds.sample(name) for ds in self._datasets for name in ds.sample_names()]
@@ -178,8 +178,9 @@ class PatchSampler:
         if missing:
             what = ("distance maps" if self.target == "distance" else "labels")
             raise DatasetError(f"sample '{sample.name}' of {path.name} has no {what} {', '.join(missing)}; "
-                               + ("compute the distance maps in the dataset first or train on labels"
-                                  if self.target == "distance" else "add the missing labels"))
+                               + (f"add them with 'run.py dataset distance-transform {path} all LABEL' "
+                                  "or train on labels" if self.target == "distance"
+                                  else "add the missing labels"))
 
     # -- label focus ---------------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     Raises ModelError / ConfigError / DatasetError before training when model, options
     and data do not fit together.
     """
+    from deepscem.models.blocks import recompute_batchnorm
     from deepscem.models.losses import get_loss, get_metrics
 
     check(cancel)
@@ -89,7 +90,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     outputs = int(model.output_shape[-1])
     activation = output_activation(model, info)
     patch = tuple(int(p) for p in config.patch)
-    _check_patch(patch, dim, info)
+    _check_patch(patch, dim, model, info)
     if config.target == "distance" and activation in ("sigmoid", "softmax"):
         raise ConfigError(f"distance-map targets lie in [-1, 1] and need a tanh or linear output; this "
                           f"model's output is {activation}: train on labels or use another model")
@@ -119,7 +120,8 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                 check(cancel)
 
         seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-        augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity, dim=dim)
+        augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
+                                    dim=dim)
         train_seq = PatchSequence(train_sampler, config.batch_size, config.steps_per_epoch, dim=dim,
                                   augmentation=augmentation, seed=seed, workers=workers)
         valid_seq = None
@@ -165,7 +167,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                                   augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
             count = min(BATCHNORM_BATCHES, max(2, state.steps_done))
             emit(progress, 0, count, "batches", "batchnorm")
-            n_bn = batchnorm.recompute_statistics(work, (plain.batch(rng)[0] for _ in range(count)))
+            n_bn = recompute_batchnorm(work, (plain.batch(rng)[0] for _ in range(count)))
             emit(progress, count, count, "batches", "batchnorm")
         if work is not model:
             model.set_weights(work.get_weights())
@@ -182,13 +184,13 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
 
 
 def model_dimension(model: keras.Model) -> int:
-    """2 for (B, Y, X, C) inputs, 3 for (B, Z, Y, X, C); ModelError otherwise."""
-    shape = model.input_shape
-    if isinstance(shape, list):
-        raise ModelError("the model has several inputs; DeepSCEM models take one image")
-    if len(shape) not in (4, 5) or shape[-1] != 1:
-        raise ModelError(f"the model's input {shape} is not one grey channel in 2D or 3D")
-    return len(shape) - 2
+    """2 for (B, Y, X, 1) inputs, 3 for (B, Z, Y, X, 1); ModelError otherwise."""
+    from deepscem.models.unet import model_dimension as rank_dimension
+
+    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 1:
+        raise ModelError("a DeepSCEM model takes one grey image (one input with one channel); "
+                         f"this one has inputs {[tuple(t.shape) for t in model.inputs]}")
+    return rank_dimension(model)
 
 
 def output_activation(model: keras.Model, info: Any) -> str:
@@ -203,16 +205,18 @@ def output_activation(model: keras.Model, info: Any) -> str:
         str(name), "sigmoid")
 
 
-def _check_patch(patch: tuple[int, int, int], dim: int, info: Any) -> None:
+def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: Any) -> None:
+    from deepscem.models.unet import required_multiple
+
     if dim == 2 and patch[0] != 1:
         raise ConfigError(f"a 2D model trains on single slices: use a patch with Z = 1, not {patch}")
-    depth = getattr(getattr(info, "unet", None), "depth", None)
-    if depth:
-        step = 2 ** int(depth)
-        axes = patch[1:] if dim == 2 else patch
-        if any(p % step for p in axes):
-            raise ConfigError(f"patch {patch} does not fit a U-Net of depth {depth}: use sizes that are "
-                              f"multiples of {step}" + (" (Y and X)" if dim == 2 else ""))
+    unet = getattr(info, "unet", None)
+    multiple = required_multiple(info if unet is not None else model)
+    axes = patch[1:] if dim == 2 else patch
+    if any(p % multiple for p in axes):
+        fitting = tuple(max(multiple, p // multiple * multiple) for p in axes)
+        raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
+                          f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
 
 
 def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
