@@ -201,9 +201,11 @@ def main() -> None:
     if args.rss_child:
         rss_child(args.rss_child, args)
         return
-    from deepscem.training.precision import describe_device
+    from deepscem.devices import describe_device
+    from deepscem.training.precision import cpu_name
 
-    print(f"device: {describe_device()}; load average {os.getloadavg()[0]:.1f} (shared machine)")
+    print(f"device: {describe_device()} ({cpu_name()}); load average {os.getloadavg()[0]:.1f} "
+          "(shared machine)")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         args.tmp = Path(tmp)
         if not args.skip_throughput:

@@ -139,13 +139,15 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
             raise DatasetError(f"dataset file {path} does not exist")
     log = Path(log_path) if log_path else out.with_suffix(".csv")
 
+    from deepscem.devices import describe_device
     from deepscem.models.storage import load_model, save_model
     from deepscem.progress import CancelToken, TqdmProgress
-    from deepscem.training.precision import describe_device
+    from deepscem.training.precision import cpu_name
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)
-    print(f"device: {describe_device()}")
+    device = describe_device()
+    print(f"device: {device}" + (f" ({cpu_name()})" if device.endswith("CPU") else ""))
     print(f"model: {model_in_path.name}, {info.dimension}D, {info.outputs} output(s), "
           f"{model.count_params():,} parameters")
     print(f"training on {', '.join(train_ds)}; validating on "

@@ -1,4 +1,4 @@
-"""bfloat16 mixed precision for training, only when asked, and a description of the device.
+"""bfloat16 mixed precision for training, only when asked, and where it is fast.
 
 A built model keeps the dtype policy of its layers, so mixed precision is applied to a
 clone: every layer but the last computes in bfloat16 (weights stay float32), the output
@@ -52,16 +52,10 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def describe_device() -> str:
-    """The device TensorFlow will train on, in words (GPU name, or CPU model and cores)."""
+def cpu_name() -> str:
+    """The CPU model and core count, in words (e.g. "AMD EPYC, 2 cores")."""
     import os
 
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-        return "GPU: " + ", ".join(names)
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -70,4 +64,4 @@ def describe_device() -> str:
                 break
     except OSError:
         pass
-    return f"CPU: {name} ({os.cpu_count()} cores, no GPU found)"
+    return f"{name}, {os.cpu_count()} cores"
