@@ -136,3 +136,22 @@ def test_inference_mode_matches_training_mode_after_a_short_training(data):
     # validation (inference mode) tracks training (batch statistics) during the run
     last = result.rows[-1]
     assert abs(last["val_loss"] - last["loss"]) < 0.15, result.rows
+
+
+def test_mixed_precision_only_when_asked(data):
+    import warnings
+
+    from deepscem.training.precision import MIXED, with_policy
+
+    model, info = tiny_unet(dim=2)
+    mixed = with_policy(model, MIXED)
+    assert {layer.dtype_policy.name for layer in mixed.layers[1:-1]} == {MIXED}
+    assert mixed.layers[-1].dtype_policy.name == "float32"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no fast bfloat16" on CPUs without bf16 instructions
+        result = train(model, info, [data["one"]], None, quick(mixed_precision=True, validation_steps=0),
+                       run_eagerly=True)
+    assert result.steps_done == 2
+    assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
+    out = result.model.predict_on_batch(np.zeros((1, 16, 16, 1), np.float32))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
