@@ -3,6 +3,7 @@
     python bench/training.py                      # lucchi-pp + a generated >= 2 GiB dataset
     python bench/training.py --big-gib 0          # throughput only
     python bench/training.py --data DIR           # where lucchi-pp lives (default ../shared/data)
+    python bench/training.py --lucchi-3d 8        # only: 8 minutes of 3D training, then test IoU
 
 Prints numbers, never pass/fail.
 
@@ -181,6 +182,50 @@ def rss(args) -> None:
               f"(after imports and model build: {r['before_train_mb']:.0f} MB; {r['seconds']:.0f} s)")
 
 
+def lucchi_3d(args) -> None:
+    """A short 3D training on lucchi-pp for ``--lucchi-3d`` minutes: loss curve and test IoU."""
+    import threading
+
+    from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+    from deepscem.inference.predictor import predict_dataset
+    from deepscem.metrics import evaluate
+    from deepscem.models.storage import model_info_from
+    from deepscem.models.unet import build_unet
+    from deepscem.progress import CancelToken
+    from deepscem.training.trainer import train
+
+    train_ds = lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")
+    test_ds = args.tmp / "lucchi-test.hdf5"
+    from deepscem.dataset import Dataset
+
+    with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
+        ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
+                      [args.data / "lucchi-pp" / "test_label.tif"])
+    unet = UNetConfig(dim=3, filters=8, depth=3)
+    model = build_unet(unet)
+    config = TrainConfig(batch_size=2, patch=(16, 96, 96), steps_per_epoch=16, epochs=10_000,
+                         validation_steps=4, seed=0)
+    print(f"3D: {unet}, {model.count_params():,} parameters; {config}")
+    token = CancelToken()
+    timer = threading.Timer(args.lucchi_3d * 60, token.cancel)
+    timer.start()
+    t = time.perf_counter()
+    try:
+        result = train(model, model_info_from(model, unet), [train_ds], [train_ds], config, cancel=token)
+    finally:
+        timer.cancel()
+    t_train = time.perf_counter() - t
+    losses = ", ".join(f"{v:.3f}" for v in result.history.get("loss", []))
+    val = ", ".join(f"{v:.3f}" for v in result.history.get("val_loss", []))
+    print(f"trained {result.steps_done} steps in {t_train:.0f} s ({result.stopped_reason}), best epoch "
+          f"{result.best_epoch}\nloss per epoch: {losses}\nval_loss per epoch: {val}")
+    t = time.perf_counter()
+    pred = predict_dataset(result.model, result.info, test_ds, args.tmp / "pred3d.hdf5", PredictConfig())
+    overall = evaluate(test_ds, pred, threshold=0.5, objects=False).overall[0].as_dict()
+    print(f"test foreground IoU {overall['iou']:.4f}, Dice {overall['f1']:.4f} "
+          f"(prediction {time.perf_counter() - t:.0f} s)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
@@ -196,6 +241,8 @@ def main() -> None:
     p.add_argument("--big-gib", type=float, default=2.05, help="size of the generated file (0: skip)")
     p.add_argument("--rss-steps", type=int, default=6)
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--lucchi-3d", type=float, metavar="MINUTES",
+                   help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.rss_child:
@@ -208,6 +255,9 @@ def main() -> None:
           "(shared machine)")
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         args.tmp = Path(tmp)
+        if args.lucchi_3d:
+            lucchi_3d(args)
+            return
         if not args.skip_throughput:
             throughput(args)
         rss(args)

@@ -130,8 +130,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     model_in_path, out = Path(model_in), Path(model_out)
     if not model_in_path.is_file():
         raise ModelError(f"model file {model_in_path} does not exist; create one with 'run.py model create'")
-    if out.suffix.lower() not in (".keras", ".h5", ".hdf5"):
-        raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
+    if not out.parent.is_dir():
+        raise ModelError(f"folder {out.parent} of MODEL_OUT does not exist; create it first")
     if out.exists() and not overwrite:
         raise ModelError(f"{out} already exists: choose another output file or add --overwrite")
     for path in [*train_ds, *valid_ds]:
@@ -140,7 +140,10 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     log = Path(log_path) if log_path else out.with_suffix(".csv")
 
     from deepscem.devices import describe_device
-    from deepscem.models.storage import load_model, save_model
+    from deepscem.models.storage import H5_SUFFIXES, KERAS_SUFFIXES, load_model, save_model
+
+    if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
+        raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
     from deepscem.progress import CancelToken, TqdmProgress
     from deepscem.training.precision import cpu_name
     from deepscem.training.trainer import train

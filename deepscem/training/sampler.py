@@ -160,7 +160,8 @@ class PatchSampler:
             raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} has no "
                                "samples; add a sample to it first")
         suffix = "_dt" if target == "distance" else ""
-        self.layers = [label_name(i) + suffix for i in range(self.n_labels)]
+        self.label_layers = [label_name(i) for i in range(self.n_labels)]
+        self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
         for sample, path in zip(self.samples, self._files):
             self._check_sample(sample, path)
         volumes = np.array([math.prod(s.shape) for s in self.samples], np.float64)
@@ -186,12 +187,9 @@ class PatchSampler:
 
     def build_index(self) -> None:
         """Count labelled voxels per block of every sample (done once; streams the labels)."""
-        from deepscem.dataset import label_name
-
         if self._index is not None:
             return
-        labels = [label_name(i) for i in range(self.n_labels)]
-        self._index = [ForegroundIndex.build(s, labels) for s in self.samples]
+        self._index = [ForegroundIndex.build(s, self.label_layers) for s in self.samples]
         self._focus_totals = np.array([[ix.total(i) for i in range(self.n_labels)] for ix in self._index],
                                       np.float64).reshape(len(self.samples), self.n_labels)
 
@@ -211,9 +209,7 @@ class PatchSampler:
                 label = labels[int(rng.integers(len(labels)))]
                 totals = self._focus_totals[:, label]
                 s = int(rng.choice(len(self.samples), p=totals / totals.sum()))
-                from deepscem.dataset import label_name
-
-                centre = self._index[s].draw(label, self.samples[s], label_name(label), rng)
+                centre = self._index[s].draw(label, self.samples[s], self.label_layers[label], rng)
                 return PatchSpec(s, self._origin_around(s, centre), label)
         s = int(rng.choice(len(self.samples), p=self.weights))
         shape = self.samples[s].shape

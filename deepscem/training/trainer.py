@@ -226,10 +226,12 @@ def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
+    """CSV rows -> {column: values}; columns never filled (val_* without validation) left out."""
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
-    return {k: [row.get(k, None) for row in rows] for k in keys}
+    columns = {k: [None if row.get(k, "") == "" else row[k] for row in rows] for k in keys}
+    return {k: v for k, v in columns.items() if any(x is not None for x in v)}
 
 
 def _updated_info(info: Any, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
