@@ -1,0 +1,131 @@
+"""The action dialogs build valid config objects and stay open on invalid input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+from ui.dataset_tree import DatasetSummary
+from ui.dialogs.dataset_dialogs import (
+    AddSampleDialog,
+    CreateDatasetDialog,
+    CropDialog,
+    DistanceDialog,
+    SaveAsDialog,
+)
+from ui.dialogs.model_dialogs import CreateModelDialog, EvaluateDialog, PredictDialog, TrainDialog
+
+
+def _summary(tmp_path, n_labels=2) -> DatasetSummary:
+    path = tmp_path / "d.hdf5"
+    path.write_bytes(b"")
+    return DatasetSummary(path, "d", n_labels, ["mito", "er"][:n_labels],
+                          {"s0": ((4, 32, 32), ["image", "label_0000"])})
+
+
+def test_create_dataset_dialog(qtbot, tmp_path):
+    dialog = CreateDatasetDialog()
+    qtbot.addWidget(dialog)
+    dialog.accept()
+    assert dialog.value is None and "choose where" in dialog.error_label.text()
+    dialog.path_edit.setText(str(tmp_path / "new"))
+    dialog.labels_spin.setValue(2)
+    dialog.accept()
+    assert dialog.value.path == tmp_path / "new.hdf5" and dialog.value.n_labels == 2
+    assert dialog.value.name == "new"
+
+
+def test_add_sample_dialog_has_one_row_per_label_and_checks_files(qtbot, tmp_path):
+    summary = _summary(tmp_path)
+    image = tmp_path / "img.tif"
+    image.write_bytes(b"x")
+    dialog = AddSampleDialog([summary], summary.path, image=str(image))
+    qtbot.addWidget(dialog)
+    assert len(dialog.label_edits) == 2 and dialog.name_edit.text() == "img"
+    dialog.label_edits[0].setText(str(tmp_path / "missing.tif"))
+    dialog.accept()
+    assert dialog.value is None and "missing.tif" in dialog.error_label.text()
+    dialog.label_edits[0].setText("")
+    dialog.name_edit.setText("s0")
+    dialog.accept()
+    assert "already has a sample" in dialog.error_label.text()
+    dialog.name_edit.setText("s1")
+    dialog.accept()
+    assert dialog.value.labels == (None, None) and dialog.value.image == image
+
+
+def test_create_model_dialog_and_safe_mode_lock(qtbot):
+    dialog = CreateModelDialog(locked_outputs=3)
+    qtbot.addWidget(dialog)
+    assert not dialog.outputs.isEnabled()
+    dialog.dim.setCurrentText("3")
+    dialog.filters.setValue(4)
+    dialog.depth.setValue(2)
+    dialog.accept()
+    assert dialog.value == UNetConfig(dim=3, filters=4, depth=2, outputs=3)
+    assert CreateModelDialog(locked_outputs=None).outputs.isEnabled()
+
+
+def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
+    summary = _summary(tmp_path)
+    dialog = TrainDialog(["unet"], [summary], "unet", None)
+    qtbot.addWidget(dialog)
+    dialog.accept()
+    assert "training dataset" in dialog.error_label.text()
+    dialog.train_list.set_ticked([summary.path])
+    dialog.accept()
+    assert "validation" in dialog.error_label.text()
+    dialog.valid_steps.setValue(0)
+    dialog.steps.setValue(2)
+    dialog.accept()
+    req = dialog.value
+    assert req.train == (summary.path,) and req.valid == ()
+    assert req.config == TrainConfig(steps_per_epoch=2, validation_steps=0)
+
+
+def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
+    summary = _summary(tmp_path)
+    dialog = PredictDialog(["unet"], [summary], "unet", summary.path)
+    qtbot.addWidget(dialog)
+    assert dialog.output.text().endswith("d_prediction.hdf5")
+    dialog.output.setText(str(summary.path))
+    dialog.accept()
+    assert "already exists" in dialog.error_label.text()
+    dialog.overwrite.setChecked(True)
+    dialog.accept()
+    assert "not the dataset itself" in dialog.error_label.text()
+    dialog.output.setText(str(tmp_path / "p.hdf5"))
+    dialog.use_threshold.setChecked(True)
+    dialog.auto_patch.setChecked(False)
+    dialog.accept()
+    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5)
+
+
+def test_evaluate_crop_distance_and_save_as_dialogs(qtbot, tmp_path):
+    summary = _summary(tmp_path)
+    dialog = EvaluateDialog([summary])
+    qtbot.addWidget(dialog)
+    dialog.accept()
+    assert dialog.value.reference == summary.path and dialog.value.threshold == 0.5
+    crop = CropDialog(summary.path, "s0", (4, 32, 32))
+    qtbot.addWidget(crop)
+    crop.spins[1][0].setValue(20)
+    crop.spins[1][1].setValue(10)
+    crop.accept()
+    assert "Y: 'from'" in crop.error_label.text()
+    crop.spins[1][1].setValue(30)
+    crop.accept()
+    assert crop.value.y == (20, 30) and crop.value.z == (0, 4) and crop.value.new_name == "s0_crop"
+    dt = DistanceDialog(summary.path, "s0", 2)
+    qtbot.addWidget(dt)
+    dt.label_spin.setValue(1)
+    dt.accept()
+    assert dt.value.label == 1 and dt.value.sampling == (1.0, 1.0, 1.0)
+    save = SaveAsDialog(summary.path)
+    qtbot.addWidget(save)
+    save.path_edit.setText(str(summary.path))
+    save.accept()
+    assert save.value is None
+    save.path_edit.setText(str(tmp_path / "copy.hdf5"))
+    save.accept()
+    assert save.value.target == Path(tmp_path / "copy.hdf5")

@@ -1,0 +1,155 @@
+"""The main window: controls, menus, datasets in the tree and the view, errors as message boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gui_fixtures import wait_worker
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QKeySequence
+
+from deepscem.dataset import Dataset
+from ui.dialogs.dataset_dialogs import AddSampleRequest, CreateDatasetRequest, CropRequest, SaveAsRequest
+
+pytest_plugins = ["gui_fixtures"]
+
+
+def test_window_has_the_seed_controls_with_tooltips(window):
+    assert len(window.buttons) == 11  # controls 1-5 and 7-12; 6, 13, 14, 15 are widgets
+    for key, button in window.buttons.items():
+        assert button.toolTip(), key
+    assert window.tree.toolTip() and window.models.toolTip() and window.view.z_slider.toolTip()
+    shortcuts = {a.text().replace("&", "").rstrip("."): a.shortcut().toString()
+                 for menu in window.menuBar().findChildren(type(window.menuBar().addMenu("x")))
+                 for a in menu.actions()}
+    for text, key in (("New dataset", "Ctrl+N"), ("Load dataset", "Ctrl+O"), ("Save dataset as", "Ctrl+S"),
+                      ("Add sample", "Ctrl+B"), ("Remove sample", "Ctrl+W"), ("Rename sample", "Ctrl+R"),
+                      ("About DeepSCEM", "F1")):
+        assert shortcuts[text] == QKeySequence(key).toString(), text
+
+
+def test_invalid_file_gives_a_message_box_not_a_crash(window, messages, tmp_path, monkeypatch):
+    bad = tmp_path / "not_a_dataset.hdf5"
+    bad.write_bytes(b"this is not HDF5")
+    from PyQt5.QtWidgets import QFileDialog
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: ([str(bad)], "")))
+    window.buttons["load_dataset"].click()
+    assert messages.kinds() == ["warning"]
+    assert "not_a_dataset.hdf5" in messages.texts() and "Traceback" not in messages.texts()
+    assert window.tree.topLevelItemCount() == 0
+    # The window is still usable: a button without a selection explains what to do.
+    window.buttons["remove_sample"].click()
+    assert "select a sample" in messages.shown[-1][2]
+
+
+def test_create_dataset_add_sample_and_view_overlays(window, qtbot, tmp_path, tiffs):
+    image, label = tiffs
+    path = window.dataset_actions.create(CreateDatasetRequest(tmp_path / "new.hdf5", "new", 1))
+    assert window.tree.summaries[path].n_labels == 1
+    worker = window.dataset_actions.add_sample(AddSampleRequest(path, "s1", image, (label,)))
+    wait_worker(qtbot, worker)
+    assert window.tree.summaries[path].samples["s1"][0] == (4, 32, 40)
+    window.tree.select(path, "s1")
+    assert window.view.showing(path, "s1")
+    grey = window.view.current_rgb().copy()
+    assert grey.shape == (32, 40, 3) and np.all(grey[..., 0] == grey[..., 1])  # grey only
+    window.tree.set_checked(path, "s1", "label_0000", True)
+    overlaid = window.view.current_rgb()
+    mask = window.view._plane["label_0000"] > 0
+    assert mask.any() and not np.array_equal(overlaid[mask], grey[mask])
+    assert np.array_equal(overlaid[~mask], grey[~mask])
+    window.view.z_slider.setValue(0)
+    assert window.view.z == 0 and window.view.z_label.text() == "Z 0 (0-3)"
+
+
+def test_unloading_the_shown_dataset_clears_the_view(window, qtbot, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s1")
+    assert window.view.showing(tiny_dataset, "s1")
+    window.tree.select(tiny_dataset)
+    window.buttons["unload_dataset"].click()
+    assert window.view.source is None and window.view.current_rgb() is None
+    assert not window.view.z_slider.isEnabled()
+    window.view.set_z(3)           # the original crashed here
+    window.view.refresh()
+    window.view._show_position(1, 1)
+    assert window.tree.topLevelItemCount() == 0
+
+
+def test_remove_the_shown_sample_and_save_as(window, qtbot, messages, tiny_dataset, tmp_path):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    window.buttons["remove_sample"].click()  # asks first (answered Yes)
+    assert messages.kinds() == ["question"]
+    assert window.view.source is None
+    assert list(window.tree.summaries[tiny_dataset].samples) == ["s1"]
+    copy = tmp_path / "copy.hdf5"
+    wait_worker(qtbot, window.dataset_actions.save_as(SaveAsRequest(tiny_dataset, copy, False)))
+    with Dataset.open(copy) as ds:
+        assert ds.sample_names() == ["s1"]
+    assert copy in window.tree.summaries
+
+
+def test_crop_runs_in_a_worker(window, qtbot, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    req = CropRequest(tiny_dataset, "s0", (1, 3), (0, 16), (8, 24), "s0_crop")
+    wait_worker(qtbot, window.dataset_actions.crop(req))
+    assert window.tree.summaries[tiny_dataset].samples["s0_crop"][0] == (2, 16, 16)
+
+
+def test_orthogonal_views_and_cursor_readout(window, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    view = window.view
+    view.ortho_box.setChecked(True)
+    assert view.xz_canvas.isVisible() and view.xz_canvas.image_shape == (4, 32)
+    assert view.yz_canvas.image_shape == (32, 4)
+    view._show_position(5, 6)
+    assert view.position_label.text().startswith("z 2  y 5  x 6") and "image" in view.position_label.text()
+
+
+def test_screenshot_png(window, tiny_dataset, tmp_path):
+    window.dataset_actions.load(tiny_dataset)
+    out = window.save_screenshot(tmp_path / "shot.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_about_shows_version_and_citation(window, messages):
+    import deepscem
+    window.device = "CPU (test)"
+    window.about_clicked()
+    kind, _, text = messages.shown[-1]
+    assert kind == "about" and deepscem.__version__ in text and "Meyer" in text and "CPU (test)" in text
+
+
+def test_dropping_tiffs_opens_add_sample_prefilled(window, tiffs, monkeypatch, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    seen = {}
+    from ui.dialogs import dataset_dialogs
+
+    def fake_ask(self):
+        seen["image"] = self.image_edit.text()
+        seen["labels"] = [e.text() for e in self.label_edits]
+        return None
+    monkeypatch.setattr(dataset_dialogs.AddSampleDialog, "ask", fake_ask)
+    window.dataset_actions.add_files_dropped([str(p) for p in tiffs])
+    assert seen == {"image": str(tiffs[0]), "labels": [str(tiffs[1])]}
+
+
+def test_quitting_with_unsaved_models_asks(window, messages):
+    from ui.model_list import ModelEntry
+    window.models.add_entry(ModelEntry("m", model=None, info=None))
+    messages.answer = messages.answer.__class__(0x00010000)  # No
+    assert not window.close()
+    assert messages.kinds()[-1] == "question" and "m" in messages.shown[-1][2]
+    assert window.isVisible()
+
+
+def test_keyboard_z_navigation(window, qtbot, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    z = window.view.z
+    qtbot.keyClick(window.view, Qt.Key_PageUp)
+    assert window.view.z == z + 1
+    assert Path(window.view.source.path) == tiny_dataset

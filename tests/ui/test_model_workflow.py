@@ -1,0 +1,114 @@
+"""Every model button end to end through the real core on a tiny dataset: create, train
+(1 epoch of 2 steps), predict, evaluate, save, load; cancel mid-training."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from gui_fixtures import wait_worker
+from PyQt5.QtWidgets import QFileDialog
+
+from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+from deepscem.dataset import Dataset
+from ui.dialogs import model_dialogs
+from ui.dialogs.model_dialogs import EvaluateRequest, PredictRequest, TrainRequest
+
+pytest_plugins = ["gui_fixtures"]
+pytest.importorskip("deepscem.models.unet")
+pytest.importorskip("deepscem.training.trainer")  # lands with the training branch
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+TINY = UNetConfig(filters=4, depth=2, blocks_per_level=1, outputs=1, name="tiny")
+TRAIN = TrainConfig(batch_size=2, patch=(1, 32, 32), steps_per_epoch=2, epochs=1, validation_steps=1)
+
+
+def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages, monkeypatch,
+                                                          tiny_dataset, tmp_path):
+    window.dataset_actions.load(tiny_dataset)
+    # 8. New: the dialog's answer is a UNetConfig; safe mode locked its outputs to the labels.
+    seen = {}
+
+    def ask_model(self):
+        seen["locked"] = not self.outputs.isEnabled() and self.outputs.value() == 1
+        return TINY
+    monkeypatch.setattr(model_dialogs.CreateModelDialog, "ask", ask_model)
+    window.buttons["create_model"].click()
+    wait_worker(qtbot, window.tasks.active[-1])
+    assert seen["locked"]
+    entry = window.models.current_entry()
+    assert entry.name == "tiny" and not entry.saved and entry.model.count_params() > 0
+
+    # 9. Train: live curve points arrive, the entry gets the trained model.
+    train_req = TrainRequest("tiny", (tiny_dataset,), (tiny_dataset,), TRAIN)
+    monkeypatch.setattr(model_dialogs.TrainDialog, "ask", lambda self: train_req)
+    window.buttons["train_model"].click()
+    wait_worker(qtbot, window.tasks.active[-1], timeout=120000)
+    assert not messages.shown, messages.texts()
+    plot = window.model_actions.train_dialog.plot
+    assert len(plot.series["loss"]) == 2 and np.isfinite(plot.series["loss"][-1][1])
+    assert plot.series.get("val_loss")  # the epoch's validation point, from the history
+    assert not window.models.entry("tiny").saved
+
+    # 10. Predict: a new file with the same samples, loaded into the tree.
+    out = tmp_path / "pred.hdf5"
+    predict_req = PredictRequest("tiny", tiny_dataset, out, PredictConfig(batch_size=2))
+    monkeypatch.setattr(model_dialogs.PredictDialog, "ask", lambda self: predict_req)
+    window.buttons["predict_model"].click()
+    wait_worker(qtbot, window.tasks.active[-1], timeout=120000)
+    assert not messages.shown, messages.texts()
+    assert out in window.tree.summaries
+    with Dataset.open(out) as ds:
+        assert ds.sample_names() == ["s0", "s1"]
+        prediction = ds.sample("s0").read_layer("prediction_0000")
+    assert prediction.shape == (4, 32, 32) and np.isfinite(prediction).all()
+    window.tree.select(out, "s0")
+    window.tree.set_checked(out, "s0", "prediction_0000", True)
+    assert "prediction_0000" in window.view._plane
+
+    # 11. Evaluate: a table, savable as CSV.
+    evaluate_req = EvaluateRequest(tiny_dataset, out, 0.5)
+    monkeypatch.setattr(model_dialogs.EvaluateDialog, "ask", lambda self: evaluate_req)
+    window.buttons["evaluate_model"].click()
+    wait_worker(qtbot, window.tasks.active[-1])
+    result = window.model_actions.result_dialogs[-1]
+    assert result.table.rowCount() >= 2
+    header = [result.table.horizontalHeaderItem(i).text() for i in range(result.table.columnCount())]
+    assert "f1" in header and "iou" in header
+    csv_path = result.save_csv(str(tmp_path / "eval.csv"))
+    assert "f1" in open(csv_path).readline()
+
+    # 12. Save through the button (file dialog answered), then 7. Load it back.
+    model_path = tmp_path / "tiny.keras"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(model_path), "")))
+    window.buttons["save_model"].click()
+    wait_worker(qtbot, window.tasks.active[-1])
+    assert model_path.is_file() and window.models.entry("tiny").saved
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames",
+                        staticmethod(lambda *a, **k: ([str(model_path)], "")))
+    window.buttons["load_model"].click()
+    wait_worker(qtbot, window.tasks.active[-1])
+    loaded = window.models.current_entry()
+    assert loaded.name != "tiny" and loaded.saved and loaded.path == model_path
+    assert not messages.shown, messages.texts()
+
+
+def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    wait_worker(qtbot, window.model_actions.create(TINY))
+    long = TrainConfig(batch_size=2, patch=(1, 32, 32), steps_per_epoch=500, epochs=20, validation_steps=0)
+    worker = window.model_actions.train(TrainRequest("tiny", (tiny_dataset,), (), long))
+    dialog = window.model_actions.train_dialog
+    with qtbot.waitSignal(worker.signals.progress, timeout=120000,
+                          check_params_cb=lambda p: p.stage == "train" and p.done >= 2):
+        pass
+    with qtbot.waitSignal(worker.signals.finished, timeout=60000):
+        dialog.cancel_button.click()
+    qtbot.wait(20)
+    assert worker.cancelled and not window.tasks.active
+    assert dialog.plot.series["loss"] and dialog.plot.series["loss"][-1][0] < 500 * 20
+    assert dialog.cancel_button.text() == "Close"
+    assert not [k for k in messages.kinds() if k == "critical"], messages.texts()
+    assert window.buttons["train_model"].isEnabled()

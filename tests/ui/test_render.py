@@ -1,0 +1,25 @@
+"""ui.render: contrast windowing and overlay blending."""
+
+import numpy as np
+
+from ui.render import compose, layer_colour, overlay_weight, to_grey
+
+
+def test_to_grey_windows_raw_values():
+    raw = np.array([[0, 50, 100, 200]], np.uint16)
+    assert to_grey(raw, 50, 100).tolist() == [[0, 0, 255, 255]]
+    assert to_grey(np.full((2, 2), 7.0, np.float32), 7.0, 7.0).tolist() == [[0, 0], [0, 0]]  # no NaN
+
+
+def test_overlay_blends_only_where_the_mask_is():
+    grey = np.full((1, 2), 100, np.uint8)
+    mask = np.array([[0, 1]], np.uint8)
+    rgb = compose(grey, [(mask, (255, 0, 0))], opacity=0.5)
+    assert rgb[0, 0].tolist() == [100, 100, 100]
+    assert rgb[0, 1].tolist() == [178, 50, 50]
+
+
+def test_float_predictions_weigh_by_value_and_colours_differ():
+    assert overlay_weight(np.array([-0.5, 0.25, 2.0], np.float32)).tolist() == [0.0, 0.25, 1.0]
+    assert layer_colour("label_0000") != layer_colour("prediction_0000")
+    assert layer_colour("label_0000") != layer_colour("label_0001")

@@ -1,0 +1,127 @@
+"""The shared shape of the action dialogs and a file-path field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deepscem.errors import ConfigError, DeepScemError
+
+DATASET_FILTER = "DeepSCEM datasets (*.hdf5 *.h5);;All files (*)"
+IMAGE_FILTER = "Images (*.tif *.tiff *.npy);;All files (*)"
+MODEL_FILTER = "Models (*.keras *.h5);;All files (*)"
+
+
+class PathEdit(QWidget):
+    """A line edit with a browse button; ``mode`` is "open", "save" or "folder"."""
+
+    changed = pyqtSignal(str)
+
+    def __init__(self, mode: str = "open", file_filter: str = "", placeholder: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.mode, self.file_filter = mode, file_filter
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.textChanged.connect(self.changed)
+        button = QToolButton()
+        button.setText("...")
+        button.setToolTip("Browse")
+        button.clicked.connect(self.browse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(button)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+        self.edit.setText(str(text))
+
+    def browse(self) -> None:
+        start = self.text()
+        if self.mode == "folder":
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", start)
+        elif self.mode == "save":
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save as", start, self.file_filter)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Open", start, self.file_filter)
+        if chosen:
+            self.setText(chosen)
+
+
+class ConfigDialog(QDialog):
+    """A form whose OK builds ``self.value`` with :meth:`build`; invalid input keeps it open
+    and says what is wrong under the form."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.value: Any = None
+        self.form = QFormLayout()
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #c0392b")
+        self.error_label.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.body = QVBoxLayout(self)
+        self.body.addLayout(self.form)
+        self.body.addWidget(self.error_label)
+        self.body.addWidget(self.buttons)
+
+    def build(self) -> Any:
+        """Read the widgets into a config object; raise ConfigError/DeepScemError if invalid."""
+        raise NotImplementedError
+
+    def accept(self) -> None:
+        try:
+            self.value = self.build()
+        except (DeepScemError, ValueError, TypeError) as err:
+            self.error_label.setText(str(err))
+            return
+        self.error_label.setText("")
+        super().accept()
+
+    def ask(self) -> Any:
+        """Run the dialog modally; the built value, or None if cancelled."""
+        return self.value if self.exec_() == QDialog.Accepted else None
+
+
+def require_file(text: str, what: str) -> Path:
+    if not text:
+        raise ConfigError(f"choose the {what}")
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"the {what} {path} does not exist")
+    return path
+
+
+def require_new_file(text: str, what: str, suffixes: tuple[str, ...], overwrite: bool = False) -> Path:
+    if not text:
+        raise ConfigError(f"choose where to write the {what}")
+    path = Path(text).expanduser()
+    if path.suffix.lower() not in suffixes:
+        path = path.with_suffix(suffixes[0]) if not path.suffix else path
+        if path.suffix.lower() not in suffixes:
+            raise ConfigError(f"the {what} must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise ConfigError(f"the folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists; choose another name")
+    return path

@@ -1,0 +1,296 @@
+"""Dialogs for the model actions: create (UNetConfig), train (TrainConfig),
+predict (PredictConfig), evaluate (reference vs segmentation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QSpinBox,
+    QWidget,
+)
+
+from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+from deepscem.errors import ConfigError
+from ui.dataset_tree import DatasetSummary
+from ui.dialogs.base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
+from ui.dialogs.dataset_dialogs import _pair
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    model: str
+    train: tuple[Path, ...]
+    valid: tuple[Path, ...]
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    model: str
+    dataset: Path
+    output: Path
+    config: PredictConfig
+
+
+@dataclass(frozen=True)
+class EvaluateRequest:
+    reference: Path
+    segmentation: Path
+    threshold: float
+
+
+def _spin(low: int, high: int, value: int, tip: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _combo(items: list[str], current: str, tip: str = "") -> QComboBox:
+    combo = QComboBox()
+    combo.addItems(items)
+    combo.setCurrentText(current)
+    combo.setToolTip(tip)
+    return combo
+
+
+class CreateModelDialog(ConfigDialog):
+    """Every option of the original's "New model" dialog, as a :class:`UNetConfig`.
+
+    Safe mode locks the number of outputs to the number of labels of the loaded datasets
+    (``locked_outputs``), so a model always fits the data it will be trained on.
+    """
+
+    def __init__(self, parent: QWidget | None = None, locked_outputs: int | None = None) -> None:
+        super().__init__("New model", parent)
+        d = UNetConfig()
+        self.name_edit = QLineEdit(d.name)
+        self.dim = _combo(["2", "3"], str(d.dim), "2D models work on slices and are usually better "
+                          "for organelles; 3D on (Z, Y, X) patches")
+        self.block = _combo(["residual", "vgg"], d.block, "Convolution block type")
+        self.kernel = _spin(1, 11, d.kernel_size, "Convolution size per axis")
+        self.filters = _spin(1, 512, d.filters, "Filters at the first level (level l has f * 2^l)")
+        self.blocks = _spin(1, 8, d.blocks_per_level, "Convolution blocks per level")
+        self.norm = _combo(["batchnorm", "none"], d.normalization, "Normalisation after convolutions")
+        self.depth = _spin(0, 8, d.depth, "Number of poolings; tiles must be multiples of 2^depth")
+        self.outputs = _spin(1, 64, locked_outputs or d.outputs, "Outputs = labels to segment")
+        if locked_outputs is not None:
+            self.outputs.setEnabled(False)
+            self.outputs.setToolTip("Locked to the datasets' number of labels (safe mode; "
+                                    "start with --gui-no-safe to change it)")
+        self.activation = _combo(["sigmoid", "softmax", "tanh", "linear"], d.activation,
+                                 "sigmoid: independent labels; softmax: exclusive classes; "
+                                 "tanh/linear: distance-map regression")
+        for label, widget in (("Name", self.name_edit), ("Dimension", self.dim), ("Block", self.block),
+                              ("Kernel size", self.kernel), ("Initial filters", self.filters),
+                              ("Blocks per level", self.blocks), ("Normalisation", self.norm),
+                              ("Depth", self.depth), ("Outputs", self.outputs),
+                              ("Output activation", self.activation)):
+            self.form.addRow(label, widget)
+
+    def build(self) -> UNetConfig:
+        return UNetConfig(dim=int(self.dim.currentText()), block=self.block.currentText(),
+                          kernel_size=self.kernel.value(), filters=self.filters.value(),
+                          blocks_per_level=self.blocks.value(), normalization=self.norm.currentText(),
+                          depth=self.depth.value(), outputs=self.outputs.value(),
+                          activation=self.activation.currentText(),
+                          name=self.name_edit.text().strip() or "unet")
+
+
+class DatasetChecklist(QListWidget):
+    """Loaded datasets with a tick box each (train / validation sets)."""
+
+    def __init__(self, datasets: list[DatasetSummary], ticked: Path | None = None) -> None:
+        super().__init__()
+        for summary in datasets:
+            item = QListWidgetItem(f"{summary.name} [{summary.path.name}]")
+            item.setData(Qt.UserRole, str(summary.path))
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked if summary.path == ticked else Qt.Unchecked)
+            self.addItem(item)
+        self.setMaximumHeight(90)
+
+    def ticked(self) -> tuple[Path, ...]:
+        return tuple(Path(self.item(i).data(Qt.UserRole)) for i in range(self.count())
+                     if self.item(i).checkState() == Qt.Checked)
+
+    def set_ticked(self, paths: list[Path]) -> None:
+        for i in range(self.count()):
+            on = Path(self.item(i).data(Qt.UserRole)) in paths
+            self.item(i).setCheckState(Qt.Checked if on else Qt.Unchecked)
+
+
+class TrainDialog(ConfigDialog):
+    """Model, training and validation datasets and every :class:`TrainConfig` option."""
+
+    def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
+                 current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None) -> None:
+        super().__init__("Train model", parent)
+        d = TrainConfig()
+        self.model_combo = _combo(models, current_model or (models[0] if models else ""))
+        self.train_list = DatasetChecklist(datasets, current_dataset)
+        self.valid_list = DatasetChecklist(datasets, current_dataset)
+        self.loss = _combo(["dice", "crossentropy", "mse", "dice+crossentropy"], d.loss,
+                           "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps")
+        self.batch = _spin(1, 1024, d.batch_size, "Patches per training step")
+        patch = d.patch if dim == 2 else (32, 128, 128)
+        self.patch = [_spin(1, 4096, v, "Patch size (Z, Y, X); Z = 1 for 2D models") for v in patch]
+        self.steps = _spin(1, 100000, d.steps_per_epoch, "Training steps per epoch")
+        self.epochs = _spin(1, 100000, d.epochs)
+        self.valid_steps = _spin(0, 100000, d.validation_steps, "0 = no validation")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(6)
+        self.lr.setRange(1e-6, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(d.learning_rate)
+        self.focus = QDoubleSpinBox()
+        self.focus.setRange(0.0, 1.0)
+        self.focus.setSingleStep(0.05)
+        self.focus.setValue(d.label_focus)
+        self.focus.setToolTip("Fraction of patches centred on a labelled voxel (rare labels are seen)")
+        self.keep_best = QCheckBox("Keep best (validation loss)")
+        self.keep_best.setChecked(d.keep_best)
+        self.early = QCheckBox("Early stopping")
+        self.early.setChecked(d.early_stopping)
+        self.reduce_lr = QCheckBox("Reduce LR on plateau")
+        self.reduce_lr.setChecked(d.reduce_lr)
+        self.rotate = QCheckBox("Rotate 90°")
+        self.rotate.setChecked(d.rotate)
+        self.flip = QCheckBox("Flip")
+        self.flip.setChecked(d.flip)
+        self.intensity = QCheckBox("Intensity jitter")
+        self.intensity.setChecked(d.intensity)
+        self.target = _combo(["label", "distance"], d.target, "Train on binary labels or their "
+                             "distance maps (label_XXXX_dt, use MSE and tanh/linear)")
+        self.log_edit = PathEdit("save", "CSV (*.csv)", "optional per-epoch CSV log")
+        rows = (("Model", self.model_combo), ("Training datasets", self.train_list),
+                ("Validation datasets", self.valid_list), ("Loss", self.loss), ("Target", self.target),
+                ("Batch size", self.batch), ("Patch Z, Y, X", _pair(*self.patch)),
+                ("Steps per epoch", self.steps), ("Epochs", self.epochs),
+                ("Validation steps", self.valid_steps), ("Learning rate", self.lr),
+                ("Label focus", self.focus), ("Callbacks", _pair(self.keep_best, self.early, self.reduce_lr)),
+                ("Augmentation", _pair(self.rotate, self.flip, self.intensity)), ("Log", self.log_edit))
+        for label, widget in rows:
+            self.form.addRow(label, widget)
+
+    def log_path(self) -> Path | None:
+        return Path(self.log_edit.text()) if self.log_edit.text() else None
+
+    def build(self) -> TrainRequest:
+        if not self.model_combo.currentText():
+            raise ConfigError("create or load a model first")
+        train = self.train_list.ticked()
+        if not train:
+            raise ConfigError("tick at least one training dataset")
+        valid = self.valid_list.ticked()
+        if self.valid_steps.value() > 0 and not valid:
+            raise ConfigError("tick a validation dataset, or set validation steps to 0")
+        config = TrainConfig(loss=self.loss.currentText(), batch_size=self.batch.value(),
+                             patch=tuple(s.value() for s in self.patch), steps_per_epoch=self.steps.value(),
+                             epochs=self.epochs.value(), validation_steps=self.valid_steps.value(),
+                             learning_rate=self.lr.value(), keep_best=self.keep_best.isChecked(),
+                             early_stopping=self.early.isChecked(), reduce_lr=self.reduce_lr.isChecked(),
+                             rotate=self.rotate.isChecked(), flip=self.flip.isChecked(),
+                             intensity=self.intensity.isChecked(), label_focus=self.focus.value(),
+                             target=self.target.currentText())
+        return TrainRequest(self.model_combo.currentText(), train, valid, config)
+
+
+class PredictDialog(ConfigDialog):
+    """Model, dataset to segment, output file and every :class:`PredictConfig` option."""
+
+    def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
+                 current_dataset: Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__("Predict", parent)
+        d = PredictConfig()
+        self.datasets = datasets
+        self.model_combo = _combo(models, current_model or (models[0] if models else ""))
+        self.dataset_combo = QComboBox()
+        for summary in datasets:
+            self.dataset_combo.addItem(f"{summary.name} [{summary.path.name}]", str(summary.path))
+        if current_dataset is not None:
+            self.dataset_combo.setCurrentIndex(max(self.dataset_combo.findData(str(current_dataset)), 0))
+        self.output = PathEdit("save", DATASET_FILTER, "prediction .hdf5")
+        self.auto_patch = QCheckBox("Model default (larger than its training patch)")
+        self.auto_patch.setChecked(True)
+        self.patch = [_spin(1, 8192, v, "Tile (Z, Y, X): as large as memory allows") for v in (1, 512, 512)]
+        self.auto_patch.toggled.connect(lambda on: [s.setEnabled(not on) for s in self.patch])
+        for spin in self.patch:
+            spin.setEnabled(False)
+        self.overlap = QDoubleSpinBox()
+        self.overlap.setRange(0.0, 0.9)
+        self.overlap.setSingleStep(0.05)
+        self.overlap.setValue(d.overlap)
+        self.batch = _spin(1, 256, d.batch_size, "Tiles per forward pass")
+        self.use_threshold = QCheckBox("Threshold to a binary mask at")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setValue(0.5)
+        self.tta = QCheckBox("Test-time augmentation (average flips/rotations)")
+        self.overwrite = QCheckBox("Overwrite the output file if it exists")
+        self.dataset_combo.currentIndexChanged.connect(self._suggest_output)
+        for label, widget in (("Model", self.model_combo), ("Dataset", self.dataset_combo),
+                              ("Output", self.output), ("Tile", self.auto_patch), ("", _pair(*self.patch)),
+                              ("Overlap", self.overlap), ("Batch size", self.batch),
+                              ("", _pair(self.use_threshold, self.threshold)), ("", self.tta),
+                              ("", self.overwrite)):
+            self.form.addRow(label, widget)
+        self._suggest_output()
+
+    def _suggest_output(self) -> None:
+        path = self.dataset_combo.currentData()
+        if path and not self.output.text():
+            p = Path(path)
+            self.output.setText(str(p.with_name(p.stem + "_prediction.hdf5")))
+
+    def build(self) -> PredictRequest:
+        if not self.model_combo.currentText():
+            raise ConfigError("create or load a model first")
+        if self.dataset_combo.currentData() is None:
+            raise ConfigError("load the dataset to segment first")
+        output = require_new_file(self.output.text(), "prediction file", (".hdf5", ".h5"),
+                                  overwrite=self.overwrite.isChecked())
+        dataset = Path(self.dataset_combo.currentData())
+        if output.resolve() == dataset.resolve():
+            raise ConfigError("the prediction must go to a new file, not the dataset itself")
+        patch = None if self.auto_patch.isChecked() else tuple(s.value() for s in self.patch)
+        config = PredictConfig(patch=patch, overlap=self.overlap.value(), batch_size=self.batch.value(),
+                               threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
+                               tta=self.tta.isChecked())
+        return PredictRequest(self.model_combo.currentText(), dataset, output, config)
+
+
+class EvaluateDialog(ConfigDialog):
+    """Reference (labels) vs segmentation (predictions), matched by sample name."""
+
+    def __init__(self, datasets: list[DatasetSummary], parent: QWidget | None = None) -> None:
+        super().__init__("Evaluate", parent)
+        self.reference, self.segmentation = QComboBox(), QComboBox()
+        for summary in datasets:
+            for combo in (self.reference, self.segmentation):
+                combo.addItem(f"{summary.name} [{summary.path.name}]", str(summary.path))
+        if len(datasets) > 1:  # the usual pair: the dataset, then the prediction made from it
+            self.segmentation.setCurrentIndex(len(datasets) - 1)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setValue(0.5)
+        self.threshold.setToolTip("Float predictions above this count as foreground")
+        self.form.addRow("Reference (labels)", self.reference)
+        self.form.addRow("Segmentation", self.segmentation)
+        self.form.addRow("Threshold", self.threshold)
+
+    def build(self) -> EvaluateRequest:
+        if self.reference.currentData() is None:
+            raise ConfigError("load the reference and segmentation datasets first")
+        return EvaluateRequest(Path(self.reference.currentData()), Path(self.segmentation.currentData()),
+                               self.threshold.value())

@@ -1,0 +1,235 @@
+"""The main window: the seed's 15 numbered controls, menus with shortcuts, drag and drop.
+
+    1 Load dataset   2 Unload dataset   3 Add sample   4 Remove sample   5 Save dataset as
+    6 dataset list (tree)
+    7 Load model   8 New model   9 Train   10 Predict   11 Evaluate   12 Save model
+    13 model list   14 Z selector   15 main view
+
+The window only lays things out and routes: dataset actions live in
+:mod:`ui.dataset_actions`, model actions in :mod:`ui.model_actions`, long work in workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (
+    QAction,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+)
+
+import deepscem
+from ui.about import detect_device, show_about
+from ui.dataset_actions import IMAGE_SUFFIXES, DatasetActions
+from ui.dataset_tree import DatasetTree
+from ui.errors import guard
+from ui.model_actions import ModelActions
+from ui.model_list import ModelList
+from ui.render import to_qimage
+from ui.task_runner import TaskRunner
+from ui.volume_view import VolumeView
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, safe: bool = True) -> None:
+        super().__init__()
+        self.safe = safe
+        self.device: str | None = None
+        self.setWindowTitle("DeepSCEM" + ("" if safe else "  (safe mode off)"))
+        self.resize(1280, 800)
+        self.setAcceptDrops(True)
+        self.tasks = TaskRunner(self)
+        self.tree = DatasetTree()
+        self.models = ModelList()
+        self.view = VolumeView()
+        self.dataset_actions = DatasetActions(self)
+        self.model_actions = ModelActions(self)
+        self.buttons: dict[str, QPushButton] = {}
+        self._build_central()
+        self._build_menus()
+        self.tasks.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.statusBar().showMessage("Load or create a dataset to begin (drop .tif or .hdf5 files here)")
+
+    # --- layout --------------------------------------------------------------------------
+    def _button(self, key: str, text: str, tip: str, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.clicked.connect(guard(self, slot, text))
+        self.buttons[key] = button
+        return button
+
+    def _build_central(self) -> None:
+        d, m = self.dataset_actions, self.model_actions
+        data_box = QGroupBox("Datasets")
+        grid = QGridLayout()
+        for i, (key, text, tip, slot) in enumerate((
+                ("load_dataset", "Load", "1. Load dataset files (.hdf5) into the list (Ctrl+O)",
+                 d.load_clicked),
+                ("unload_dataset", "Unload", "2. Unload the selected dataset from the list "
+                                             "(the file is kept)", d.unload_clicked),
+                ("add_sample", "Add sample", "3. Add a sample (image and labels) to a dataset (Ctrl+B); "
+                                             "you can also drop .tif files on the window",
+                 d.add_sample_clicked),
+                ("remove_sample", "Remove sample", "4. Remove the selected sample from its dataset (Ctrl+W)",
+                 d.remove_sample_clicked),
+                ("save_dataset", "Save as", "5. Save the selected dataset as a compact copy (Ctrl+S); "
+                                            "do it after removing samples", d.save_as_clicked))):
+            grid.addWidget(self._button(key, text, tip, slot), i // 3, i % 3)
+        data_layout = QVBoxLayout(data_box)
+        data_layout.addLayout(grid)
+        data_layout.addWidget(self.tree)
+
+        model_box = QGroupBox("Models")
+        grid = QGridLayout()
+        for i, (key, text, tip, slot) in enumerate((
+                ("load_model", "Load", "7. Load models (.keras, .h5; also the original DeepSCEM's)",
+                 m.load_clicked),
+                ("create_model", "New", "8. Create a new U-Net model", m.create_clicked),
+                ("train_model", "Train", "9. Train the selected model on datasets", m.train_clicked),
+                ("predict_model", "Predict", "10. Segment a dataset with the selected model",
+                 m.predict_clicked),
+                ("evaluate_model", "Evaluate", "11. Compare a segmentation with reference labels (F1, IoU)",
+                 m.evaluate_clicked),
+                ("save_model", "Save", "12. Save the selected model as .keras or .h5 "
+                                       "(models live in memory until saved)", m.save_clicked))):
+            grid.addWidget(self._button(key, text, tip, slot), i // 3, i % 3)
+        model_layout = QVBoxLayout(model_box)
+        model_layout.addLayout(grid)
+        model_layout.addWidget(self.models)
+
+        left = QSplitter(Qt.Vertical)
+        left.addWidget(data_box)
+        left.addWidget(model_box)
+        left.setStretchFactor(0, 3)
+        left.setStretchFactor(1, 2)
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.view)
+        split.setStretchFactor(1, 4)
+        split.setSizes([340, 940])
+        self.setCentralWidget(split)
+
+    def _action(self, menu, text: str, slot, shortcut: str | QKeySequence | None = None,
+                tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip or text)
+        action.triggered.connect(guard(self, slot, text.replace("...", "")))
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        d, m, v = self.dataset_actions, self.model_actions, self.view
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&New dataset...", d.new_clicked, "Ctrl+N")
+        self._action(file, "&Load dataset...", d.load_clicked, "Ctrl+O")
+        self._action(file, "&Save dataset as...", d.save_as_clicked, "Ctrl+S")
+        self._action(file, "&Unload dataset", d.unload_clicked)
+        file.addSeparator()
+        self._action(file, "Save screens&hot...", self.screenshot_clicked, "Ctrl+Shift+P",
+                     "Save the main view as it is shown (PNG)")
+        self._action(file, "Export &slice as PNG...", self.export_slice_clicked, None,
+                     "Save the current slice with its overlays at full resolution")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.Quit)
+        data = bar.addMenu("&Data")
+        self._action(data, "&Add sample...", d.add_sample_clicked, "Ctrl+B")
+        self._action(data, "&Remove sample", d.remove_sample_clicked, "Ctrl+W")
+        self._action(data, "Re&name sample...", d.rename_clicked, "Ctrl+R")
+        self._action(data, "&Crop sample...", d.crop_clicked)
+        self._action(data, "&Export sample as TIFF...", d.export_clicked)
+        self._action(data, "&Label names...", d.aliases_clicked)
+        self._action(data, "&Distance transform...", d.distance_clicked)
+        model = bar.addMenu("&Model")
+        self._action(model, "&Load model...", m.load_clicked, "Ctrl+L")
+        self._action(model, "&New model...", m.create_clicked, "Ctrl+M")
+        self._action(model, "&Train...", m.train_clicked, "Ctrl+T")
+        self._action(model, "&Predict...", m.predict_clicked, "Ctrl+P")
+        self._action(model, "&Evaluate...", m.evaluate_clicked, "Ctrl+E")
+        self._action(model, "&Save model as...", m.save_clicked, "Ctrl+Shift+S")
+        view = bar.addMenu("&View")
+        self._action(view, "Next slice", lambda: v.set_z(v.z + 1), "PgUp")
+        self._action(view, "Previous slice", lambda: v.set_z(v.z - 1), "PgDown")
+        self._action(view, "&Fit to window", v.canvas.fit, "Ctrl+0")
+        self._action(view, "&Auto contrast", v.auto_contrast, "Ctrl+Shift+C")
+        ortho = self._action(view, "&Orthogonal views (XZ / YZ)", v.ortho_box.toggle, "Ctrl+Shift+V")
+        ortho.setCheckable(True)
+        v.ortho_box.toggled.connect(ortho.setChecked)
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&About DeepSCEM", self.about_clicked, "F1")
+
+    # --- window-wide actions -------------------------------------------------------------
+    def locked_outputs(self) -> int | None:
+        """Safe mode: a new model's outputs follow the selected (or only) dataset's labels."""
+        if not self.safe or not self.tree.summaries:
+            return None
+        path = self.tree.selection()[0] or next(iter(self.tree.summaries))
+        return self.tree.summaries[path].n_labels
+
+    def about_clicked(self) -> None:
+        show_about(self, self.device)
+
+    def detect_device(self):
+        """Find the compute device in the background (imports TensorFlow)."""
+        def done(text: str) -> None:
+            self.device = text
+        return self.tasks.run(detect_device, title="Loading TensorFlow", on_result=done, dialog=False)
+
+    def save_screenshot(self, path: str | Path) -> Path:
+        """The main view (slice, overlays, orthogonal planes) as shown, as PNG."""
+        path = Path(path)
+        if not self.view.grab().save(str(path), "PNG"):
+            raise OSError(f"cannot write {path}")
+        return path
+
+    def screenshot_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "deepscem_view.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(path if path.lower().endswith(".png") else path + ".png")
+
+    def export_slice_clicked(self) -> None:
+        rgb = self.view.current_rgb()
+        if rgb is None:
+            raise deepscem.errors.DatasetError("select a sample to show first")
+        path, _ = QFileDialog.getSaveFileName(self, "Export slice", "slice.png", "PNG (*.png)")
+        if path:
+            to_qimage(rgb).save(path, "PNG")
+
+    # --- drag and drop, closing ----------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if any(Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES + (".hdf5", ".h5") for u in urls):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        files = [u.toLocalFile() for u in event.mimeData().urls()]
+        event.acceptProposedAction()
+        guard(self, self.dataset_actions.add_files_dropped, "Drop files")(files)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        unsaved = self.models.unsaved()
+        if unsaved:
+            names = ", ".join(e.name for e in unsaved)
+            answer = QMessageBox.question(
+                self, "Unsaved models",
+                f"These models are not saved and will be lost: {names}.\nQuit anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+            if answer != QMessageBox.Yes:
+                event.ignore()
+                return
+        if self.tasks.active:
+            self.statusBar().showMessage("cancelling running tasks...")
+            self.tasks.cancel_all()
+        event.accept()

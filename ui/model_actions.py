@@ -1,0 +1,196 @@
+"""The model side of the main window: controls 7-13 and the Model menu.
+
+Keras and the model code are imported inside the worker functions below, never at
+import time, so the window shows before TensorFlow is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt5.QtCore import QObject
+from PyQt5.QtWidgets import QFileDialog, QMessageBox
+
+from deepscem.config import UNetConfig
+from deepscem.errors import ModelError
+from ui.dialogs.base import MODEL_FILTER
+from ui.dialogs.evaluation_result import EvaluationResultDialog
+from ui.dialogs.model_dialogs import (
+    CreateModelDialog,
+    EvaluateDialog,
+    EvaluateRequest,
+    PredictDialog,
+    PredictRequest,
+    TrainDialog,
+    TrainRequest,
+)
+from ui.dialogs.train_progress import TrainProgressDialog
+from ui.model_list import ModelEntry
+from ui.workers import Worker
+
+
+def _load_model(path: Path, *, progress=None, cancel=None):
+    from deepscem.models.storage import load_model
+
+    model, info = load_model(path)
+    return path, model, info
+
+
+def _create_model(config: UNetConfig, *, progress=None, cancel=None):
+    from deepscem.models.storage import model_info_from
+    from deepscem.models.unet import build_unet
+
+    model = build_unet(config)
+    return model, model_info_from(model, config)
+
+
+def _save_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
+    from deepscem.models.storage import save_model
+
+    save_model(entry.model, path, entry.info, overwrite=True)
+    return path
+
+
+def _train(entry: ModelEntry, req: TrainRequest, log_path, *, progress=None, cancel=None):
+    from deepscem.training.trainer import train
+
+    return train(entry.model, entry.info, list(req.train), list(req.valid), req.config,
+                 log_path=log_path, progress=progress, cancel=cancel)
+
+
+def _predict(entry: ModelEntry, req: PredictRequest, overwrite: bool, *, progress=None, cancel=None):
+    from deepscem.inference.predictor import predict_dataset
+
+    return predict_dataset(entry.model, entry.info, req.dataset, req.output, req.config,
+                           overwrite=overwrite, progress=progress, cancel=cancel)
+
+
+def _evaluate(req: EvaluateRequest, *, progress=None, cancel=None):
+    from deepscem.metrics import evaluate
+
+    return evaluate(req.reference, req.segmentation, threshold=req.threshold,
+                    progress=progress, cancel=cancel)
+
+
+class ModelActions(QObject):
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.w = window
+        self.models = window.models
+        self.result_dialogs: list[EvaluationResultDialog] = []
+
+    def _entry(self, name: str | None = None) -> ModelEntry:
+        entry = self.models.entry(name) if name else self.models.current_entry()
+        if entry is None:
+            raise ModelError("select a model in the model list first (load or create one)")
+        return entry
+
+    # --- actions (called by slots and tests) ---------------------------------------------
+    def load(self, path: str | Path) -> Worker:
+        """Control 7: load a .keras/.h5 model (DeepSCEM's or the original's) into memory."""
+        def done(result) -> None:
+            path_, model, info = result
+            self.models.add_entry(ModelEntry(Path(path_).stem, model, info, Path(path_), saved=True))
+        return self.w.tasks.run(_load_model, Path(path), title=f"Loading {Path(path).name}", on_result=done)
+
+    def create(self, config: UNetConfig) -> Worker:
+        """Control 8: build a new U-Net in memory (unsaved until control 12)."""
+        def done(result) -> None:
+            model, info = result
+            self.models.add_entry(ModelEntry(config.name, model, info))
+        return self.w.tasks.run(_create_model, config, title=f"Creating {config.name}", on_result=done)
+
+    def train(self, req: TrainRequest, log_path: Path | None = None) -> Worker:
+        """Control 9: train in a worker, with live curves; the entry gets the trained weights."""
+        entry = self._entry(req.model)
+
+        def done(result) -> None:
+            entry.model = getattr(result, "model", entry.model)
+            entry.info = getattr(result, "info", entry.info)
+            entry.saved = False
+            self.models.update_entry(entry)
+            reason = getattr(result, "stopped_reason", "") or "finished"
+            message = getattr(result, "message", "")
+            self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
+            if reason == "nan":  # the user must know the weights are the last good ones
+                QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
+
+        worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
+        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch)
+        self.train_dialog = dialog
+        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog)
+
+    def predict(self, req: PredictRequest, overwrite: bool = False) -> Worker:
+        """Control 10: segment a dataset into a new prediction file, then load and show it."""
+        entry = self._entry(req.model)
+
+        def done(out_path) -> None:
+            path = Path(out_path) if out_path else req.output
+            self.w.dataset_actions.refresh(path) if path in self.w.tree.summaries else \
+                self.w.dataset_actions.load(path)
+        return self.w.tasks.run(_predict, entry, req, overwrite, title=f"Predicting {req.dataset.name}",
+                                on_result=done)
+
+    def evaluate(self, req: EvaluateRequest) -> Worker:
+        """Control 11: score a segmentation against references; shows the table."""
+        def done(report) -> None:
+            title = f"{req.segmentation.name} vs {req.reference.name}"
+            dialog = EvaluationResultDialog(report, title, self.w)
+            self.result_dialogs.append(dialog)
+            dialog.show()
+        return self.w.tasks.run(_evaluate, req, title="Evaluating", on_result=done)
+
+    def save(self, name: str, path: str | Path) -> Worker:
+        """Control 12: write a model (.keras or .h5) with its metadata."""
+        entry = self._entry(name)
+        path = Path(path)
+        if path.suffix.lower() not in (".keras", ".h5"):
+            raise ModelError(f"{path.name}: a model file ends in .keras or .h5")
+
+        def done(saved_path) -> None:
+            entry.path, entry.saved = Path(saved_path or path), True
+            self.models.update_entry(entry)
+        return self.w.tasks.run(_save_model, entry, path, title=f"Saving {path.name}", on_result=done)
+
+    # --- slots: ask, then act ------------------------------------------------------------
+    def load_clicked(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", "", MODEL_FILTER)
+        for path in paths:
+            self.load(path)
+
+    def create_clicked(self) -> None:
+        config = CreateModelDialog(self.w, locked_outputs=self.w.locked_outputs()).ask()
+        if config is not None:
+            self.create(config)
+
+    def _names(self) -> list[str]:
+        return [e.name for e in self.models.entries()]
+
+    def train_clicked(self) -> None:
+        entry = self._entry()
+        dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
+                             self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
+                             parent=self.w)
+        req = dialog.ask()
+        if req is not None:
+            self.train(req, dialog.log_path())
+
+    def predict_clicked(self) -> None:
+        entry = self._entry()
+        dialog = PredictDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
+                               self.w.tree.selection()[0], self.w)
+        req = dialog.ask()
+        if req is not None:
+            self.predict(req, overwrite=dialog.overwrite.isChecked())
+
+    def evaluate_clicked(self) -> None:
+        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w).ask()
+        if req is not None:
+            self.evaluate(req)
+
+    def save_clicked(self) -> None:
+        entry = self._entry()
+        start = str(entry.path or f"{entry.name}.keras")
+        path, _ = QFileDialog.getSaveFileName(self.w, f"Save {entry.name}", start, MODEL_FILTER)
+        if path:
+            self.save(entry.name, path if Path(path).suffix else path + ".keras")

@@ -1,0 +1,326 @@
+"""The main view (control 15) with its Z selector (control 14).
+
+Reads only what is on screen: the current Z slice of the image and of each checked layer
+(plus one XZ and one YZ plane when the orthogonal views are on), through
+``Sample.read_layer(layer, region)``; so a volume far larger than RAM opens instantly.
+The file is opened for each read and closed again, so the view never holds a handle a
+worker would need for writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PyQt5.QtCore import Qt, pyqtSignal
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deepscem.dataset import Dataset
+from deepscem.errors import DeepScemError
+from ui.render import compose, layer_colour, to_grey
+from ui.slice_canvas import SliceCanvas
+
+
+@dataclass
+class ViewSource:
+    """What is shown: one sample of one dataset file, and its visible layers."""
+
+    path: Path
+    sample: str
+    shape: tuple[int, int, int]          # (Z, Y, X)
+    image_range: tuple[float, float]     # the volume-wide normalisation range, raw units
+    layers: list[str] = field(default_factory=lambda: ["image"])
+
+
+class VolumeView(QWidget):
+    """Grey image + coloured semi-transparent overlays, contrast, Z slider, zoom/pan,
+    cursor read-out and optional orthogonal XZ / YZ planes."""
+
+    message = pyqtSignal(str)   # read problems, shown in the status bar
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source: ViewSource | None = None
+        self.z = 0
+        self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
+        self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
+        self._rgb: np.ndarray | None = None
+
+        self.canvas = SliceCanvas()
+        self.canvas.setToolTip("Main view: wheel to zoom, drag to pan, click to place the XZ/YZ planes")
+        self.xz_canvas = SliceCanvas(scrollbars=False)
+        self.yz_canvas = SliceCanvas(scrollbars=False)
+        for ortho in (self.xz_canvas, self.yz_canvas):
+            ortho.setVisible(False)
+        self.xz_canvas.setToolTip("XZ plane through the crosshair (Z downwards)")
+        self.yz_canvas.setToolTip("YZ plane through the crosshair (Z to the right)")
+
+        self.z_slider = QSlider(Qt.Horizontal)
+        self.z_slider.setToolTip("Z selector: the slice shown (also Page Up / Page Down)")
+        self.z_slider.setEnabled(False)
+        self.z_label = QLabel("Z -")
+        self.z_label.setMinimumWidth(70)
+        self.lo_box, self.hi_box = QDoubleSpinBox(), QDoubleSpinBox()
+        for box, tip in ((self.lo_box, "Contrast: raw value shown black"),
+                         (self.hi_box, "Contrast: raw value shown white")):
+            box.setDecimals(3)
+            box.setRange(-1e9, 1e9)
+            box.setToolTip(tip)
+            box.setKeyboardTracking(False)
+            box.setMaximumWidth(110)
+        self.auto_button = QPushButton("Auto")
+        self.auto_button.setToolTip("Stretch contrast to the 0.5-99.5 percentiles of this slice")
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Contrast of the whole volume (its normalisation range)")
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.setMaximumWidth(100)
+        self.opacity.setToolTip("Opacity of the label and prediction overlays")
+        self.ortho_box = QCheckBox("XZ / YZ")
+        self.ortho_box.setToolTip("Show orthogonal planes through the crosshair (3D volumes; "
+                                  "reads a plane across all slices)")
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("Zoom to fit the slice in the view")
+        self.position_label = QLabel("")
+        self.position_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+
+        self._build_layout()
+        self.z_slider.valueChanged.connect(self.set_z)
+        self.lo_box.valueChanged.connect(self._render_all)
+        self.hi_box.valueChanged.connect(self._render_all)
+        self.opacity.valueChanged.connect(self._render_all)
+        self.auto_button.clicked.connect(self.auto_contrast)
+        self.reset_button.clicked.connect(self.reset_contrast)
+        self.ortho_box.toggled.connect(self._toggle_ortho)
+        self.fit_button.clicked.connect(self.canvas.fit)
+        self.canvas.hovered.connect(self._show_position)
+        self.canvas.clicked.connect(self._place_cross)
+        self.canvas.zoomed.connect(lambda _scale: self._match_ortho_zoom())
+        self._set_controls_enabled(False)
+
+    def _build_layout(self) -> None:
+        grid = QGridLayout()
+        grid.addWidget(self.canvas, 0, 0)
+        grid.addWidget(self.yz_canvas, 0, 1)
+        grid.addWidget(self.xz_canvas, 1, 0)
+        grid.setColumnStretch(0, 3)
+        grid.setRowStretch(0, 3)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Contrast"))
+        controls.addWidget(self.lo_box)
+        controls.addWidget(self.hi_box)
+        controls.addWidget(self.auto_button)
+        controls.addWidget(self.reset_button)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("Overlay"))
+        controls.addWidget(self.opacity)
+        controls.addWidget(self.ortho_box)
+        controls.addWidget(self.fit_button)
+        controls.addStretch(1)
+        z_row = QHBoxLayout()
+        z_row.addWidget(self.z_label)
+        z_row.addWidget(self.z_slider, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addLayout(grid, 1)
+        layout.addLayout(z_row)
+        layout.addWidget(self.position_label)
+
+    def _set_controls_enabled(self, on: bool) -> None:
+        for widget in (self.lo_box, self.hi_box, self.auto_button, self.reset_button, self.ortho_box,
+                       self.fit_button, self.opacity):
+            widget.setEnabled(on)
+        self.z_slider.setEnabled(on and self.source is not None and self.source.shape[0] > 1)
+
+    # --- what is shown -------------------------------------------------------------------
+    def show_sample(self, path: str | Path, sample: str, layers: list[str] | None = None) -> None:
+        """Show ``sample`` of the dataset at ``path`` (middle slice, whole-volume contrast)."""
+        with Dataset.open(path) as ds:
+            s = ds.sample(sample)
+            shape = tuple(int(v) for v in s.shape)
+            lo, hi = (float(v) for v in s.image_range)
+        same = self.source is not None and self.source.path == Path(path) and \
+            self.source.sample == sample and self.source.shape == shape
+        self.source = ViewSource(Path(path), sample, shape, (lo, hi), list(layers or ["image"]))
+        self.z_slider.blockSignals(True)
+        self.z_slider.setRange(0, shape[0] - 1)
+        if not same:
+            self.z = shape[0] // 2
+            self.cross = (shape[1] // 2, shape[2] // 2)
+        self.z = min(self.z, shape[0] - 1)
+        self.z_slider.setValue(self.z)
+        self.z_slider.blockSignals(False)
+        if not same:
+            self._set_contrast(lo, hi)
+        self._set_controls_enabled(True)
+        self.ortho_box.setEnabled(shape[0] > 1)
+        self.refresh()
+
+    def set_layers(self, layers: list[str]) -> None:
+        """Which layers are drawn ("image" and any label/prediction layers)."""
+        if self.source is not None:
+            self.source.layers = list(layers)
+            self.refresh()
+
+    def showing(self, path: str | Path, sample: str | None = None) -> bool:
+        """Whether the view shows (a sample of) the dataset at ``path``."""
+        if self.source is None or Path(path) != self.source.path:
+            return False
+        return sample is None or sample == self.source.sample
+
+    def clear(self) -> None:
+        """Show nothing (the shown dataset or sample went away)."""
+        self.source = None
+        self._plane = {}
+        self._rgb = None
+        for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
+            canvas.set_image(None)
+        self.z_label.setText("Z -")
+        self.position_label.setText("")
+        self._set_controls_enabled(False)
+
+    def set_z(self, z: int) -> None:
+        if self.source is None:
+            return
+        self.z = int(np.clip(z, 0, self.source.shape[0] - 1))
+        if self.z_slider.value() != self.z:
+            self.z_slider.setValue(self.z)  # re-enters once through valueChanged
+            return
+        self.refresh(ortho=False)
+
+    # --- reading and drawing -------------------------------------------------------------
+    def _read(self, region: tuple[slice, slice, slice]) -> dict[str, np.ndarray]:
+        src = self.source
+        with Dataset.open(src.path, check_samples=False) as ds:
+            s = ds.sample(src.sample)
+            present = set(s.layer_names())
+            names = ["image"] + [n for n in src.layers if n != "image" and n in present]
+            return {n: np.asarray(s.read_layer(n, region)) for n in names}
+
+    def refresh(self, ortho: bool = True) -> None:
+        """Re-read the visible planes from the file and redraw them."""
+        if self.source is None:
+            return
+        z_count = self.source.shape[0]
+        self.z_label.setText(f"Z {self.z} (0-{z_count - 1})")  # 0-based, like the crop dialog
+        try:
+            planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
+            self._plane = {n: a[0] for n, a in planes.items()}
+            self._render_all(ortho_read=ortho)
+        except (DeepScemError, OSError, KeyError) as err:
+            # The file changed under us (sample removed, file moved): show nothing rather
+            # than a stale or half-read picture.
+            self.clear()
+            self.message.emit(f"cannot show the sample: {err}")
+
+    def _compose(self, planes: dict[str, np.ndarray]) -> np.ndarray:
+        lo, hi = self.lo_box.value(), self.hi_box.value()
+        src = self.source
+        if "image" in src.layers:
+            grey = to_grey(planes["image"], lo, hi)
+        else:
+            grey = np.zeros(planes["image"].shape, np.uint8)
+        overlays = [(planes[n], layer_colour(n)) for n in src.layers if n != "image" and n in planes]
+        return compose(grey, overlays, self.opacity.value() / 100.0)
+
+    def _render_all(self, *_args, ortho_read: bool = False) -> None:
+        if self.source is None or not self._plane:
+            return
+        self._rgb = self._compose(self._plane)
+        self.canvas.cross = (self.cross[0], self.cross[1]) if self.ortho_box.isChecked() else None
+        self.canvas.set_image(self._rgb)
+        if self.ortho_box.isChecked():
+            self._render_ortho()
+
+    def _render_ortho(self) -> None:
+        y, x = self.cross
+        xz = self._read((slice(None), slice(y, y + 1), slice(None)))
+        yz = self._read((slice(None), slice(None), slice(x, x + 1)))
+        self.xz_canvas.cross = (self.z, x)
+        self.xz_canvas.set_image(self._compose({n: a[:, 0, :] for n, a in xz.items()}))
+        self.yz_canvas.cross = (y, self.z)
+        # YZ drawn with Z along the horizontal axis so it sits beside the main view.
+        self.yz_canvas.set_image(self._compose({n: a[:, :, 0].T for n, a in yz.items()}))
+        self._match_ortho_zoom()
+
+    def _match_ortho_zoom(self) -> None:
+        """Give the orthogonal planes the main view's zoom, so a voxel is the same size in
+        all three and the planes line up with the main view's axes."""
+        if self.source is None or not self.ortho_box.isChecked():
+            return
+        scale = self.canvas.transform().m11()
+        z_px = int(self.source.shape[0] * scale) + 6
+        for ortho in (self.xz_canvas, self.yz_canvas):
+            ortho.resetTransform()
+            ortho.scale(scale, scale)
+            ortho.centerOn(ortho.sceneRect().center())
+        self.xz_canvas.setFixedHeight(min(max(z_px, 40), 260))
+        self.yz_canvas.setFixedWidth(min(max(z_px, 40), 260))
+    def _toggle_ortho(self, on: bool) -> None:
+        self.xz_canvas.setVisible(on)
+        self.yz_canvas.setVisible(on)
+        self._render_all()
+
+    def _place_cross(self, row: int, col: int) -> None:
+        self.cross = (row, col)
+        if self.ortho_box.isChecked():
+            self._render_all()
+
+    # --- contrast ------------------------------------------------------------------------
+    def _set_contrast(self, lo: float, hi: float) -> None:
+        for box, value in ((self.lo_box, lo), (self.hi_box, hi)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+        step = max((hi - lo) / 100.0, 1e-3)
+        self.lo_box.setSingleStep(step)
+        self.hi_box.setSingleStep(step)
+
+    def auto_contrast(self) -> None:
+        if "image" not in self._plane:
+            return
+        lo, hi = np.percentile(self._plane["image"], (0.5, 99.5))
+        self._set_contrast(float(lo), float(max(hi, lo + 1e-6)))
+        self._render_all()
+
+    def reset_contrast(self) -> None:
+        if self.source is not None:
+            self._set_contrast(*self.source.image_range)
+            self._render_all()
+
+    # --- cursor read-out and export ------------------------------------------------------
+    def _show_position(self, row: int, col: int) -> None:
+        if row < 0 or "image" not in self._plane:
+            self.position_label.setText("")
+            return
+        parts = [f"z {self.z}  y {row}  x {col}"]
+        for name, plane in self._plane.items():
+            value = plane[row, col]
+            text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))
+            parts.append(f"{name} {text}")
+        self.position_label.setText("   ".join(parts))
+
+    def current_rgb(self) -> np.ndarray | None:
+        """The composed current slice at full resolution, uint8 (Y, X, 3)."""
+        return self._rgb
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() in (Qt.Key_PageUp, Qt.Key_Up):
+            self.set_z(self.z + 1)
+        elif event.key() in (Qt.Key_PageDown, Qt.Key_Down):
+            self.set_z(self.z - 1)
+        else:
+            super().keyPressEvent(event)

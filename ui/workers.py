@@ -1,0 +1,105 @@
+"""Run core calls off the GUI thread, with the core's progress/cancel seam as Qt signals.
+
+Shape after superqt's ``_qthreading``: a :class:`Worker` (a ``QRunnable``) owns a
+:class:`WorkerSignals` object whose signals are emitted from the pool thread and
+delivered queued to receivers living in the GUI thread:
+
+* ``started``  – the call began;
+* ``progress`` – a :class:`deepscem.progress.Progress` record;
+* ``result``   – the call's return value;
+* ``error``    – the exception it raised (anything but a cancel);
+* ``aborted``  – it stopped because :meth:`Worker.cancel` was called (``Cancelled``);
+* ``finished`` – always, last, whatever happened (so a window never stays disabled).
+
+The wrapped function receives keyword-only ``progress=`` and ``cancel=``, exactly what
+the core's long functions take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PyQt5.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+
+from deepscem.errors import Cancelled
+from deepscem.progress import CancelToken, Progress
+
+
+class WorkerSignals(QObject):
+    started = pyqtSignal()
+    progress = pyqtSignal(object)
+    result = pyqtSignal(object)
+    error = pyqtSignal(object)
+    aborted = pyqtSignal()
+    finished = pyqtSignal()
+
+
+class Worker(QRunnable):
+    """One call of ``fn(*args, progress=..., cancel=..., **kwargs)`` in a thread pool.
+
+    >>> worker = Worker(dataset.add_sample, "s1", image, labels)   # doctest: +SKIP
+    >>> worker.signals.result.connect(on_done); start_worker(worker)
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, title: str = "", **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the owner keeps it until ``finished``
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.title = title or getattr(fn, "__name__", "task")
+        self.token = CancelToken()
+        self.signals = WorkerSignals()
+        self.is_running = False
+        self.is_done = False
+
+    def cancel(self) -> None:
+        """Ask the call to stop at its next unit (batch, tile, slab)."""
+        self.token.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.token.cancelled
+
+    def _report(self, record: Progress) -> None:
+        self.signals.progress.emit(record)
+
+    def run(self) -> None:  # runs in the pool thread
+        self.is_running = True
+        signals = self.signals
+        try:
+            signals.started.emit()
+            value = self.fn(*self.args, progress=self._report, cancel=self.token, **self.kwargs)
+        except Cancelled:
+            signals.aborted.emit()
+        except BaseException as err:  # noqa: BLE001 - every failure must reach the GUI
+            signals.error.emit(err)
+        else:
+            # A call may stop early on cancel and still return something useful (training
+            # returns the best model so far): that is a result, not an abort.
+            signals.result.emit(value)
+        finally:
+            self.is_running = False
+            self.is_done = True
+            signals.finished.emit()
+
+
+_POOL: QThreadPool | None = None
+
+
+def thread_pool() -> QThreadPool:
+    """The pool running workers: a private one, so tests can wait for it to drain."""
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        # Two workers at most: TensorFlow uses every core itself, and the HDF5 library
+        # serialises calls anyway, so more threads would only add contention.
+        _POOL.setMaxThreadCount(2)
+    return _POOL
+
+
+def start_worker(worker: Worker) -> Worker:
+    """Queue ``worker`` on the pool; returns it for chaining."""
+    thread_pool().start(worker)
+    return worker
