@@ -52,13 +52,13 @@ def model_dimension(model: Any, info: Any = None) -> int:
 
 def size_multiple(model: Any, info: Any = None) -> int:
     """What every spatial tile size must be a multiple of: 2**depth for a U-Net (from the
-    model info, or by counting the model's pooling layers for files without metadata)."""
+    model info, or from the model's pooling strides for files without metadata)."""
     unet = getattr(info, "unet", None)
     if unet is not None:
         return 2 ** int(unet.depth)
-    pools = [layer for layer in model.layers
-             if "Pooling" in type(layer).__name__ and "Global" not in type(layer).__name__]
-    return 2 ** len(pools)
+    from deepscem.models.unet import required_multiple
+
+    return required_multiple(model)
 
 
 class Predictor:
