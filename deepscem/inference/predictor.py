@@ -96,8 +96,15 @@ class Predictor:
         return (1, *patch[1:]) if self.dim == 2 else patch  # type: ignore[return-value]
 
     def grid(self, shape_zyx: Sequence[int]) -> TileGrid:
-        """The tile grid this predictor uses for a volume of ``shape_zyx``."""
-        return make_grid(tuple(shape_zyx), self.tile, self.config.overlap,  # type: ignore[arg-type]
+        """The tile grid this predictor uses for a volume of ``shape_zyx``.
+
+        With the default tile, an axis up to 1.5 tiles long is taken whole (one tile instead
+        of two mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
+        """
+        tile = self.tile
+        if self.config.patch is None:
+            tile = tuple(s if s <= 1.5 * t else t for s, t in zip(shape_zyx, tile))
+        return make_grid(tuple(shape_zyx), tile, self.config.overlap,  # type: ignore[arg-type]
                          self.multiple)
 
     def forward(self, tiles: np.ndarray) -> np.ndarray:
