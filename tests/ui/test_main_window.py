@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from gui_fixtures import wait_worker
+from gui_helpers import wait_worker
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QKeySequence
 

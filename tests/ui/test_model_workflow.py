@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from gui_fixtures import wait_worker
+from gui_helpers import wait_worker
 from PyQt5.QtWidgets import QFileDialog
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
