@@ -51,7 +51,8 @@ def test_distance_transform_adds_a_checked_layer(window, qtbot, monkeypatch, tin
     wait_worker(qtbot, window.tasks.active[-1])
     assert "label_0000_dt" in window.tree.checked_layers(tiny_dataset, "s0")
     dt = window.view._plane["label_0000_dt"]
-    label = window.view._plane["label_0000"]
+    with Dataset.open(tiny_dataset) as ds:
+        label = ds.sample("s0").read_layer("label_0000")[window.view.z]
     assert dt.dtype == np.float32 and (dt[label > 0] > 0).all() and (dt[label == 0] <= 0).all()
 
 
