@@ -35,6 +35,7 @@ from deepscem.dataset_format import (
     stored_image_dtype,
     validate_file,
     validate_name,
+    write_mask_slab,
 )
 from deepscem.errors import DatasetError, InputFileError
 from deepscem.progress import CancelToken, ProgressCallback
@@ -319,7 +320,7 @@ class Dataset:
                 image[z0:z1] = img.read(z0, z1).astype(dtype, copy=False)
                 for src, out in zip(lbls, layers):
                     if src is not None:  # a blank label stays unallocated: reads as fill 0
-                        out[z0:z1] = imageio.to_label(src.read(z0, z1))
+                        write_mask_slab(out, z0, imageio.to_label(src.read(z0, z1)))
                 prog.emit(progress, z1, shape[0], "slices", "writing")
             self.file.flush()
         except BaseException:
@@ -370,9 +371,9 @@ class Dataset:
                                        progress=progress, cancel=cancel)
 
     def export_sample(self, name: str, folder, *, layers: Sequence[str] | None = None,
-                      progress=None, cancel=None) -> list[Path]:
+                      overwrite: bool = False, progress=None, cancel=None) -> list[Path]:
         from deepscem import dataset_ops
-        return dataset_ops.export_sample(self, name, folder, layers=layers,
+        return dataset_ops.export_sample(self, name, folder, layers=layers, overwrite=overwrite,
                                          progress=progress, cancel=cancel)
 
     def distance_transform(self, name: str, label: int, *, scale: float = 5.0,

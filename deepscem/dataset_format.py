@@ -5,6 +5,7 @@ Kept apart from :mod:`deepscem.dataset` (the API) so the rules read in one place
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -20,20 +21,21 @@ BLANK = ("", "-")
 # and file overheads, small enough that image + labels + temporaries stay far below 500 MB.
 SLAB_BYTES = 32 * 2**20
 
-# Chunk shape (Z, Y, X) = (4, 256, 256), clipped to the volume. Why:
-# * 2D training reads (1, 256, 256) patches from one slice: uncompressed chunks let HDF5 read
-#   only the requested rows of each of the <= 4 chunks touched, so depth 4 costs nothing there;
-# * 3D training/prediction reads e.g. (32, 128, 128) .. (64, 256, 256): 4 slices deep keeps the
-#   number of chunks per patch (and per-chunk overhead) small;
-# * 256 KB per uint8 chunk (1 MB for float32) is in HDF5's sweet spot and the number of chunks
-#   of a 100 GB volume stays ~400k (the chunk B-tree stays small).
-# bench/dataset.py measures patch reads for this choice against alternatives.
-CHUNK_ZYX = (4, 256, 256)
+# Chunk shape (Z, Y, X) = (4, 128, 128), clipped to the volume. Why (numbers: bench/README.md):
+# * 2D training reads (1, 256, 256) patches from one slice, 3D training and prediction read
+#   (32, 128, 128) .. (64, 256, 256) blocks; 4 slices deep is the compromise: a 2D patch reads
+#   4x the voxels it needs, a 3D patch few chunks, and both stay within ~2x of the best
+#   single-purpose chunking ((1, 256, 256) for 2D, deeper for 3D), where the other use
+#   would lose 2-4x;
+# * 128 rather than 256 in Y/X: compressed labels decompress less per patch (25-30 % faster
+#   reads), and edge chunks waste less padding (a 640-wide slice is 5 x 128 but 3 x 256 = 768);
+# * 64 KB per uint8 chunk fits HDF5's default 1 MB chunk cache many times over.
+CHUNK_ZYX = (4, 128, 128)
 
 
-def chunk_shape(shape: tuple[int, ...], chunk: tuple[int, int, int] = CHUNK_ZYX) -> tuple[int, ...]:
+def chunk_shape(shape: tuple[int, ...], chunk: tuple[int, int, int] | None = None) -> tuple[int, ...]:
     """The chunk shape for a (Z, Y, X) layer, clipped to the layer's shape."""
-    return tuple(max(1, min(int(s), c)) for s, c in zip(shape, chunk))
+    return tuple(max(1, min(int(s), c)) for s, c in zip(shape, chunk or CHUNK_ZYX))
 
 
 def layer_options(shape, dtype: np.dtype, layer: str) -> dict:
@@ -47,6 +49,41 @@ def layer_options(shape, dtype: np.dtype, layer: str) -> dict:
     if np.dtype(dtype) == np.uint8 and layer != "image":
         options.update(compression="gzip", compression_opts=1)
     return options
+
+
+def write_mask_slab(out: h5py.Dataset, z0: int, mask: np.ndarray) -> None:
+    """Write a uint8 slab (labels {0, 1}) into a new gzip layer with fill value 0, chunk by chunk.
+
+    All-zero chunks are not written at all (they read back as the fill value 0), and the others
+    are deflated in threads (zlib releases the GIL) and stored with ``write_direct_chunk``:
+    labels are mostly background, and compressing them was the slowest part of adding a sample.
+    Any other layer or a slab that is not chunk-aligned gets a plain write.
+    """
+    import zlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    depth = mask.shape[0]
+    cz, cy, cx = out.chunks or (1, 1, 1)
+    aligned = z0 % cz == 0 and (depth % cz == 0 or z0 + depth == out.shape[0])
+    if not (aligned and out.chunks and out.compression == "gzip" and mask.dtype == np.uint8
+            and out.fillvalue == 0):
+        out[z0:z0 + depth] = mask
+        return
+    level = out.compression_opts
+    offsets, blocks = [], []
+    for z in range(0, depth, cz):
+        for y in range(0, mask.shape[1], cy):
+            for x in range(0, mask.shape[2], cx):
+                block = mask[z:z + cz, y:y + cy, x:x + cx]
+                if not block.any():
+                    continue
+                if block.shape != (cz, cy, cx):  # edge chunks are stored full size
+                    block = np.pad(block, [(0, c - n) for c, n in zip((cz, cy, cx), block.shape)])
+                offsets.append((z0 + z, y, x))
+                blocks.append(np.ascontiguousarray(block))
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for offset, data in zip(offsets, pool.map(lambda b: zlib.compress(b, level), blocks)):
+            out.id.write_direct_chunk(offset, data)
 
 
 def slab_depth(shape, itemsize: int) -> int:

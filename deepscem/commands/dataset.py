@@ -1,0 +1,256 @@
+"""``run.py dataset ...``: create and edit dataset files (one HDF5 file = a list of samples).
+
+Words follow the seed's keyword list: an *image* is a 3D or 2D grayscale image (.tif, .tiff or
+.npy), a *label* a 3D or 2D binary image, a *sample* an image / labels combination, a *dataset*
+a collection (= a list) of samples. Heavy imports (h5py, NumPy) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+IMAGE_HELP = "the image: a 3D or 2D grayscale image (.tif, .tiff or .npy)"
+LABEL_HELP = ("the labels, one per dataset label: each a 3D or 2D binary image (.tif, .tiff or .npy) "
+              "of the image's size, holding 0 and one other value; \"\" or - for a blank label")
+FILE_HELP = "the dataset file (.hdf5): a collection (= a list) of samples"
+SAMPLE_HELP = "the sample name (a sample is an image / labels combination)"
+
+
+def register(subparsers) -> None:
+    group = subparsers.add_parser(
+        "dataset", help="create and edit datasets (collections of samples)",
+        description="Create and edit datasets: one .hdf5 file holding a list of samples, each "
+                    "an image with its labels.")
+    sub = group.add_subparsers(dest="action", metavar="ACTION")
+    group.set_defaults(func=lambda args: _usage(group))
+
+    p = sub.add_parser("create", help="create a new empty dataset",
+                       description="Create a new empty dataset file.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("name", metavar="NAME", help="the dataset name (e.g. I3)")
+    p.add_argument("n_labels", metavar="N_LABELS", type=int,
+                   help="number of labels every sample has (e.g. 2 for mitochondria and ER)")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=_create)
+
+    p = sub.add_parser("add-sample", help="add a sample from an image and its labels",
+                       description="Add a sample from an image and labels to an existing dataset. "
+                                   "Nothing is written unless every file is valid.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
+    p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
+    p.add_argument("labels", metavar="LABEL", nargs="*", help=LABEL_HELP)
+    p.set_defaults(func=_add_sample)
+
+    p = sub.add_parser("info", help="list a dataset's samples and layers",
+                       description="List a dataset's samples, their shape (Z, Y, X) and layers.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("remove-sample", help="remove samples from a dataset",
+                       description="Remove samples. The file does not shrink: use save-as for a "
+                                   "compact copy.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("samples", metavar="SAMPLE", nargs="+", help="the sample(s) to remove")
+    p.set_defaults(func=_remove)
+
+    for action in ("rename-sample", "rename"):
+        p = sub.add_parser(action, help="rename a sample", description="Rename a sample.")
+        p.add_argument("file", metavar="FILE", help=FILE_HELP)
+        p.add_argument("old", metavar="SAMPLE", help="the sample's current name")
+        p.add_argument("new", metavar="NEW_NAME", help="its new name")
+        p.set_defaults(func=_rename)
+
+    p = sub.add_parser("crop", help="crop a sample (all its layers)",
+                       description="Crop a sample and all its layers to a box. Ranges are voxel "
+                                   "indices START STOP, STOP excluded; an axis left out is kept "
+                                   "whole. Without --new-name the sample is replaced.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
+    for axis in "zyx":
+        p.add_argument(f"--{axis}", nargs=2, type=int, metavar=("START", "STOP"),
+                       help=f"{axis.upper()} range to keep")
+    p.add_argument("--new-name", metavar="NAME", help="add the crop as a new sample NAME instead")
+    p.set_defaults(func=_crop)
+
+    p = sub.add_parser("export", help="export a sample's layers as TIFF files",
+                       description="Write a sample's layers as multi-page TIFFs FOLDER/SAMPLE_LAYER.tif "
+                                   "(values as stored: labels 0/1).")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
+    p.add_argument("folder", metavar="FOLDER", help="output folder (created if missing)")
+    p.add_argument("--layers", nargs="+", metavar="LAYER",
+                   help="layers to export (default: all; e.g. image label_0000)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing TIFF files")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("save-as", help="save a compact copy of a dataset",
+                       description="Save a compact copy of a dataset (space of removed samples "
+                                   "is released).")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("out", metavar="OUT", help="the new dataset file (.hdf5)")
+    p.add_argument("--original", action="store_true",
+                   help="write exactly the original DeepSCEM's layout (float32 images in [0, 1], "
+                        "contiguous, uncompressed) for colleagues still using it")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=_save_as)
+
+    p = sub.add_parser("aliases", help="show or set the label names",
+                       description="Show the label names, or set them (one per label).")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("names", metavar="NAME", nargs="*", help="one name per label, e.g. mito er")
+    p.set_defaults(func=_aliases)
+
+    p = sub.add_parser("distance-transform", help="add a label's signed distance transform",
+                       description="Add layer label_XXXX_dt: the signed Euclidean distance to the "
+                                   "label's boundary, tanh(d / SCALE): positive inside, negative "
+                                   "outside, in (-1, 1).")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP + "; 'all' for every sample")
+    p.add_argument("label", metavar="LABEL", type=int, help="label index (0 = first label)")
+    p.add_argument("--scale", type=float, default=5.0, help="distance scale in voxels (default 5)")
+    p.add_argument("--sampling", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="voxel size, e.g. 4 1 1 for slices 4x thicker than pixels (default 1 1 1)")
+    p.add_argument("--per-slice", action="store_true",
+                   help="2D distances slice by slice (little memory); default: whole 3D sample, "
+                        "about 30 bytes per voxel")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing _dt layer")
+    p.set_defaults(func=_distance_transform)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
+
+
+# -- module-level functions (the seed's --create-dataset / --add-sample call these) -------------
+def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) -> None:
+    """Create an empty dataset ``filename`` named ``name`` with ``n_labels`` labels per sample."""
+    from deepscem.dataset import Dataset
+
+    Dataset.create(filename, name, n_labels, overwrite=overwrite).close()
+
+
+def add_sample(filename: str, name: str, image: str, labels) -> None:
+    """Add sample ``name`` (image path, label paths; "" or - = blank) with a progress bar."""
+    from deepscem.dataset import Dataset
+    from deepscem.progress import TqdmProgress
+
+    with Dataset.open(filename, "r+") as ds, TqdmProgress(f"{name}:") as bar:
+        ds.add_sample(name, image, list(labels), progress=bar)
+
+
+# -- handlers ----------------------------------------------------------------------------------
+def _create(args) -> None:
+    create(args.file, args.name, args.n_labels, overwrite=args.overwrite)
+
+
+def _add_sample(args) -> None:
+    add_sample(args.file, args.sample, args.image, args.labels)
+
+
+def _info(args) -> None:
+    from deepscem.dataset import Dataset
+
+    with Dataset.open(args.file) as ds:
+        info = describe(ds)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    aliases = ", ".join(info["label_aliases"])
+    print(f"{info['path']}: dataset {info['name']!r}, {info['labels']} label(s) ({aliases}), "
+          f"{len(info['samples'])} sample(s)")
+    for s in info["samples"]:
+        z, y, x = s["shape"]
+        layers = ", ".join(f"{n} {d['dtype']}" for n, d in s["layers"].items())
+        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X); {layers}")
+
+
+def describe(ds) -> dict:
+    """A JSON-ready summary: name, labels, aliases, and per sample shape and layers."""
+    samples = []
+    for s in ds:
+        layers = {}
+        for name in s.layer_names():
+            data = s.layer(name)
+            layers[name] = {"dtype": str(data.dtype), "chunks": list(data.chunks or []) or None,
+                            "compression": data.compression}
+        attrs = s.layer("image").attrs if "image" in s.group else {}
+        stored = [float(attrs["norm_min"]), float(attrs["norm_max"])] if "norm_min" in attrs else None
+        samples.append({"name": s.name, "shape": list(s.shape), "layers": layers,
+                        "image_range": stored})
+    return {"path": str(ds.path), "name": ds.name, "labels": ds.n_labels,
+            "label_aliases": ds.label_aliases, "samples": samples}
+
+
+def _remove(args) -> None:
+    from deepscem.dataset import Dataset
+
+    with Dataset.open(args.file, "r+", check_samples=False) as ds:
+        for name in args.samples:
+            ds.sample(name)  # all names checked before any is removed
+        for name in args.samples:
+            ds.remove_sample(name)
+
+
+def _rename(args) -> None:
+    from deepscem.dataset import Dataset
+
+    with Dataset.open(args.file, "r+") as ds:
+        ds.rename_sample(args.old, args.new)
+
+
+def _crop(args) -> None:
+    from deepscem.dataset import Dataset
+    from deepscem.progress import TqdmProgress
+
+    with Dataset.open(args.file, "r+") as ds, TqdmProgress(f"{args.sample}:") as bar:
+        shape = ds.sample(args.sample).shape
+        z, y, x = ((r if r else (0, n)) for r, n in zip((args.z, args.y, args.x), shape))
+        ds.crop_sample(args.sample, z, y, x, new_name=args.new_name, progress=bar)
+
+
+def _export(args) -> None:
+    from deepscem.dataset import Dataset
+    from deepscem.progress import TqdmProgress
+
+    with Dataset.open(args.file) as ds, TqdmProgress(f"{args.sample}:") as bar:
+        paths = ds.export_sample(args.sample, args.folder, layers=args.layers,
+                                 overwrite=args.overwrite, progress=bar)
+    for path in paths:
+        print(path)
+
+
+def _save_as(args) -> None:
+    from deepscem.dataset import save_as
+    from deepscem.progress import TqdmProgress
+
+    with TqdmProgress() as bar:
+        save_as(args.file, args.out, original=args.original, overwrite=args.overwrite, progress=bar)
+
+
+def _aliases(args) -> None:
+    from deepscem.dataset import Dataset
+
+    with Dataset.open(args.file, "r+" if args.names else "r") as ds:
+        if args.names:
+            ds.set_label_aliases(args.names)
+        for i, alias in enumerate(ds.label_aliases):
+            sys.stdout.write(f"{i}: {alias}\n")
+
+
+def _distance_transform(args) -> None:
+    from deepscem.dataset import Dataset
+    from deepscem.progress import TqdmProgress
+
+    with Dataset.open(args.file, "r+") as ds:
+        names = ds.sample_names() if args.sample == "all" and "all" not in ds else [args.sample]
+        for name in names:
+            with TqdmProgress(f"{name}:") as bar:
+                layer = ds.distance_transform(name, args.label, scale=args.scale,
+                                              sampling=args.sampling, per_slice=args.per_slice,
+                                              overwrite=args.overwrite, progress=bar)
+            print(f"{name}/{layer}")

@@ -1,0 +1,145 @@
+"""``run.py model create|info``: make a new U-Net file, or describe an existing model file.
+
+Keras is imported inside the handlers only, so ``run.py model --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from deepscem.errors import ModelError
+
+DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
+    "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
+    "normalization": "batchnorm", "depth": 4, "outputs": 1, "activation": "sigmoid", "name": "unet",
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "model", help="create a new U-Net model file, or show what a model file holds",
+        description="Create a new (untrained) U-Net model, or describe a model file "
+                    "(.keras or .h5, including models saved by the original DeepSCEM).")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    parser.set_defaults(func=lambda args: parser.print_help())
+
+    create = actions.add_parser(
+        "create", help="create a new untrained U-Net and save it to OUT",
+        description="Create a new untrained U-Net (the GUI's 'Create a new model') and save it. "
+                    "Architecture: a model is a deep neural network (its layers and weights).")
+    create.add_argument("out", metavar="OUT", help="model file to write (.keras, or .h5 as in the seed)")
+    create.add_argument("--dim", type=int, choices=(2, 3), default=DEFAULTS["dim"],
+                        help="2: works on 2D images / slices of a volume; 3: works on 3D volumes "
+                             "(default %(default)s)")
+    create.add_argument("--block", choices=("residual", "vgg"), default=DEFAULTS["block"],
+                        help="convolution block type of each level (default %(default)s)")
+    create.add_argument("--kernel-size", type=int, default=DEFAULTS["kernel_size"], metavar="K",
+                        help="convolution kernel size per axis (default %(default)s)")
+    create.add_argument("--filters", type=int, default=DEFAULTS["filters"], metavar="F",
+                        help="filters of the first level; level l has F*2^l (default %(default)s)")
+    create.add_argument("--blocks-per-level", type=int, default=DEFAULTS["blocks_per_level"],
+                        metavar="B", help="convolution blocks per level (default %(default)s)")
+    create.add_argument("--normalization", choices=("batchnorm", "none"),
+                        default=DEFAULTS["normalization"],
+                        help="batch normalisation after each convolution (default %(default)s)")
+    create.add_argument("--depth", type=int, default=DEFAULTS["depth"], metavar="D",
+                        help="number of poolings (the original's depth minus one); patches and "
+                             "tiles must be multiples of 2^D (default %(default)s)")
+    create.add_argument("--outputs", type=int, default=DEFAULTS["outputs"], metavar="N",
+                        help="number of outputs = labels per sample of your dataset "
+                             "(default %(default)s)")
+    create.add_argument("--activation", choices=("sigmoid", "softmax", "tanh", "linear"),
+                        default=DEFAULTS["activation"],
+                        help="output activation: sigmoid for binary / multi-label masks, softmax for "
+                             "mutually exclusive classes (2+ outputs), tanh/linear for distance "
+                             "maps (default %(default)s)")
+    create.add_argument("--name", default=DEFAULTS["name"], help="model name (default %(default)s)")
+    create.add_argument("--label-names", nargs="+", metavar="NAME",
+                        help="one name per output (e.g. mito er), stored in the model file")
+    create.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    create.set_defaults(func=run_create)
+
+    info = actions.add_parser(
+        "info", help="show a model's architecture, options and metadata",
+        description="Describe a model file: dimension, outputs (labels), parameter count, input "
+                    "shape, U-Net options, training patch size, normalisation and history.")
+    info.add_argument("model", metavar="MODEL", help="model file (.keras or .h5)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(func=run_info)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ModelError(f"{out} already exists; choose another name or add --overwrite")
+    if out.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise ModelError(f"cannot save a model as {out.name!r}: use a .keras or .h5 file name")
+    from deepscem.config import UNetConfig
+    from deepscem.models.storage import model_info_from, save_model
+    from deepscem.models.unet import build_unet
+
+    config = UNetConfig(dim=args.dim, block=args.block, kernel_size=args.kernel_size,
+                        filters=args.filters, blocks_per_level=args.blocks_per_level,
+                        normalization=args.normalization, depth=args.depth, outputs=args.outputs,
+                        activation=args.activation, name=args.name)
+    model = build_unet(config)
+    info = model_info_from(model, config)
+    if args.label_names:
+        if len(args.label_names) != config.outputs:
+            raise ModelError(f"--label-names gives {len(args.label_names)} names for "
+                             f"{config.outputs} outputs; give one name per output")
+        info.label_names = list(args.label_names)
+    save_model(model, out, info, overwrite=args.overwrite)
+    print(f"created {out}: {config.dim}D U-Net, {model.count_params():,} parameters, "
+          f"{config.outputs} output(s)")
+    return 0
+
+
+def describe(path: str) -> dict:
+    """The JSON ``model info`` prints: dimension, outputs, parameters, input_shape,
+    output_shape, tile multiple, then the file's metadata (label names, U-Net options...)."""
+    from deepscem.models.storage import load_model
+    from deepscem.models.unet import required_multiple
+
+    model, info = load_model(path)
+    return {
+        "path": str(path),
+        "name": model.name,
+        "dimension": info.dimension,
+        "outputs": info.outputs,
+        "parameters": int(model.count_params()),
+        "trainable_parameters": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
+        "input_shape": list(model.inputs[0].shape),
+        "output_shape": list(model.outputs[0].shape),
+        "tile_multiple": required_multiple(model),
+        **info.to_dict(),
+    }
+
+
+def run_info(args: argparse.Namespace) -> int:
+    data = describe(args.model)
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    unet = data["unet"]
+    lines = [
+        f"model:        {data['path']} ({data['name']})",
+        f"dimension:    {data['dimension']}D   input {tuple(data['input_shape'])} -> output "
+        f"{tuple(data['output_shape'])}",
+        f"outputs:      {data['outputs']} ({', '.join(data['label_names'])})",
+        f"parameters:   {data['parameters']:,} ({data['trainable_parameters']:,} trainable)",
+        f"tiles:        every axis a multiple of {data['tile_multiple']}",
+        f"patch size:   {tuple(data['patch_size']) if data['patch_size'] else 'not trained yet'}",
+        f"input range:  {data['normalization']}",
+    ]
+    if unet:
+        lines.append("architecture: " + ", ".join(f"{k}={v}" for k, v in unet.items() if k != "name"))
+    lines.append("written by:   " + ("the original DeepSCEM (no metadata)" if data["legacy"]
+                                     else f"DeepSCEM {data['version'] or '?'}"))
+    if data["history"]:
+        lines.append("history:      " + ", ".join(f"{k}={v}" for k, v in data["history"].items()
+                                                  if not isinstance(v, (list, dict))))
+    print("\n".join(lines))
+    return 0

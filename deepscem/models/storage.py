@@ -1,0 +1,279 @@
+"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the seed's examples).
+
+A DeepSCEM model file carries, next to the network, a :class:`ModelInfo` (JSON) with what
+prediction needs: dimension, outputs and label names, training patch size, input
+normalisation, the DeepSCEM version and the training history summary.
+
+- ``.keras``: an extra zip member ``deepscem_metadata.json`` (Keras ignores members it
+  does not know, so any Keras 3 still loads the file).
+- ``.h5``: a root HDF5 attribute ``deepscem_metadata`` (JSON), written after Keras saved.
+
+Saving writes a temporary file in the target folder and renames it over the target
+(``os.replace`` is atomic on one file system), so a failed save never damages an existing
+model. Loading checks the file is a segmentation model DeepSCEM can use (one grey input
+channel, 2D or 3D) and raises :class:`ModelError` with a readable message otherwise.
+Files written by the original DeepSCEM (no metadata) load too: see ``legacy``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepscem import __version__
+from deepscem.config import UNetConfig, from_dict, to_dict
+from deepscem.errors import DeepScemError, ModelError
+
+METADATA_MEMBER = "deepscem_metadata.json"   # inside a .keras zip
+METADATA_ATTR = "deepscem_metadata"          # root attribute of a .h5 file
+KERAS_SUFFIXES = (".keras",)
+H5_SUFFIXES = (".h5", ".hdf5")
+# Input normalisation the datasets apply (DESIGN.md §3): grey values mapped to [0, 1]
+# with the volume-wide min/max (never per patch).
+NORMALIZATION_MINMAX = "minmax"
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about the network, besides its weights.
+
+    dimension: 2 (input (Y, X, 1)) or 3 (input (Z, Y, X, 1)). outputs: output channels.
+    label_names: one name per output. patch_size: training patch (Z, Y, X), None if never
+    trained. normalization: input intensity mapping ("minmax": volume-wide min-max to [0, 1]).
+    unet: the architecture options (None when unknown). version: DeepSCEM version that wrote
+    the file (None for the original's files). history: training summary (JSON-able dict:
+    e.g. epochs, final/best losses), None if untrained. legacy: written by the original.
+    """
+
+    dimension: int
+    outputs: int
+    label_names: list[str] = field(default_factory=list)
+    patch_size: tuple[int, int, int] | None = None
+    normalization: str = NORMALIZATION_MINMAX
+    unet: UNetConfig | None = None
+    version: str | None = __version__
+    history: dict | None = None
+    legacy: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.label_names:
+            self.label_names = [f"label {i}" for i in range(int(self.outputs))]
+        if self.patch_size is not None:
+            self.patch_size = tuple(int(p) for p in self.patch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["unet"] = to_dict(self.unet) if self.unet is not None else None
+        data["patch_size"] = list(self.patch_size) if self.patch_size is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
+        """Inverse of ``to_dict``. Keys written by a newer version are ignored (the file
+        must still load); a U-Net config that no longer parses becomes None."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        unet = values.get("unet")
+        if isinstance(unet, dict):
+            known = {f.name for f in dataclasses.fields(UNetConfig)}
+            try:
+                values["unet"] = from_dict(UNetConfig, {k: v for k, v in unet.items() if k in known})
+            except (DeepScemError, TypeError, ValueError):
+                values["unet"] = None
+        return cls(**values)
+
+
+def model_info_from(model, config: UNetConfig | None = None) -> ModelInfo:
+    """Metadata for an in-memory model (new or unsaved): dimension and outputs read from
+    the model's shapes, default label names, no patch size or history yet."""
+    from deepscem.models.unet import model_dimension
+
+    return ModelInfo(dimension=model_dimension(model), outputs=int(model.outputs[0].shape[-1]),
+                     unet=config)
+
+
+def _json_default(obj: Any) -> Any:
+    # NumPy scalars/arrays in a training history.
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        return "keras"
+    if suffix in H5_SUFFIXES:
+        return "h5"
+    raise ModelError(f"cannot save a model as {path.name!r}: use a .keras or .h5 file name")
+
+
+def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bool = True) -> Path:
+    """Write ``model`` and ``info`` to ``path`` (.keras or .h5) atomically; returns the path.
+
+    ModelError if ``path`` exists and ``overwrite`` is False, if the extension is neither,
+    or if writing fails (the existing file, if any, is left untouched).
+    """
+    path = Path(path)
+    kind = _format(path)
+    if path.exists() and not overwrite:
+        raise ModelError(f"{path} already exists; choose another name or allow overwriting")
+    if not path.parent.is_dir():
+        raise ModelError(f"folder {path.parent} does not exist; create it first")
+    metadata = json.dumps(info.to_dict(), default=_json_default)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        os.unlink(tmp)  # Keras writes the file itself; it only needed a unique name
+        with _quiet_h5_warning():
+            model.save(tmp)
+        if kind == "keras":
+            with zipfile.ZipFile(tmp, "a") as archive:
+                archive.writestr(METADATA_MEMBER, metadata)
+        else:
+            import h5py
+
+            with h5py.File(tmp, "a") as f:
+                f.attrs[METADATA_ATTR] = metadata
+        os.replace(tmp, path)
+    except OSError as err:
+        raise ModelError(f"could not write {path}: {err.strerror or err}") from err
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class _DropLegacyNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "considered legacy" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_h5_warning():
+    """Keras logs "HDF5 ... is considered legacy" on every .h5 save; .h5 is a deliberate
+    user choice here (the seed's format), so the notice is only noise on the console."""
+    logger, notice = logging.getLogger("absl"), _DropLegacyNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
+def _read_metadata(path: Path, kind: str) -> tuple[dict | None, str | None]:
+    """(metadata dict or None, Keras version that wrote the file or None)."""
+    if kind == "keras":
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise ModelError(f"{path.name} is a zip file but not a Keras model")
+            meta = json.loads(archive.read(METADATA_MEMBER)) if METADATA_MEMBER in names else None
+            version = None
+            if "metadata.json" in names:
+                version = json.loads(archive.read("metadata.json")).get("keras_version")
+        return meta, version
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "model_config" not in f.attrs:
+            hint = (" (it looks like a DeepSCEM dataset: open it as a dataset)"
+                    if "labels" in f.attrs else "")
+            raise ModelError(f"{path.name} is an HDF5 file but not a Keras model{hint}")
+        raw = f.attrs.get(METADATA_ATTR)
+        version = f.attrs.get("keras_version")
+    if isinstance(version, bytes):
+        version = version.decode()
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    return (json.loads(raw) if raw is not None else None), version
+
+
+def load_model(path: str | os.PathLike):
+    """Load a DeepSCEM model file: returns ``(keras.Model, ModelInfo)``, not compiled.
+
+    Raises ModelError for a missing, corrupt or non-model file, and for a model DeepSCEM
+    cannot use (not one grey input channel, not 2D/3D).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    kind = _detect_kind(path)
+    try:
+        meta, keras_version = _read_metadata(path, kind)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ModelError(f"{path.name}: its DeepSCEM metadata is damaged; the file cannot be "
+                         "trusted, use a backup") from None
+    except (OSError, zipfile.BadZipFile, KeyError) as err:
+        raise ModelError(f"{path.name} is damaged or not a model file ({err})") from None
+
+    import keras
+
+    from deepscem.models import legacy, losses  # noqa: F401  (registers custom objects)
+
+    try:
+        model = keras.saving.load_model(path, compile=False, custom_objects=legacy.custom_objects())
+    except Exception as err:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"cannot load model {path.name}: {reason[:200]}") from None
+    info = _check_model(model, path, meta, keras_version)
+    if isinstance(model.input, (list, tuple)) or isinstance(model.output, (list, tuple)):
+        # Keras 2 files declare their single input as a one-item list; Keras 3 then warns
+        # on every call with a plain array. Same layers and weights, single-tensor signature.
+        model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    return model, info
+
+
+def _detect_kind(path: Path) -> str:
+    """By content, not extension: a renamed file still gets the right reader or message."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK"):
+        return "keras"
+    if head == b"\x89HDF\r\n\x1a\n":
+        return "h5"
+    raise ModelError(f"{path.name} is not a model file (expected a .keras or .h5 Keras model); "
+                     "if it should be one, it is damaged")
+
+
+def _check_model(model, path: Path, meta: dict | None, keras_version: str | None) -> ModelInfo:
+    from deepscem.models.legacy import infer_unet_config
+
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelError(f"{path.name} has {len(model.inputs)} inputs and {len(model.outputs)} "
+                         "outputs; a DeepSCEM model has one image input and one output")
+    in_shape = tuple(model.inputs[0].shape)
+    out_shape = tuple(model.outputs[0].shape)
+    if len(in_shape) not in (4, 5):
+        raise ModelError(f"{path.name} takes inputs of shape {in_shape[1:]}; a DeepSCEM model takes "
+                         "2D (Y, X, 1) or 3D (Z, Y, X, 1) images")
+    if in_shape[-1] != 1:
+        raise ModelError(f"{path.name} expects {in_shape[-1]} input channels; DeepSCEM models take "
+                         "one grey channel (an RGB/multi-channel model cannot be used)")
+    if len(out_shape) != len(in_shape) or out_shape[-1] is None:
+        raise ModelError(f"{path.name} outputs shape {out_shape[1:]}, not a segmentation map of the "
+                         "input's shape")
+    dimension, outputs = len(in_shape) - 2, int(out_shape[-1])
+    if meta is None:
+        legacy = bool(keras_version and str(keras_version).startswith("2."))
+        return ModelInfo(dimension=dimension, outputs=outputs, unet=infer_unet_config(model),
+                         version=None, legacy=legacy)
+    try:
+        info = ModelInfo.from_dict(meta)
+    except (TypeError, ValueError, DeepScemError) as err:
+        raise ModelError(f"{path.name}: its DeepSCEM metadata is invalid ({err})") from None
+    if info.dimension != dimension or info.outputs != outputs:
+        raise ModelError(f"{path.name}: metadata says {info.dimension}D with {info.outputs} outputs "
+                         f"but the network is {dimension}D with {outputs}; the file is inconsistent")
+    if len(info.label_names) != outputs:
+        info.label_names = [f"label {i}" for i in range(outputs)]
+    return info

@@ -1,0 +1,67 @@
+"""``run.py model create|info``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deepscem import cli
+
+pytest.importorskip("keras")
+
+
+def test_create_then_info_json(tmp_path, capsys):
+    out = tmp_path / "m.keras"
+    argv = ["model", "create", str(out), "--dim", "3", "--block", "vgg", "--kernel-size", "3",
+            "--filters", "2", "--blocks-per-level", "1", "--normalization", "none", "--depth", "1",
+            "--outputs", "2", "--activation", "softmax", "--name", "tiny3d",
+            "--label-names", "mito", "er"]
+    assert cli.main(argv) == 0
+    assert "created" in capsys.readouterr().out
+    assert cli.main(["model", "info", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dimension"] == 3 and data["outputs"] == 2 and data["input_shape"] == [None] * 4 + [1]
+    assert data["parameters"] > 0 and data["tile_multiple"] == 2 and data["name"] == "tiny3d"
+    assert data["label_names"] == ["mito", "er"] and data["unet"]["block"] == "vgg"
+    assert cli.main(["model", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3D" in text and "mito, er" in text
+
+
+def test_create_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "m.h5"
+    small = ["--filters", "2", "--depth", "1"]
+    assert cli.main(["model", "create", str(out), *small]) == 0
+    before = out.read_bytes()
+    assert cli.main(["model", "create", str(out), *small]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert cli.main(["model", "create", str(out), *small, "--overwrite", "--outputs", "3"]) == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--activation", "softmax"], "softmax"),
+    (["--filters", "0"], "filters"),
+    (["--outputs", "2", "--label-names", "a"], "one name per output"),
+])
+def test_create_user_errors_are_one_line(tmp_path, capsys, argv, message):
+    assert cli.main(["model", "create", str(tmp_path / "m.keras"), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_info_on_a_non_model_file(tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert cli.main(["model", "info", str(bad)]) == 1
+    assert "not a model file" in capsys.readouterr().err
+
+
+def test_info_on_an_original_model(shared_data, capsys):
+    path = shared_data / "original-format" / "orig_unet2d_res_f8_d3_o2.h5"
+    assert cli.main(["model", "info", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["legacy"] and data["dimension"] == 2 and data["outputs"] == 2
+    assert data["input_shape"] == [None, None, None, 1]

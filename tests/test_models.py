@@ -1,0 +1,185 @@
+"""U-Net builder, losses and metrics: tiny networks, real forward passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from deepscem.config import UNetConfig  # noqa: E402
+from deepscem.errors import ConfigError, ModelError  # noqa: E402
+from deepscem.models import losses  # noqa: E402
+from deepscem.models.blocks import recompute_batchnorm  # noqa: E402
+from deepscem.models.storage import model_info_from  # noqa: E402
+from deepscem.models.unet import build_unet, check_tile_shape, required_multiple  # noqa: E402
+
+TINY = dict(filters=2, depth=2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(dim=2, block="residual", normalization="batchnorm", activation="sigmoid", outputs=2),
+        dict(dim=2, block="vgg", normalization="none", activation="softmax", outputs=3),
+        dict(dim=2, block="vgg", normalization="batchnorm", activation="tanh", kernel_size=5,
+             blocks_per_level=1),
+        dict(dim=2, block="residual", normalization="none", activation="linear", blocks_per_level=3),
+        dict(dim=2, block="residual", depth=0, activation="sigmoid"),
+        dict(dim=3, block="residual", normalization="batchnorm", activation="sigmoid"),
+        dict(dim=3, block="vgg", normalization="none", activation="softmax", outputs=2,
+             blocks_per_level=1),
+        dict(dim=3, block="vgg", normalization="batchnorm", activation="linear", kernel_size=1),
+    ],
+)
+def test_every_option_builds_and_keeps_the_spatial_shape(options):
+    config = UNetConfig(**{**TINY, **options})
+    model = build_unet(config)
+    spatial = (8, 16, 24) if config.dim == 3 else (16, 24)
+    x = np.random.default_rng(0).random((2, *spatial, 1), dtype=np.float32)
+    y = np.asarray(model.predict_on_batch(x))
+    assert y.shape == (2, *spatial, config.outputs)
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    if config.activation == "sigmoid":
+        assert 0 <= y.min() and y.max() <= 1
+    if config.activation == "softmax":
+        np.testing.assert_allclose(y.sum(-1), 1.0, atol=1e-5)
+    if config.activation == "tanh":
+        assert -1 <= y.min() and y.max() <= 1
+    has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+    assert has_bn == (config.normalization == "batchnorm")
+    assert tuple(model.inputs[0].shape) == (None,) * (config.dim + 1) + (1,)  # any tile size
+
+
+def test_filters_double_per_level_and_blocks_count():
+    model = build_unet(UNetConfig(filters=3, depth=2, block="vgg", blocks_per_level=3,
+                                  normalization="none"))
+    convs = {layer.name: layer.filters for layer in model.layers
+             if type(layer) is keras.layers.Conv2D}
+    assert convs["enc0_b2_conv"] == 3 and convs["enc1_b0_conv"] == 6 and convs["center_b0_conv"] == 12
+    assert convs["dec0_b1_conv"] == 3 and "enc0_b3_conv" not in convs
+
+
+def test_softmax_with_a_single_output_is_refused():
+    with pytest.raises(ConfigError, match="softmax"):
+        build_unet(UNetConfig(activation="softmax", outputs=1, **TINY))
+
+
+def test_tile_multiple_and_check():
+    config = UNetConfig(**TINY)
+    model = build_unet(config)
+    assert required_multiple(model) == 4
+    assert required_multiple(model_info_from(model, config)) == 4
+    with pytest.raises(ModelError):
+        required_multiple(model_info_from(model))  # no config, no model: cannot tell
+    check_tile_shape((64, 64), 2)
+    with pytest.raises(ConfigError, match=r"multiple of 4.*\(12, 64\)"):
+        check_tile_shape((10, 64), 2)
+
+
+def test_mixed_precision_policy_keeps_float32_output():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_unet(UNetConfig(**TINY))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    y = model.predict_on_batch(np.zeros((1, 16, 16, 1), np.float32))
+    assert np.asarray(y).dtype == np.float32
+    assert model.get_layer("logits").compute_dtype == "bfloat16"
+
+
+def test_batchnorm_momentum_is_a_parameter():
+    model = build_unet(UNetConfig(**TINY), bn_momentum=0.5)
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(bn.momentum == 0.5 for bn in bns)
+    assert build_unet(UNetConfig(**TINY)).get_layer("enc0_b0_bn").momentum <= 0.9
+
+
+def test_recompute_batchnorm_matches_training_statistics():
+    model = build_unet(UNetConfig(filters=2, depth=1, block="vgg", blocks_per_level=1))
+    x = np.random.default_rng(1).random((4, 16, 16, 1), dtype=np.float32) * 5 + 3
+    assert recompute_batchnorm(model, [x, x]) == 2
+    bn = model.get_layer("enc0_b0_bn")
+    conv_out = keras.Model(model.input, model.get_layer("enc0_b0_conv").output)(x)
+    conv_out = keras.ops.convert_to_numpy(conv_out)
+    moving_mean = keras.ops.convert_to_numpy(bn.moving_mean)
+    np.testing.assert_allclose(moving_mean, conv_out.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    assert bn.momentum == 0.9  # restored
+    train_out = keras.ops.convert_to_numpy(model(x, training=True))
+    infer_out = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(infer_out, train_out, atol=1e-3)
+
+
+# --- losses and metrics -------------------------------------------------------------------
+
+
+def _masks(rng, shape=(2, 8, 8, 2)):
+    return (rng.random(shape) > 0.7).astype(np.float32)
+
+
+def test_dice_loss_values(rng):
+    dice = losses.get_loss("Dice", "sigmoid")
+    truth = _masks(rng)
+    assert float(dice(truth, truth)) == pytest.approx(0.0, abs=1e-6)
+    assert float(dice(truth, 1 - truth)) > 0.9
+    empty = np.zeros_like(truth)
+    value = float(dice(empty, empty))
+    assert np.isfinite(value) and value == pytest.approx(0.0, abs=1e-6)
+    # per-channel mean: one perfect channel, one wrong channel -> about 0.5
+    pred = truth.copy()
+    pred[..., 1] = 1 - truth[..., 1]
+    assert 0.4 < float(dice(truth, pred)) < 0.6
+
+
+@pytest.mark.parametrize("name", ["dice", "DICE", "CrossEntropy", "crossentropy", "MSE", "mse",
+                                  "Dice+CrossEntropy"])
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_get_loss_names_are_case_insensitive_and_finite(name, activation, rng):
+    loss = losses.get_loss(name, activation)
+    truth = _masks(rng)
+    pred = np.clip(rng.random(truth.shape), 0.01, 0.99).astype(np.float32)
+    value = float(loss(truth, pred))
+    assert np.isfinite(value) and value >= 0
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert float(restored(truth, pred)) == pytest.approx(value, rel=1e-5)
+
+
+def test_loss_errors():
+    with pytest.raises(ConfigError, match="unknown loss"):
+        losses.get_loss("hinge", "sigmoid")
+    with pytest.raises(ConfigError, match="MSE"):
+        losses.get_loss("crossentropy", "tanh")
+    assert isinstance(losses.get_loss("mse", "linear"), keras.losses.MeanSquaredError)
+
+
+def test_f1_and_iou_metrics():
+    truth = np.zeros((1, 4, 4, 1), np.float32)
+    truth[0, :2] = 1  # 8 foreground voxels
+    pred = np.zeros_like(truth)
+    pred[0, :1] = 0.9  # 4 true positives
+    pred[0, 3, :2] = 0.6  # 2 false positives
+    pred[0, 2, :2] = 0.4  # below threshold
+    f1, iou = losses.get_metrics("sigmoid")
+    f1.update_state(truth, pred)
+    iou.update_state(truth, pred)
+    assert float(f1.result()) == pytest.approx(2 * 4 / (2 * 4 + 2 + 4))
+    assert float(iou.result()) == pytest.approx(4 / (4 + 2 + 4))
+    f1.reset_state()
+    f1.update_state(np.zeros_like(truth), np.zeros_like(truth))
+    assert float(f1.result()) == 1.0  # both empty: perfect, not NaN
+    assert [m.name for m in losses.get_metrics("linear")] == ["mae"]
+
+
+@pytest.mark.parametrize("loss_name,activation", [("dice", "sigmoid"), ("crossentropy", "softmax"),
+                                                  ("dice+crossentropy", "sigmoid")])
+def test_tiny_model_trains_one_step(loss_name, activation, rng):
+    config = UNetConfig(filters=2, depth=1, outputs=2, activation=activation)
+    model = build_unet(config)
+    model.compile(optimizer="adam", loss=losses.get_loss(loss_name, activation),
+                  metrics=losses.get_metrics(activation))
+    x = rng.random((2, 8, 8, 1), dtype=np.float32)
+    y = _masks(rng)
+    if activation == "softmax":
+        y = np.stack([y[..., 0], 1 - y[..., 0]], axis=-1)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"]) and 0 <= logs["f1"] <= 1

@@ -1,0 +1,94 @@
+"""Tiled prediction of in-memory volumes with an identity model (no dataset file needed)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from deepscem.config import PredictConfig
+from deepscem.errors import Cancelled
+from deepscem.inference.predictor import Predictor, model_dimension, predict_volume
+from deepscem.progress import CancelToken
+
+keras = pytest.importorskip("keras")
+
+
+def identity_model(dim: int, outputs: int = 1):
+    """A real Keras model whose outputs all equal its input: a 1x1 conv, weight 1, bias 0."""
+    shape = (None,) * dim + (1,)
+    inputs = keras.Input(shape)
+    conv = (keras.layers.Conv2D if dim == 2 else keras.layers.Conv3D)(
+        outputs, 1, activation="linear", kernel_initializer="ones", bias_initializer="zeros")
+    return keras.Model(inputs, conv(inputs))
+
+
+def info(dim, depth):
+    return SimpleNamespace(dimension=dim, unet=SimpleNamespace(depth=depth), patch_size=None,
+                           label_names=None)
+
+
+@pytest.fixture(scope="module")
+def model2d():
+    return identity_model(2, outputs=2)
+
+
+@pytest.fixture(scope="module")
+def model3d():
+    return identity_model(3)
+
+
+@pytest.mark.parametrize("shape, patch, overlap", [
+    ((3, 50, 70), (1, 32, 32), 0.5),     # stack of slices, not multiples of the tile
+    ((1, 13, 21), (1, 64, 64), 0.25),    # tile larger than the volume, Z = 1
+    ((2, 40, 40), None, 0.25),           # default tile (whole slice here)
+])
+def test_identity_2d_model_reproduces_the_volume(model2d, shape, patch, overlap):
+    volume = np.random.default_rng(0).random(shape, dtype=np.float32)
+    outs = [np.zeros(shape, np.float32), np.zeros(shape, np.float32)]
+    seen = []
+    config = PredictConfig(patch=patch, overlap=overlap, batch_size=3)
+    predict_volume(model2d, volume, outs, config, info=info(2, 3), progress=seen.append)
+    for out in outs:
+        np.testing.assert_allclose(out, volume, rtol=2e-6, atol=1e-6)
+    assert seen[-1].done == seen[-1].total and seen[-1].unit == "tiles"
+
+
+@pytest.mark.parametrize("shape, patch", [
+    ((9, 20, 33), (4, 16, 16)),          # 3D tiles, not multiples
+    ((1, 10, 10), (8, 32, 32)),          # Z = 1 and a tile larger than the volume
+])
+def test_identity_3d_model_reproduces_the_volume(model3d, shape, patch):
+    volume = np.random.default_rng(1).random(shape, dtype=np.float32)
+    out = np.zeros(shape, np.float32)
+    predict_volume(model3d, volume, [out], PredictConfig(patch=patch, overlap=0.5),
+                   info=info(3, 2))
+    np.testing.assert_allclose(out, volume, rtol=2e-6, atol=1e-6)
+
+
+def test_tta_and_threshold(model2d):
+    volume = np.random.default_rng(2).random((2, 24, 40), dtype=np.float32)
+    outs = [np.zeros(volume.shape, np.uint8) for _ in range(2)]
+    config = PredictConfig(patch=(1, 16, 32), tta=True, threshold=0.3)  # non-square tiles
+    predict_volume(model2d, volume, outs, config, info=info(2, 2))
+    assert outs[0].dtype == np.uint8
+    np.testing.assert_array_equal(outs[0], (volume > 0.3).astype(np.uint8))
+
+
+def test_tiles_are_multiples_of_the_network_size(model3d):
+    p = Predictor(model3d, info(3, 3), PredictConfig(patch=(5, 20, 30)))
+    grid = p.grid((40, 100, 100))
+    assert grid.tile_shape == (8, 24, 32)
+    assert model_dimension(model3d) == 3
+
+
+def test_cancel_stops_between_batches(model2d):
+    volume = np.zeros((4, 32, 32), np.float32)
+    token = CancelToken()
+    outs = [np.zeros(volume.shape, np.float32) for _ in range(2)]
+
+    def progress(p):
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        predict_volume(model2d, volume, outs, PredictConfig(patch=(1, 16, 16), batch_size=1),
+                       info=info(2, 1), progress=progress, cancel=token)
