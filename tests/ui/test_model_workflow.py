@@ -12,6 +12,7 @@ from PyQt5.QtWidgets import QFileDialog
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from deepscem.dataset import Dataset
+from deepscem.errors import ModelError
 from ui.dialogs import model_dialogs
 from ui.dialogs.model_dialogs import EvaluateRequest, PredictRequest, TrainRequest
 
@@ -94,7 +95,7 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
     assert not messages.shown, messages.texts()
 
 
-def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset):
+def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset, tmp_path):
     window.dataset_actions.load(tiny_dataset)
     wait_worker(qtbot, window.model_actions.create(TINY))
     long = TrainConfig(batch_size=2, patch=(1, 32, 32), steps_per_epoch=500, epochs=20, validation_steps=0)
@@ -103,6 +104,8 @@ def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, ti
     with qtbot.waitSignal(worker.signals.progress, timeout=120000,
                           check_params_cb=lambda p: p.stage == "train" and p.done >= 2):
         pass
+    with pytest.raises(ModelError, match="being trained"):  # its weights are changing
+        window.model_actions.save("tiny", tmp_path / "busy.keras")
     with qtbot.waitSignal(worker.signals.finished, timeout=60000):
         dialog.cancel_button.click()
     qtbot.wait(20)
