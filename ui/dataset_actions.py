@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepscem.dataset import Dataset
 from PyQt5.QtCore import QObject
 from PyQt5.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from deepscem import dataset as ds_core
+from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
 from ui.dialogs.base import DATASET_FILTER
 from ui.dialogs.dataset_dialogs import (

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     Dataset.open(dataset_path).close()  # a bad dataset is reported before the model loads
 
+    from deepscem.devices import describe_device
     from deepscem.inference.predictor import predict_dataset
     from deepscem.models.storage import load_model
     from deepscem.progress import TqdmProgress
@@ -76,26 +77,3 @@ def run(args: argparse.Namespace) -> int:
                         progress=bar)
     print(f"wrote {out}")
     return 0
-
-
-def describe_device() -> str:
-    """The backend and the device the model runs on, in words."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
-                     for g in gpus]
-            return f"tensorflow on GPU ({', '.join(names)})"
-        return "tensorflow on CPU"
-    if backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return f"torch on cuda:0 ({torch.cuda.get_device_name(0)})"
-        return "torch on CPU"
-    return f"{backend}"

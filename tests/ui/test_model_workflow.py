@@ -18,6 +18,7 @@ from ui.dialogs.model_dialogs import EvaluateRequest, PredictRequest, TrainReque
 
 pytest_plugins = ["gui_fixtures"]
 pytest.importorskip("deepscem.models.unet")
+pytest.importorskip("deepscem.training.trainer")  # lands with the training branch
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
