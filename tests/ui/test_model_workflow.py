@@ -115,3 +115,10 @@ def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, ti
     assert dialog.cancel_button.text() == "Close"
     assert not [k for k in messages.kinds() if k == "critical"], messages.texts()
     assert window.buttons["train_model"].isEnabled()
+
+
+def test_about_names_the_device_found_in_the_background(window, qtbot, messages):
+    wait_worker(qtbot, window.detect_device())
+    assert " on " in window.device and "Keras" in window.device
+    window.about_clicked()
+    assert window.device in messages.shown[-1][2]
