@@ -122,3 +122,11 @@ def test_about_names_the_device_found_in_the_background(window, qtbot, messages)
     assert " on " in window.device and "Keras" in window.device
     window.about_clicked()
     assert window.device in messages.shown[-1][2]
+
+
+def test_an_invalid_model_file_gives_a_message_box(window, qtbot, messages, tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not a model at all")
+    wait_worker(qtbot, window.model_actions.load(bad))
+    assert messages.kinds() == ["warning"] and "broken.h5" in messages.texts()
+    assert "Traceback" not in messages.texts() and window.models.count() == 0
