@@ -69,6 +69,8 @@ class TrainProgressDialog(TaskDialog):
         self.cancel_button.clicked.connect(self.accept)
         self.eta_label.setText("finished")
         self.bar.setRange(0, max(self.bar.maximum(), 1))
+        self.bar.setValue(self.bar.maximum())
+        self.bar.setFormat("done")
 
     def reject(self) -> None:
         if self.running:
