@@ -135,6 +135,15 @@ class ModelActions(QObject):
                 self.w.dataset_actions.refresh(path)
             else:
                 self.w.dataset_actions.load(path)
+            # Show the result at once: the first sample with its first prediction ticked.
+            samples = self.w.tree.summaries[path].samples
+            first = next(iter(samples), None)
+            if first is not None:
+                self.w.tree.select(path, first)
+                for layer in samples[first][1]:
+                    if layer.startswith("prediction_"):
+                        self.w.tree.set_checked(path, first, layer, True)
+                        break
         return self.w.tasks.run(_predict, entry, req, overwrite, title=f"Predicting {req.dataset.name}",
                                 on_result=done)
 

@@ -65,9 +65,7 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
         assert ds.sample_names() == ["s0", "s1"]
         prediction = ds.sample("s0").read_layer("prediction_0000")
     assert prediction.shape == (4, 32, 32) and np.isfinite(prediction).all()
-    window.tree.select(out, "s0")
-    window.tree.set_checked(out, "s0", "prediction_0000", True)
-    assert "prediction_0000" in window.view._plane
+    assert window.view.showing(out, "s0") and "prediction_0000" in window.view._plane  # shown at once
 
     # 11. Evaluate: a table, savable as CSV.
     evaluate_req = EvaluateRequest(tiny_dataset, out, 0.5)
