@@ -27,7 +27,9 @@ from deepscem.errors import DatasetError, InputFileError
 
 def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
     """See :meth:`deepscem.dataset.Dataset.add_sample`."""
-    labels = list(labels)
+    # One label given bare (a path or an array) rather than in a list: list("a.tif") would
+    # silently become five "labels".
+    labels = [labels] if isinstance(labels, (str, os.PathLike, np.ndarray)) else list(labels)
     if len(labels) != ds.n_labels:
         raise DatasetError(f"{ds.path} needs {ds.n_labels} label(s) per sample, got "
                            f"{len(labels)}; give \"\" for a blank label")

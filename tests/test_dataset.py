@@ -85,6 +85,15 @@ def test_chunk_cache_option_reads_the_same(tmp_path, rng):
         np.testing.assert_array_equal(ds.sample("s").read_layer("label_0000", (slice(2, 5),)), mask[2:5])
 
 
+def test_a_single_label_may_be_given_bare(tmp_path):
+    image, mask = synthetic_volume((2, 16, 16))
+    imageio.write_image(tmp_path / "m.tif", mask)
+    with Dataset.create(tmp_path / "one.hdf5", "O", 1) as ds:
+        ds.add_sample("a", image, mask)
+        ds.add_sample("b", image, str(tmp_path / "m.tif"))
+        np.testing.assert_array_equal(ds.sample("b").read_layer("label_0000"), mask)
+
+
 def test_constant_image_reads_as_zeros_not_nan(tmp_path):
     with Dataset.create(tmp_path / "c.hdf5", "C", 1) as ds:
         s = ds.add_sample("s", np.full((2, 8, 8), 7, np.uint8), [None])
