@@ -290,7 +290,7 @@ def test_add_sample_peak_memory_does_not_grow_with_stack_size(tmp_path):
     import sys
 
     peaks = []
-    for n in (64, 1024):  # 32 MB and 512 MB of image (+ a label of half that)
+    for n in (256, 1024):  # 128 MB and 512 MB of image (+ a label of half that): 4 and 16 slabs
         folder = tmp_path / str(n)
         folder.mkdir()
         subprocess.run([sys.executable, "-c", _MAKE_STACK_SCRIPT, str(folder), str(n)], check=True)
