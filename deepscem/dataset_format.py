@@ -18,7 +18,8 @@ from deepscem.errors import DatasetError
 BLANK = ("", "-")
 
 # Bytes read from the source per slab while adding a sample: big enough to amortise HDF5
-# and file overheads, small enough that image + labels + temporaries stay far below 500 MB.
+# and file overheads, small enough that two slabs (one read ahead) of image + labels and
+# their temporaries stay far below 500 MB (peak RSS ~220-260 MB measured, bench/README.md).
 SLAB_BYTES = 32 * 2**20
 
 # Chunk shape (Z, Y, X) = (4, 128, 128), clipped to the volume. Why (numbers: bench/README.md):
