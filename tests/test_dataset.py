@@ -107,6 +107,8 @@ def test_create_errors(tmp_path, ds_path):
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises(DatasetError, match="number of labels"):
             Dataset.create(tmp_path / "n.hdf5", "x", bad)
+    with pytest.raises(DatasetError, match="does not exist"):
+        Dataset.create(tmp_path / "no" / "where.hdf5", "x", 1)
     Dataset.create(ds_path, "again", 3, overwrite=True).close()
     with Dataset.open(ds_path) as ds:
         assert ds.n_labels == 3 and len(ds) == 0
