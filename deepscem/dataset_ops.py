@@ -146,6 +146,8 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
         raise DatasetError(f"{dst} already exists; choose another file name or allow overwriting")
     if dst.is_dir():
         raise DatasetError(f"{dst} is a folder; give a file name ending in .hdf5")
+    if not dst.absolute().parent.is_dir():
+        raise DatasetError(f"{dst}: the folder {dst.absolute().parent} does not exist")
     tmp = dst.with_name(f".{dst.name}.part")
     with Dataset.open(src) as ds:
         try:

@@ -95,6 +95,8 @@ def test_save_as_compacts_and_keeps_content(ds_path, tmp_path):
         assert ds.sample_names() == ["a", "b"] and ds.label_aliases == ["mito", "er"]
     with pytest.raises(DatasetError, match="already exists"):
         save_as(ds_path, out)
+    with pytest.raises(DatasetError, match="does not exist"):
+        save_as(ds_path, tmp_path / "no" / "where.hdf5")
     with pytest.raises(DatasetError, match="being saved"):
         save_as(ds_path, ds_path, overwrite=True)
     save_as(out, tmp_path / "back.hdf5")
