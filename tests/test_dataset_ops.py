@@ -71,6 +71,9 @@ def test_export_round_trips_through_imageio(ds_path, tmp_path):
             np.testing.assert_array_equal(imageio.read_image(path), s.read_layer(layer))
         with pytest.raises(DatasetError, match="already exists"):
             ds.export_sample("a", tmp_path / "out", layers=["image"])
+        (tmp_path / "a_file").write_text("x")
+        with pytest.raises(DatasetError, match="exporting to .*a_file failed"):
+            ds.export_sample("a", tmp_path / "a_file")
         with pytest.raises(DatasetError, match="no layer 'nope'"):
             ds.export_sample("a", tmp_path / "out2", layers=["nope"])
         # exported files add back as a sample with identical content
