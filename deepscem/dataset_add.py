@@ -71,9 +71,12 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
                         write_mask_slab(out, z0, imageio.to_label(label))
                 prog.emit(progress, z1, shape[0], "slices", "writing")
         ds.file.flush()
-    except BaseException:
+    except BaseException as err:
         del ds.file[name]
         ds.file.flush()
+        if isinstance(err, OSError):  # disk full, a file vanished...: a one-line message
+            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({err.strerror or err}); "
+                               "the dataset was left as it was") from err
         raise
     return ds.sample(name)
 

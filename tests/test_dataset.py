@@ -207,7 +207,7 @@ def test_cancel_or_failure_mid_write_leaves_content_unchanged(tmp_path, ds_path,
         return np.array(self.array[z0:z1])
 
     monkeypatch.setattr(imageio.ArraySource, "read", broken)
-    with Dataset.open(ds_path, "r+") as ds, pytest.raises(OSError):
+    with Dataset.open(ds_path, "r+") as ds, pytest.raises(DatasetError, match="disk went away.*as it was"):
         ds.add_sample("new", image, [mask, mask])
     assert logical_hash(ds_path) == before
 
