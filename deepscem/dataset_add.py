@@ -42,7 +42,11 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
             if src is not None and src.shape != img.shape:
                 raise InputFileError(f"{src.path}: label shape {src.shape} (Z, Y, X) differs from "
                                      f"the image's {img.shape} ({img.path})")
-        lo, hi = _scan(img, lbls, progress, cancel)
+        try:
+            lo, hi = _scan(img, lbls, progress, cancel)
+        except OSError as err:  # a file vanished or cannot be read any more
+            raise InputFileError(f"reading the inputs failed ({err.strerror or err}); nothing "
+                                 "was written") from err
         return _write(ds, name, img, lbls, lo, hi, progress, cancel)
 
 
