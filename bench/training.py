@@ -147,6 +147,27 @@ def throughput(args) -> None:
     print(f"patches/s fed by the HDF5 sampler (label focus, rotate/flip): {hdf5:.2f}")
     print(f"patches/s fed by in-memory random tensors (upper limit):     {memory:.2f}")
     print(f"ratio: {hdf5 / memory:.3f}")
+    sampler_alone(args, path)
+
+
+def sampler_alone(args, path: Path) -> None:
+    """Patches/s the sampler makes on one thread with nothing else running: the headroom a
+    faster device (GPU) could use before the data pipeline limits it."""
+    from deepscem.config import TrainConfig
+    from deepscem.training.augment import Augmentation
+    from deepscem.training.sampler import PatchSampler
+    from deepscem.training.sequence import PatchSequence
+
+    with PatchSampler([path], (1, args.patch, args.patch), label_focus=TrainConfig().label_focus) as sampler:
+        sampler.build_index()
+        seq = PatchSequence(sampler, args.batch, 1000, dim=2,
+                            augmentation=Augmentation(rotate=True, flip=True), seed=0)
+        seq[0]
+        t, n = time.perf_counter(), 20
+        for i in range(1, n + 1):
+            seq[i]
+        print(f"patches/s the HDF5 sampler makes alone (1 thread, focus + rotate/flip): "
+              f"{n * args.batch / (time.perf_counter() - t):.0f}")
 
 
 def rss_child(path: Path, args) -> None:
