@@ -60,6 +60,8 @@ def big_dataset(out: Path, gib: float) -> Path:
     """A (Z, 2048, 2048) uint8 noise image of >= ``gib`` GiB on disk, labels: a grid of balls."""
     from deepscem.dataset import Dataset, label_name
 
+    if out.exists():
+        return out
     z = int(np.ceil(gib * 2**30 / 2048**2))
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:2048, :2048]
@@ -219,9 +221,10 @@ def lucchi_3d(args) -> None:
     test_ds = args.tmp / "lucchi-test.hdf5"
     from deepscem.dataset import Dataset
 
-    with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
-        ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
-                      [args.data / "lucchi-pp" / "test_label.tif"])
+    if not test_ds.exists():
+        with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
+            ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
+                          [args.data / "lucchi-pp" / "test_label.tif"])
     unet = UNetConfig(dim=3, filters=8, depth=3)
     model = build_unet(unet)
     config = TrainConfig(batch_size=2, patch=(16, 96, 96), steps_per_epoch=16, epochs=10_000,
@@ -241,7 +244,8 @@ def lucchi_3d(args) -> None:
     print(f"trained {result.steps_done} steps in {t_train:.0f} s ({result.stopped_reason}), best epoch "
           f"{result.best_epoch}\nloss per epoch: {losses}\nval_loss per epoch: {val}")
     t = time.perf_counter()
-    pred = predict_dataset(result.model, result.info, test_ds, args.tmp / "pred3d.hdf5", PredictConfig())
+    pred = predict_dataset(result.model, result.info, test_ds, args.tmp / "pred3d.hdf5", PredictConfig(),
+                           overwrite=True)
     overall = evaluate(test_ds, pred, threshold=0.5, objects=False).overall[0].as_dict()
     print(f"test foreground IoU {overall['iou']:.4f}, Dice {overall['f1']:.4f} "
           f"(prediction {time.perf_counter() - t:.0f} s)")
@@ -250,7 +254,8 @@ def lucchi_3d(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
-    p.add_argument("--tmp", type=Path, default=None, help="folder for the generated files")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for the generated files, kept and reused (default: a temporary one)")
     p.add_argument("--steps", type=int, default=12, help="timed steps per source")
     p.add_argument("--warmup", type=int, default=3, help="untimed first steps per source")
     p.add_argument("--batch", type=int, default=8)
@@ -274,8 +279,9 @@ def main() -> None:
 
     print(f"device: {describe_device()} ({cpu_name()}); load average {os.getloadavg()[0]:.1f} "
           "(shared machine)")
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        args.tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = args.work or Path(tmp)
+        args.tmp.mkdir(parents=True, exist_ok=True)
         if args.lucchi_3d:
             lucchi_3d(args)
             return
