@@ -79,12 +79,18 @@ def train_shot(app, window, path: Path) -> None:
                          validation_steps=4, label_focus=0.5)
     worker = window.model_actions.train(TrainRequest("unet_demo", (path,), (path,), config))
     dialog = window.model_actions.train_dialog
+    shot = OUT / "training.png"
+
+    def grab_live(record) -> None:  # a few batches before the end: curves, bar and ETA all live
+        if record.stage == "train" and record.done == record.total - 5:
+            app.processEvents()
+            dialog.grab().save(str(shot))
+            print("wrote", shot)
+    worker.signals.progress.connect(grab_live)
     while not worker.is_done:
         app.processEvents()
         time.sleep(0.05)
     app.processEvents()
-    dialog.grab().save(str(OUT / "training.png"))
-    print("wrote", OUT / "training.png")
     for entry in window.models.entries():
         entry.saved = True
 

@@ -12,30 +12,12 @@ import deepscem
 
 
 def detect_device(*, progress=None, cancel=None) -> str:
-    """e.g. "TensorFlow 2.20.0 (Keras 3.13.0) on CPU, 16 cores" or "... on GPU: NVIDIA H100"."""
+    """e.g. "tensorflow on CPU (Keras 3.13.0, 16 CPU cores)"; imports Keras, so run it in a worker."""
     import keras
 
-    backend = keras.backend.backend()
-    cores = os.cpu_count() or 1
-    if backend == "tensorflow":
-        import tensorflow as tf
+    from deepscem.devices import describe_device
 
-        gpus = tf.config.list_physical_devices("GPU")
-        names = []
-        for gpu in gpus:
-            try:
-                names.append(tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name))
-            except Exception:  # noqa: BLE001 - details are optional
-                names.append(gpu.name)
-        where = f"GPU: {', '.join(names)}" if names else f"CPU, {cores} cores"
-        return f"TensorFlow {tf.__version__} (Keras {keras.__version__}) on {where}"
-    if backend == "torch":
-        import torch
-
-        gpu = torch.cuda.is_available()
-        where = f"GPU: {torch.cuda.get_device_name(0)}" if gpu else f"CPU, {cores} cores"
-        return f"PyTorch {torch.__version__} (Keras {keras.__version__}) on {where}"
-    return f"Keras {keras.__version__} ({backend} backend), {cores} CPU cores"
+    return f"{describe_device()} (Keras {keras.__version__}, {os.cpu_count() or 1} CPU cores)"
 
 
 def about_text(device: str | None) -> str:

@@ -36,8 +36,10 @@ def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
     from ui.errors import install_excepthook
     from ui.main_window import MainWindow
 
-    QApplication.setAttribute(Qt.AA_EnableHighDpiScaling, True)
-    app = QApplication.instance() or QApplication(list(argv or sys.argv[:1]))
+    app = QApplication.instance()
+    if app is None:
+        QApplication.setAttribute(Qt.AA_EnableHighDpiScaling, True)  # only before the app exists
+        app = QApplication(list(argv or sys.argv[:1]))
     app.setApplicationName("DeepSCEM")
     window = MainWindow(safe=safe)
     install_excepthook(lambda: window)

@@ -29,7 +29,7 @@ from ui.dialogs.dataset_dialogs import (
     SaveAsDialog,
     SaveAsRequest,
 )
-from ui.errors import show_error
+from ui.errors import guard, show_error
 from ui.workers import Worker
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
@@ -68,8 +68,9 @@ class DatasetActions(QObject):
         self.w = window
         self.tree = window.tree
         self.view = window.view
-        self.tree.sampleSelected.connect(self.show_sample)
-        self.tree.layersChanged.connect(self._layers_changed)
+        # Reading the file can fail (moved, changed by another program): message box, not a crash.
+        self.tree.sampleSelected.connect(guard(window, self.show_sample, "Show sample"))
+        self.tree.layersChanged.connect(guard(window, self._layers_changed, "Show layers"))
 
     # --- helpers -------------------------------------------------------------------------
     def _selected_dataset(self) -> Path:

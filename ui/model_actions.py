@@ -78,11 +78,14 @@ class ModelActions(QObject):
         self.w = window
         self.models = window.models
         self.result_dialogs: list[EvaluationResultDialog] = []
+        self.training: set[str] = set()  # models being trained: their weights are changing
 
-    def _entry(self, name: str | None = None) -> ModelEntry:
+    def _entry(self, name: str | None = None, idle: bool = False) -> ModelEntry:
         entry = self.models.entry(name) if name else self.models.current_entry()
         if entry is None:
             raise ModelError("select a model in the model list first (load or create one)")
+        if idle and entry.name in self.training:
+            raise ModelError(f"{entry.name} is being trained; wait for the end of training or cancel it")
         return entry
 
     # --- actions (called by slots and tests) ---------------------------------------------
@@ -102,7 +105,7 @@ class ModelActions(QObject):
 
     def train(self, req: TrainRequest, log_path: Path | None = None) -> Worker:
         """Control 9: train in a worker, with live curves; the entry gets the trained weights."""
-        entry = self._entry(req.model)
+        entry = self._entry(req.model, idle=True)
 
         def done(result) -> None:
             entry.model = getattr(result, "model", entry.model)
@@ -118,16 +121,29 @@ class ModelActions(QObject):
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
         dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch)
         self.train_dialog = dialog
-        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog)
+        self.training.add(entry.name)
+        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog,
+                                       on_done=lambda: self.training.discard(entry.name))
 
     def predict(self, req: PredictRequest, overwrite: bool = False) -> Worker:
         """Control 10: segment a dataset into a new prediction file, then load and show it."""
-        entry = self._entry(req.model)
+        entry = self._entry(req.model, idle=True)
 
         def done(out_path) -> None:
             path = Path(out_path) if out_path else req.output
-            self.w.dataset_actions.refresh(path) if path in self.w.tree.summaries else \
+            if path in self.w.tree.summaries:  # overwritten: re-read it
+                self.w.dataset_actions.refresh(path)
+            else:
                 self.w.dataset_actions.load(path)
+            # Show the result at once: the first sample with its first prediction ticked.
+            samples = self.w.tree.summaries[path].samples
+            first = next(iter(samples), None)
+            if first is not None:
+                self.w.tree.select(path, first)
+                for layer in samples[first][1]:
+                    if layer.startswith("prediction_"):
+                        self.w.tree.set_checked(path, first, layer, True)
+                        break
         return self.w.tasks.run(_predict, entry, req, overwrite, title=f"Predicting {req.dataset.name}",
                                 on_result=done)
 
@@ -142,7 +158,7 @@ class ModelActions(QObject):
 
     def save(self, name: str, path: str | Path) -> Worker:
         """Control 12: write a model (.keras or .h5) with its metadata."""
-        entry = self._entry(name)
+        entry = self._entry(name, idle=True)
         path = Path(path)
         if path.suffix.lower() not in (".keras", ".h5"):
             raise ModelError(f"{path.name}: a model file ends in .keras or .h5")

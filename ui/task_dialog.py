@@ -86,7 +86,7 @@ class TaskDialog(QDialog):
         if record.total:
             self.bar.setRange(0, int(record.total))
             self.bar.setValue(min(int(record.done), int(record.total)))
-            self.bar.setFormat(f"%v / %m {record.unit}")
+            self.bar.setFormat(f"{record.stage + ': ' if record.stage else ''}%v / %m {record.unit}")
         else:
             self.bar.setRange(0, 0)
         self.eta_label.setText(f"ETA {format_eta(self._eta.update(record))}")

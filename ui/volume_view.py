@@ -55,6 +55,7 @@ class VolumeView(QWidget):
         self.z = 0
         self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
         self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
+        self._ortho: tuple[dict, dict] | None = None  # raw XZ and YZ planes (they do not depend on z)
         self._rgb: np.ndarray | None = None
 
         self.canvas = SliceCanvas()
@@ -148,7 +149,7 @@ class VolumeView(QWidget):
     # --- what is shown -------------------------------------------------------------------
     def show_sample(self, path: str | Path, sample: str, layers: list[str] | None = None) -> None:
         """Show ``sample`` of the dataset at ``path`` (middle slice, whole-volume contrast)."""
-        with Dataset.open(path) as ds:
+        with Dataset.open(path, check_samples=False) as ds:
             s = ds.sample(sample)
             shape = tuple(int(v) for v in s.shape)
             lo, hi = (float(v) for v in s.image_range)
@@ -185,6 +186,7 @@ class VolumeView(QWidget):
         """Show nothing (the shown dataset or sample went away)."""
         self.source = None
         self._plane = {}
+        self._ortho = None
         self._rgb = None
         for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
             canvas.set_image(None)
@@ -211,7 +213,8 @@ class VolumeView(QWidget):
             return {n: np.asarray(s.read_layer(n, region)) for n in names}
 
     def refresh(self, ortho: bool = True) -> None:
-        """Re-read the visible planes from the file and redraw them."""
+        """Re-read the visible planes from the file and redraw them (``ortho=False``: a Z
+        change, the XZ / YZ planes are kept and only their Z marker moves)."""
         if self.source is None:
             return
         z_count = self.source.shape[0]
@@ -219,12 +222,26 @@ class VolumeView(QWidget):
         try:
             planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
             self._plane = {n: a[0] for n, a in planes.items()}
-            self._render_all(ortho_read=ortho)
+            if ortho or self._ortho is None:
+                self._read_ortho()
+            self._render_all()
         except (DeepScemError, OSError, KeyError) as err:
             # The file changed under us (sample removed, file moved): show nothing rather
             # than a stale or half-read picture.
             self.clear()
             self.message.emit(f"cannot show the sample: {err}")
+
+    def _read_ortho(self) -> None:
+        """Read the XZ and YZ planes through the crosshair (only while they are shown: a
+        plane across every slice of a large volume touches many chunks)."""
+        if not self.ortho_box.isChecked():
+            self._ortho = None
+            return
+        y, x = self.cross
+        xz = self._read((slice(None), slice(y, y + 1), slice(None)))
+        yz = self._read((slice(None), slice(None), slice(x, x + 1)))
+        # YZ drawn with Z along the horizontal axis so it sits beside the main view.
+        self._ortho = ({n: a[:, 0, :] for n, a in xz.items()}, {n: a[:, :, 0].T for n, a in yz.items()})
 
     def _compose(self, planes: dict[str, np.ndarray]) -> np.ndarray:
         lo, hi = self.lo_box.value(), self.hi_box.value()
@@ -236,25 +253,21 @@ class VolumeView(QWidget):
         overlays = [(planes[n], layer_colour(n)) for n in src.layers if n != "image" and n in planes]
         return compose(grey, overlays, self.opacity.value() / 100.0)
 
-    def _render_all(self, *_args, ortho_read: bool = False) -> None:
+    def _render_all(self, *_args) -> None:
+        """Redraw from the planes already read (contrast, opacity, Z marker changes)."""
         if self.source is None or not self._plane:
             return
         self._rgb = self._compose(self._plane)
         self.canvas.cross = (self.cross[0], self.cross[1]) if self.ortho_box.isChecked() else None
         self.canvas.set_image(self._rgb)
-        if self.ortho_box.isChecked():
-            self._render_ortho()
-
-    def _render_ortho(self) -> None:
-        y, x = self.cross
-        xz = self._read((slice(None), slice(y, y + 1), slice(None)))
-        yz = self._read((slice(None), slice(None), slice(x, x + 1)))
-        self.xz_canvas.cross = (self.z, x)
-        self.xz_canvas.set_image(self._compose({n: a[:, 0, :] for n, a in xz.items()}))
-        self.yz_canvas.cross = (y, self.z)
-        # YZ drawn with Z along the horizontal axis so it sits beside the main view.
-        self.yz_canvas.set_image(self._compose({n: a[:, :, 0].T for n, a in yz.items()}))
-        self._match_ortho_zoom()
+        if self.ortho_box.isChecked() and self._ortho is not None:
+            y, x = self.cross
+            xz, yz = self._ortho
+            self.xz_canvas.cross = (self.z, x)
+            self.xz_canvas.set_image(self._compose(xz))
+            self.yz_canvas.cross = (y, self.z)
+            self.yz_canvas.set_image(self._compose(yz))
+            self._match_ortho_zoom()
 
     def _match_ortho_zoom(self) -> None:
         """Give the orthogonal planes the main view's zoom, so a voxel is the same size in
@@ -272,12 +285,13 @@ class VolumeView(QWidget):
     def _toggle_ortho(self, on: bool) -> None:
         self.xz_canvas.setVisible(on)
         self.yz_canvas.setVisible(on)
-        self._render_all()
+        if self.source is not None:
+            self.refresh()
 
     def _place_cross(self, row: int, col: int) -> None:
         self.cross = (row, col)
         if self.ortho_box.isChecked():
-            self._render_all()
+            self.refresh()
 
     # --- contrast ------------------------------------------------------------------------
     def _set_contrast(self, lo: float, hi: float) -> None:

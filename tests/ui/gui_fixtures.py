@@ -77,15 +77,6 @@ def tiny_dataset(tmp_path) -> Path:
     return path
 
 
-def wait_worker(qtbot, worker, timeout=60000):
-    """Wait until ``worker`` finished (finished always fires), then let queued slots run."""
-    if not worker.is_done:
-        with qtbot.waitSignal(worker.signals.finished, timeout=timeout):
-            pass
-    qtbot.wait(20)
-    return worker
-
-
 def layer_pixels(path: Path, sample: str, layer: str) -> np.ndarray:
     with Dataset.open(path) as ds:
         return ds.sample(sample).read_layer(layer)

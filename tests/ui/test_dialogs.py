@@ -129,3 +129,28 @@ def test_evaluate_crop_distance_and_save_as_dialogs(qtbot, tmp_path):
     save.path_edit.setText(str(tmp_path / "copy.hdf5"))
     save.accept()
     assert save.value.target == Path(tmp_path / "copy.hdf5")
+
+
+def test_training_window_plots_batches_and_epoch_validation(qtbot):
+    from types import SimpleNamespace
+
+    from deepscem.progress import Progress
+    from ui.dialogs.train_progress import TrainProgressDialog
+    from ui.workers import Worker
+
+    worker = Worker(lambda **kw: None, title="Training t")
+    dialog = TrainProgressDialog(worker, steps_per_epoch=2)
+    qtbot.addWidget(dialog)
+    for done, metrics in ((1, {"loss": 0.9}), (2, {"loss": 0.8}), (3, {"loss": 0.7, "val_loss": 0.75}),
+                          (4, {"loss": 0.6, "val_loss": 0.75})):
+        dialog.on_progress(Progress(done, 4, "batches", "train", {"epoch": 1 + (done > 2), **metrics}))
+    dialog.on_progress(Progress(1, 2, "batches", "batchnorm"))
+    assert dialog.plot.series["loss"] == [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    assert dialog.plot.series["val_loss"] == [(2, 0.75)]  # the first epoch's, at its last step
+    assert dialog.bar.maximum() == 2 and "ETA" in dialog.eta_label.text()
+    dialog._on_result(SimpleNamespace(history={"val_loss": [0.75, 0.5]}, stopped_reason="completed"))
+    assert dialog.plot.series["val_loss"] == [(2, 0.75), (4, 0.5)]
+    assert "completed" in dialog.stage_label.text()
+    dialog._on_finished()
+    assert dialog.cancel_button.text() == "Close"
+    dialog.grab()  # paints without error

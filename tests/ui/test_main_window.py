@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from gui_fixtures import wait_worker
+from gui_helpers import wait_worker
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QKeySequence
 
@@ -153,3 +153,26 @@ def test_keyboard_z_navigation(window, qtbot, tiny_dataset):
     qtbot.keyClick(window.view, Qt.Key_PageUp)
     assert window.view.z == z + 1
     assert Path(window.view.source.path) == tiny_dataset
+
+
+def test_a_file_gone_under_the_gui_gives_messages_not_crashes(window, messages, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    tiny_dataset.unlink()
+    window.view.set_z(0)                      # the view clears itself and says why
+    assert window.view.source is None
+    window.tree.select(tiny_dataset, "s1")    # selecting another sample: a message box
+    assert messages.kinds() == ["warning"] and "no such file" in messages.texts()
+
+
+def test_z_changes_keep_the_orthogonal_planes(window, tiny_dataset, monkeypatch):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    view = window.view
+    view.ortho_box.setChecked(True)
+    reads = []
+    original = view._read
+    monkeypatch.setattr(view, "_read", lambda region: reads.append(region) or original(region))
+    view.set_z(1)
+    assert len(reads) == 1  # only the new Z slice; the XZ / YZ planes are reused
+    assert view.xz_canvas.cross == (1, view.cross[1])

@@ -7,11 +7,12 @@ import os
 
 import numpy as np
 import pytest
-from gui_fixtures import wait_worker
+from gui_helpers import wait_worker
 from PyQt5.QtWidgets import QFileDialog
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from deepscem.dataset import Dataset
+from deepscem.errors import ModelError
 from ui.dialogs import model_dialogs
 from ui.dialogs.model_dialogs import EvaluateRequest, PredictRequest, TrainRequest
 
@@ -64,9 +65,7 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
         assert ds.sample_names() == ["s0", "s1"]
         prediction = ds.sample("s0").read_layer("prediction_0000")
     assert prediction.shape == (4, 32, 32) and np.isfinite(prediction).all()
-    window.tree.select(out, "s0")
-    window.tree.set_checked(out, "s0", "prediction_0000", True)
-    assert "prediction_0000" in window.view._plane
+    assert window.view.showing(out, "s0") and "prediction_0000" in window.view._plane  # shown at once
 
     # 11. Evaluate: a table, savable as CSV.
     evaluate_req = EvaluateRequest(tiny_dataset, out, 0.5)
@@ -95,7 +94,7 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
     assert not messages.shown, messages.texts()
 
 
-def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset):
+def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset, tmp_path):
     window.dataset_actions.load(tiny_dataset)
     wait_worker(qtbot, window.model_actions.create(TINY))
     long = TrainConfig(batch_size=2, patch=(1, 32, 32), steps_per_epoch=500, epochs=20, validation_steps=0)
@@ -104,6 +103,8 @@ def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, ti
     with qtbot.waitSignal(worker.signals.progress, timeout=120000,
                           check_params_cb=lambda p: p.stage == "train" and p.done >= 2):
         pass
+    with pytest.raises(ModelError, match="being trained"):  # its weights are changing
+        window.model_actions.save("tiny", tmp_path / "busy.keras")
     with qtbot.waitSignal(worker.signals.finished, timeout=60000):
         dialog.cancel_button.click()
     qtbot.wait(20)
@@ -112,3 +113,18 @@ def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, ti
     assert dialog.cancel_button.text() == "Close"
     assert not [k for k in messages.kinds() if k == "critical"], messages.texts()
     assert window.buttons["train_model"].isEnabled()
+
+
+def test_about_names_the_device_found_in_the_background(window, qtbot, messages):
+    wait_worker(qtbot, window.detect_device())
+    assert " on " in window.device and "Keras" in window.device
+    window.about_clicked()
+    assert window.device in messages.shown[-1][2]
+
+
+def test_an_invalid_model_file_gives_a_message_box(window, qtbot, messages, tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not a model at all")
+    wait_worker(qtbot, window.model_actions.load(bad))
+    assert messages.kinds() == ["warning"] and "broken.h5" in messages.texts()
+    assert "Traceback" not in messages.texts() and window.models.count() == 0

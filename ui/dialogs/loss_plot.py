@@ -45,33 +45,38 @@ class LossPlot(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.Antialiasing)
         painter.fillRect(self.rect(), Qt.white)
-        frame = QRectF(56, 12, self.width() - 70, self.height() - 44)
-        painter.setPen(QPen(QColor(160, 160, 160)))
-        painter.drawRect(frame)
+        metrics = painter.fontMetrics()
+        line = metrics.height()
         if not any(self.series.values()):
+            frame = QRectF(8, 8, self.width() - 16, self.height() - 16)
             painter.setPen(QColor(120, 120, 120))
+            painter.drawRect(frame)
             painter.drawText(frame, Qt.AlignCenter, "waiting for the first training steps...")
             return
         x0, x1, y0, y1 = self._bounds()
+        y_ticks = [(y0 + (y1 - y0) * i / 4, f"{y0 + (y1 - y0) * i / 4:.3g}") for i in range(5)]
+        left = 8 + max(metrics.horizontalAdvance(t) for _, t in y_ticks)
+        frame = QRectF(left, line / 2 + 4, self.width() - left - 16, self.height() - 2.5 * line - 10)
+        painter.setPen(QPen(QColor(160, 160, 160)))
+        painter.drawRect(frame)
 
         def to_px(x: float, y: float) -> QPointF:
             return QPointF(frame.left() + (x - x0) / (x1 - x0) * frame.width(),
                            frame.bottom() - (y - y0) / (y1 - y0) * frame.height())
 
         painter.setPen(QColor(90, 90, 90))
-        for i in range(5):  # ticks: 5 on each axis
-            fy = y0 + (y1 - y0) * i / 4
+        for i, (fy, text) in enumerate(y_ticks):  # 5 ticks on each axis
             py = to_px(x0, fy).y()
-            painter.drawText(QRectF(0, py - 8, 52, 16), Qt.AlignRight | Qt.AlignVCenter, f"{fy:.3g}")
+            painter.drawText(QRectF(0, py - line / 2, left - 4, line), Qt.AlignRight | Qt.AlignVCenter, text)
             fx = x0 + (x1 - x0) * i / 4
             px = to_px(fx, y0).x()
-            painter.drawText(QRectF(px - 30, frame.bottom() + 2, 60, 14), Qt.AlignCenter, f"{fx:.0f}")
-        painter.drawText(QRectF(frame.left(), frame.bottom() + 16, frame.width(), 14), Qt.AlignCenter,
+            painter.drawText(QRectF(px - 40, frame.bottom() + 2, 80, line), Qt.AlignCenter, f"{fx:.0f}")
+        painter.drawText(QRectF(frame.left(), frame.bottom() + 2 + line, frame.width(), line), Qt.AlignCenter,
                          self.x_label)
+        entries = []
         for k, (name, points) in enumerate(self.series.items()):
             colour = SERIES_COLOURS.get(name, QColor.fromHsv((k * 70) % 360, 200, 200))
-            pen = QPen(colour, 2)
-            painter.setPen(pen)
+            painter.setPen(QPen(colour, 2))
             path = QPainterPath(to_px(*points[0]))
             for p in points[1:]:
                 path.lineTo(to_px(*p))
@@ -81,9 +86,24 @@ class LossPlot(QWidget):
                 for p in points:
                     painter.drawEllipse(to_px(*p), 2.5, 2.5)
                 painter.setBrush(Qt.NoBrush)
-            legend_y = frame.top() + 6 + 16 * k
-            painter.drawLine(QPointF(frame.right() - 110, legend_y + 6),
-                             QPointF(frame.right() - 90, legend_y + 6))
+            entries.append((colour, f"{name} {points[-1][1]:.4g}"))
+        self._legend(painter, frame, entries)
+
+    @staticmethod
+    def _legend(painter: QPainter, frame: QRectF, entries: list[tuple[QColor, str]]) -> None:
+        """Top-right legend on a white box, sized to its text."""
+        metrics = painter.fontMetrics()
+        line = metrics.height() + 2
+        width = 30 + max(metrics.horizontalAdvance(text) for _, text in entries)
+        box = QRectF(frame.right() - width - 8, frame.top() + 6, width + 4, line * len(entries) + 4)
+        painter.setPen(QColor(200, 200, 200))
+        painter.setBrush(QColor(255, 255, 255, 230))
+        painter.drawRect(box)
+        painter.setBrush(Qt.NoBrush)
+        for k, (colour, text) in enumerate(entries):
+            y = box.top() + 2 + line * k + line / 2
+            painter.setPen(QPen(colour, 2))
+            painter.drawLine(QPointF(box.left() + 4, y), QPointF(box.left() + 22, y))
             painter.setPen(QColor(40, 40, 40))
-            painter.drawText(QRectF(frame.right() - 86, legend_y, 84, 14), Qt.AlignLeft | Qt.AlignVCenter,
-                             f"{name} {points[-1][1]:.4g}")
+            painter.drawText(QRectF(box.left() + 26, y - line / 2, width, line),
+                             Qt.AlignLeft | Qt.AlignVCenter, text)

@@ -50,10 +50,11 @@ class TrainProgressDialog(TaskDialog):
 
     def _on_result(self, result) -> None:
         history = getattr(result, "history", None) or {}
-        values = history.get("val_loss") or []
-        if values and self.steps_per_epoch:
-            self.plot.series["val_loss"] = [((i + 1) * self.steps_per_epoch, float(v))
-                                            for i, v in enumerate(values) if math.isfinite(float(v))]
+        points = [((i + 1) * self.steps_per_epoch, _number(v))
+                  for i, v in enumerate(history.get("val_loss") or [])] if self.steps_per_epoch else []
+        points = [p for p in points if p[1] is not None]
+        if points:  # (no validation: the history holds blanks)
+            self.plot.series["val_loss"] = points
             self.plot.update()
         reason = getattr(result, "stopped_reason", "")
         message = getattr(result, "message", "")
@@ -68,9 +69,19 @@ class TrainProgressDialog(TaskDialog):
         self.cancel_button.clicked.connect(self.accept)
         self.eta_label.setText("finished")
         self.bar.setRange(0, max(self.bar.maximum(), 1))
+        self.bar.setValue(self.bar.maximum())
+        self.bar.setFormat("done")
 
     def reject(self) -> None:
         if self.running:
             self.request_cancel()
         else:
             self.accept()
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,130 @@
+"""GUI responsiveness: time to window, and what showing a large volume costs.
+
+    QT_QPA_PLATFORM=offscreen python bench/gui.py [--gib 2] [--keep FILE]
+
+Prints (numbers, not pass/fail):
+- ``python run.py`` time to window (3 runs; the app prints it with DEEPSCEM_GUI_QUIT_AFTER_SHOW);
+- for a generated uint8 volume of ``--gib`` GiB stored as a DeepSCEM dataset: time to load the
+  dataset into the list, to show its first slice, per Z change (with a label overlay), to draw
+  the XZ / YZ planes, and the process's peak RSS, which stays far below the volume size
+  because only the visible planes are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def time_to_window(runs: int = 3) -> list[float]:
+    env = dict(os.environ, DEEPSCEM_GUI_QUIT_AFTER_SHOW="1")
+    times = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, str(ROOT / "run.py")], env=env, capture_output=True, text=True)
+        match = re.search(r"time-to-window: ([\d.]+) s", out.stdout)
+        times.append(float(match.group(1)) if match else float("nan"))
+    return times
+
+
+def make_volume(folder: Path, gib: float) -> Path:
+    """A (Z, 4096, 4096) uint8 volume with a blob label, added through the core from .npy files."""
+    import numpy as np
+
+    from deepscem.dataset import Dataset
+
+    z = max(1, int(gib * 2**30 / 4096**2))
+    image = np.lib.format.open_memmap(folder / "image.npy", "w+", np.uint8, (z, 4096, 4096))
+    label = np.lib.format.open_memmap(folder / "label.npy", "w+", np.uint8, (z, 4096, 4096))
+    yy, xx = np.mgrid[:4096, :4096]
+    for k in range(z):  # slab by slab: never the whole volume in memory
+        image[k] = ((yy + xx + 13 * k) % 251).astype(np.uint8)
+        label[k] = ((yy - 2048) ** 2 + (xx - 2048 - 8 * k) ** 2 < 900**2)
+    image.flush()
+    label.flush()
+    del image, label
+    path = folder / "big.hdf5"
+    with Dataset.create(path, "big", 1) as ds:
+        ds.add_sample("volume", str(folder / "image.npy"), [str(folder / "label.npy")])
+    (folder / "image.npy").unlink()
+    (folder / "label.npy").unlink()
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gib", type=float, default=2.0, help="volume size in GiB (uint8)")
+    parser.add_argument("--keep", type=Path, help="reuse/keep the generated dataset at this path")
+    args = parser.parse_args()
+
+    ttw = time_to_window()
+    print(f"run.py time to window: {', '.join(f'{t:.2f}' for t in ttw)} s")
+
+    from PyQt5.QtWidgets import QApplication
+
+    from ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    folder = Path(tempfile.mkdtemp(prefix="deepscem_gui_bench_"))
+    path = args.keep if args.keep and args.keep.exists() else None
+    if path is None:
+        t = time.perf_counter()
+        path = make_volume(folder, args.gib)
+        if args.keep:
+            path.rename(args.keep)
+            path = args.keep
+        print(f"generated {path.stat().st_size / 2**30:.2f} GiB dataset in {time.perf_counter() - t:.1f} s")
+    import psutil
+
+    proc = psutil.Process()
+    rss = [proc.memory_info().rss / 2**20]  # sampled after each step (the generation's peak excluded)
+
+    window = MainWindow()
+    window.resize(1400, 900)
+    window.show()
+    app.processEvents()
+    t = time.perf_counter()
+    window.dataset_actions.load(path)
+    t_load = time.perf_counter() - t
+    rss.append(proc.memory_info().rss / 2**20)
+    shape = window.tree.summaries[path].samples["volume"][0]
+    t = time.perf_counter()
+    window.tree.select(path, "volume")
+    app.processEvents()
+    t_show = time.perf_counter() - t
+    rss.append(proc.memory_info().rss / 2**20)
+    window.tree.set_checked(path, "volume", "label_0000", True)
+    zs = list(range(0, shape[0], max(1, shape[0] // 10)))
+    t = time.perf_counter()
+    for z in zs:
+        window.view.set_z(z)
+        app.processEvents()
+        rss.append(proc.memory_info().rss / 2**20)
+    t_z = (time.perf_counter() - t) / len(zs)
+    t = time.perf_counter()
+    window.view.ortho_box.setChecked(True)
+    app.processEvents()
+    t_ortho = time.perf_counter() - t
+    rss.append(proc.memory_info().rss / 2**20)
+    print(f"volume {shape} uint8 ({shape[0] * shape[1] * shape[2] / 2**30:.2f} GiB) + one label")
+    print(f"load into the list: {t_load * 1000:.0f} ms; show first slice: {t_show * 1000:.0f} ms")
+    print(f"per Z change, image + label overlay ({shape[1]}x{shape[2]}): {t_z * 1000:.0f} ms")
+    print(f"XZ + YZ planes through all {shape[0]} slices: {t_ortho * 1000:.0f} ms")
+    print(f"RSS while viewing: max {max(rss):.0f} MiB (before the window: {rss[0]:.0f} MiB)")
+    if not args.keep:
+        path.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
