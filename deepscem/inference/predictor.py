@@ -243,6 +243,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
         raise DatasetError(f"{out_path} is a folder: give a .hdf5 file name for the output")
     predictor = Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
+    _remove_stale_partials(out_path)
     tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
     try:
         with Dataset.open(src_path) as src:
@@ -270,3 +271,12 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
         raise
     return out_path
 
+
+def _remove_stale_partials(out_path: Path) -> None:
+    """Delete ``.<name>.partial-<pid>`` files left by a killed run (its process is gone)."""
+    import psutil
+
+    for stale in out_path.parent.glob(f".{out_path.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            stale.unlink(missing_ok=True)
