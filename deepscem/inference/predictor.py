@@ -154,21 +154,25 @@ class Predictor:
         def load(batch: list) -> np.ndarray:
             return np.stack([read_tile(read, t) for t in batch]).astype(np.float32, copy=False)
 
-        batches = list(batched(grid, int(self.config.batch_size)))
-        # Read the next batch in a thread while the model runs on this one.
+        # Tiles are generated lazily (a 100 GB volume has millions), and the next batch is
+        # read in a thread while the model runs on this one.
+        batches = batched(grid, int(self.config.batch_size))
+        batch = next(batches)
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(load, batches[0])
-            for i, batch in enumerate(batches):
+            pending = pool.submit(load, batch)
+            while batch:
                 prog.check(cancel)
                 data = pending.result()
-                if i + 1 < len(batches):
-                    pending = pool.submit(load, batches[i + 1])
+                upcoming = next(batches, [])
+                if upcoming:
+                    pending = pool.submit(load, upcoming)
                 y = self.forward(data)
                 for tile, out in zip(batch, y):
                     for z0, block in acc.add(tile, out):
                         writer.add(z0, block)
                 done += len(batch)
                 prog.emit(progress, done, total, "tiles", "predict")
+                batch = upcoming
         for z0, block in acc.finish():
             writer.add(z0, block)
         writer.flush()
