@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "lucchi-pp"
+DEFAULT_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA", ROOT.parent / "shared" / "data")) \
+    / "lucchi-pp"
 
 
 def build_datasets(data: Path, work: Path, test_slices: int | None) -> tuple[Path, Path]:
