@@ -28,6 +28,7 @@ from PyQt5.QtWidgets import (
 
 from deepscem.dataset import Dataset
 from deepscem.errors import DeepScemError
+from ui.dataset_tree import split_ref
 from ui.render import compose, layer_colour, to_grey
 from ui.slice_canvas import SliceCanvas
 
@@ -205,12 +206,22 @@ class VolumeView(QWidget):
 
     # --- reading and drawing -------------------------------------------------------------
     def _read(self, region: tuple[slice, slice, slice]) -> dict[str, np.ndarray]:
+        """The image and the ticked layers in ``region``, keyed by layer ref (see
+        :func:`ui.dataset_tree.split_ref`: a layer may come from another loaded file)."""
         src = self.source
-        with Dataset.open(src.path, check_samples=False) as ds:
-            s = ds.sample(src.sample)
-            present = set(s.layer_names())
-            names = ["image"] + [n for n in src.layers if n != "image" and n in present]
-            return {n: np.asarray(s.read_layer(n, region)) for n in names}
+        by_file: dict[Path, list[tuple[str, str]]] = {src.path: [("image", "image")]}
+        for ref in src.layers:
+            if ref != "image":
+                layer, other = split_ref(ref)
+                by_file.setdefault(other or src.path, []).append((ref, layer))
+        planes = {}
+        for path, wanted in by_file.items():
+            with Dataset.open(path, check_samples=False) as ds:
+                s = ds.sample(src.sample)
+                present = set(s.layer_names())
+                planes.update({ref: np.asarray(s.read_layer(layer, region))
+                               for ref, layer in wanted if layer in present})
+        return planes
 
     def refresh(self, ortho: bool = True) -> None:
         """Re-read the visible planes from the file and redraw them (``ortho=False``: a Z
@@ -250,7 +261,8 @@ class VolumeView(QWidget):
             grey = to_grey(planes["image"], lo, hi)
         else:
             grey = np.zeros(planes["image"].shape, np.uint8)
-        overlays = [(planes[n], layer_colour(n)) for n in src.layers if n != "image" and n in planes]
+        overlays = [(planes[n], layer_colour(split_ref(n)[0])) for n in src.layers
+                    if n != "image" and n in planes]
         return compose(grey, overlays, self.opacity.value() / 100.0)
 
     def _render_all(self, *_args) -> None:
@@ -324,7 +336,8 @@ class VolumeView(QWidget):
         for name, plane in self._plane.items():
             value = plane[row, col]
             text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))
-            parts.append(f"{name} {text}")
+            layer, other = split_ref(name)
+            parts.append(f"{layer}{f'[{other.name}]' if other else ''} {text}")
         self.position_label.setText("   ".join(parts))
 
     def current_rgb(self) -> np.ndarray | None:
