@@ -76,20 +76,24 @@ class UNetConfig:
 class TrainConfig:
     """How to train (DESIGN.md §5). Patch is (Z, Y, X); a 2D model needs Z = 1.
 
-    loss: "dice", "crossentropy", "mse" (case-insensitive; "dice" adds nothing else unless
-    ``loss`` is "dice+crossentropy"). target: "label" (binary masks) or "distance"
-    (``label_XXXX_dt`` maps, for MSE with a tanh/linear output).
+    loss: "dice", "crossentropy", "mse" or "dice+crossentropy" (their sum; case-insensitive).
+    target: "label" (binary masks) or "distance" (``label_XXXX_dt`` maps, for MSE with a
+    tanh/linear output).
     validation_steps = 0 means no validation. label_focus: fraction of patches centred on a
     labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
     in 3D), intensity (brightness/contrast/gamma jitter).
     """
 
-    loss: str = "dice"
+    # Defaults chosen for 2D mitochondria on lucchi-pp-sized volumes: Dice + cross-entropy
+    # (Dice alone has weak, noisy gradients early on), 1024 steps of 8 x 256² patches (~15 min
+    # on an 8-core CPU at ~9 patches/s), half the patches centred on a labelled voxel (8%
+    # foreground), LR halved on plateaus and the best epoch kept (IoU wobbles under a fixed LR).
+    loss: str = "dice+crossentropy"
     batch_size: int = 8
     patch: tuple[int, int, int] = (1, 256, 256)
-    steps_per_epoch: int = 128
+    steps_per_epoch: int = 64
     epochs: int = 16
-    validation_steps: int = 16
+    validation_steps: int = 8
     learning_rate: float = 1e-3
     keep_best: bool = True
     early_stopping: bool = False

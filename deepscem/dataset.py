@@ -19,25 +19,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from contextlib import ExitStack
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from deepscem import imageio
-from deepscem import progress as prog
 from deepscem.dataset_format import (
-    BLANK,
     chunk_shape,
     layer_options,
     slab_depth,
-    stored_image_dtype,
     validate_file,
     validate_name,
-    write_mask_slab,
 )
-from deepscem.errors import DatasetError, InputFileError
+from deepscem.errors import DatasetError
 from deepscem.progress import CancelToken, ProgressCallback
 
 _LABEL = re.compile(r"label_\d{4}$")
@@ -175,10 +169,17 @@ class Dataset:
         return cls(path, file)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r", *, check_samples: bool = True) -> Dataset:
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, check_samples: bool = True,
+             cache_mb: float | None = None) -> Dataset:
         """Open and validate a dataset (``mode`` "r" or "r+"); :class:`DatasetError` says what is
         wrong with a file that is not a dataset. ``check_samples=False`` skips per-sample checks
-        (to repair a file by removing a broken sample)."""
+        (to repair a file by removing a broken sample).
+
+        ``cache_mb``: HDF5 chunk cache per layer (default HDF5's 1 MB). Readers drawing many
+        random patches (training) should give about the size of a label layer (Z*Y*X bytes):
+        decompressed label chunks then stay in memory and random 256^2 label reads become as
+        fast as uncompressed ones (bench/README.md); memory use is at most ``cache_mb`` per
+        layer read."""
         if mode not in ("r", "r+"):
             raise DatasetError(f"invalid mode {mode!r}: use 'r' (read) or 'r+' (read and write)")
         path = Path(path)
@@ -188,7 +189,7 @@ class Dataset:
             raise DatasetError(f"{path}: not an HDF5 file; a DeepSCEM dataset is an .hdf5 file made "
                                "with 'dataset create' (or the original DeepSCEM)")
         try:
-            file = h5py.File(path, mode)
+            file = _open_h5(path, mode, cache_mb)
         except OSError as err:
             raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
         try:
@@ -284,50 +285,11 @@ class Dataset:
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
         """
+        from deepscem import dataset_add
+
         self._require_writable()
         self._check_new_name(name)
-        labels = list(labels)
-        if len(labels) != self.n_labels:
-            raise DatasetError(f"{self.path} needs {self.n_labels} label(s) per sample, got "
-                               f"{len(labels)}; give \"\" for a blank label")
-        with ExitStack() as stack:
-            img = stack.enter_context(_source(image, "image"))
-            lbls = [None if _is_blank(lbl) else stack.enter_context(_source(lbl, f"label {i}"))
-                    for i, lbl in enumerate(labels)]
-            for src in lbls:
-                if src is not None and src.shape != img.shape:
-                    raise InputFileError(f"{src.path}: label shape {src.shape} (Z, Y, X) differs from "
-                                         f"the image's {img.shape} ({img.path})")
-            lo, hi = _scan(img, lbls, progress, cancel)
-            return self._write_sample(name, img, lbls, lo, hi, progress, cancel)
-
-    def _write_sample(self, name, img, lbls, lo, hi, progress, cancel) -> Sample:
-        shape = img.shape
-        depth = slab_depth(shape, max(img.dtype.itemsize, 1))
-        group = self.file.create_group(name)
-        try:
-            group.attrs["shape"] = np.asarray(shape, np.int64)
-            dtype = stored_image_dtype(img.dtype)
-            image = group.create_dataset("image", shape=shape, dtype=dtype,
-                                         **layer_options(shape, dtype, "image"))
-            image.attrs["norm_min"], image.attrs["norm_max"] = lo, hi
-            layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
-                                           **layer_options(shape, np.dtype(np.uint8), label_name(i)))
-                      for i in range(len(lbls))]
-            for z0 in range(0, shape[0], depth):
-                prog.check(cancel)
-                z1 = min(z0 + depth, shape[0])
-                image[z0:z1] = img.read(z0, z1).astype(dtype, copy=False)
-                for src, out in zip(lbls, layers):
-                    if src is not None:  # a blank label stays unallocated: reads as fill 0
-                        write_mask_slab(out, z0, imageio.to_label(src.read(z0, z1)))
-                prog.emit(progress, z1, shape[0], "slices", "writing")
-            self.file.flush()
-        except BaseException:
-            del self.file[name]
-            self.file.flush()
-            raise
-        return Sample(self, name)
+        return dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
 
     def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
                          image_from: Sample | None = None) -> Sample:
@@ -393,45 +355,30 @@ def save_as(src: str | os.PathLike, dst: str | os.PathLike, *, original: bool = 
                                progress=progress, cancel=cancel)
 
 
+def _open_h5(path: Path, mode: str, cache_mb: float | None) -> h5py.File:
+    cache = {}
+    if cache_mb:
+        # nslots: a prime well above the number of 64 KB chunks the cache holds (HDF5's advice)
+        cache = {"rdcc_nbytes": int(cache_mb * 2**20), "rdcc_nslots": 100_003, "rdcc_w0": 1.0}
+    try:
+        return h5py.File(path, mode, **cache)
+    except OSError as err:
+        # Some network file systems do not implement file locks (errno 38, ENOSYS): open
+        # without HDF5's lock there rather than refusing the file.
+        if "errno = 38" not in str(err) and "not implemented" not in str(err).lower():
+            raise
+    return h5py.File(path, mode, locking=False, **cache)
+
+
 def _h5_reason(err: OSError) -> str:
     text = str(err).lower()
     if "unable to lock" in text:
         return "it is open for writing in another program; close it there first"
+    if "already open" in text:
+        return "it is already open read-only in this program; close it there before changing it"
     if "permission" in text:
         return "permission denied"
     return "the HDF5 file is damaged or truncated"
-
-
-def _is_blank(value) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() in BLANK)
-
-
-def _source(value, what: str) -> imageio.VolumeSource:
-    if isinstance(value, np.ndarray):
-        return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
-    if isinstance(value, (str, os.PathLike)):
-        return imageio.open_volume(value)
-    raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
-
-
-def _scan(img, lbls, progress, cancel) -> tuple[float, float]:
-    """First pass: the image's volume-wide (min, max) and every label's values, slab by slab."""
-    checks = [None if s is None else imageio.LabelValues(s.path) for s in lbls]
-    depth = slab_depth(img.shape, img.dtype.itemsize)
-    lo, hi = np.inf, -np.inf
-    for z0 in range(0, img.shape[0], depth):
-        prog.check(cancel)
-        z1 = min(z0 + depth, img.shape[0])
-        slab = img.read(z0, z1).astype(stored_image_dtype(img.dtype), copy=False)  # range as stored
-        if slab.dtype.kind == "f" and not np.isfinite(slab).all():
-            raise InputFileError(f"{img.path}: the image contains NaN or infinite values; "
-                                 "replace them (e.g. with 0) before adding it")
-        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
-        for src, check in zip(lbls, checks):
-            if src is not None:
-                check.update(src.read(z0, z1))
-        prog.emit(progress, z1, img.shape[0], "slices", "checking")
-    return lo, hi
 
 
 __all__ = ["Dataset", "Sample", "label_name", "prediction_name", "save_as", "chunk_shape"]

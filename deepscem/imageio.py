@@ -21,6 +21,7 @@ import numpy as np
 from deepscem.errors import InputFileError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+_WORKERS = min(4, os.cpu_count() or 1)
 # Stored as is; float64/float16 become float32 and bool becomes uint8 when stored.
 _ACCEPTED_KINDS = "uifb"
 HOW_TO_GREY = ("convert it to a single-channel grey stack first (Fiji: Image > Type > 8-bit or "
@@ -79,6 +80,9 @@ class RawSource(VolumeSource):
         super().__init__(path, shape, file_dtype.newbyteorder("="))
         self.file_dtype = file_dtype
         self.offset = offset
+        if os.path.getsize(path) < offset + self.nbytes:  # found now, before anything is written
+            raise InputFileError(f"{path}: the file is truncated (it should hold {self.nbytes} bytes "
+                                 f"of {tuple(shape)} {self.dtype} voxels); re-export it")
         self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
 
     def read(self, z0: int, z1: int) -> np.ndarray:
@@ -104,7 +108,8 @@ class TiffPageSource(VolumeSource):
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         try:
-            data = self._tif.asarray(key=range(z0, z1), series=0)
+            # Compressed pages decode in parallel threads (the codecs release the GIL).
+            data = self._tif.asarray(key=range(z0, z1), series=0, maxworkers=_WORKERS)
         except Exception as err:  # tifffile/imagecodecs raise many types on damaged files
             raise InputFileError(f"{self.path}: cannot decode slices {z0}-{z1 - 1} ({err}); "
                                  "the file may be damaged, re-export it") from None
@@ -124,11 +129,9 @@ def open_volume(path: str | os.PathLike) -> VolumeSource:
     if not os.path.isfile(path):
         raise InputFileError(f"{path}: no such file")
     suffix = Path(path).suffix.lower()
-    if suffix == ".npy":
-        return _open_npy(path)
-    if suffix in (".tif", ".tiff"):
-        return _open_tiff(path)
-    raise InputFileError(f"{path}: unsupported image format {suffix!r}; use .tif, .tiff or .npy")
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputFileError(f"{path}: unsupported image format {suffix!r}; use .tif, .tiff or .npy")
+    return _open_npy(path) if suffix == ".npy" else _open_tiff(path)
 
 
 def _check_dtype(path: str, dtype: np.dtype) -> None:
@@ -165,10 +168,7 @@ def _open_npy(path: str) -> VolumeSource:
     except (ValueError, OSError) as err:
         raise InputFileError(f"{path}: not a readable .npy file ({err})") from None
     _check_dtype(path, dtype)
-    axes = "QQQQQQ"[: max(0, len(shape) - 2)] + "YX"
-    if len(shape) >= 3 and shape[-1] in (3, 4) and len(shape) == 4:
-        axes = axes[:-3] + "YXS"
-    zyx = _as_zyx(path, tuple(shape), axes)
+    zyx = _as_zyx(path, tuple(shape), _array_axes(tuple(shape)))
     if fortran:  # rare; a memory map handles the strides
         return ArraySource(np.load(path, mmap_mode="r").reshape(zyx), path)
     return RawSource(path, zyx, dtype, offset)
@@ -205,8 +205,15 @@ def image_array(image: np.ndarray, name: str = "array") -> np.ndarray:
     """Validate an in-memory image: (Y, X) -> (1, Y, X); (Z, Y, X) kept; native dtype."""
     image = np.asarray(image)
     _check_dtype(name, image.dtype)
-    axes = "Q" * max(0, image.ndim - 2) + "YX"
-    return image.reshape(_as_zyx(name, image.shape, axes))
+    return image.reshape(_as_zyx(name, image.shape, _array_axes(image.shape)))
+
+
+def _array_axes(shape: tuple[int, ...]) -> str:
+    """Axes of a bare array: (..., Y, X); a trailing channel axis when it is 1, or 3/4 after
+    a 3D stack ((Z, Y, X, 3) is RGB; (Z, Y, 3) stays a stack 3 pixels wide)."""
+    if (len(shape) >= 3 and shape[-1] == 1) or (len(shape) == 4 and shape[-1] in (3, 4)):
+        return "Q" * (len(shape) - 3) + "YXS"
+    return "Q" * max(0, len(shape) - 2) + "YX"
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -65,3 +65,6 @@ def test_info_on_an_original_model(shared_data, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["legacy"] and data["dimension"] == 2 and data["outputs"] == 2
     assert data["input_shape"] == [None, None, None, 1]
+    assert any("original" in note for note in data["notes"])
+    assert cli.main(["model", "info", str(path.with_name("orig_unet3d_vgg_f4_d2_o1.h5"))]) == 0
+    assert "cannot segment" in capsys.readouterr().out

@@ -75,6 +75,16 @@ def test_patch_reads_return_the_right_voxels(tmp_path, rng):
             np.testing.assert_array_equal(s.read_layer("label_0000", region), image[region] > 2000)
 
 
+def test_chunk_cache_option_reads_the_same(tmp_path, rng):
+    mask = rng.random((8, 200, 300)) > 0.7
+    with Dataset.create(tmp_path / "c.hdf5", "C", 1) as ds:
+        ds.add_sample("s", mask.astype(np.uint8), [mask])
+    with Dataset.open(tmp_path / "c.hdf5", cache_mb=16) as ds:
+        layer = ds.sample("s").layer("label_0000")
+        assert layer.id.get_access_plist().get_chunk_cache()[1] == 16 * 2**20
+        np.testing.assert_array_equal(ds.sample("s").read_layer("label_0000", (slice(2, 5),)), mask[2:5])
+
+
 def test_constant_image_reads_as_zeros_not_nan(tmp_path):
     with Dataset.create(tmp_path / "c.hdf5", "C", 1) as ds:
         s = ds.add_sample("s", np.full((2, 8, 8), 7, np.uint8), [None])
@@ -109,6 +119,8 @@ def test_open_errors_name_the_file_and_the_rule(tmp_path, ds_path):
         Dataset.open(tmp_path / "other.h5")
     with pytest.raises(DatasetError, match="mode"):
         Dataset.open(ds_path, "w")
+    with Dataset.open(ds_path), pytest.raises(DatasetError, match="already open read-only"):
+        Dataset.open(ds_path, "r+")
 
 
 @pytest.mark.parametrize("breakage,match", [
@@ -239,3 +251,44 @@ def test_original_files_open_list_and_read(shared_data):
         with Dataset.open(pred) as ds:
             s = ds.sample("s3d")
             assert s.label_layers() == [] and s.prediction_layers()[0] == "prediction_0000"
+
+
+_MAKE_STACK_SCRIPT = """
+import sys, numpy as np
+from pathlib import Path
+src, n = Path(sys.argv[1]), int(sys.argv[2])
+stack = np.lib.format.open_memmap(src / "img.npy", "w+", np.uint16, (n, 512, 512))
+label = np.lib.format.open_memmap(src / "lbl.npy", "w+", np.uint8, (n, 512, 512))
+for z in range(n):
+    stack[z] = z
+    label[z, 100:200] = 1
+"""
+# A fresh process: VmHWM (peak RSS) starts afresh after exec, unlike ru_maxrss.
+_PEAK_RSS_SCRIPT = """
+import sys
+from pathlib import Path
+from deepscem.dataset import Dataset
+src = Path(sys.argv[1])
+with Dataset.create(src / "ds.hdf5", "M", 1) as ds:
+    ds.add_sample("s", src / "img.npy", [src / "lbl.npy"])
+print([int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
+"""
+
+
+@pytest.mark.slow
+def test_add_sample_peak_memory_does_not_grow_with_stack_size(tmp_path):
+    import subprocess
+    import sys
+
+    peaks = []
+    for n in (64, 1024):  # 32 MB and 512 MB of image (+ a label of half that)
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        subprocess.run([sys.executable, "-c", _MAKE_STACK_SCRIPT, str(folder), str(n)], check=True)
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS_SCRIPT, str(folder)],
+                             capture_output=True, text=True, check=True)
+        peaks.append(int(out.stdout) / 1024)
+        for path in folder.iterdir():
+            path.unlink()
+    assert peaks[1] < 500
+    assert peaks[1] - peaks[0] < 80, peaks  # one slab's worth at most, not the stack

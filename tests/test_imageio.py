@@ -93,13 +93,15 @@ def test_unsupported_dtype(tmp_path):
         imageio.read_image(tmp_path / "c.npy")
 
 
-def test_truncated_raw_file(tmp_path):
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_truncated_raw_file_is_found_when_opened(tmp_path, suffix):
     data = _volume((4, 32, 32), np.uint8)
-    tifffile.imwrite(tmp_path / "t.tif", data)
-    raw = (tmp_path / "t.tif").read_bytes()
-    (tmp_path / "t.tif").write_bytes(raw[: len(raw) - 2000])
+    path = tmp_path / f"t{suffix}"
+    imageio.write_image(path, data)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) - 2000] if suffix == ".npy" else raw[:3000])
     with pytest.raises(InputFileError, match="truncated|damaged|not a readable"):
-        imageio.read_image(tmp_path / "t.tif")
+        imageio.open_volume(path)
 
 
 @pytest.mark.parametrize("values", [(0, 1), (0, 255), (0,), (7,), (0, 65535)])
@@ -121,7 +123,10 @@ def test_non_binary_label_names_file_and_values(tmp_path, values, shown):
         imageio.read_label(tmp_path / "lab.npy")
 
 
-def test_image_array_validates_in_memory_arrays():
+def test_image_array_validates_in_memory_arrays(tmp_path):
     assert imageio.image_array(np.zeros((4, 5))).shape == (1, 4, 5)
+    assert imageio.image_array(np.zeros((3, 4, 5, 1))).shape == (3, 4, 5)
+    np.save(tmp_path / "c1.npy", np.zeros((1, 4, 5, 1), np.uint8))
+    assert imageio.read_image(tmp_path / "c1.npy").shape == (1, 4, 5)
     with pytest.raises(InputFileError, match="multi-dimensional"):
         imageio.image_array(np.zeros((2, 3, 4, 5)))

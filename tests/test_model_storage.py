@@ -62,6 +62,16 @@ def test_keras_file_keeps_metadata_as_a_zip_member_plain_keras_still_loads(tmp_p
         assert "mito" in f.attrs[storage.METADATA_ATTR]
 
 
+def test_upper_case_suffix_and_a_large_history(tmp_path, tiny_model):
+    info = _info(tiny_model)
+    info.history = {"loss": [0.123456789] * 8000}  # > 64 KiB of JSON in one HDF5 attribute
+    _, again = load_model(save_model(tiny_model, tmp_path / "BIG.H5", info))
+    assert again.history == info.history
+    renamed = tmp_path / "actually_h5.keras"
+    (tmp_path / "BIG.H5").rename(renamed)
+    assert load_model(renamed)[1].history == info.history
+
+
 def test_3d_model_round_trip(tmp_path):
     config = UNetConfig(dim=3, filters=2, depth=1, block="vgg")
     model = build_unet(config)
@@ -132,6 +142,7 @@ def test_model_info_dict_round_trip_ignores_unknown_keys():
     assert again == info and again.label_names == ["label 0", "label 1"]
 
 
+@pytest.mark.filterwarnings("ignore:You are using a softmax")  # the original's 1-output softmax
 @pytest.mark.parametrize("name,key_in,key_out", [
     ("orig_unet2d_res_f8_d3_o2_trained.h5", "x2d", "y2d_trained"),
     ("orig_unet3d_vgg_f4_d2_o1.h5", "x3d", "y3d"),

@@ -65,6 +65,12 @@ def test_softmax_with_a_single_output_is_refused():
         build_unet(UNetConfig(activation="softmax", outputs=1, **TINY))
 
 
+@pytest.mark.parametrize("name", ["", "mito/er"])
+def test_bad_model_names_are_refused(name):
+    with pytest.raises(ConfigError, match="name"):
+        build_unet(UNetConfig(name=name, **TINY))
+
+
 def test_tile_multiple_and_check():
     config = UNetConfig(**TINY)
     model = build_unet(config)

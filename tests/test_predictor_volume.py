@@ -92,3 +92,10 @@ def test_cancel_stops_between_batches(model2d):
     with pytest.raises(Cancelled):
         predict_volume(model2d, volume, outs, PredictConfig(patch=(1, 16, 16), batch_size=1),
                        info=info(2, 1), progress=progress, cancel=token)
+
+
+def test_default_tiles_are_large_and_take_short_axes_whole(model2d):
+    p = Predictor(model2d, SimpleNamespace(dimension=2, unet=SimpleNamespace(depth=4),
+                                           patch_size=(1, 256, 384)), PredictConfig())
+    assert p.grid((165, 512, 640)).tile_shape == (1, 512, 640)    # Lucchi slices: one tile
+    assert p.grid((2, 2048, 2048)).tile_shape == (1, 512, 768)    # 2 x the training patch

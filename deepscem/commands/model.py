@@ -98,24 +98,22 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def describe(path: str) -> dict:
-    """The JSON ``model info`` prints: dimension, outputs, parameters, input_shape,
-    output_shape, tile multiple, then the file's metadata (label names, U-Net options...)."""
-    from deepscem.models.storage import load_model
-    from deepscem.models.unet import required_multiple
+    """The JSON ``model info`` prints (see ``storage.describe_model``), plus the path."""
+    from deepscem.models.storage import describe_model, load_model
 
     model, info = load_model(path)
-    return {
-        "path": str(path),
-        "name": model.name,
-        "dimension": info.dimension,
-        "outputs": info.outputs,
-        "parameters": int(model.count_params()),
-        "trainable_parameters": int(sum(int(w.numpy().size) for w in model.trainable_weights)),
-        "input_shape": list(model.inputs[0].shape),
-        "output_shape": list(model.outputs[0].shape),
-        "tile_multiple": required_multiple(model),
-        **info.to_dict(),
-    }
+    return {"path": str(path), **describe_model(model, info)}
+
+
+def _patch(data: dict) -> str:
+    if data["patch_size"]:
+        return "(Z, Y, X) = " + str(tuple(data["patch_size"]))
+    return "unknown (not stored by the original)" if data["legacy"] else "not trained yet"
+
+
+def _shape(shape: list) -> str:
+    """(batch, Y, X, C) -> "(Y, X, 1)" with "any" for free sizes."""
+    return "(" + ", ".join("any" if s is None else str(s) for s in shape[1:]) + ")"
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -126,12 +124,12 @@ def run_info(args: argparse.Namespace) -> int:
     unet = data["unet"]
     lines = [
         f"model:        {data['path']} ({data['name']})",
-        f"dimension:    {data['dimension']}D   input {tuple(data['input_shape'])} -> output "
-        f"{tuple(data['output_shape'])}",
+        f"dimension:    {data['dimension']}D   input {_shape(data['input_shape'])} -> output "
+        f"{_shape(data['output_shape'])}",
         f"outputs:      {data['outputs']} ({', '.join(data['label_names'])})",
         f"parameters:   {data['parameters']:,} ({data['trainable_parameters']:,} trainable)",
         f"tiles:        every axis a multiple of {data['tile_multiple']}",
-        f"patch size:   {tuple(data['patch_size']) if data['patch_size'] else 'not trained yet'}",
+        f"patch size:   {_patch(data)}",
         f"input range:  {data['normalization']}",
     ]
     if unet:
@@ -141,5 +139,6 @@ def run_info(args: argparse.Namespace) -> int:
     if data["history"]:
         lines.append("history:      " + ", ".join(f"{k}={v}" for k, v in data["history"].items()
                                                   if not isinstance(v, (list, dict))))
+    lines += [f"note:         {note}" for note in data["notes"]]
     print("\n".join(lines))
     return 0

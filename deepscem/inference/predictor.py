@@ -52,13 +52,13 @@ def model_dimension(model: Any, info: Any = None) -> int:
 
 def size_multiple(model: Any, info: Any = None) -> int:
     """What every spatial tile size must be a multiple of: 2**depth for a U-Net (from the
-    model info, or by counting the model's pooling layers for files without metadata)."""
+    model info, or from the model's pooling strides for files without metadata)."""
     unet = getattr(info, "unet", None)
     if unet is not None:
         return 2 ** int(unet.depth)
-    pools = [layer for layer in model.layers
-             if "Pooling" in type(layer).__name__ and "Global" not in type(layer).__name__]
-    return 2 ** len(pools)
+    from deepscem.models.unet import required_multiple
+
+    return required_multiple(model)
 
 
 class Predictor:
@@ -96,8 +96,15 @@ class Predictor:
         return (1, *patch[1:]) if self.dim == 2 else patch  # type: ignore[return-value]
 
     def grid(self, shape_zyx: Sequence[int]) -> TileGrid:
-        """The tile grid this predictor uses for a volume of ``shape_zyx``."""
-        return make_grid(tuple(shape_zyx), self.tile, self.config.overlap,  # type: ignore[arg-type]
+        """The tile grid this predictor uses for a volume of ``shape_zyx``.
+
+        With the default tile, an axis up to 1.5 tiles long is taken whole (one tile instead
+        of two mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
+        """
+        tile = self.tile
+        if self.config.patch is None:
+            tile = tuple(s if s <= 1.5 * t else t for s, t in zip(shape_zyx, tile))
+        return make_grid(tuple(shape_zyx), tile, self.config.overlap,  # type: ignore[arg-type]
                          self.multiple)
 
     def forward(self, tiles: np.ndarray) -> np.ndarray:

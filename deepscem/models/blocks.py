@@ -92,7 +92,9 @@ def recompute_batchnorm(model: keras.Model, batches) -> int:
     the per-batch statistics (no lag behind the final weights). Weights are untouched.
     Returns the number of batches used (0 leaves the statistics as they were).
     """
-    bns = [layer for layer in model._flatten_layers() if isinstance(layer, layers.BatchNormalization)]
+    from deepscem.models.unet import all_layers
+
+    bns = [layer for layer in all_layers(model) if isinstance(layer, layers.BatchNormalization)]
     if not bns:
         return 0
     saved = [bn.momentum for bn in bns]

@@ -21,7 +21,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -100,6 +102,38 @@ def model_info_from(model, config: UNetConfig | None = None) -> ModelInfo:
                      unet=config)
 
 
+def describe_model(model, info: ModelInfo) -> dict[str, Any]:
+    """A JSON-ready description of a model for ``model info`` and the GUI: name, dimension,
+    outputs, parameters, trainable_parameters, input_shape/output_shape (None = any size),
+    tile_multiple, then every ModelInfo field (label_names, patch_size, unet...)."""
+    from deepscem.models.unet import required_multiple
+
+    return {
+        "name": model.name,
+        "dimension": info.dimension,
+        "outputs": info.outputs,
+        "parameters": int(model.count_params()),
+        "trainable_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        "input_shape": list(model.inputs[0].shape),
+        "output_shape": list(model.outputs[0].shape),
+        "tile_multiple": required_multiple(model),
+        **info.to_dict(),
+        "notes": model_notes(info),
+    }
+
+
+def model_notes(info: ModelInfo) -> list[str]:
+    """Warnings a user should see about a model (e.g. the original's 1-output softmax)."""
+    notes = []
+    if info.unet is not None and info.unet.activation == "softmax" and info.outputs == 1:
+        notes.append("softmax over a single output is always 1.0, so this model cannot segment; "
+                     "create a model with a sigmoid output")
+    if info.legacy:
+        notes.append("written by the original DeepSCEM: no label names, patch size or "
+                     "normalisation stored (defaults used)")
+    return notes
+
+
 def _json_default(obj: Any) -> Any:
     # NumPy scalars/arrays in a training history.
     if hasattr(obj, "tolist"):
@@ -129,10 +163,12 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     if not path.parent.is_dir():
         raise ModelError(f"folder {path.parent} does not exist; create it first")
     metadata = json.dumps(info.to_dict(), default=_json_default)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                         suffix=path.suffix.lower())  # Keras checks it case-sensitively
+        os.close(fd)
+        tmp = Path(tmp_name)
         os.unlink(tmp)  # Keras writes the file itself; it only needed a unique name
         with _quiet_h5_warning():
             model.save(tmp)
@@ -148,7 +184,7 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     except OSError as err:
         raise ModelError(f"could not write {path}: {err.strerror or err}") from err
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
     return path
 
@@ -221,7 +257,9 @@ def load_model(path: str | os.PathLike):
     from deepscem.models import legacy, losses  # noqa: F401  (registers custom objects)
 
     try:
-        model = keras.saving.load_model(path, compile=False, custom_objects=legacy.custom_objects())
+        with _keras_readable(path, kind) as readable:
+            model = keras.saving.load_model(readable, compile=False,
+                                            custom_objects=legacy.custom_objects())
     except Exception as err:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"cannot load model {path.name}: {reason[:200]}") from None
@@ -231,6 +269,24 @@ def load_model(path: str | os.PathLike):
         # on every call with a plain array. Same layers and weights, single-tensor signature.
         model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     return model, info
+
+
+@contextlib.contextmanager
+def _keras_readable(path: Path, kind: str):
+    """``path`` itself, or a link/copy whose suffix matches the content: Keras picks its
+    reader from the (case-sensitive) suffix, so "MODEL.H5" or an .h5 renamed to .keras
+    would otherwise fail."""
+    wanted = (".keras",) if kind == "keras" else (".h5", ".hdf5")
+    if path.name.endswith(wanted):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="deepscem-model-") as folder:
+        alias = Path(folder) / ("model" + wanted[0])
+        try:
+            alias.symlink_to(path.resolve())
+        except OSError:  # no symlinks (Windows without privileges): copy instead
+            shutil.copyfile(path, alias)
+        yield alias
 
 
 def _detect_kind(path: Path) -> str:

@@ -37,6 +37,9 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
     if config.activation == "softmax" and config.outputs < 2:
         raise ConfigError("a softmax output needs at least 2 outputs (it is always 1 for a single "
                           "output); use sigmoid for one label")
+    if not str(config.name).strip() or "/" in str(config.name):
+        raise ConfigError(f"model name {config.name!r} is not allowed: give a non-empty name "
+                          "without '/'")
     if not 0.0 <= float(bn_momentum) < 1.0:
         raise ConfigError(f"BatchNorm momentum must be in [0, 1), got {bn_momentum}")
     dim = int(config.dim)
@@ -83,7 +86,7 @@ def required_multiple(info_or_model) -> int:
         return 2 ** int(unet.depth)
     if isinstance(info_or_model, keras.Model):
         multiple = 1
-        for layer in info_or_model._flatten_layers(include_self=False):
+        for layer in all_layers(info_or_model):
             if isinstance(layer, (layers.MaxPooling2D, layers.MaxPooling3D,
                                   layers.AveragePooling2D, layers.AveragePooling3D)):
                 multiple *= max(int(s) for s in layer.strides)
@@ -102,6 +105,14 @@ def check_tile_shape(shape: Sequence[int], depth_or_multiple, *, is_multiple: bo
         fitting = tuple(max(multiple, -(-int(s) // multiple) * multiple) for s in shape)
         raise ConfigError(f"tile {tuple(int(s) for s in shape)} does not fit this model: every axis "
                           f"must be a multiple of {multiple} (2**depth); pad to {fitting}")
+
+
+def all_layers(model: keras.Model):
+    """Every layer of ``model``, nested models included (depth first)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
 
 
 def count_parameters(model: keras.Model) -> int:

@@ -1,0 +1,267 @@
+"""Training benchmark: patches/s fed by the HDF5 sampler vs by in-memory tensors, and peak RSS.
+
+    python bench/training.py                      # lucchi-pp + a generated >= 2 GiB dataset
+    python bench/training.py --big-gib 0          # throughput only
+    python bench/training.py --data DIR           # where lucchi-pp lives (default ../shared/data)
+    python bench/training.py --lucchi-3d 8        # only: 8 minutes of 3D training, then test IoU
+
+Prints numbers, never pass/fail.
+
+Throughput: one model (TrainConfig/UNetConfig defaults unless overridden: 2D residual
+U-Net, 16 filters, depth 4, BatchNorm; batch 8 of 256x256 patches) is trained twice in
+this process, each time inside one ``fit`` call: first by ``training.trainer.train`` from
+the lucchi-pp training volume on disk (sampler + label focus + rotate/flip + callbacks,
+the real pipeline), then by ``model.fit`` on a PyDataset returning ready-made random
+tensors (the upper limit: no data work at all). Patches/s are timed batch by batch after
+``--warmup`` batches, so tracing and pipeline start-up are excluded.
+
+Peak RSS: a child process trains ``--rss-steps`` steps with label focus from a small file
+(lucchi-pp, 54 MB of image) and from a generated file of ``--big-gib`` GiB (incompressible
+noise image, blob labels); its VmHWM is reported for each, so growth with file size shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA") or ROOT.parent / "shared" / "data")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it starts afresh at exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def lucchi_dataset(data: Path, out: Path) -> Path:
+    from deepscem.dataset import Dataset
+
+    if not out.exists():
+        with Dataset.create(out, "lucchi-pp", 1) as ds:
+            ds.add_sample("train", data / "lucchi-pp" / "train_image.tif",
+                          [data / "lucchi-pp" / "train_label.tif"])
+    return out
+
+
+def big_dataset(out: Path, gib: float) -> Path:
+    """A (Z, 2048, 2048) uint8 noise image of >= ``gib`` GiB on disk, labels: a grid of balls."""
+    from deepscem.dataset import Dataset, label_name
+
+    z = int(np.ceil(gib * 2**30 / 2048**2))
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:2048, :2048]
+    balls = (((yy % 256) - 128) ** 2 + ((xx % 256) - 128) ** 2 < 40**2).astype(np.uint8)
+    with Dataset.create(out, "big", 1) as ds:
+        sample = ds.add_empty_sample("big", (z, 2048, 2048))
+        image = sample.create_layer("image", np.uint8)
+        image.attrs["norm_min"], image.attrs["norm_max"] = 0.0, 255.0
+        label = sample.create_layer(label_name(0), np.uint8)
+        for z0 in range(0, z, 8):
+            z1 = min(z, z0 + 8)
+            image[z0:z1] = rng.integers(0, 256, (z1 - z0, 2048, 2048), np.uint8)
+            label[z0:z1] = balls[None] if (z0 // 64) % 2 == 0 else 0
+    return out
+
+
+def model_and_info(args):
+    from deepscem.config import UNetConfig
+    from deepscem.models.storage import model_info_from
+    from deepscem.models.unet import build_unet
+
+    config = UNetConfig(filters=args.filters, depth=args.depth)
+    model = build_unet(config)
+    return model, model_info_from(model, config)
+
+
+def train_config(args, steps: int, focus: float | None = None):
+    from deepscem.config import TrainConfig
+
+    d = TrainConfig()
+    return TrainConfig(batch_size=args.batch, patch=(1, args.patch, args.patch), steps_per_epoch=steps,
+                       epochs=1, validation_steps=0, label_focus=d.label_focus if focus is None else focus,
+                       mixed_precision=args.mixed_precision, seed=0, reduce_lr=False)
+
+
+def rate(times: list[float], warmup: int, batch: int) -> float:
+    """Patches/s between the end of batch ``warmup`` and the end of the last batch."""
+    if len(times) <= warmup + 1:
+        return float("nan")
+    return (len(times) - 1 - warmup) * batch / (times[-1] - times[warmup])
+
+
+def throughput(args) -> None:
+    import keras
+
+    from deepscem.training.trainer import train
+
+    path = lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")
+    model, info = model_and_info(args)
+    steps = args.warmup + args.steps
+    times: list[float] = []
+
+    def rec(p):
+        if p.stage == "train":
+            times.append(time.perf_counter())
+
+    train(model, info, [path], None, train_config(args, steps), progress=rec, workers=args.workers)
+    hdf5 = rate(times, args.warmup, args.batch)
+
+    class Random(keras.utils.PyDataset):
+        """Ready-made tensors: what the same fit reaches when feeding costs nothing."""
+
+        def __init__(self):
+            super().__init__()
+            r = np.random.default_rng(0)
+            self.x = r.random((args.batch, args.patch, args.patch, 1), np.float32)
+            self.y = (r.random((args.batch, args.patch, args.patch, 1)) > 0.9).astype(np.float32)
+
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, i):
+            return self.x, self.y
+
+    mem: list[float] = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            mem.append(time.perf_counter())
+
+    model.fit(Random(), epochs=1, verbose=0, callbacks=[Timer()])  # same compiled model and step
+    memory = rate(mem, args.warmup, args.batch)
+    print(f"model: 2D U-Net filters {args.filters} depth {args.depth}, {model.count_params():,} parameters; "
+          f"batch {args.batch} x {args.patch}x{args.patch}; {args.steps} timed steps after {args.warmup}")
+    print(f"patches/s fed by the HDF5 sampler (label focus, rotate/flip): {hdf5:.2f}")
+    print(f"patches/s fed by in-memory random tensors (upper limit):     {memory:.2f}")
+    print(f"ratio: {hdf5 / memory:.3f}")
+
+
+def rss_child(path: Path, args) -> None:
+    from deepscem.training.trainer import train
+
+    model, info = model_and_info(args)
+    before = peak_rss_mb()
+    t = time.perf_counter()
+    result = train(model, info, [path], None, train_config(args, args.rss_steps, focus=0.5))
+    print(json.dumps({"peak_rss_mb": peak_rss_mb(), "before_train_mb": before, "steps": result.steps_done,
+                      "seconds": time.perf_counter() - t}))
+
+
+def rss(args) -> None:
+    files = {"lucchi-pp (54 MB image)": lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")}
+    if args.big_gib > 0:
+        t = time.perf_counter()
+        big = big_dataset(args.tmp / "big.hdf5", args.big_gib)
+        size = big.stat().st_size / 2**30
+        print(f"generated {big.name}: {size:.2f} GiB on disk in {time.perf_counter() - t:.0f} s")
+        files[f"generated ({size:.2f} GiB file)"] = big
+    for what, path in files.items():
+        cmd = [sys.executable, __file__, "--rss-child", str(path), "--rss-steps", str(args.rss_steps),
+               "--batch", str(args.batch), "--patch", str(args.patch), "--filters", str(args.filters),
+               "--depth", str(args.depth)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if out.returncode:
+            print(f"{what}: child failed\n{out.stderr[-2000:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"peak RSS training {r['steps']} steps from {what}: {r['peak_rss_mb']:.0f} MB "
+              f"(after imports and model build: {r['before_train_mb']:.0f} MB; {r['seconds']:.0f} s)")
+
+
+def lucchi_3d(args) -> None:
+    """A short 3D training on lucchi-pp for ``--lucchi-3d`` minutes: loss curve and test IoU."""
+    import threading
+
+    from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+    from deepscem.inference.predictor import predict_dataset
+    from deepscem.metrics import evaluate
+    from deepscem.models.storage import model_info_from
+    from deepscem.models.unet import build_unet
+    from deepscem.progress import CancelToken
+    from deepscem.training.trainer import train
+
+    train_ds = lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")
+    test_ds = args.tmp / "lucchi-test.hdf5"
+    from deepscem.dataset import Dataset
+
+    with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
+        ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
+                      [args.data / "lucchi-pp" / "test_label.tif"])
+    unet = UNetConfig(dim=3, filters=8, depth=3)
+    model = build_unet(unet)
+    config = TrainConfig(batch_size=2, patch=(16, 96, 96), steps_per_epoch=16, epochs=10_000,
+                         validation_steps=4, seed=0)
+    print(f"3D: {unet}, {model.count_params():,} parameters; {config}")
+    token = CancelToken()
+    timer = threading.Timer(args.lucchi_3d * 60, token.cancel)
+    timer.start()
+    t = time.perf_counter()
+    try:
+        result = train(model, model_info_from(model, unet), [train_ds], [train_ds], config, cancel=token)
+    finally:
+        timer.cancel()
+    t_train = time.perf_counter() - t
+    losses = ", ".join(f"{v:.3f}" for v in result.history.get("loss", []))
+    val = ", ".join(f"{v:.3f}" for v in result.history.get("val_loss", []))
+    print(f"trained {result.steps_done} steps in {t_train:.0f} s ({result.stopped_reason}), best epoch "
+          f"{result.best_epoch}\nloss per epoch: {losses}\nval_loss per epoch: {val}")
+    t = time.perf_counter()
+    pred = predict_dataset(result.model, result.info, test_ds, args.tmp / "pred3d.hdf5", PredictConfig())
+    overall = evaluate(test_ds, pred, threshold=0.5, objects=False).overall[0].as_dict()
+    print(f"test foreground IoU {overall['iou']:.4f}, Dice {overall['f1']:.4f} "
+          f"(prediction {time.perf_counter() - t:.0f} s)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
+    p.add_argument("--tmp", type=Path, default=None, help="folder for the generated files")
+    p.add_argument("--steps", type=int, default=12, help="timed steps per source")
+    p.add_argument("--warmup", type=int, default=3, help="untimed first steps per source")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--patch", type=int, default=256)
+    p.add_argument("--filters", type=int, default=16)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--big-gib", type=float, default=2.05, help="size of the generated file (0: skip)")
+    p.add_argument("--rss-steps", type=int, default=6)
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--lucchi-3d", type=float, metavar="MINUTES",
+                   help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
+    p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child, args)
+        return
+    from deepscem.devices import describe_device
+    from deepscem.training.precision import cpu_name
+
+    print(f"device: {describe_device()} ({cpu_name()}); load average {os.getloadavg()[0]:.1f} "
+          "(shared machine)")
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        args.tmp = Path(tmp)
+        if args.lucchi_3d:
+            lucchi_3d(args)
+            return
+        if not args.skip_throughput:
+            throughput(args)
+        rss(args)
+
+
+if __name__ == "__main__":
+    main()

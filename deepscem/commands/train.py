@@ -1,0 +1,192 @@
+"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the seed's ``--train-model``.
+
+Paths and options are checked before Keras is imported; the model, the datasets and the
+patch are checked against each other before the first batch (``training.trainer``).
+Ctrl+C once stops after the current batch and still saves the best model; twice aborts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+
+from deepscem.config import TrainConfig
+from deepscem.errors import ConfigError, DatasetError, DeepScemError, ModelError
+
+_DEFAULT = TrainConfig()
+
+
+def register(subparsers) -> None:
+    d = _DEFAULT
+    p = subparsers.add_parser(
+        "train", help="train a model on random patches of dataset samples",
+        description="Train MODEL_IN on random patches streamed from the samples of TRAIN_DS, "
+                    "validate on VALID_DS (may be the same file), and write the trained model to "
+                    "MODEL_OUT with its metadata (patch size, labels, normalisation, history) and a "
+                    "per-epoch CSV log beside it. 2D models train on single slices (patch Z = 1).")
+    p.add_argument("model_in", metavar="MODEL_IN", help="model file to start from (.keras or .h5, "
+                   "including the original DeepSCEM's); create one with 'run.py model create'")
+    p.add_argument("model_out", metavar="MODEL_OUT", help="trained model file to write (.keras or .h5)")
+    p.add_argument("train_ds", metavar="TRAIN_DS",
+                   help="training dataset file (.hdf5); several files: separate with commas")
+    p.add_argument("valid_ds", metavar="VALID_DS",
+                   help="validation dataset file(s) (.hdf5, comma-separated); may be TRAIN_DS")
+    p.add_argument("--loss", default=d.loss, type=str.lower,
+                   choices=("dice", "crossentropy", "mse", "dice+crossentropy"),
+                   help="Dice, cross-entropy, MSE (with --target distance), or Dice+cross-entropy "
+                        "(default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+                   help="patches per training step (default %(default)s)")
+    p.add_argument("--patch", nargs=3, type=int, default=list(d.patch), metavar=("Z", "Y", "X"),
+                   help="patch size; Z = 1 for 2D models; sizes multiples of 2**depth "
+                        "(default %(default)s)")
+    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch, metavar="S",
+                   help="training steps (batches) per epoch (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs, metavar="E", help="default %(default)s")
+    p.add_argument("--validation-steps", type=int, default=d.validation_steps, metavar="V",
+                   help="validation batches per epoch; 0 = no validation (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
+                   help="initial learning rate of Adam (default %(default)s)")
+    flag = argparse.BooleanOptionalAction
+    p.add_argument("--keep-best", action=flag, default=d.keep_best,
+                   help="keep the weights of the epoch with the lowest validation loss (training "
+                        "loss without validation) (default: on)")
+    p.add_argument("--early-stopping", action=flag, default=d.early_stopping,
+                   help="stop when the monitored loss stops improving (default: off)")
+    p.add_argument("--reduce-lr", action=flag, default=d.reduce_lr,
+                   help="halve the learning rate when the loss plateaus for 2 epochs (default: on)")
+    p.add_argument("--rotate", action=flag, default=d.rotate,
+                   help="random 90-degree rotations in the patch plane (default: on)")
+    p.add_argument("--flip", action=flag, default=d.flip,
+                   help="random flips (Y, X, and Z for 3D) (default: on)")
+    p.add_argument("--intensity", action=flag, default=d.intensity,
+                   help="random brightness/contrast/gamma jitter (default: off)")
+    p.add_argument("--label-focus", type=float, default=d.label_focus, metavar="FRACTION",
+                   help="fraction of patches centred on a labelled voxel, labels chosen evenly so "
+                        "rare labels are seen; 0..1, or a percentage up to 100 (default %(default)s)")
+    p.add_argument("--target", choices=("label", "distance"), default=d.target,
+                   help="learn the labels, or their distance maps label_XXXX_dt (MSE with a "
+                        "tanh/linear output; add them with 'run.py dataset distance-transform') "
+                        "(default %(default)s)")
+    p.add_argument("--mixed-precision", action=flag, default=d.mixed_precision,
+                   help="compute in bfloat16 (faster on recent GPUs and CPUs with bf16 "
+                        "instructions, slower elsewhere) (default: off)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for repeatable patches")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="threads building batches (default %(default)s: tf.data prefetches)")
+    p.add_argument("--log", metavar="CSV", help="per-epoch CSV log (default: MODEL_OUT with .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    focus = args.label_focus / 100.0 if 1.0 < args.label_focus <= 100.0 else args.label_focus
+    config = TrainConfig(loss=args.loss, batch_size=args.batch_size, patch=tuple(args.patch),
+                         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs,
+                         validation_steps=args.validation_steps, learning_rate=args.lr,
+                         keep_best=args.keep_best, early_stopping=args.early_stopping,
+                         reduce_lr=args.reduce_lr, rotate=args.rotate, flip=args.flip,
+                         intensity=args.intensity, label_focus=focus, target=args.target,
+                         mixed_precision=args.mixed_precision, seed=args.seed)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
+                       log_path=args.log, overwrite=args.overwrite, workers=args.workers)
+
+
+def run_legacy(values: dict[str, str]) -> int:
+    """The seed's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
+
+    As the original: keep the best checkpoint (validation loss), write the CSV log next to
+    MODEL_OUT, save the model (replacing MODEL_OUT). Other options keep TrainConfig's defaults.
+    """
+    def number(field: str) -> int:
+        try:
+            return int(values[field])
+        except ValueError:
+            raise ConfigError(f"--train-model {field.upper()} must be a whole number, "
+                              f"got {values[field]!r}") from None
+
+    from deepscem.models.losses import canonical_loss_name
+
+    config = TrainConfig(loss=canonical_loss_name(values["loss"]), batch_size=number("batch_size"),
+                         patch=(number("patch_z"), number("patch_y"), number("patch_x")),
+                         steps_per_epoch=number("steps_per_epoch"), epochs=number("epochs"),
+                         validation_steps=number("validation_steps"), keep_best=True)
+    return train_files(values["model_in"], values["model_out"], [values["train_dataset"]],
+                       [values["valid_dataset"]], config, overwrite=True)
+
+
+def _split(text: str) -> list[str]:
+    return [p for p in (s.strip() for s in text.split(",")) if p]
+
+
+def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],
+                config: TrainConfig, *, log_path: str | None = None, overwrite: bool = False,
+                workers: int = 1) -> int:
+    """Load, train with a tqdm bar, save; returns 0. A NaN/inf loss saves the last good weights
+    and then raises DeepScemError (exit code 1)."""
+    model_in_path, out = Path(model_in), Path(model_out)
+    if not model_in_path.is_file():
+        raise ModelError(f"model file {model_in_path} does not exist; create one with 'run.py model create'")
+    if not out.parent.is_dir():
+        raise ModelError(f"folder {out.parent} of MODEL_OUT does not exist; create it first")
+    if out.exists() and not overwrite:
+        raise ModelError(f"{out} already exists: choose another output file or add --overwrite")
+    for path in [*train_ds, *valid_ds]:
+        if not Path(path).is_file():
+            raise DatasetError(f"dataset file {path} does not exist")
+    log = Path(log_path) if log_path else out.with_suffix(".csv")
+
+    from deepscem.devices import describe_device
+    from deepscem.models.storage import H5_SUFFIXES, KERAS_SUFFIXES, load_model, save_model
+
+    if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
+        raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
+    from deepscem.progress import CancelToken, TqdmProgress
+    from deepscem.training.precision import cpu_name
+    from deepscem.training.trainer import train
+
+    model, info = load_model(model_in_path)
+    device = describe_device()
+    print(f"device: {device}" + (f" ({cpu_name()})" if device.endswith("CPU") else ""))
+    print(f"model: {model_in_path.name}, {info.dimension}D, {info.outputs} output(s), "
+          f"{model.count_params():,} parameters")
+    print(f"training on {', '.join(train_ds)}; validating on "
+          f"{', '.join(valid_ds) if config.validation_steps else 'nothing (validation steps 0)'}")
+    print(f"patch {tuple(config.patch)}, batch {config.batch_size}, {config.steps_per_epoch} steps x "
+          f"{config.epochs} epochs, loss {config.loss}, lr {config.learning_rate}")
+    cancel = CancelToken()
+    previous = _cancel_on_first_interrupt(cancel)
+    try:
+        with TqdmProgress("train") as bar:
+            result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
+                           cancel=cancel, workers=workers)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    save_model(result.model, out, result.info, overwrite=True)
+    best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
+    print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")
+    if result.stopped_reason == "nan":
+        raise DeepScemError(f"{result.message}; saved them to {out}")
+    return 0
+
+
+def _cancel_on_first_interrupt(token):
+    """First Ctrl+C: stop after the current batch and save; a second one raises KeyboardInterrupt."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\nstopping after this batch (Ctrl+C again to abort without saving)")
+
+    signal.signal(signal.SIGINT, handler)
+    return previous

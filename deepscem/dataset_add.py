@@ -1,0 +1,107 @@
+"""Adding a sample: two streamed passes over the inputs (check, then write).
+
+Pass 1 opens every input, checks shapes, label values and finite image values, and measures
+the image's volume-wide range; nothing is written until it has passed, so a bad input leaves
+the file byte-identical. Pass 2 writes slab by slab (about ``SLAB_BYTES`` of image per slab, so
+memory does not grow with the stack) and removes the half-written group on an error or cancel.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+
+import numpy as np
+
+from deepscem import imageio
+from deepscem import progress as prog
+from deepscem.dataset_format import (
+    BLANK,
+    layer_options,
+    slab_depth,
+    stored_image_dtype,
+    write_mask_slab,
+)
+from deepscem.errors import DatasetError, InputFileError
+
+
+def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
+    """See :meth:`deepscem.dataset.Dataset.add_sample`."""
+    labels = list(labels)
+    if len(labels) != ds.n_labels:
+        raise DatasetError(f"{ds.path} needs {ds.n_labels} label(s) per sample, got "
+                           f"{len(labels)}; give \"\" for a blank label")
+    with ExitStack() as stack:
+        img = stack.enter_context(_source(image, "image"))
+        lbls = [None if _is_blank(lbl) else stack.enter_context(_source(lbl, f"label {i}"))
+                for i, lbl in enumerate(labels)]
+        for src in lbls:
+            if src is not None and src.shape != img.shape:
+                raise InputFileError(f"{src.path}: label shape {src.shape} (Z, Y, X) differs from "
+                                     f"the image's {img.shape} ({img.path})")
+        lo, hi = _scan(img, lbls, progress, cancel)
+        return _write(ds, name, img, lbls, lo, hi, progress, cancel)
+
+
+def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
+    """Second pass: create the group and write slab by slab; remove it again on any error."""
+    from deepscem.dataset import label_name
+
+    shape = img.shape
+    depth = slab_depth(shape, max(img.dtype.itemsize, 1))
+    group = ds.file.create_group(name)
+    try:
+        group.attrs["shape"] = np.asarray(shape, np.int64)
+        dtype = stored_image_dtype(img.dtype)
+        image = group.create_dataset("image", shape=shape, dtype=dtype,
+                                     **layer_options(shape, dtype, "image"))
+        image.attrs["norm_min"], image.attrs["norm_max"] = lo, hi
+        layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
+                                       **layer_options(shape, np.dtype(np.uint8), label_name(i)))
+                  for i in range(len(lbls))]
+        for z0 in range(0, shape[0], depth):
+            prog.check(cancel)
+            z1 = min(z0 + depth, shape[0])
+            image[z0:z1] = img.read(z0, z1).astype(dtype, copy=False)
+            for src, out in zip(lbls, layers):
+                if src is not None:  # a blank label stays unallocated: reads as fill 0
+                    write_mask_slab(out, z0, imageio.to_label(src.read(z0, z1)))
+            prog.emit(progress, z1, shape[0], "slices", "writing")
+        ds.file.flush()
+    except BaseException:
+        del ds.file[name]
+        ds.file.flush()
+        raise
+    return ds.sample(name)
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() in BLANK)
+
+
+def _source(value, what: str) -> imageio.VolumeSource:
+    if isinstance(value, np.ndarray):
+        return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
+    if isinstance(value, (str, os.PathLike)):
+        return imageio.open_volume(value)
+    raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
+
+
+def _scan(img, lbls, progress, cancel) -> tuple[float, float]:
+    """First pass: the image's volume-wide (min, max) and every label's values, slab by slab."""
+    checks = [None if s is None else imageio.LabelValues(s.path) for s in lbls]
+    depth = slab_depth(img.shape, img.dtype.itemsize)
+    lo, hi = np.inf, -np.inf
+    for z0 in range(0, img.shape[0], depth):
+        prog.check(cancel)
+        z1 = min(z0 + depth, img.shape[0])
+        slab = img.read(z0, z1).astype(stored_image_dtype(img.dtype), copy=False)  # range as stored
+        if slab.dtype.kind == "f" and not np.isfinite(slab).all():
+            raise InputFileError(f"{img.path}: the image contains NaN or infinite values; "
+                                 "replace them (e.g. with 0) before adding it")
+        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+        for src, check in zip(lbls, checks):
+            if src is not None:
+                check.update(src.read(z0, z1))
+        prog.emit(progress, z1, img.shape[0], "slices", "checking")
+    return lo, hi

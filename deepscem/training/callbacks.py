@@ -1,0 +1,214 @@
+"""Keras callbacks of a training run: progress/cancel, NaN guard, keep best, CSV log.
+
+They share one :class:`RunState` so the trainer can tell why training stopped
+("completed", "cancelled", "nan", "early stopping") and which epoch was kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from deepscem.progress import CancelToken, ProgressCallback, emit
+
+
+@dataclass
+class RunState:
+    """What happened during ``fit``: stop reason, message, kept epoch, per-epoch rows."""
+
+    reason: str = "completed"
+    message: str = ""
+    best_epoch: int | None = None
+    best_value: float | None = None
+    steps_done: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def stop(self, reason: str, message: str = "") -> None:
+        if self.reason == "completed":  # the first reason wins (NaN, then a cancel...)
+            self.reason, self.message = reason, message
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def current_lr(model: keras.Model) -> float:
+    """The optimizer's learning rate now (schedules evaluated at the current step)."""
+    lr = model.optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(lr))
+
+
+class ProgressAndCancel(keras.callbacks.Callback):
+    """Batch-level progress (``stage`` "train", unit "batches", metrics loss, epoch...) and cancel.
+
+    Cancel sets ``model.stop_training`` after the current batch (and stops a running
+    validation), so fit returns within one batch.
+    """
+
+    def __init__(self, state: RunState, steps_per_epoch: int, epochs: int,
+                 progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+        super().__init__()
+        self.state, self.steps, self.epochs = state, steps_per_epoch, epochs
+        self.progress, self.cancel = progress, cancel
+        self.epoch = 0
+        self.last_val: dict[str, float] = {}
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.state.steps_done += 1
+        metrics = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
+        metrics.update(self.last_val)
+        emit(self.progress, self.state.steps_done, self.steps * self.epochs, "batches", "train",
+             epoch=self.epoch + 1, **metrics)
+        self._check_cancel()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            self.model.stop_evaluating = True
+            self._check_cancel()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.last_val = {k: float(v) for k, v in (logs or {}).items()
+                         if k == "val_loss" and _finite(v)}
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            self.model.stop_training = True
+            self.state.stop("cancelled", "training cancelled; kept the best weights so far")
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stop on a NaN/inf loss and put back the last weights known to give a finite loss.
+
+    Keras reports the epoch's running mean loss after each batch, so it turns non-finite
+    at the first bad batch. The weights after batch k are only known good once batch
+    k + 1 (computed with them) reports a finite loss, so a snapshot is "pending" for one
+    batch before it is trusted. Snapshots are spaced so they cost < ~3% of the batch time.
+    """
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__()
+        self.state = state
+        self.good: list[np.ndarray] | None = None
+        self.pending: list[np.ndarray] | None = None
+        self.every = 1
+        self.since = 0
+        self.epoch = 0
+        self._t = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.good = self.model.get_weights()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        batch_time = time.perf_counter() - self._t
+        loss = (logs or {}).get("loss")
+        if loss is not None and not _finite(loss):
+            self.model.stop_training = True
+            if self.good is not None:
+                self.model.set_weights(self.good)
+            self.state.stop("nan", f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                                   "stopped and kept the last weights with a finite loss (try a lower "
+                                   "learning rate, another loss or a smaller patch)")
+            return
+        if self.pending is not None:
+            self.good, self.pending = self.pending, None
+        self.since += 1
+        if self.since >= self.every:
+            t0 = time.perf_counter()
+            self.pending = self.model.get_weights()
+            cost = time.perf_counter() - t0
+            self.since = 0
+            self.every = max(1, min(50, math.ceil(cost / max(1e-6, 0.03 * batch_time))))
+
+
+class KeepBest(keras.callbacks.Callback):
+    """Remember the weights of the epoch with the lowest ``monitor`` (in memory); restore at the end.
+
+    Epochs whose monitored value is not finite, or that were cut short by a cancel, never
+    count as best. ``restore`` False only records the best epoch.
+    """
+
+    def __init__(self, state: RunState, monitor: str, restore: bool = True) -> None:
+        super().__init__()
+        self.state, self.monitor, self.restore = state, monitor, restore
+        self.weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if self.state.reason in ("cancelled", "nan") or not _finite(value):
+            return
+        if self.state.best_value is None or float(value) < self.state.best_value:
+            self.state.best_value, self.state.best_epoch = float(value), epoch
+            if self.restore:
+                self.weights = self.model.get_weights()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.restore and self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per-epoch rows (epoch, loss, val_loss, metrics, lr, time) into ``state.rows`` and a CSV file.
+
+    The CSV has the original's first columns (``epoch,loss,val_loss``, epoch from 0) and
+    is flushed every epoch, so a crash keeps the log so far. ``time`` is the epoch's
+    duration in seconds, ``elapsed`` the time since training began.
+    """
+
+    def __init__(self, state: RunState, path: str | Path | None = None) -> None:
+        super().__init__()
+        self.state, self.path = state, Path(path) if path else None
+        self._file = None
+        self._writer: csv.DictWriter | None = None
+        self._t0 = self._t_epoch = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._t_epoch = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        now = time.perf_counter()
+        row: dict[str, Any] = {"epoch": epoch, "loss": logs.pop("loss", float("nan")),
+                               "val_loss": logs.pop("val_loss", "")}
+        metric_names = sorted(k for k in logs if not k.startswith("val_") and k != "learning_rate")
+        for name in metric_names:
+            row[name] = logs.get(name, "")
+            row["val_" + name] = logs.get("val_" + name, "")
+        row["lr"] = current_lr(self.model)
+        row["time"] = round(now - self._t_epoch, 3)
+        row["elapsed"] = round(now - self._t0, 3)
+        row = {k: (float(v) if v != "" else v) if k != "epoch" else int(v) for k, v in row.items()}
+        self.state.rows.append(row)
+        if self.path is not None:
+            if self._writer is None:
+                self._file = open(self.path, "w", newline="")
+                self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="ignore")
+                self._writer.writeheader()
+            self._writer.writerow(row)
+            self._file.flush()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file, self._writer = None, None

@@ -1,0 +1,251 @@
+"""Random training patches streamed from DeepSCEM dataset files.
+
+A :class:`PatchSampler` draws patches from every sample of one or more dataset files
+(the training and the validation files are separate samplers). Each patch is read with
+``Sample.read_image(region)`` / ``Sample.read_layer(layer, region)``, so only the HDF5
+chunks under the patch are touched: memory does not grow with the volume, and the
+image arrives already normalised to [0, 1] with its volume-wide range.
+
+Label focus (a fraction of patches centred on a labelled voxel) uses a
+:class:`ForegroundIndex` per sample: voxel counts per coarse block, computed once by
+streaming over each label in strips. A focused patch picks a label uniformly (rare
+labels get as many patches as common ones), a sample and a block in proportion to that
+label's voxel count, and then a labelled voxel inside the block. Together that is a
+uniform draw over the label's voxels, without a list of their coordinates.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepscem.errors import ConfigError, DatasetError
+
+# Block of the foreground index when the label layer is not chunked (or its chunks are
+# huge): 8 x 64 x 64 = 32 768 voxels; a 10 GB volume then has ~300 000 blocks.
+DEFAULT_BLOCK = (8, 64, 64)
+# Upper bound on one strip read while building the index (bytes of uint8 label).
+STRIP_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """Where one patch comes from: sample index, origin (Z, Y, X), and why it was drawn.
+
+    ``focus_label`` is the label index the patch is centred on, or None for a
+    uniformly random patch.
+    """
+
+    sample: int
+    origin: tuple[int, int, int]
+    focus_label: int | None = None
+
+
+class ForegroundIndex:
+    """Labelled-voxel counts per coarse block of one sample, one entry per label.
+
+    For label ``i``, ``blocks[i]`` holds the flat indices of the blocks that contain
+    foreground and ``cumulative[i]`` the running sum of their voxel counts, so a block
+    is drawn in proportion to its count with one ``searchsorted``. Memory is one
+    uint32 grid per label while building and then only the non-empty blocks.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], block: tuple[int, int, int],
+                 blocks: list[np.ndarray], cumulative: list[np.ndarray]) -> None:
+        self.shape = shape
+        self.block = block
+        self.grid = tuple(math.ceil(s / b) for s, b in zip(shape, block))
+        self.blocks = blocks
+        self.cumulative = cumulative
+
+    @classmethod
+    def build(cls, sample, layers: Sequence[str]) -> ForegroundIndex:
+        """Count each layer's non-zero voxels per block by streaming (Z-slab, Y-strip) reads."""
+        shape = tuple(int(s) for s in sample.shape)
+        block = _index_block(sample, layers, shape)
+        grid = tuple(math.ceil(s / b) for s, b in zip(shape, block))
+        bz, by, bx = block
+        # Rows of Y-blocks per read so that a strip (bz, rows * by, X) stays under STRIP_BYTES.
+        rows = max(1, STRIP_BYTES // max(1, bz * by * shape[2]))
+        blocks, cumulative = [], []
+        for layer in layers:
+            counts = np.zeros(grid, np.uint32)
+            for iz in range(grid[0]):
+                for iy in range(0, grid[1], rows):
+                    region = (slice(iz * bz, min(shape[0], (iz + 1) * bz)),
+                              slice(iy * by, min(shape[1], (iy + rows) * by)),
+                              slice(0, shape[2]))
+                    strip = np.asarray(sample.read_layer(layer, region)) != 0
+                    counts[iz, iy:iy + rows] = _block_sums(strip, block)[0]
+            flat = np.flatnonzero(counts)
+            blocks.append(flat.astype(np.int64))
+            cumulative.append(np.cumsum(counts.ravel()[flat], dtype=np.int64))
+        return cls(shape, block, blocks, cumulative)
+
+    def total(self, label: int) -> int:
+        """Number of labelled voxels of ``label`` in the sample."""
+        cum = self.cumulative[label]
+        return int(cum[-1]) if len(cum) else 0
+
+    def draw(self, label: int, sample, layer: str, rng: np.random.Generator) -> tuple[int, int, int]:
+        """A labelled voxel (z, y, x) of ``label``, uniform over its voxels (reads one block)."""
+        cum = self.cumulative[label]
+        k = int(np.searchsorted(cum, rng.integers(int(cum[-1])), side="right"))
+        bz, by, bx = np.unravel_index(int(self.blocks[label][k]), self.grid)
+        lo = (bz * self.block[0], by * self.block[1], bx * self.block[2])
+        region = tuple(slice(o, min(s, o + b)) for o, s, b in zip(lo, self.shape, self.block))
+        hits = np.argwhere(np.asarray(sample.read_layer(layer, region)) != 0)
+        z, y, x = hits[rng.integers(len(hits))]
+        return int(lo[0] + z), int(lo[1] + y), int(lo[2] + x)
+
+
+def _index_block(sample, layers: Sequence[str], shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    # The layer's own chunks make each block read exactly one chunk; fall back to a fixed
+    # block for contiguous files (the original's) or chunks too large to be "coarse blocks".
+    chunks = None
+    try:
+        chunks = sample.layer(layers[0]).chunks if layers else None
+    except (AttributeError, KeyError):
+        chunks = None
+    block = tuple(chunks) if chunks and 512 <= math.prod(chunks) <= 2**18 else DEFAULT_BLOCK
+    return tuple(max(1, min(b, s)) for b, s in zip(block, shape))
+
+
+def _block_sums(mask: np.ndarray, block: tuple[int, int, int]) -> np.ndarray:
+    """Sum a (Z, Y, X) bool array over blocks; edges padded with zeros. -> (nz, ny, nx) uint32."""
+    pads = [(0, (-s) % b) for s, b in zip(mask.shape, block)]
+    padded = np.pad(mask, pads) if any(p for _, p in pads) else mask
+    nz, ny, nx = (s // b for s, b in zip(padded.shape, block))
+    view = padded.reshape(nz, block[0], ny, block[1], nx, block[2])
+    return view.sum(axis=(1, 3, 5), dtype=np.uint32)
+
+
+class PatchSampler:
+    """Random (Z, Y, X) patches and their targets from all samples of some dataset files.
+
+    paths: dataset files (each with at least one sample overall).
+    patch: (Z, Y, X); Z = 1 for 2D models (one slice per patch).
+    target: "label" (``label_XXXX``, uint8 {0, 1}) or "distance" (``label_XXXX_dt``).
+    label_focus: fraction of patches centred on a labelled voxel (0..1).
+    Samples are drawn in proportion to their volume. Files stay open until :meth:`close`.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], patch: Sequence[int], *,
+                 target: str = "label", label_focus: float = 0.0, role: str = "training") -> None:
+        from deepscem.dataset import Dataset, label_name
+
+        self.paths = [Path(p) for p in paths]
+        self.patch = tuple(int(p) for p in patch)
+        self.target = target
+        self.label_focus = float(label_focus)
+        self.role = role
+        if not self.paths:
+            raise DatasetError(f"no {role} dataset given; name at least one dataset file")
+        self._datasets = [Dataset.open(p, mode="r") for p in self.paths]
+        counts = {ds.n_labels for ds in self._datasets}
+        if len(counts) > 1:
+            found = ", ".join(f"{p.name}: {d.n_labels}" for p, d in zip(self.paths, self._datasets))
+            raise DatasetError(f"the {role} datasets have different numbers of labels ({found}); "
+                               "use datasets with the same labels")
+        self.n_labels = counts.pop()
+        self.label_names = list(self._datasets[0].label_aliases)
+        self.samples = [ds.sample(name) for ds in self._datasets for name in ds.sample_names()]
+        self._files = [p for p, ds in zip(self.paths, self._datasets) for _ in ds.sample_names()]
+        if not self.samples:
+            raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} has no "
+                               "samples; add a sample to it first")
+        suffix = "_dt" if target == "distance" else ""
+        self.label_layers = [label_name(i) for i in range(self.n_labels)]
+        self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
+        for sample, path in zip(self.samples, self._files):
+            self._check_sample(sample, path)
+        volumes = np.array([math.prod(s.shape) for s in self.samples], np.float64)
+        self.weights = volumes / volumes.sum()
+        self._index: list[ForegroundIndex] | None = None
+        self._focus_totals: np.ndarray | None = None  # (n_samples, n_labels) labelled voxels
+
+    def _check_sample(self, sample, path: Path) -> None:
+        shape = tuple(int(s) for s in sample.shape)
+        if any(p > s for p, s in zip(self.patch, shape)):
+            raise ConfigError(f"patch (Z, Y, X) {self.patch} is larger than sample '{sample.name}' of "
+                              f"{path.name} with shape {shape}; use a patch of at most that size")
+        present = set(sample.layer_names())
+        missing = [layer for layer in self.layers if layer not in present]
+        if missing:
+            what = ("distance maps" if self.target == "distance" else "labels")
+            raise DatasetError(f"sample '{sample.name}' of {path.name} has no {what} {', '.join(missing)}; "
+                               + (f"add them with 'run.py dataset distance-transform {path} all LABEL' "
+                                  "or train on labels" if self.target == "distance"
+                                  else "add the missing labels"))
+
+    # -- label focus ---------------------------------------------------------------------------
+
+    def build_index(self) -> None:
+        """Count labelled voxels per block of every sample (done once; streams the labels)."""
+        if self._index is not None:
+            return
+        self._index = [ForegroundIndex.build(s, self.label_layers) for s in self.samples]
+        self._focus_totals = np.array([[ix.total(i) for i in range(self.n_labels)] for ix in self._index],
+                                      np.float64).reshape(len(self.samples), self.n_labels)
+
+    @property
+    def focus_labels(self) -> list[int]:
+        """Labels with at least one labelled voxel (the ones label focus can centre on)."""
+        self.build_index()
+        return [i for i in range(self.n_labels) if self._focus_totals[:, i].sum() > 0]
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def draw(self, rng: np.random.Generator) -> PatchSpec:
+        """Choose where the next patch comes from (no pixel data read unless focused)."""
+        if self.label_focus > 0 and rng.random() < self.label_focus:
+            labels = self.focus_labels
+            if labels:  # no labelled voxel anywhere: every patch is a random one
+                label = labels[int(rng.integers(len(labels)))]
+                totals = self._focus_totals[:, label]
+                s = int(rng.choice(len(self.samples), p=totals / totals.sum()))
+                centre = self._index[s].draw(label, self.samples[s], self.label_layers[label], rng)
+                return PatchSpec(s, self._origin_around(s, centre), label)
+        s = int(rng.choice(len(self.samples), p=self.weights))
+        shape = self.samples[s].shape
+        origin = tuple(int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape, self.patch))
+        return PatchSpec(s, origin)
+
+    def _origin_around(self, s: int, centre: tuple[int, int, int]) -> tuple[int, int, int]:
+        # Centre the patch on the voxel, then slide it back inside the volume:
+        # shape 100, patch 64, voxel 90 -> origin min(90 - 32, 100 - 64) = 36.
+        shape = self.samples[s].shape
+        return tuple(int(min(max(0, c - p // 2), int(n) - p))
+                     for c, p, n in zip(centre, self.patch, shape))
+
+    def read(self, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
+        """The patch: image (Z, Y, X) float32 in [0, 1], target (Z, Y, X, n_labels) float32."""
+        sample = self.samples[spec.sample]
+        region = tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
+        image = np.asarray(sample.read_image(region), np.float32)
+        target = np.empty(self.patch + (self.n_labels,), np.float32)
+        for i, layer in enumerate(self.layers):
+            target[..., i] = sample.read_layer(layer, region)
+        return image, target
+
+    def patch_at(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, PatchSpec]:
+        """Draw and read one patch: (image, target, spec)."""
+        spec = self.draw(rng)
+        image, target = self.read(spec)
+        return image, target, spec
+
+    def close(self) -> None:
+        for ds in self._datasets:
+            ds.close()
+        self._datasets = []
+
+    def __enter__(self) -> PatchSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,66 @@
+"""Batches of streamed patches for Keras: a ``keras.utils.PyDataset`` over a PatchSampler.
+
+Every batch is drawn with its own generator seeded by (seed, epoch, batch index), so
+batches do not depend on which worker thread builds them and a run with a fixed seed
+is repeatable. Validation sequences are ``fixed``: the same patches every epoch, so
+validation losses of different epochs compare like with like.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from deepscem.training.augment import Augmentation, augment
+from deepscem.training.sampler import PatchSampler
+
+
+class PatchSequence(keras.utils.PyDataset):
+    """``steps`` batches of ``batch_size`` patches per epoch.
+
+    x: (B, Y, X, 1) for ``dim`` 2 (patch Z must be 1) or (B, Z, Y, X, 1) for ``dim`` 3,
+    float32 in [0, 1]; y: the same spatial shape with one channel per label, float32.
+    workers > 1 builds batches in threads (h5py reads are serialised, NumPy work and the
+    training step overlap); workers = 1 lets tf.data prefetch from one thread.
+    """
+
+    def __init__(self, sampler: PatchSampler, batch_size: int, steps: int, *, dim: int,
+                 augmentation: Augmentation | None = None, seed: int = 0, fixed: bool = False,
+                 workers: int = 1, max_queue_size: int = 8) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        if dim == 2 and sampler.patch[0] != 1:
+            raise ValueError("2D batches need patches with Z = 1")
+        self.sampler = sampler
+        self.batch_size = int(batch_size)
+        self.steps = int(steps)
+        self.dim = dim
+        self.augmentation = augmentation if augmentation is not None and augmentation.active else None
+        self.seed = int(seed)
+        self.fixed = fixed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One batch (x, y) drawn with ``rng`` (see the class docstring for shapes)."""
+        patch, n = self.sampler.patch, self.sampler.n_labels
+        x = np.empty((self.batch_size,) + patch, np.float32)
+        y = np.empty((self.batch_size,) + patch + (n,), np.float32)
+        for b in range(self.batch_size):
+            image, target, _ = self.sampler.patch_at(rng)
+            if self.augmentation is not None:
+                image, target = augment(image, target, rng, self.augmentation)
+            x[b], y[b] = image, target
+        if self.dim == 2:
+            x, y = x[:, 0], y[:, 0]
+        return x[..., None], y
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < self.steps:
+            raise IndexError(index)
+        epoch = 0 if self.fixed else self.epoch
+        return self.batch(np.random.default_rng([self.seed, epoch, int(index)]))
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1

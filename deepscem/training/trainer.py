@@ -1,0 +1,268 @@
+"""Train a U-Net on patches streamed from dataset files: ``train(model, info, ...) -> TrainResult``.
+
+One call does the whole run: checks (model outputs vs dataset labels, patch vs samples
+and model depth, target vs output activation) before anything heavy starts, samplers
+and PyDatasets, compile, ``fit`` with the callbacks of :mod:`.callbacks`, the best
+weights put back, BatchNorm statistics recomputed, and the model's metadata updated.
+
+Targets per output activation (``config.target`` "label"): sigmoid outputs learn each
+label as an independent binary mask (binary and multi-label). Softmax outputs get the
+labels as channels too, with no background channel (the original's convention): a
+voxel outside every label has an all-zero target, so cross-entropy ignores it and
+Dice counts it only through false positives; give a softmax model an explicit
+background label if that matters. ``config.target`` "distance" trains on the
+``label_XXXX_dt`` maps with a tanh or linear output (MSE); a mask is then the
+prediction thresholded at 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from deepscem.config import TrainConfig, to_dict
+from deepscem.errors import ConfigError, ModelError
+from deepscem.progress import CancelToken, ProgressCallback, check, emit
+from deepscem.training import batchnorm, precision
+from deepscem.training.augment import Augmentation
+from deepscem.training.callbacks import EpochLog, KeepBest, NanGuard, ProgressAndCancel, RunState
+from deepscem.training.sampler import PatchSampler
+from deepscem.training.sequence import PatchSequence
+
+# Batches of training patches whose statistics replace BatchNorm's moving averages at the end.
+BATCHNORM_BATCHES = 16
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    model: the trained model (best weights when ``keep_best``), float32.
+    info: the model's metadata with patch size, label names and ``history`` filled in.
+    history: per-epoch columns (``{"loss": [...], "val_loss": [...], "lr": [...], ...}``).
+    stopped_reason: "completed", "cancelled", "nan" or "early stopping"; ``message`` says more.
+    """
+
+    model: keras.Model
+    info: Any
+    history: dict[str, list]
+    stopped_reason: str
+    message: str = ""
+    best_epoch: int | None = None
+    steps_done: int = 0
+    batchnorm_batches: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike],
+          valid_paths: Sequence[str | os.PathLike] | None, config: TrainConfig, *,
+          log_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, workers: int = 1,
+          run_eagerly: bool = False) -> TrainResult:
+    """Train ``model`` on random patches of the samples in ``train_paths``.
+
+    valid_paths: files for validation (may be the training files); None, empty, or
+    ``config.validation_steps == 0`` trains without validation (keep best, early stopping
+    and LR reduction then watch the training loss). log_path: per-epoch CSV.
+    Progress: one report per training batch (stage "train", unit "batches", metrics
+    ``loss``, ``epoch``, ``val_loss``...). Cancel stops after the current batch and returns
+    the best model so far (``stopped_reason`` "cancelled"); it does not raise.
+    workers: threads building batches (1: tf.data prefetches from one thread).
+    run_eagerly: skip tf.function tracing (~5 s on a CPU); only worth it for runs of a
+    few steps (tests, debugging).
+    Raises ModelError / ConfigError / DatasetError before training when model, options
+    and data do not fit together.
+    """
+    from deepscem.models.blocks import recompute_batchnorm
+    from deepscem.models.losses import get_loss, get_metrics
+
+    check(cancel)
+    dim = model_dimension(model)
+    outputs = int(model.output_shape[-1])
+    activation = output_activation(model, info)
+    patch = tuple(int(p) for p in config.patch)
+    _check_patch(patch, dim, model, info)
+    if config.target == "distance" and activation in ("sigmoid", "softmax"):
+        raise ConfigError(f"distance-map targets lie in [-1, 1] and need a tanh or linear output; this "
+                          f"model's output is {activation}: train on labels or use another model")
+    if activation == "softmax" and outputs == 1:
+        warnings.warn("a softmax output with a single channel always predicts 1; use sigmoid for one label",
+                      stacklevel=2)
+    loss = get_loss(config.loss, activation)
+    metrics = get_metrics(activation)
+
+    validate = bool(valid_paths) and config.validation_steps > 0
+    samplers: list[PatchSampler] = []
+    try:
+        train_sampler = PatchSampler(train_paths, patch, target=config.target,
+                                     label_focus=config.label_focus, role="training")
+        samplers.append(train_sampler)
+        _check_outputs(outputs, train_sampler, "training")
+        valid_sampler = None
+        if validate:
+            valid_sampler = PatchSampler(valid_paths, patch, target=config.target,
+                                         label_focus=config.label_focus, role="validation")
+            samplers.append(valid_sampler)
+            _check_outputs(outputs, valid_sampler, "validation")
+        if config.label_focus > 0:
+            for i, sampler in enumerate(samplers):
+                emit(progress, i, len(samplers), "datasets", "index labels")
+                sampler.build_index()
+                check(cancel)
+
+        seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
+                                    dim=dim)
+        train_seq = PatchSequence(train_sampler, config.batch_size, config.steps_per_epoch, dim=dim,
+                                  augmentation=augmentation, seed=seed, workers=workers)
+        valid_seq = None
+        if valid_sampler is not None:
+            valid_seq = PatchSequence(valid_sampler, config.batch_size, config.validation_steps, dim=dim,
+                                      seed=seed + 1, fixed=True, workers=workers)
+
+        if config.mixed_precision and not precision.bf16_supported():
+            warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
+                          "training may be slower than in float32", stacklevel=2)
+        work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
+        batchnorm.limit_momentum(work)
+        work.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics,
+                     run_eagerly=run_eagerly)
+
+        state = RunState()
+        monitor = "val_loss" if valid_seq is not None else "loss"
+        callbacks: list[keras.callbacks.Callback] = [
+            NanGuard(state),
+            ProgressAndCancel(state, config.steps_per_epoch, config.epochs, progress, cancel),
+            EpochLog(state, log_path),
+            KeepBest(state, monitor, restore=config.keep_best),
+        ]
+        early = None
+        if config.early_stopping:
+            early = keras.callbacks.EarlyStopping(monitor=monitor, patience=max(3, config.epochs // 8),
+                                                  min_delta=1e-4)
+            callbacks.append(early)
+        if config.reduce_lr:
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.5, patience=2, min_delta=1e-4,
+                min_lr=config.learning_rate / 64))
+        work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)
+        if early is not None and early.stopped_epoch > 0:
+            state.stop("early stopping", f"no improvement of {monitor} for {early.patience} epochs")
+
+        n_bn = 0
+        if state.steps_done > 0 and state.reason != "nan":
+            # With the kept weights: average batch statistics over fresh training patches
+            # (no intensity jitter, so the statistics describe the real images).
+            rng = np.random.default_rng([seed, 7])
+            plain = PatchSequence(train_sampler, config.batch_size, 1, dim=dim,
+                                  augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
+            count = min(BATCHNORM_BATCHES, max(2, state.steps_done))
+            emit(progress, 0, count, "batches", "batchnorm")
+            n_bn = recompute_batchnorm(work, (plain.batch(rng)[0] for _ in range(count)))
+            emit(progress, count, count, "batches", "batchnorm")
+        if work is not model:
+            model.set_weights(work.get_weights())
+    finally:
+        for sampler in samplers:
+            sampler.close()
+
+    history = _columns(state.rows)
+    new_info = _updated_info(info, config, patch, train_sampler.label_names, history, state,
+                             train_paths, valid_paths if validate else None)
+    return TrainResult(model=model, info=new_info, history=history, stopped_reason=state.reason,
+                       message=state.message, best_epoch=state.best_epoch, steps_done=state.steps_done,
+                       batchnorm_batches=n_bn, rows=state.rows)
+
+
+def model_dimension(model: keras.Model) -> int:
+    """2 for (B, Y, X, 1) inputs, 3 for (B, Z, Y, X, 1); ModelError otherwise."""
+    from deepscem.models.unet import model_dimension as rank_dimension
+
+    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 1:
+        raise ModelError("a DeepSCEM model takes one grey image (one input with one channel); "
+                         f"this one has inputs {[tuple(t.shape) for t in model.inputs]}")
+    return rank_dimension(model)
+
+
+def output_activation(model: keras.Model, info: Any) -> str:
+    """The output activation: from the model's metadata, else from its last layer."""
+    unet = getattr(info, "unet", None)
+    if unet is not None and getattr(unet, "activation", None):
+        return str(unet.activation)
+    layer = model.layers[-1]
+    fn = getattr(layer, "activation", None)
+    name = getattr(fn, "__name__", None) or (fn if isinstance(fn, str) else None)
+    return {"linear": "linear", "sigmoid": "sigmoid", "softmax": "softmax", "tanh": "tanh"}.get(
+        str(name), "sigmoid")
+
+
+def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: Any) -> None:
+    from deepscem.models.unet import required_multiple
+
+    if dim == 2 and patch[0] != 1:
+        raise ConfigError(f"a 2D model trains on single slices: use a patch with Z = 1, not {patch}")
+    unet = getattr(info, "unet", None)
+    multiple = required_multiple(info if unet is not None else model)
+    axes = patch[1:] if dim == 2 else patch
+    if any(p % multiple for p in axes):
+        fitting = tuple(max(multiple, p // multiple * multiple) for p in axes)
+        raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
+                          f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
+
+
+def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
+    if outputs != sampler.n_labels:
+        raise ModelError(f"the model has {outputs} output(s) but the {role} dataset has {sampler.n_labels} "
+                         f"label(s); use a model with {sampler.n_labels} output(s) or another dataset")
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
+    """CSV rows -> {column: values}; columns never filled (val_* without validation) left out."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    columns = {k: [None if row.get(k, "") == "" else row[k] for row in rows] for k in keys}
+    return {k: v for k, v in columns.items() if any(x is not None for x in v)}
+
+
+def _updated_info(info: Any, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
+                  history: dict[str, list], state: RunState, train_paths, valid_paths) -> Any:
+    record = {
+        "config": to_dict(config),
+        "epochs": history,
+        "stopped_reason": state.reason,
+        "message": state.message,
+        "best_epoch": state.best_epoch,
+        "steps": state.steps_done,
+        "train_datasets": [Path(p).name for p in train_paths],
+        "valid_datasets": [Path(p).name for p in valid_paths] if valid_paths else [],
+    }
+    previous = getattr(info, "history", None)
+    if isinstance(previous, dict) and previous:
+        record["previous"] = previous
+    values: dict[str, Any] = {"patch_size": patch, "history": _jsonable(record)}
+    if label_names and len(label_names) == getattr(info, "outputs", len(label_names)):
+        values["label_names"] = list(label_names)
+    names = {f.name for f in dataclasses.fields(info)} if dataclasses.is_dataclass(info) else set()
+    return dataclasses.replace(info, **{k: v for k, v in values.items() if k in names})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

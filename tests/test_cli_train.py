@@ -1,0 +1,87 @@
+import csv
+import shlex
+import shutil
+
+import pytest
+from training_data import blob_dataset, tiny_unet
+
+from deepscem import cli
+
+
+def run(argv, capsys):
+    code = cli.main(shlex.split(argv) if isinstance(argv, str) else argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def files(tmp_path, monkeypatch):
+    from deepscem.models.storage import save_model
+
+    monkeypatch.chdir(tmp_path)
+    blob_dataset(tmp_path / "DS.hdf5", shape=(4, 32, 32), n_samples=2)
+    blob_dataset(tmp_path / "DS2.hdf5", shape=(4, 32, 32), n_labels=2)
+    model, info = tiny_unet(dim=3)
+    save_model(model, tmp_path / "unet-3d.h5", info)
+    model, info = tiny_unet(dim=2)
+    save_model(model, tmp_path / "unet-2d.keras", info)
+    return tmp_path
+
+
+def test_seed_train_model_form(files, capsys):
+    # the seed README's example, with a small patch and few steps:
+    # --train-model i3-unet-3d-bin-mito.h5 i3-unet-3d-bin-mito-train.h5 I3-MITO-BIN.hdf5 I3-MITO-BIN.hdf5
+    #               Dice 1 128 128 128 192 32 64
+    code, out, err = run("--train-model unet-3d.h5 unet-3d-train.h5 DS.hdf5 DS.hdf5 Dice 1 2 16 16 2 2 1",
+                         capsys)
+    assert code == 0, err
+    assert "device: " in out and "wrote unet-3d-train.h5" in out
+    rows = list(csv.DictReader(open(files / "unet-3d-train.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"] and rows[0]["val_loss"] != ""
+    from deepscem.models.storage import load_model
+
+    model, info = load_model(files / "unet-3d-train.h5")
+    assert info.patch_size == (2, 16, 16) and info.history["config"]["keep_best"] is True
+    assert len(info.history["epochs"]["loss"]) == 2
+
+
+def test_train_subcommand_with_options(files, capsys):
+    code, out, err = run("train unet-2d.keras out.keras DS.hdf5 DS.hdf5 --loss CrossEntropy --batch-size 2 "
+                         "--patch 1 16 16 --steps-per-epoch 2 --epochs 1 --validation-steps 0 --keep-best "
+                         "--early-stopping --rotate --flip --intensity --label-focus 50 --log run.csv "
+                         "--lr 0.002 --seed 3", capsys)
+    assert code == 0, err
+    assert (files / "out.keras").is_file() and (files / "run.csv").is_file()
+    from deepscem.models.storage import load_model
+
+    _, info = load_model(files / "out.keras")
+    assert info.history["config"]["label_focus"] == 0.5 and info.history["config"]["learning_rate"] == 0.002
+
+
+def test_clear_errors_before_training(files, capsys):
+    (files / "taken.keras").write_bytes(b"")
+    code, _, err = run("train unet-2d.keras taken.keras DS.hdf5 DS.hdf5", capsys)
+    assert code == 1 and "already exists" in err and err.count("\n") == 1
+    code, _, err = run("train unet-2d.keras o.keras DS2.hdf5 DS2.hdf5 --patch 1 16 16", capsys)
+    assert code == 1 and "1 output(s) but the training dataset has 2 label(s)" in err
+    code, _, err = run("train unet-2d.keras o.keras nope.hdf5 DS.hdf5", capsys)
+    assert code == 1 and "nope.hdf5 does not exist" in err
+    code, _, err = run("train unet-2d.keras o.keras DS.hdf5 DS.hdf5 --patch 1 64 64", capsys)
+    assert code == 1 and "larger than sample" in err
+    code, _, err = run("--train-model unet-3d.h5 o.h5 DS.hdf5 DS.hdf5 Dice one 2 16 16 2 1 1", capsys)
+    assert code == 1 and "BATCH_SIZE must be a whole number" in err
+    assert not (files / "o.keras").exists() and not (files / "o.h5").exists()
+
+
+def test_original_model_and_dataset_train_unchanged(shared_data, tmp_path, capsys, monkeypatch):
+    # the original's own training command (README of original-format), shortened to 2 steps
+    src = shared_data / "original-format"
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(src / "orig_dataset.hdf5", "train.hdf5")
+    code, out, err = run(f"--train-model {src / 'orig_unet2d_res_f8_d3_o2.h5'} trained.h5 train.hdf5 "
+                         "train.hdf5 Dice 4 1 64 64 2 1 1", capsys)
+    assert code == 0, err
+    from deepscem.models.storage import load_model
+
+    _, info = load_model("trained.h5")
+    assert info.patch_size == (1, 64, 64) and info.outputs == 2

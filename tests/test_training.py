@@ -1,0 +1,157 @@
+import csv
+import math
+import os
+
+import numpy as np
+import pytest
+from training_data import blob_dataset, tiny_unet
+
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+
+from deepscem.config import TrainConfig  # noqa: E402
+from deepscem.errors import ConfigError, DatasetError, ModelError  # noqa: E402
+from deepscem.progress import CancelToken  # noqa: E402
+from deepscem.training.trainer import train  # noqa: E402
+
+
+def quick(**kw) -> TrainConfig:
+    values = dict(batch_size=2, patch=(1, 16, 16), steps_per_epoch=2, epochs=1, validation_steps=1,
+                  label_focus=0.5, seed=0)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    return {
+        "one": blob_dataset(d / "one.hdf5", shape=(4, 32, 32), n_samples=2, distance=True),
+        "two": blob_dataset(d / "two.hdf5", shape=(4, 32, 32), n_labels=2, seed=3),
+    }
+
+
+@pytest.mark.parametrize("loss", ["dice", "crossentropy", "mse"])
+def test_2d_and_3d_training_for_each_loss(data, tmp_path, loss):
+    model, info = tiny_unet(dim=2)
+    seen = []
+    log = tmp_path / "log.csv"
+    result = train(model, info, [data["one"]], [data["one"]], quick(loss=loss, epochs=2), log_path=log,
+                   progress=seen.append, run_eagerly=True)
+    assert result.stopped_reason == "completed" and result.steps_done == 4
+    assert [p.done for p in seen if p.stage == "train"] == [1, 2, 3, 4]
+    assert all("loss" in p.metrics for p in seen if p.stage == "train")
+    rows = list(csv.DictReader(open(log)))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert {"loss", "val_loss", "lr", "time"} <= set(rows[0])
+    assert all(math.isfinite(float(r["val_loss"])) for r in rows)
+    assert result.info.patch_size == (1, 16, 16)
+    assert result.info.history["config"]["loss"] == loss
+    assert len(result.history["loss"]) == 2 and result.best_epoch in (0, 1)
+
+    # 3D, two labels, no validation (validation_steps = 0): keep best watches the training loss
+    model, info = tiny_unet(dim=3, outputs=2)
+    result = train(model, info, [data["two"]], [data["two"]],
+                   quick(loss=loss, patch=(2, 16, 16), steps_per_epoch=1, validation_steps=0),
+                   run_eagerly=True)
+    assert result.stopped_reason == "completed" and result.best_epoch == 0
+    assert "val_loss" not in result.history and len(result.history["loss"]) == 1
+    out = result.model.predict_on_batch(np.zeros((1, 2, 16, 16, 1), np.float32))
+    assert out.shape == (1, 2, 16, 16, 2) and np.isfinite(out).all()
+
+
+def test_softmax_and_distance_targets(data):
+    model, info = tiny_unet(dim=2, outputs=2, activation="softmax")
+    assert train(model, info, [data["two"]], None, quick(loss="crossentropy"),
+                 run_eagerly=True).steps_done == 2
+    model, info = tiny_unet(dim=2, activation="tanh")
+    result = train(model, info, [data["one"]], [data["one"]], quick(loss="mse", target="distance"),
+                   run_eagerly=True)
+    assert math.isfinite(result.history["val_loss"][0])
+    model, info = tiny_unet(dim=2, activation="sigmoid")
+    with pytest.raises(ConfigError, match="tanh or linear"):
+        train(model, info, [data["one"]], None, quick(loss="mse", target="distance"))
+
+
+def test_clear_errors_before_training(data, tmp_path):
+    model, info = tiny_unet(dim=2, outputs=1)
+    with pytest.raises(ModelError, match="1 output.*2 label"):
+        train(model, info, [data["two"]], None, quick())
+    with pytest.raises(ConfigError, match="larger than sample"):
+        train(model, info, [data["one"]], None, quick(patch=(1, 64, 64)))
+    with pytest.raises(ConfigError, match="Z = 1"):
+        train(model, info, [data["one"]], None, quick(patch=(2, 16, 16)))
+    from deepscem.dataset import Dataset
+
+    Dataset.create(tmp_path / "empty.hdf5", "e", 1).close()
+    with pytest.raises(DatasetError, match="no samples"):
+        train(model, info, [tmp_path / "empty.hdf5"], None, quick())
+
+
+def test_cancel_stops_after_the_current_batch_and_keeps_the_best(data):
+    model, info = tiny_unet(dim=2)
+    token = CancelToken()
+
+    def progress(p):
+        if p.stage == "train" and p.done == 3:
+            token.cancel()
+
+    result = train(model, info, [data["one"]], [data["one"]], quick(epochs=5), progress=progress,
+                   cancel=token, run_eagerly=True)
+    assert result.stopped_reason == "cancelled" and result.steps_done == 3
+    assert result.best_epoch == 0  # epoch 1 was cut short: epoch 0's weights are returned
+    out = result.model.predict_on_batch(np.full((1, 16, 16, 1), 0.5, np.float32))
+    assert np.isfinite(out).all()
+
+
+def test_nan_guard_stops_and_keeps_finite_weights(data):
+    model, info = tiny_unet(dim=2, normalization="none")
+    # a learning rate this large drives the weights to inf within a few steps
+    result = train(model, info, [data["one"]], None,
+                   quick(loss="mse", learning_rate=1e30, epochs=3, steps_per_epoch=4, keep_best=False))
+    assert result.stopped_reason == "nan", result.rows
+    assert "finite" in result.message
+    assert all(np.isfinite(w).all() for w in result.model.get_weights())
+    out = result.model.predict_on_batch(np.full((1, 16, 16, 1), 0.5, np.float32))
+    assert np.isfinite(out).all()
+
+
+def test_inference_mode_matches_training_mode_after_a_short_training(data):
+    model, info = tiny_unet(dim=2, filters=4, depth=2)
+    from deepscem.training.batchnorm import batchnorm_layers
+
+    for layer in batchnorm_layers(model):
+        layer.momentum = 0.99  # the original's setting, which left inference broken
+    config = quick(loss="dice", batch_size=4, patch=(1, 32, 32), steps_per_epoch=12, epochs=3,
+                   validation_steps=2, rotate=True, flip=True)
+    result = train(model, info, [data["one"]], [data["one"]], config)
+    assert result.batchnorm_batches > 0
+    from deepscem.training.sampler import PatchSampler
+    from deepscem.training.sequence import PatchSequence
+
+    with PatchSampler([data["one"]], (1, 32, 32), label_focus=0.5) as sampler:
+        x, _ = PatchSequence(sampler, 4, 1, dim=2, seed=123)[0]
+    inference = np.asarray(result.model(x, training=False))
+    training = np.asarray(result.model(x, training=True))
+    assert np.abs(inference - training).mean() < 0.03, np.abs(inference - training).mean()
+    # validation (inference mode) tracks training (batch statistics) during the run
+    last = result.rows[-1]
+    assert abs(last["val_loss"] - last["loss"]) < 0.15, result.rows
+
+
+def test_mixed_precision_only_when_asked(data):
+    import warnings
+
+    from deepscem.training.precision import MIXED, with_policy
+
+    model, info = tiny_unet(dim=2)
+    mixed = with_policy(model, MIXED)
+    assert {layer.dtype_policy.name for layer in mixed.layers[1:-1]} == {MIXED}
+    assert mixed.layers[-1].dtype_policy.name == "float32"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no fast bfloat16" on CPUs without bf16 instructions
+        result = train(model, info, [data["one"]], None, quick(mixed_precision=True, validation_steps=0),
+                       run_eagerly=True)
+    assert result.steps_done == 2
+    assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
+    out = result.model.predict_on_batch(np.zeros((1, 16, 16, 1), np.float32))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
