@@ -64,7 +64,8 @@ def compose(grey: np.ndarray, overlays: list[tuple[np.ndarray, tuple[int, int, i
     Only pixels an overlay visibly changes are blended (a label usually covers a few % of
     the slice), so a 4096² slice with a mask costs tens of ms, not seconds.
     """
-    rgb = np.stack([grey, grey, grey], axis=-1)
+    rgb = np.empty(grey.shape + (3,), np.uint8)  # C order, so ``flat`` below is a view
+    rgb[...] = grey[..., None]
     flat = rgb.reshape(-1, 3)
     for values, colour in overlays:
         values = values.reshape(-1)
