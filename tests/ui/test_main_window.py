@@ -199,3 +199,28 @@ def test_prediction_file_layers_overlay_the_dataset_sample(window, tiny_dataset,
     window.dataset_actions.unload(pred)
     assert window.view.showing(tiny_dataset, "s0") and ref not in window.view._plane
     assert ref not in window.tree.checked_layers(tiny_dataset, "s0")
+
+
+def test_export_slice_png_at_full_resolution(window, tiny_dataset, tmp_path, monkeypatch):
+    from PyQt5.QtGui import QImage
+    from PyQt5.QtWidgets import QFileDialog
+
+    window.dataset_actions.load(tiny_dataset)
+    out = tmp_path / "slice.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    window.export_slice_clicked()
+    image = QImage(str(out))
+    assert (image.height(), image.width()) == (32, 32)
+
+
+def test_add_sample_button_runs_the_dialogs_request(window, qtbot, monkeypatch, tiny_dataset, tiffs):
+    from ui.dialogs import dataset_dialogs
+
+    window.dataset_actions.load(tiny_dataset)
+    req = AddSampleRequest(tiny_dataset, "added", tiffs[0], (None,))
+    monkeypatch.setattr(dataset_dialogs.AddSampleDialog, "ask", lambda self: req)
+    window.buttons["add_sample"].click()
+    wait_worker(qtbot, window.tasks.active[-1])
+    assert window.tree.summaries[tiny_dataset].samples["added"][0] == (4, 32, 40)
+    with Dataset.open(tiny_dataset) as ds:
+        assert ds.sample("added").read_layer("label_0000").max() == 0  # blank label
