@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QIcon, QPixmap
-from PyQt5.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
+from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from deepscem.dataset import Dataset
 from ui.render import layer_colour
@@ -68,6 +68,9 @@ class DatasetTree(QTreeWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setHeaderLabels(["Datasets / samples (Z x Y x X) / layers"])
+        # Long names (a prediction file's layers under a sample) scroll instead of being cut.
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        self.header().setStretchLastSection(False)
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setToolTip("Loaded datasets, their samples and layers; tick layers to overlay them")
         self.summaries: dict[Path, DatasetSummary] = {}

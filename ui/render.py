@@ -45,16 +45,34 @@ def _window(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
+#: Float maps (probabilities, distance maps) below this are not drawn, and the rest is
+#: ramped from it to 1: a model's 0.02-0.05 background would otherwise tint the whole slice.
+FLOAT_FLOOR = 0.1
+
+
 def overlay_weight(values: np.ndarray) -> np.ndarray:
-    """Per-pixel overlay strength in [0, 1]: masks as they are, float maps clipped.
+    """Per-pixel overlay strength in [0, 1]: masks as they are ({0, 1} or {0, 255}); float maps
+    ramped from :data:`FLOAT_FLOOR` (0) to 1 (1).
 
     Distance maps (``label_XXXX_dt``, tanh of the signed distance, inside > 0) show their
     inside part.
     """
     weight = values.astype(np.float32)
-    if values.dtype == np.uint8 and weight.max(initial=0) > 1:
-        weight = weight / 255.0
-    return np.clip(np.nan_to_num(weight), 0.0, 1.0)
+    if values.dtype.kind in "iub":
+        return np.clip(weight / 255.0 if weight.max(initial=0) > 1 else weight, 0.0, 1.0)
+    return np.clip((np.nan_to_num(weight) - FLOAT_FLOOR) / (1.0 - FLOAT_FLOOR), 0.0, 1.0)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """The inner boundary of a (Y, X) mask: foreground pixels with a background 4-neighbour
+    (image borders count as foreground, so a mask touching the border is not outlined there)."""
+    inside = mask > 0
+    core = inside.copy()
+    core[1:, :] &= inside[:-1, :]
+    core[:-1, :] &= inside[1:, :]
+    core[:, 1:] &= inside[:, :-1]
+    core[:, :-1] &= inside[:, 1:]
+    return (inside & ~core).astype(np.uint8)
 
 
 def compose(grey: np.ndarray, overlays: list[tuple[np.ndarray, tuple[int, int, int]]],

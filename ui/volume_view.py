@@ -29,7 +29,7 @@ from PyQt5.QtWidgets import (
 from deepscem.dataset import Dataset
 from deepscem.errors import DeepScemError
 from ui.dataset_tree import split_ref
-from ui.render import compose, layer_colour, to_grey
+from ui.render import compose, layer_colour, outline, to_grey
 from ui.slice_canvas import SliceCanvas
 
 
@@ -263,9 +263,19 @@ class VolumeView(QWidget):
             grey = to_grey(planes["image"], lo, hi)
         else:
             grey = np.zeros(planes["image"].shape, np.uint8)
-        overlays = [(planes[n], layer_colour(split_ref(n)[0])) for n in src.layers
-                    if n != "image" and n in planes]
-        return compose(grey, overlays, self.opacity.value() / 100.0)
+        shown = [n for n in src.layers if n != "image" and n in planes]
+        # Labels next to a prediction are drawn as outlines, so the prediction's fill does
+        # not hide the reference it is compared with.
+        compare = any(split_ref(n)[0].startswith("prediction_") for n in shown)
+        overlays = []
+        for n in shown:
+            layer = split_ref(n)[0]
+            values = planes[n]
+            if compare and layer.startswith("label_") and not layer.endswith("_dt"):
+                values = outline(values)
+            overlays.append((values, layer_colour(layer)))
+        opacity = self.opacity.value() / 100.0
+        return compose(grey, overlays, opacity)
 
     def _render_all(self, *_args) -> None:
         """Redraw from the planes already read (contrast, opacity, Z marker changes).
