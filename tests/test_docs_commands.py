@@ -8,7 +8,8 @@ The convention (explained to readers in docs/cli.md, "About the examples"):
 * The runnable blocks of one Markdown file run in order in one fresh folder, like one shell
   session: later commands use the files earlier ones wrote.
 * A block line is ``python run.py ARGS`` (any Python path: ``.venv/bin/python``, ``python3``),
-  ``deepscem ARGS``, ``NAME=value``, ``mkdir -p DIR``, ``rm -f FILE`` (in the folder), a comment or blank. Anything else fails
+  ``deepscem ARGS``, ``NAME=value``, ``mkdir -p DIR``, ``rm -f FILE`` (in the folder), a comment
+  or blank. Anything else fails
   the test, so a runnable block cannot hold a command that is not checked. Commands that open
   the GUI (no arguments, ``--gui-no-safe``) are not allowed in runnable blocks.
 * ``$NAME`` / ``${NAME}`` are expanded. The test fixes ``DATA`` (an empty folder standing in for
@@ -302,7 +303,8 @@ def test_shrink_keeps_the_documented_files_and_options():
     argv = ["train", "m.keras", "o.keras", "t.hdf5", "t.hdf5", "--patch", "1", "256", "256", "--lr", "0.01"]
     assert shrink(argv, "tiny") == argv + ["--steps-per-epoch", "2", "--epochs", "1", "--validation-steps",
                                            "1", "--patch", "1", "32", "32", "--batch-size", "2"]
-    assert shrink(argv + ["--validation-steps", "0"], "short")[-4:] == ["--steps-per-epoch", "2", "--epochs", "1"]
+    short = shrink(argv + ["--validation-steps", "0"], "short")
+    assert short[-4:] == ["--steps-per-epoch", "2", "--epochs", "1"]
     legacy = ["--train-model", "a.h5", "b.h5", "d.hdf5", "d.hdf5", "Dice", "1", "128", "128", "128",
               "192", "32", "64"]
     assert shrink(legacy, "tiny")[6:] == ["2", "4", "32", "32", "2", "1", "1"]
