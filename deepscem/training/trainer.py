@@ -165,10 +165,16 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             rng = np.random.default_rng([seed, 7])
             plain = PatchSequence(train_sampler, config.batch_size, 1, dim=dim,
                                   augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
-            count = min(BATCHNORM_BATCHES, max(2, state.steps_done))
-            emit(progress, 0, count, "batches", "batchnorm")
-            n_bn = recompute_batchnorm(work, (plain.batch(rng)[0] for _ in range(count)))
-            emit(progress, count, count, "batches", "batchnorm")
+            # After a cancel the user is waiting: fewer batches (still far better than none).
+            count = min(4 if state.reason == "cancelled" else BATCHNORM_BATCHES, max(2, state.steps_done))
+
+            def batches():
+                for i in range(count):
+                    emit(progress, i, count, "batches", "batchnorm")
+                    yield plain.batch(rng)[0]
+                emit(progress, count, count, "batches", "batchnorm")
+
+            n_bn = recompute_batchnorm(work, batches())
         if work is not model:
             model.set_weights(work.get_weights())
     finally:
