@@ -26,21 +26,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "lucchi-pp"
+DEFAULT_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA", ROOT.parent / "shared" / "data")) \
+    / "lucchi-pp"
 
 
-def build_datasets(data: Path, work: Path) -> tuple[Path, Path]:
-    """train.hdf5 and test.hdf5 in ``work`` (reused when already there)."""
+def build_datasets(data: Path, work: Path, test_slices: int | None) -> tuple[Path, Path]:
+    """train.hdf5 and test.hdf5 in ``work`` (reused when already there); the test volume
+    limited to its first ``test_slices`` slices when given (quick runs)."""
+    import tifffile
+
     from deepscem.dataset import Dataset
 
     paths = []
     for split in ("train", "test"):
-        path = work / f"lucchi_{split}.hdf5"
+        n = test_slices if split == "test" else None
+        path = work / (f"lucchi_{split}.hdf5" if not n else f"lucchi_{split}_{n}.hdf5")
         if not path.exists():
             tmp = path.with_suffix(".partial")
+            image, label = data / f"{split}_image.tif", data / f"{split}_label.tif"
+            if n:
+                image = tifffile.imread(image, key=range(n))
+                label = (tifffile.imread(label, key=range(n)) > 0).astype("uint8")
             with Dataset.create(tmp, f"lucchi {split}", 1, overwrite=True) as ds:
                 ds.set_label_aliases(["mitochondria"])
-                ds.add_sample(split, data / f"{split}_image.tif", [data / f"{split}_label.tif"])
+                ds.add_sample(split, image, [label])
             tmp.rename(path)
         paths.append(path)
     return paths[0], paths[1]
@@ -60,6 +69,8 @@ def main() -> None:
                              "(default 0: Lucchi++ has no separate validation volume)")
     parser.add_argument("--steps-per-epoch", type=int, default=32)
     parser.add_argument("--tta", action="store_true", help="test-time augmentation")
+    parser.add_argument("--test-slices", type=int, help="predict and score only the first N test "
+                        "slices (quick runs on a busy machine; default: all 165)")
     args = parser.parse_args()
     if not (args.data / "train_image.tif").is_file():
         sys.exit(f"error: no Lucchi++ TIFFs in {args.data}; give --data")
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     print(f"device: {describe_device()}; {os.cpu_count()} CPU cores, load average "
           f"{os.getloadavg()[0]:.1f} at start")
     t0 = time.perf_counter()
-    train_ds, test_ds = build_datasets(args.data, work)
+    train_ds, test_ds = build_datasets(args.data, work, args.test_slices)
     t_build = time.perf_counter() - t0
 
     unet = UNetConfig()  # the default 2D U-Net

@@ -27,6 +27,9 @@ from deepscem.metrics import ObjectCounts, VoxelCounts, binarize, object_counts
 
 #: Voxels read per slab when streaming voxel counts (bounds memory, not results).
 SLAB_VOXELS = 1 << 25
+#: Samples larger than this get no object figures (they need ~9 bytes per voxel at once);
+#: the report says so in ``problems``.
+OBJECT_VOXEL_LIMIT = 1 << 28
 OVERALL = "(all)"
 
 
@@ -139,9 +142,17 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
         for name in (n for n in ref_names if n in seg_names):
             jobs += _match_layers(ref.sample(name), seg.sample(name), report.problems)
         pooled: dict[int, tuple[VoxelCounts, ObjectCounts | None]] = {}
+        too_big: set[str] = set()
         for done, (rs, ss, index, rl, sl) in enumerate(jobs):
             prog.emit(progress, done, len(jobs), "layers", "evaluate")
-            voxels, objs = _score(rs, ss, rl, sl, threshold, objects, cancel)
+            with_objects = objects and int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
+            if objects and not with_objects and rs.name not in too_big:
+                too_big.add(rs.name)
+                report.problems.append(
+                    f"sample {rs.name!r} has {int(np.prod(rs.shape)):,} voxels, more than "
+                    f"{OBJECT_VOXEL_LIMIT:,}: object figures skipped (they need the whole sample "
+                    "in memory); voxel scores are complete")
+            voxels, objs = _score(rs, ss, rl, sl, threshold, with_objects, cancel)
             report.rows.append(EvaluationRow(rs.name, index, voxels, objs, rl, sl))
             v0, o0 = pooled.get(index, (VoxelCounts(), ObjectCounts() if objects else None))
             pooled[index] = (v0 + voxels, o0 + objs if o0 is not None and objs else None)

@@ -111,3 +111,18 @@ def test_original_files_match_the_originals_thresholded_evaluation(shared_data):
     # the 3D model had one output for a two-label dataset: label 1 is reported, not skipped
     report = evaluate(d / "orig_dataset.hdf5", d / "orig_pred_3d_overlap_4x32x32_float.hdf5")
     assert len(report.rows) == 2 and len(report.problems) == 2
+
+
+def test_object_figures_are_skipped_for_huge_samples(tmp_path, monkeypatch):
+    from deepscem import evaluation
+
+    image = np.zeros((2, 8, 8), np.uint8)
+    lbl = np.zeros((2, 8, 8), np.uint8)
+    lbl[:, 1:3, 1:3] = 1
+    ds = make_dataset(tmp_path / "ref.hdf5", {"big": (image, [lbl, lbl])}, n_labels=2)
+    monkeypatch.setattr(evaluation, "OBJECT_VOXEL_LIMIT", 100)
+    report = evaluate(ds, ds)
+    assert [r.objects for r in report.rows + report.overall] == [None] * 4
+    assert len(report.problems) == 1 and "object figures skipped" in report.problems[0]
+    assert report.rows[0].voxels.scores()["f1"] == 1.0
+    assert "obj F1" in report.format_table()

@@ -110,3 +110,15 @@ def test_not_a_dataset_is_a_clear_error(identity2, tmp_path):
     with pytest.raises(DatasetError, match="not an HDF5 file"):
         predict_dataset(identity2, INFO, bad, tmp_path / "out.hdf5")
     assert not (tmp_path / "out.hdf5").exists()
+
+
+def test_partial_file_of_a_killed_run_is_cleaned_up(identity2, unlabelled, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".pred.hdf5.partial-{dead}"
+    stale.write_bytes(b"left by a killed run")
+    predict_dataset(identity2, INFO, unlabelled, tmp_path / "pred.hdf5")
+    assert not stale.exists() and (tmp_path / "pred.hdf5").exists()

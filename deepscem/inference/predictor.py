@@ -154,21 +154,25 @@ class Predictor:
         def load(batch: list) -> np.ndarray:
             return np.stack([read_tile(read, t) for t in batch]).astype(np.float32, copy=False)
 
-        batches = list(batched(grid, int(self.config.batch_size)))
-        # Read the next batch in a thread while the model runs on this one.
+        # Tiles are generated lazily (a 100 GB volume has millions), and the next batch is
+        # read in a thread while the model runs on this one.
+        batches = batched(grid, int(self.config.batch_size))
+        batch = next(batches)
         with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(load, batches[0])
-            for i, batch in enumerate(batches):
+            pending = pool.submit(load, batch)
+            while batch:
                 prog.check(cancel)
                 data = pending.result()
-                if i + 1 < len(batches):
-                    pending = pool.submit(load, batches[i + 1])
+                upcoming = next(batches, [])
+                if upcoming:
+                    pending = pool.submit(load, upcoming)
                 y = self.forward(data)
                 for tile, out in zip(batch, y):
                     for z0, block in acc.add(tile, out):
                         writer.add(z0, block)
                 done += len(batch)
                 prog.emit(progress, done, total, "tiles", "predict")
+                batch = upcoming
         for z0, block in acc.finish():
             writer.add(z0, block)
         writer.flush()
@@ -243,6 +247,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
         raise DatasetError(f"{out_path} is a folder: give a .hdf5 file name for the output")
     predictor = Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
+    _remove_stale_partials(out_path)
     tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
     try:
         with Dataset.open(src_path) as src:
@@ -270,3 +275,12 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
         raise
     return out_path
 
+
+def _remove_stale_partials(out_path: Path) -> None:
+    """Delete ``.<name>.partial-<pid>`` files left by a killed run (its process is gone)."""
+    import psutil
+
+    for stale in out_path.parent.glob(f".{out_path.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
+            stale.unlink(missing_ok=True)
