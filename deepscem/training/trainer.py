@@ -118,6 +118,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                 emit(progress, i, len(samplers), "datasets", "index labels")
                 sampler.build_index()
                 check(cancel)
+            emit(progress, len(samplers), len(samplers), "datasets", "index labels")
 
         seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
