@@ -108,7 +108,9 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
         samplers.append(train_sampler)
         _check_outputs(outputs, train_sampler, "training")
         valid_sampler = None
-        if validate:
+        if validate and _same_files(valid_paths, train_paths):
+            valid_sampler = train_sampler  # the seed's habit: one file for both; index it once
+        elif validate:
             valid_sampler = PatchSampler(valid_paths, patch, target=config.target,
                                          label_focus=config.label_focus, role="validation")
             samplers.append(valid_sampler)
@@ -224,6 +226,10 @@ def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info
         fitting = tuple(max(multiple, p // multiple * multiple) for p in axes)
         raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
                           f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
+
+
+def _same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) -> bool:
+    return [Path(p).resolve() for p in a] == [Path(p).resolve() for p in b]
 
 
 def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
