@@ -160,7 +160,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     cancel = CancelToken()
     previous = _cancel_on_first_interrupt(cancel)
     try:
-        with TqdmProgress("train") as bar:
+        with TqdmProgress() as bar:
             result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
                            cancel=cancel, workers=workers)
     finally:

@@ -108,7 +108,9 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
         samplers.append(train_sampler)
         _check_outputs(outputs, train_sampler, "training")
         valid_sampler = None
-        if validate:
+        if validate and _same_files(valid_paths, train_paths):
+            valid_sampler = train_sampler  # the seed's habit: one file for both; index it once
+        elif validate:
             valid_sampler = PatchSampler(valid_paths, patch, target=config.target,
                                          label_focus=config.label_focus, role="validation")
             samplers.append(valid_sampler)
@@ -118,6 +120,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                 emit(progress, i, len(samplers), "datasets", "index labels")
                 sampler.build_index()
                 check(cancel)
+            emit(progress, len(samplers), len(samplers), "datasets", "index labels")
 
         seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
@@ -165,10 +168,16 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             rng = np.random.default_rng([seed, 7])
             plain = PatchSequence(train_sampler, config.batch_size, 1, dim=dim,
                                   augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
-            count = min(BATCHNORM_BATCHES, max(2, state.steps_done))
-            emit(progress, 0, count, "batches", "batchnorm")
-            n_bn = recompute_batchnorm(work, (plain.batch(rng)[0] for _ in range(count)))
-            emit(progress, count, count, "batches", "batchnorm")
+            # After a cancel the user is waiting: fewer batches (still far better than none).
+            count = min(4 if state.reason == "cancelled" else BATCHNORM_BATCHES, max(2, state.steps_done))
+
+            def batches():
+                for i in range(count):
+                    emit(progress, i, count, "batches", "batchnorm")
+                    yield plain.batch(rng)[0]
+                emit(progress, count, count, "batches", "batchnorm")
+
+            n_bn = recompute_batchnorm(work, batches())
         if work is not model:
             model.set_weights(work.get_weights())
     finally:
@@ -217,6 +226,10 @@ def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info
         fitting = tuple(max(multiple, p // multiple * multiple) for p in axes)
         raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
                           f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
+
+
+def _same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) -> bool:
+    return [Path(p).resolve() for p in a] == [Path(p).resolve() for p in b]
 
 
 def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
