@@ -17,6 +17,7 @@ never leaves a half-written file under the requested name.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +79,12 @@ class Predictor:
         if in_channels not in (None, 1):
             raise ModelError(f"model takes {in_channels} input channels; DeepSCEM images are "
                              "grey (1 channel)")
+        activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
+        self._softmax1 = activation == "softmax" and self.outputs == 1
+        if self._softmax1:
+            warnings.warn("this model ends in a softmax over a single output channel, so it "
+                          "predicts 1 everywhere (the original DeepSCEM allowed this); train a "
+                          "sigmoid model for one label", stacklevel=2)
         m = size_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
@@ -126,7 +133,12 @@ class Predictor:
         return y[:, None] if self.dim == 2 else y
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = self.model.predict_on_batch(x[..., None])
+        if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
+                out = self.model.predict_on_batch(x[..., None])
+        else:
+            out = self.model.predict_on_batch(x[..., None])
         return np.asarray(out, dtype=np.float32)
 
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
