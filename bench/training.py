@@ -60,6 +60,8 @@ def big_dataset(out: Path, gib: float) -> Path:
     """A (Z, 2048, 2048) uint8 noise image of >= ``gib`` GiB on disk, labels: a grid of balls."""
     from deepscem.dataset import Dataset, label_name
 
+    if out.exists():
+        return out
     z = int(np.ceil(gib * 2**30 / 2048**2))
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:2048, :2048]
@@ -147,6 +149,27 @@ def throughput(args) -> None:
     print(f"patches/s fed by the HDF5 sampler (label focus, rotate/flip): {hdf5:.2f}")
     print(f"patches/s fed by in-memory random tensors (upper limit):     {memory:.2f}")
     print(f"ratio: {hdf5 / memory:.3f}")
+    sampler_alone(args, path)
+
+
+def sampler_alone(args, path: Path) -> None:
+    """Patches/s the sampler makes on one thread with nothing else running: the headroom a
+    faster device (GPU) could use before the data pipeline limits it."""
+    from deepscem.config import TrainConfig
+    from deepscem.training.augment import Augmentation
+    from deepscem.training.sampler import PatchSampler
+    from deepscem.training.sequence import PatchSequence
+
+    with PatchSampler([path], (1, args.patch, args.patch), label_focus=TrainConfig().label_focus) as sampler:
+        sampler.build_index()
+        seq = PatchSequence(sampler, args.batch, 1000, dim=2,
+                            augmentation=Augmentation(rotate=True, flip=True), seed=0)
+        seq[0]
+        t, n = time.perf_counter(), 20
+        for i in range(1, n + 1):
+            seq[i]
+        print(f"patches/s the HDF5 sampler makes alone (1 thread, focus + rotate/flip): "
+              f"{n * args.batch / (time.perf_counter() - t):.0f}")
 
 
 def rss_child(path: Path, args) -> None:
@@ -198,9 +221,10 @@ def lucchi_3d(args) -> None:
     test_ds = args.tmp / "lucchi-test.hdf5"
     from deepscem.dataset import Dataset
 
-    with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
-        ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
-                      [args.data / "lucchi-pp" / "test_label.tif"])
+    if not test_ds.exists():
+        with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
+            ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
+                          [args.data / "lucchi-pp" / "test_label.tif"])
     unet = UNetConfig(dim=3, filters=8, depth=3)
     model = build_unet(unet)
     config = TrainConfig(batch_size=2, patch=(16, 96, 96), steps_per_epoch=16, epochs=10_000,
@@ -220,7 +244,8 @@ def lucchi_3d(args) -> None:
     print(f"trained {result.steps_done} steps in {t_train:.0f} s ({result.stopped_reason}), best epoch "
           f"{result.best_epoch}\nloss per epoch: {losses}\nval_loss per epoch: {val}")
     t = time.perf_counter()
-    pred = predict_dataset(result.model, result.info, test_ds, args.tmp / "pred3d.hdf5", PredictConfig())
+    pred = predict_dataset(result.model, result.info, test_ds, args.tmp / "pred3d.hdf5", PredictConfig(),
+                           overwrite=True)
     overall = evaluate(test_ds, pred, threshold=0.5, objects=False).overall[0].as_dict()
     print(f"test foreground IoU {overall['iou']:.4f}, Dice {overall['f1']:.4f} "
           f"(prediction {time.perf_counter() - t:.0f} s)")
@@ -229,7 +254,8 @@ def lucchi_3d(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
-    p.add_argument("--tmp", type=Path, default=None, help="folder for the generated files")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for the generated files, kept and reused (default: a temporary one)")
     p.add_argument("--steps", type=int, default=12, help="timed steps per source")
     p.add_argument("--warmup", type=int, default=3, help="untimed first steps per source")
     p.add_argument("--batch", type=int, default=8)
@@ -253,8 +279,9 @@ def main() -> None:
 
     print(f"device: {describe_device()} ({cpu_name()}); load average {os.getloadavg()[0]:.1f} "
           "(shared machine)")
-    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        args.tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = args.work or Path(tmp)
+        args.tmp.mkdir(parents=True, exist_ok=True)
         if args.lucchi_3d:
             lucchi_3d(args)
             return

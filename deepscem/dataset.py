@@ -160,6 +160,8 @@ class Dataset:
             raise DatasetError(f"{path} already exists; choose another file name or remove it first")
         if path.is_dir():
             raise DatasetError(f"{path} is a folder; give a file name ending in .hdf5")
+        if not path.absolute().parent.is_dir():
+            raise DatasetError(f"{path}: the folder {path.absolute().parent} does not exist")
         try:
             file = h5py.File(path, "w")
         except OSError as err:

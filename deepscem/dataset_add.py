@@ -9,7 +9,8 @@ memory does not grow with the stack) and removes the half-written group on an er
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, closing
 
 import numpy as np
 
@@ -27,7 +28,9 @@ from deepscem.errors import DatasetError, InputFileError
 
 def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
     """See :meth:`deepscem.dataset.Dataset.add_sample`."""
-    labels = list(labels)
+    # One label given bare (a path or an array) rather than in a list: list("a.tif") would
+    # silently become five "labels".
+    labels = [labels] if isinstance(labels, (str, os.PathLike, np.ndarray)) else list(labels)
     if len(labels) != ds.n_labels:
         raise DatasetError(f"{ds.path} needs {ds.n_labels} label(s) per sample, got "
                            f"{len(labels)}; give \"\" for a blank label")
@@ -39,7 +42,11 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
             if src is not None and src.shape != img.shape:
                 raise InputFileError(f"{src.path}: label shape {src.shape} (Z, Y, X) differs from "
                                      f"the image's {img.shape} ({img.path})")
-        lo, hi = _scan(img, lbls, progress, cancel)
+        try:
+            lo, hi = _scan(img, lbls, progress, cancel)
+        except OSError as err:  # a file vanished or cannot be read any more
+            raise InputFileError(f"reading the inputs failed ({err.strerror or err}); nothing "
+                                 "was written") from err
         return _write(ds, name, img, lbls, lo, hi, progress, cancel)
 
 
@@ -59,18 +66,21 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
         layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
                                        **layer_options(shape, np.dtype(np.uint8), label_name(i)))
                   for i in range(len(lbls))]
-        for z0 in range(0, shape[0], depth):
-            prog.check(cancel)
-            z1 = min(z0 + depth, shape[0])
-            image[z0:z1] = img.read(z0, z1).astype(dtype, copy=False)
-            for src, out in zip(lbls, layers):
-                if src is not None:  # a blank label stays unallocated: reads as fill 0
-                    write_mask_slab(out, z0, imageio.to_label(src.read(z0, z1)))
-            prog.emit(progress, z1, shape[0], "slices", "writing")
+        with closing(_read_slabs(img, lbls, depth)) as slabs:
+            for z0, z1, slab, label_slabs in slabs:
+                prog.check(cancel)
+                image[z0:z1] = slab.astype(dtype, copy=False)
+                for label, out in zip(label_slabs, layers):
+                    if label is not None:  # a blank label stays unallocated: reads as fill 0
+                        write_mask_slab(out, z0, imageio.to_label(label))
+                prog.emit(progress, z1, shape[0], "slices", "writing")
         ds.file.flush()
-    except BaseException:
+    except BaseException as err:
         del ds.file[name]
         ds.file.flush()
+        if isinstance(err, OSError):  # disk full, a file vanished...: a one-line message
+            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({err.strerror or err}); "
+                               "the dataset was left as it was") from err
         raise
     return ds.sample(name)
 
@@ -92,16 +102,34 @@ def _scan(img, lbls, progress, cancel) -> tuple[float, float]:
     checks = [None if s is None else imageio.LabelValues(s.path) for s in lbls]
     depth = slab_depth(img.shape, img.dtype.itemsize)
     lo, hi = np.inf, -np.inf
-    for z0 in range(0, img.shape[0], depth):
-        prog.check(cancel)
-        z1 = min(z0 + depth, img.shape[0])
-        slab = img.read(z0, z1).astype(stored_image_dtype(img.dtype), copy=False)  # range as stored
-        if slab.dtype.kind == "f" and not np.isfinite(slab).all():
-            raise InputFileError(f"{img.path}: the image contains NaN or infinite values; "
-                                 "replace them (e.g. with 0) before adding it")
-        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
-        for src, check in zip(lbls, checks):
-            if src is not None:
-                check.update(src.read(z0, z1))
-        prog.emit(progress, z1, img.shape[0], "slices", "checking")
+    with closing(_read_slabs(img, lbls, depth)) as slabs:
+        for _, z1, slab, label_slabs in slabs:
+            prog.check(cancel)
+            slab = slab.astype(stored_image_dtype(img.dtype), copy=False)  # the range as stored
+            if slab.dtype.kind == "f" and not np.isfinite(slab).all():
+                raise InputFileError(f"{img.path}: the image contains NaN or infinite values; "
+                                     "replace them (e.g. with 0) before adding it")
+            lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+            for label, check in zip(label_slabs, checks):
+                if label is not None:
+                    check.update(label)
+            prog.emit(progress, z1, img.shape[0], "slices", "checking")
     return lo, hi
+
+
+def _read_slabs(img, lbls, depth: int):
+    """Yield ``(z0, z1, image slab, label slabs)``, reading the next slab in a background
+    thread while the caller works on this one: file reads and TIFF decoding release the GIL,
+    so they overlap with checking, compressing and HDF5 writes. Two slabs are alive at once."""
+    bounds = [(z0, min(z0 + depth, img.shape[0])) for z0 in range(0, img.shape[0], depth)]
+
+    def read(z0: int, z1: int):
+        return img.read(z0, z1), [None if src is None else src.read(z0, z1) for src in lbls]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, *bounds[0])
+        for i, (z0, z1) in enumerate(bounds):
+            slab, labels = pending.result()
+            if i + 1 < len(bounds):
+                pending = pool.submit(read, *bounds[i + 1])
+            yield z0, z1, slab, labels

@@ -18,16 +18,16 @@ from deepscem.errors import DatasetError
 BLANK = ("", "-")
 
 # Bytes read from the source per slab while adding a sample: big enough to amortise HDF5
-# and file overheads, small enough that image + labels + temporaries stay far below 500 MB.
+# and file overheads, small enough that two slabs (one read ahead) of image + labels and
+# their temporaries stay far below 500 MB (peak RSS ~220-260 MB measured, bench/README.md).
 SLAB_BYTES = 32 * 2**20
 
 # Chunk shape (Z, Y, X) = (4, 128, 128), clipped to the volume. Why (numbers: bench/README.md):
 # * 2D training reads (1, 256, 256) patches from one slice, 3D training and prediction read
 #   (32, 128, 128) .. (64, 256, 256) blocks; 4 slices deep is the compromise: a 2D patch reads
-#   4x the voxels it needs, a 3D patch few chunks, and both stay within ~2x of the best
-#   single-purpose chunking ((1, 256, 256) for 2D, deeper for 3D), where the other use
-#   would lose 2-4x;
-# * 128 rather than 256 in Y/X: compressed labels decompress less per patch (25-30 % faster
+#   4x the voxels it needs, a 3D patch few chunks: within 1.6x of the best chunking for
+#   either use ((1, 256, 256) for 2D), which loses up to 2.3x on the other;
+# * 128 rather than 256 in Y/X: compressed labels decompress less per patch (2x faster
 #   reads), and edge chunks waste less padding (a 640-wide slice is 5 x 128 but 3 x 256 = 768);
 # * 64 KB per uint8 chunk fits HDF5's default 1 MB chunk cache many times over.
 CHUNK_ZYX = (4, 128, 128)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -18,6 +19,16 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.dataset_format import layer_options, slab_depth, validate_name, write_mask_slab
 from deepscem.errors import DatasetError
+
+
+@contextmanager
+def _os_errors(what: str):
+    """Turn a file-system failure (disk full, permission denied...) into a one-line error."""
+    try:
+        yield
+    except OSError as err:
+        raise DatasetError(f"{what} failed ({err.strerror or err}); check the free space and "
+                           "permissions there") from None
 
 
 def _slabs(shape, itemsize: int):
@@ -100,7 +111,8 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
     for layer in layers:
         sample.layer(layer)  # a clear error for an unknown layer, before writing anything
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    with _os_errors(f"exporting to {folder}"):
+        folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}_{layer}.tif" for layer in layers]
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
@@ -119,10 +131,12 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
 
         tmp = path.with_name(f".{path.name}.part")
         try:
-            tifffile.imwrite(tmp, data=pages(), shape=sample.shape, dtype=data.dtype,
-                             photometric="minisblack", bigtiff=data.size * data.dtype.itemsize > 2**31,
-                             compression="zlib" if data.dtype == np.uint8 else None)
-            os.replace(tmp, path)
+            with _os_errors(f"exporting {path}"):
+                tifffile.imwrite(tmp, data=pages(), shape=sample.shape, dtype=data.dtype,
+                                 photometric="minisblack",
+                                 bigtiff=data.size * data.dtype.itemsize > 2**31,
+                                 compression="zlib" if data.dtype == np.uint8 else None)
+                os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     return paths
@@ -146,8 +160,10 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
         raise DatasetError(f"{dst} already exists; choose another file name or allow overwriting")
     if dst.is_dir():
         raise DatasetError(f"{dst} is a folder; give a file name ending in .hdf5")
+    if not dst.absolute().parent.is_dir():
+        raise DatasetError(f"{dst}: the folder {dst.absolute().parent} does not exist")
     tmp = dst.with_name(f".{dst.name}.part")
-    with Dataset.open(src) as ds:
+    with Dataset.open(src) as ds, _os_errors(f"saving {dst}"):
         try:
             with h5py.File(tmp, "w") as out:
                 for key, value in ds.file.attrs.items():

@@ -236,17 +236,19 @@ class LabelValues:
     def update(self, slab: np.ndarray) -> None:
         if slab.size == 0:
             return
-        # min/max/count_nonzero are vectorised single passes, several times faster than
-        # np.unique or np.bincount; unique runs only to word the error.
-        lo, hi = slab.min(), slab.max()
-        if slab.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+        # max/count_nonzero/== are vectorised single passes, several times faster than
+        # np.unique or np.bincount; unique runs only to word the error. All non-zero voxels
+        # equal to one value `other` <=> the values are within {0, other}.
+        other = slab.max()
+        if other == 0:
+            other = slab.min()
+        nonzero = np.count_nonzero(slab)
+        if nonzero and np.count_nonzero(slab == other) != nonzero:  # also catches NaN
             self._fail(slab)
-        found = {lo.item(), hi.item()}
-        if lo != hi:
-            other = hi if lo == 0 else lo
-            if (lo != 0 and hi != 0) or np.count_nonzero(slab) != np.count_nonzero(slab == other):
-                self._fail(slab)
-        self.values.update(found)
+        if nonzero < slab.size:
+            self.values.add(0)
+        if nonzero:
+            self.values.add(other.item())
         if len([v for v in self.values if v != 0]) > 1:
             self._fail(slab)
 

@@ -3,8 +3,9 @@
     QT_QPA_PLATFORM=offscreen python docs/make_screenshots.py [--train]
 
 Writes docs/img/main_window.png (dataset loaded, label overlay, orthogonal views) and,
-with --train (needs the training core and ~1 min of CPU), docs/img/training.png with the
-live loss curves of a short real training.
+with --train (a few minutes of CPU), docs/img/training.png with the live loss curves of a
+short real training, then main_window.png again with that model's prediction drawn over
+the labels.
 """
 
 from __future__ import annotations
@@ -91,6 +92,23 @@ def train_shot(app, window, path: Path) -> None:
         app.processEvents()
         time.sleep(0.05)
     app.processEvents()
+    # Then predict with it, and show the prediction (from its own file) over the labels.
+    from deepscem.config import PredictConfig
+    from ui.dialogs.model_dialogs import PredictRequest
+
+    out = path.with_name("em_demo_prediction.hdf5")
+    worker = window.model_actions.predict(PredictRequest("unet_demo", path, out, PredictConfig()))
+    while not worker.is_done:
+        app.processEvents()
+        time.sleep(0.05)
+    app.processEvents()
+    window.tree.select(path, "volume_0")
+    window.tree.set_checked(path, "volume_0", f"prediction_0000@{out}", True)
+    window.view.set_z(8)
+    window.view._show_position(120, 140)
+    app.processEvents()
+    window.grab().save(str(OUT / "main_window.png"))
+    print("wrote", OUT / "main_window.png", "(labels and prediction)")
     for entry in window.models.entries():
         entry.saved = True
 

@@ -68,3 +68,12 @@ def test_info_on_an_original_model(shared_data, capsys):
     assert any("original" in note for note in data["notes"])
     assert cli.main(["model", "info", str(path.with_name("orig_unet3d_vgg_f4_d2_o1.h5"))]) == 0
     assert "cannot segment" in capsys.readouterr().out
+
+
+def test_cli_defaults_match_the_config_defaults():
+    import dataclasses
+
+    from deepscem.commands.model import DEFAULTS
+    from deepscem.config import UNetConfig
+
+    assert DEFAULTS == {f.name: f.default for f in dataclasses.fields(UNetConfig)}

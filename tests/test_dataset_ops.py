@@ -71,6 +71,9 @@ def test_export_round_trips_through_imageio(ds_path, tmp_path):
             np.testing.assert_array_equal(imageio.read_image(path), s.read_layer(layer))
         with pytest.raises(DatasetError, match="already exists"):
             ds.export_sample("a", tmp_path / "out", layers=["image"])
+        (tmp_path / "a_file").write_text("x")
+        with pytest.raises(DatasetError, match="exporting to .*a_file failed"):
+            ds.export_sample("a", tmp_path / "a_file")
         with pytest.raises(DatasetError, match="no layer 'nope'"):
             ds.export_sample("a", tmp_path / "out2", layers=["nope"])
         # exported files add back as a sample with identical content
@@ -95,6 +98,8 @@ def test_save_as_compacts_and_keeps_content(ds_path, tmp_path):
         assert ds.sample_names() == ["a", "b"] and ds.label_aliases == ["mito", "er"]
     with pytest.raises(DatasetError, match="already exists"):
         save_as(ds_path, out)
+    with pytest.raises(DatasetError, match="does not exist"):
+        save_as(ds_path, tmp_path / "no" / "where.hdf5")
     with pytest.raises(DatasetError, match="being saved"):
         save_as(ds_path, ds_path, overwrite=True)
     save_as(out, tmp_path / "back.hdf5")

@@ -11,6 +11,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+import deepscem  # noqa: E402
 from deepscem.config import UNetConfig  # noqa: E402
 from deepscem.errors import ModelError  # noqa: E402
 from deepscem.models import storage  # noqa: E402
@@ -168,3 +169,4 @@ def test_original_model_resaved_in_both_formats(shared_data, tmp_path):
         again, again_info = load_model(save_model(model, tmp_path / f"o{suffix}", info))
         np.testing.assert_array_equal(np.asarray(again.predict_on_batch(x)), expected)
         assert again_info.legacy  # still marked as the original's network
+        assert again_info.version == deepscem.__version__  # but written by us

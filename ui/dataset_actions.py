@@ -97,6 +97,8 @@ class DatasetActions(QObject):
                 self.show_sample(str(path), sample)
             else:
                 self.view.clear()
+        else:
+            self._sync_view()
 
     def show_sample(self, path: str, sample: str) -> None:
         self.view.show_sample(path, sample, self.tree.checked_layers(path, sample))
@@ -120,6 +122,13 @@ class DatasetActions(QObject):
         if self.view.showing(path):
             self.view.clear()
         self.tree.remove_dataset(path)
+        self._sync_view()  # the shown sample may have had this file's layers over it
+
+    def _sync_view(self) -> None:
+        """Draw what the tree has ticked for the shown sample (after links appeared or went)."""
+        src = self.view.source
+        if src is not None:
+            self.view.set_layers(self.tree.checked_layers(src.path, src.sample))
 
     def create(self, req: CreateDatasetRequest) -> Path:
         with Dataset.create(req.path, req.name, req.n_labels):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QIcon, QPixmap
-from PyQt5.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
+from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from deepscem.dataset import Dataset
 from ui.render import layer_colour
@@ -37,6 +37,18 @@ def read_summary(path: str | Path) -> DatasetSummary:
                               samples)
 
 
+def make_ref(layer: str, path: Path | None = None) -> str:
+    """A layer of the shown sample (``label_0000``) or of the same-named sample in another
+    loaded file (``prediction_0000@/data/pred.hdf5``), as one string."""
+    return layer if path is None else f"{layer}@{path}"
+
+
+def split_ref(ref: str) -> tuple[str, Path | None]:
+    """``"prediction_0000@/a/p.hdf5"`` -> ``("prediction_0000", Path("/a/p.hdf5"))``."""
+    layer, _, path = ref.partition("@")
+    return layer, (Path(path) if path else None)
+
+
 def _swatch(layer: str) -> QIcon:
     pixmap = QPixmap(12, 12)
     pixmap.fill(QColor(*layer_colour(layer)) if layer != "image" else QColor(128, 128, 128))
@@ -56,6 +68,9 @@ class DatasetTree(QTreeWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setHeaderLabels(["Datasets / samples (Z x Y x X) / layers"])
+        # Long names (a prediction file's layers under a sample) scroll instead of being cut.
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        self.header().setStretchLastSection(False)
         self.setSelectionMode(QAbstractItemView.SingleSelection)
         self.setToolTip("Loaded datasets, their samples and layers; tick layers to overlay them")
         self.summaries: dict[Path, DatasetSummary] = {}
@@ -66,31 +81,8 @@ class DatasetTree(QTreeWidget):
     def add_dataset(self, path: str | Path) -> DatasetSummary:
         """Show the dataset at ``path`` (or refresh it if already there, keeping the ticks)."""
         summary = read_summary(path)
-        key = summary.path
-        old_item = self._dataset_item(key)
-        checked = self._checked_by_sample(old_item) if old_item is not None else {}
-        expanded = old_item.isExpanded() if old_item is not None else True
-        self.blockSignals(True)
-        try:
-            item = old_item or QTreeWidgetItem(self)
-            item.takeChildren()
-            item.setText(0, f"{summary.name}  [{key.name}]")
-            item.setToolTip(0, f"{key}\n{len(summary.samples)} samples, {summary.n_labels} labels per sample")
-            item.setData(0, ROLE, ("dataset", str(key)))
-            for sample, (shape, layers) in summary.samples.items():
-                s_item = QTreeWidgetItem(item, [f"{sample}  ({' x '.join(map(str, shape))})"])
-                s_item.setData(0, ROLE, ("sample", str(key), sample))
-                ticked = checked.get(sample, {"image"})
-                for layer in layers:
-                    l_item = QTreeWidgetItem(s_item, [self._layer_text(layer, summary.aliases)])
-                    l_item.setData(0, ROLE, ("layer", str(key), sample, layer))
-                    l_item.setFlags(l_item.flags() | Qt.ItemIsUserCheckable)
-                    l_item.setCheckState(0, Qt.Checked if layer in ticked else Qt.Unchecked)
-                    l_item.setIcon(0, _swatch(layer))
-            item.setExpanded(expanded)
-        finally:
-            self.blockSignals(False)
-        self.summaries[key] = summary
+        self.summaries[summary.path] = summary
+        self._rebuild_all()
         return summary
 
     def remove_dataset(self, path: str | Path) -> None:
@@ -98,6 +90,65 @@ class DatasetTree(QTreeWidget):
         if item is not None:
             self.takeTopLevelItem(self.indexOfTopLevelItem(item))
         self.summaries.pop(Path(path), None)
+        self._rebuild_all()  # other datasets drop their links to it
+
+    def _rebuild_all(self) -> None:
+        """Rebuild every dataset's items (links between datasets depend on all of them),
+        keeping ticks, expansions and the current item; no signals while doing it."""
+        current = self.selection()
+        self.blockSignals(True)
+        try:
+            for summary in self.summaries.values():
+                self._build(summary)
+            if current[0] is not None and current[0] in self.summaries:
+                self.select(current[0], current[1] if current[1] in self.summaries[current[0]].samples
+                            else None)
+        finally:
+            self.blockSignals(False)
+
+    def _links(self, summary: DatasetSummary, sample: str) -> list[str]:
+        """Layers of *other* loaded datasets that fit ``sample`` (a sample of the same name and
+        shape, e.g. the prediction file made from this dataset), as ``layer@path`` refs."""
+        shape = summary.samples[sample][0]
+        refs = []
+        for other in self.summaries.values():
+            if other.path == summary.path or other.samples.get(sample, ((),))[0] != shape:
+                continue
+            refs += [make_ref(layer, other.path) for layer in other.samples[sample][1] if layer != "image"]
+        return refs
+
+    def _build(self, summary: DatasetSummary) -> None:
+        key = summary.path
+        old_item = self._dataset_item(key)
+        checked = self._checked_by_sample(old_item) if old_item is not None else {}
+        expanded = self._expanded_samples(old_item) if old_item is not None else set()
+        item = old_item or QTreeWidgetItem(self)
+        item.takeChildren()
+        item.setText(0, f"{summary.name}  [{key.name}]")
+        item.setToolTip(0, f"{key}\n{len(summary.samples)} samples, {summary.n_labels} labels per sample")
+        item.setData(0, ROLE, ("dataset", str(key)))
+        for sample, (shape, layers) in summary.samples.items():
+            s_item = QTreeWidgetItem(item, [f"{sample}  ({' x '.join(map(str, shape))})"])
+            s_item.setData(0, ROLE, ("sample", str(key), sample))
+            ticked = checked.get(sample, {"image"})
+            for ref in layers + self._links(summary, sample):
+                layer, other = split_ref(ref)
+                aliases = summary.aliases if other is None else self.summaries[other].aliases
+                text = self._layer_text(layer, aliases) + (f"  [{other.name}]" if other else "")
+                l_item = QTreeWidgetItem(s_item, [text])
+                l_item.setData(0, ROLE, ("layer", str(key), sample, ref))
+                l_item.setFlags(l_item.flags() | Qt.ItemIsUserCheckable)
+                l_item.setCheckState(0, Qt.Checked if ref in ticked else Qt.Unchecked)
+                l_item.setIcon(0, _swatch(layer))
+                if other is not None:
+                    l_item.setToolTip(0, f"{layer} of sample {sample} in {other}, drawn over this sample")
+            s_item.setExpanded(sample in expanded)
+        item.setExpanded(old_item is None or old_item.isExpanded())
+
+    @staticmethod
+    def _expanded_samples(ds_item: QTreeWidgetItem) -> set[str]:
+        return {ds_item.child(i).data(0, ROLE)[2] for i in range(ds_item.childCount())
+                if ds_item.child(i).isExpanded()}
 
     def dataset_paths(self) -> list[Path]:
         return list(self.summaries)
@@ -106,7 +157,8 @@ class DatasetTree(QTreeWidget):
     def _layer_text(layer: str, aliases: list[str]) -> str:
         for prefix in ("label_", "prediction_"):
             rest = layer[len(prefix):]
-            if layer.startswith(prefix) and rest.isdigit() and int(rest) < len(aliases):
+            if layer.startswith(prefix) and rest.isdigit() and int(rest) < len(aliases) \
+                    and aliases[int(rest)] != f"label {int(rest)}":  # only names the user gave
                 return f"{layer} ({aliases[int(rest)]})"
         return layer
 

@@ -27,7 +27,7 @@ from PyQt5.QtWidgets import (
     QVBoxLayout,
 )
 
-import deepscem
+from deepscem.errors import DatasetError
 from ui.about import detect_device, show_about
 from ui.dataset_actions import IMAGE_SUFFIXES, DatasetActions
 from ui.dataset_tree import DatasetTree
@@ -202,7 +202,7 @@ class MainWindow(QMainWindow):
     def export_slice_clicked(self) -> None:
         rgb = self.view.current_rgb()
         if rgb is None:
-            raise deepscem.errors.DatasetError("select a sample to show first")
+            raise DatasetError("select a sample to show first")
         path, _ = QFileDialog.getSaveFileName(self, "Export slice", "slice.png", "PNG (*.png)")
         if path:
             to_qimage(rgb).save(path, "PNG")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt5.QtCore import QPoint, QPointF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QPainter, QPen, QPixmap
+from PyQt5.QtGui import QColor, QPainter, QPen, QPixmap, QTransform
 from PyQt5.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from ui.render import to_qimage
@@ -48,26 +48,47 @@ class SliceCanvas(QGraphicsView):
     def image_shape(self) -> tuple[int, int] | None:
         return self._shape
 
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        """Show ``rgb``; the zoom is kept unless the image size changed (then fitted)."""
-        if rgb is None:
-            self._item.setPixmap(QPixmap())
-            self._shape = None
-            self.viewport().update()
+    def set_extent(self, shape: tuple[int, int] | None) -> None:
+        """The plane's size in voxels (rows, cols); a new size is fitted to the view.
+
+        Called before the first image so the zoom (hence the display stride) is known.
+        """
+        if shape == self._shape:
             return
-        shape = rgb.shape[:2]
-        self._item.setPixmap(QPixmap.fromImage(to_qimage(rgb)))
-        if shape != self._shape:
-            self._shape = shape
+        self._shape = shape
+        if shape is None:
+            self._item.setPixmap(QPixmap())
+        else:
             self.scene().setSceneRect(0, 0, shape[1], shape[0])
             self.fit()
         self.viewport().update()
 
+    def set_image(self, rgb: np.ndarray | None, stride: tuple[int, int] = (1, 1)) -> None:
+        """Show ``rgb``, one pixel per ``stride`` = (rows, cols) voxels (scene units stay
+        voxels, so zoom, cursor and crosshair do not depend on the stride)."""
+        if rgb is None:
+            self.set_extent(None)
+            return
+        if self._shape is None:
+            self.set_extent((rgb.shape[0] * stride[0], rgb.shape[1] * stride[1]))
+        self._item.setPixmap(QPixmap.fromImage(to_qimage(rgb)))
+        self._item.setTransform(QTransform.fromScale(stride[1], stride[0]))
+        self.viewport().update()
+
     def fit(self) -> None:
         if self._shape is not None:
-            self.fitInView(self._item, Qt.KeepAspectRatio)
+            self.fitInView(self.sceneRect(), Qt.KeepAspectRatio)
             self._fitted = True
             self.zoomed.emit(self.transform().m11())
+
+    def stride(self) -> int:
+        """Voxels per displayed pixel worth computing at this zoom: 1, 2, 4... (a 4096² slice
+        seen at 1/4 scale is composed at 1024², 16x less work)."""
+        scale = self.transform().m11()
+        step = 1
+        while step * 2 * scale <= 1.0:
+            step *= 2
+        return step
 
     def zoom(self, factor: float) -> None:
         current = self.transform().m11()

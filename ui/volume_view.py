@@ -28,7 +28,8 @@ from PyQt5.QtWidgets import (
 
 from deepscem.dataset import Dataset
 from deepscem.errors import DeepScemError
-from ui.render import compose, layer_colour, to_grey
+from ui.dataset_tree import split_ref
+from ui.render import compose, layer_colour, outline, to_grey
 from ui.slice_canvas import SliceCanvas
 
 
@@ -55,7 +56,9 @@ class VolumeView(QWidget):
         self.z = 0
         self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
         self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
-        self._ortho: tuple[dict, dict] | None = None  # raw XZ and YZ planes (they do not depend on z)
+        self._ortho: tuple[dict, dict] | None = None
+        self._stride = 1
+        self._rendering = False  # raw XZ and YZ planes (they do not depend on z)
         self._rgb: np.ndarray | None = None
 
         self.canvas = SliceCanvas()
@@ -108,7 +111,7 @@ class VolumeView(QWidget):
         self.fit_button.clicked.connect(self.canvas.fit)
         self.canvas.hovered.connect(self._show_position)
         self.canvas.clicked.connect(self._place_cross)
-        self.canvas.zoomed.connect(lambda _scale: self._match_ortho_zoom())
+        self.canvas.zoomed.connect(lambda _scale: self._on_zoom())
         self._set_controls_enabled(False)
 
     def _build_layout(self) -> None:
@@ -205,12 +208,22 @@ class VolumeView(QWidget):
 
     # --- reading and drawing -------------------------------------------------------------
     def _read(self, region: tuple[slice, slice, slice]) -> dict[str, np.ndarray]:
+        """The image and the ticked layers in ``region``, keyed by layer ref (see
+        :func:`ui.dataset_tree.split_ref`: a layer may come from another loaded file)."""
         src = self.source
-        with Dataset.open(src.path, check_samples=False) as ds:
-            s = ds.sample(src.sample)
-            present = set(s.layer_names())
-            names = ["image"] + [n for n in src.layers if n != "image" and n in present]
-            return {n: np.asarray(s.read_layer(n, region)) for n in names}
+        by_file: dict[Path, list[tuple[str, str]]] = {src.path: [("image", "image")]}
+        for ref in src.layers:
+            if ref != "image":
+                layer, other = split_ref(ref)
+                by_file.setdefault(other or src.path, []).append((ref, layer))
+        planes = {}
+        for path, wanted in by_file.items():
+            with Dataset.open(path, check_samples=False) as ds:
+                s = ds.sample(src.sample)
+                present = set(s.layer_names())
+                planes.update({ref: np.asarray(s.read_layer(layer, region))
+                               for ref, layer in wanted if layer in present})
+        return planes
 
     def refresh(self, ortho: bool = True) -> None:
         """Re-read the visible planes from the file and redraw them (``ortho=False``: a Z
@@ -250,24 +263,52 @@ class VolumeView(QWidget):
             grey = to_grey(planes["image"], lo, hi)
         else:
             grey = np.zeros(planes["image"].shape, np.uint8)
-        overlays = [(planes[n], layer_colour(n)) for n in src.layers if n != "image" and n in planes]
-        return compose(grey, overlays, self.opacity.value() / 100.0)
+        shown = [n for n in src.layers if n != "image" and n in planes]
+        # Labels next to a prediction are drawn as outlines, so the prediction's fill does
+        # not hide the reference it is compared with.
+        compare = any(split_ref(n)[0].startswith("prediction_") for n in shown)
+        overlays = []
+        for n in shown:
+            layer = split_ref(n)[0]
+            values = planes[n]
+            if compare and layer.startswith("label_") and not layer.endswith("_dt"):
+                values = outline(values)
+            overlays.append((values, layer_colour(layer)))
+        opacity = self.opacity.value() / 100.0
+        return compose(grey, overlays, opacity)
 
     def _render_all(self, *_args) -> None:
-        """Redraw from the planes already read (contrast, opacity, Z marker changes)."""
+        """Redraw from the planes already read (contrast, opacity, Z marker changes).
+
+        Composed at the display stride: never more pixels than the screen shows.
+        """
         if self.source is None or not self._plane:
             return
-        self._rgb = self._compose(self._plane)
+        self._rendering = True  # a fit inside set_extent must not start a second render
+        try:
+            self.canvas.set_extent(self._plane["image"].shape)
+        finally:
+            self._rendering = False
+        step = self._stride = self.canvas.stride()
+        self._rgb = None  # full-resolution composition is made on demand (current_rgb)
         self.canvas.cross = (self.cross[0], self.cross[1]) if self.ortho_box.isChecked() else None
-        self.canvas.set_image(self._rgb)
+        self.canvas.set_image(self._compose(_strided(self._plane, step, step)), (step, step))
         if self.ortho_box.isChecked() and self._ortho is not None:
+            # Z stays whole in the orthogonal planes (a few hundred slices at most).
             y, x = self.cross
             xz, yz = self._ortho
             self.xz_canvas.cross = (self.z, x)
-            self.xz_canvas.set_image(self._compose(xz))
+            self.xz_canvas.set_extent(xz["image"].shape)
+            self.xz_canvas.set_image(self._compose(_strided(xz, 1, step)), (1, step))
             self.yz_canvas.cross = (y, self.z)
-            self.yz_canvas.set_image(self._compose(yz))
+            self.yz_canvas.set_extent(yz["image"].shape)
+            self.yz_canvas.set_image(self._compose(_strided(yz, step, 1)), (step, 1))
             self._match_ortho_zoom()
+
+    def _on_zoom(self) -> None:
+        self._match_ortho_zoom()
+        if not self._rendering and self.source is not None and self.canvas.stride() != self._stride:
+            self._render_all()
 
     def _match_ortho_zoom(self) -> None:
         """Give the orthogonal planes the main view's zoom, so a voxel is the same size in
@@ -282,6 +323,7 @@ class VolumeView(QWidget):
             ortho.centerOn(ortho.sceneRect().center())
         self.xz_canvas.setFixedHeight(min(max(z_px, 40), 260))
         self.yz_canvas.setFixedWidth(min(max(z_px, 40), 260))
+
     def _toggle_ortho(self, on: bool) -> None:
         self.xz_canvas.setVisible(on)
         self.yz_canvas.setVisible(on)
@@ -324,11 +366,14 @@ class VolumeView(QWidget):
         for name, plane in self._plane.items():
             value = plane[row, col]
             text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))
-            parts.append(f"{name} {text}")
+            layer, other = split_ref(name)
+            parts.append(f"{layer}{f'[{other.name}]' if other else ''} {text}")
         self.position_label.setText("   ".join(parts))
 
     def current_rgb(self) -> np.ndarray | None:
         """The composed current slice at full resolution, uint8 (Y, X, 3)."""
+        if self._rgb is None and self.source is not None and self._plane:
+            self._rgb = self._compose(self._plane)
         return self._rgb
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
@@ -338,3 +383,10 @@ class VolumeView(QWidget):
             self.set_z(self.z - 1)
         else:
             super().keyPressEvent(event)
+
+
+def _strided(planes: dict[str, np.ndarray], row_step: int, col_step: int) -> dict[str, np.ndarray]:
+    """Every ``row_step``-th row and ``col_step``-th column of each plane."""
+    if row_step == col_step == 1:
+        return planes
+    return {n: a[::row_step, ::col_step] for n, a in planes.items()}

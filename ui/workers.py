@@ -81,8 +81,10 @@ class Worker(QRunnable):
             signals.result.emit(value)
         finally:
             self.is_running = False
-            self.is_done = True
             signals.finished.emit()
+            # Set after the last emit: once True, every signal is queued for the GUI thread
+            # (a test or script can wait for it, then process events, without racing).
+            self.is_done = True
 
 
 _POOL: QThreadPool | None = None

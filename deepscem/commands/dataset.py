@@ -57,12 +57,12 @@ def register(subparsers) -> None:
     p.add_argument("samples", metavar="SAMPLE", nargs="+", help="the sample(s) to remove")
     p.set_defaults(func=_remove)
 
-    for action in ("rename-sample", "rename"):
-        p = sub.add_parser(action, help="rename a sample", description="Rename a sample.")
-        p.add_argument("file", metavar="FILE", help=FILE_HELP)
-        p.add_argument("old", metavar="SAMPLE", help="the sample's current name")
-        p.add_argument("new", metavar="NEW_NAME", help="its new name")
-        p.set_defaults(func=_rename)
+    p = sub.add_parser("rename-sample", aliases=["rename"], help="rename a sample",
+                       description="Rename a sample.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("old", metavar="SAMPLE", help="the sample's current name")
+    p.add_argument("new", metavar="NEW_NAME", help="its new name")
+    p.set_defaults(func=_rename)
 
     p = sub.add_parser("crop", help="crop a sample (all its layers)",
                        description="Crop a sample and all its layers to a box. Ranges are voxel "

@@ -134,8 +134,8 @@ def run_info(args: argparse.Namespace) -> int:
     ]
     if unet:
         lines.append("architecture: " + ", ".join(f"{k}={v}" for k, v in unet.items() if k != "name"))
-    lines.append("written by:   " + ("the original DeepSCEM (no metadata)" if data["legacy"]
-                                     else f"DeepSCEM {data['version'] or '?'}"))
+    lines.append("written by:   " + (f"DeepSCEM {data['version']}" if data["version"]
+                                     else "the original DeepSCEM (no metadata)"))
     if data["history"]:
         lines.append("history:      " + ", ".join(f"{k}={v}" for k, v in data["history"].items()
                                                   if not isinstance(v, (list, dict))))

@@ -52,7 +52,9 @@ class ModelInfo:
     trained. normalization: input intensity mapping ("minmax": volume-wide min-max to [0, 1]).
     unet: the architecture options (None when unknown). version: DeepSCEM version that wrote
     the file (None for the original's files). history: training summary (JSON-able dict:
-    e.g. epochs, final/best losses), None if untrained. legacy: written by the original.
+    e.g. epochs, final/best losses), None if untrained. legacy: the network comes from a
+    file written by the original DeepSCEM (its label names, patch size and normalisation
+    are defaults, not what it was trained with); it stays set when such a model is re-saved.
     """
 
     dimension: int
@@ -129,8 +131,8 @@ def model_notes(info: ModelInfo) -> list[str]:
         notes.append("softmax over a single output is always 1.0, so this model cannot segment; "
                      "create a model with a sigmoid output")
     if info.legacy:
-        notes.append("written by the original DeepSCEM: no label names, patch size or "
-                     "normalisation stored (defaults used)")
+        notes.append("network from the original DeepSCEM: label names, patch size and "
+                     "normalisation were not stored with it (defaults used)")
     return notes
 
 
@@ -162,7 +164,8 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
         raise ModelError(f"{path} already exists; choose another name or allow overwriting")
     if not path.parent.is_dir():
         raise ModelError(f"folder {path.parent} does not exist; create it first")
-    metadata = json.dumps(info.to_dict(), default=_json_default)
+    # The version is the writer's, whatever the info was loaded from.
+    metadata = json.dumps({**info.to_dict(), "version": __version__}, default=_json_default)
     tmp = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",

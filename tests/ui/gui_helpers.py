@@ -2,9 +2,14 @@
 
 
 def wait_worker(qtbot, worker, timeout=60000):
-    """Wait until ``worker`` finished (finished always fires), then let queued slots run."""
-    if not worker.is_done:
-        with qtbot.waitSignal(worker.signals.finished, timeout=timeout):
-            pass
-    qtbot.wait(20)
+    """Wait until ``worker`` has emitted all its signals, then run the queued slots.
+
+    (Waiting on ``finished`` with ``qtbot.waitSignal`` races: a worker may finish between a
+    check and the connection, and a queued signal emitted before a connection never reaches it.)
+    """
+    from PyQt5.QtCore import QCoreApplication
+
+    qtbot.waitUntil(lambda: worker.is_done, timeout=timeout)
+    QCoreApplication.processEvents()
+    qtbot.wait(10)
     return worker

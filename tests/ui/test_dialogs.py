@@ -77,10 +77,15 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     assert "validation" in dialog.error_label.text()
     dialog.valid_steps.setValue(0)
     dialog.steps.setValue(2)
+    assert [s.value() for s in dialog.patch] == [1, 32, 32]  # the default, shrunk to fit the samples
+    dialog.patch[2].setValue(64)
+    dialog.accept()
+    assert "larger than sample s0" in dialog.error_label.text()
+    dialog.patch[2].setValue(32)
     dialog.accept()
     req = dialog.value
     assert req.train == (summary.path,) and req.valid == ()
-    assert req.config == TrainConfig(steps_per_epoch=2, validation_steps=0)
+    assert req.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32))
 
 
 def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):

@@ -176,3 +176,51 @@ def test_z_changes_keep_the_orthogonal_planes(window, tiny_dataset, monkeypatch)
     view.set_z(1)
     assert len(reads) == 1  # only the new Z slice; the XZ / YZ planes are reused
     assert view.xz_canvas.cross == (1, view.cross[1])
+
+
+def test_prediction_file_layers_overlay_the_dataset_sample(window, tiny_dataset, tmp_path):
+    pred = tmp_path / "pred.hdf5"
+    with Dataset.open(tiny_dataset) as src, Dataset.create(pred, "pred", 1) as ds:
+        for name in src.sample_names():
+            sample = ds.add_sample(name, src.sample(name).read_layer("image"), [None])
+            sample.create_layer("prediction_0000", np.float32)
+            sample.layer("prediction_0000")[:, :8, :8] = 1.0
+    window.dataset_actions.load(tiny_dataset)
+    window.dataset_actions.load(pred)
+    window.tree.select(tiny_dataset, "s0")
+    ref = f"prediction_0000@{pred}"
+    item = window.tree.currentItem()
+    assert "prediction_0000  [pred.hdf5]" in [item.child(i).text(0) for i in range(item.childCount())]
+    window.tree.set_checked(tiny_dataset, "s0", "label_0000", True)
+    window.tree.set_checked(tiny_dataset, "s0", ref, True)
+    plane = window.view._plane
+    assert plane[ref][:8, :8].min() == 1.0 and plane[ref][8:].max() == 0.0
+    assert "label_0000" in plane  # the reference and the prediction drawn together
+    window.dataset_actions.unload(pred)
+    assert window.view.showing(tiny_dataset, "s0") and ref not in window.view._plane
+    assert ref not in window.tree.checked_layers(tiny_dataset, "s0")
+
+
+def test_export_slice_png_at_full_resolution(window, tiny_dataset, tmp_path, monkeypatch):
+    from PyQt5.QtGui import QImage
+    from PyQt5.QtWidgets import QFileDialog
+
+    window.dataset_actions.load(tiny_dataset)
+    out = tmp_path / "slice.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    window.export_slice_clicked()
+    image = QImage(str(out))
+    assert (image.height(), image.width()) == (32, 32)
+
+
+def test_add_sample_button_runs_the_dialogs_request(window, qtbot, monkeypatch, tiny_dataset, tiffs):
+    from ui.dialogs import dataset_dialogs
+
+    window.dataset_actions.load(tiny_dataset)
+    req = AddSampleRequest(tiny_dataset, "added", tiffs[0], (None,))
+    monkeypatch.setattr(dataset_dialogs.AddSampleDialog, "ask", lambda self: req)
+    window.buttons["add_sample"].click()
+    wait_worker(qtbot, window.tasks.active[-1])
+    assert window.tree.summaries[tiny_dataset].samples["added"][0] == (4, 32, 40)
+    with Dataset.open(tiny_dataset) as ds:
+        assert ds.sample("added").read_layer("label_0000").max() == 0  # blank label

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ui.render import compose, layer_colour, overlay_weight, to_grey
+from ui.render import compose, layer_colour, outline, overlay_weight, to_grey
 
 
 def test_to_grey_windows_raw_values():
@@ -20,6 +20,21 @@ def test_overlay_blends_only_where_the_mask_is():
 
 
 def test_float_predictions_weigh_by_value_and_colours_differ():
-    assert overlay_weight(np.array([-0.5, 0.25, 2.0], np.float32)).tolist() == [0.0, 0.25, 1.0]
+    assert np.allclose(overlay_weight(np.array([-0.5, 0.05, 0.55, 2.0], np.float32)), [0, 0, 0.5, 1])
     assert layer_colour("label_0000") != layer_colour("prediction_0000")
     assert layer_colour("label_0000") != layer_colour("label_0001")
+
+
+def test_compose_of_a_transposed_plane():  # the YZ plane is drawn transposed
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1, 2] = 1
+    grey = to_grey(np.zeros((4, 6), np.uint8).T, 0, 255)
+    rgb = compose(grey, [(mask.T, (255, 0, 0))], opacity=1.0)
+    assert rgb[2, 1].tolist() == [255, 0, 0] and (rgb[..., 1] == 0).all() and rgb[..., 0].sum() == 255
+
+
+def test_outline_keeps_only_the_boundary():
+    mask = np.zeros((5, 5), np.uint8)
+    mask[1:4, 1:4] = 1
+    ring = outline(mask)
+    assert ring[2, 2] == 0 and ring[1, 1] == 1 and ring.sum() == 8

@@ -72,6 +72,7 @@ class ConfigDialog(QDialog):
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
+        self.setMinimumWidth(460)  # room for file paths
         self.value: Any = None
         self.form = QFormLayout()
         self.error_label = QLabel("")

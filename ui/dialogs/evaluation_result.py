@@ -64,7 +64,8 @@ class EvaluationResultDialog(QDialog):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.note)
         layout.addLayout(buttons)
-        self.resize(820, 360)
+        self.table.verticalHeader().setVisible(False)
+        self.resize(1000, 380)
 
     def save_csv(self, path: str | None = None) -> str | None:
         if not path:

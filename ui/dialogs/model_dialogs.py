@@ -137,6 +137,7 @@ class TrainDialog(ConfigDialog):
                  current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None) -> None:
         super().__init__("Train model", parent)
         d = TrainConfig()
+        self.datasets = {summary.path: summary for summary in datasets}
         self.model_combo = _combo(models, current_model or (models[0] if models else ""))
         self.train_list = DatasetChecklist(datasets, current_dataset)
         self.valid_list = DatasetChecklist(datasets, current_dataset)
@@ -144,6 +145,9 @@ class TrainDialog(ConfigDialog):
                            "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps")
         self.batch = _spin(1, 1024, d.batch_size, "Patches per training step")
         patch = d.patch if dim == 2 else (32, 128, 128)
+        smallest = _smallest_sample(datasets)
+        if smallest is not None:  # a default that fits every loaded sample
+            patch = tuple(min(p, s) for p, s in zip(patch, smallest))
         self.patch = [_spin(1, 4096, v, "Patch size (Z, Y, X); Z = 1 for 2D models") for v in patch]
         self.steps = _spin(1, 100000, d.steps_per_epoch, "Training steps per epoch")
         self.epochs = _spin(1, 100000, d.epochs)
@@ -195,8 +199,14 @@ class TrainDialog(ConfigDialog):
         valid = self.valid_list.ticked()
         if self.valid_steps.value() > 0 and not valid:
             raise ConfigError("tick a validation dataset, or set validation steps to 0")
+        patch = tuple(s.value() for s in self.patch)
+        for path in train + (valid if self.valid_steps.value() > 0 else ()):
+            for sample, (shape, _layers) in self.datasets[path].samples.items():
+                if any(p > s for p, s in zip(patch, shape)):
+                    raise ConfigError(f"the patch {patch} is larger than sample {sample} {shape} of "
+                                      f"{path.name}; use a patch of at most that size")
         config = TrainConfig(loss=self.loss.currentText(), batch_size=self.batch.value(),
-                             patch=tuple(s.value() for s in self.patch), steps_per_epoch=self.steps.value(),
+                             patch=patch, steps_per_epoch=self.steps.value(),
                              epochs=self.epochs.value(), validation_steps=self.valid_steps.value(),
                              learning_rate=self.lr.value(), keep_best=self.keep_best.isChecked(),
                              early_stopping=self.early.isChecked(), reduce_lr=self.reduce_lr.isChecked(),
@@ -204,6 +214,12 @@ class TrainDialog(ConfigDialog):
                              intensity=self.intensity.isChecked(), label_focus=self.focus.value(),
                              target=self.target.currentText())
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
+
+
+def _smallest_sample(datasets: list[DatasetSummary]) -> tuple[int, int, int] | None:
+    """The per-axis minimum (Z, Y, X) over every sample of ``datasets``; None if none."""
+    shapes = [shape for summary in datasets for shape, _ in summary.samples.values()]
+    return tuple(min(axis) for axis in zip(*shapes)) if shapes else None
 
 
 class PredictDialog(ConfigDialog):
