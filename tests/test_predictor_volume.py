@@ -120,3 +120,20 @@ def test_writes_into_chunked_hdf5_layers_block_by_block(model2d, tmp_path):
                        info=info(2, 2))
         for out in outs:
             np.testing.assert_array_equal(out[()], volume > 0.5)
+
+
+def test_wide_volumes_are_predicted_in_y_bands_with_bounded_buffers(model3d, monkeypatch):
+    from deepscem.inference import predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "BUFFER_BYTES", 4 * 100 * 4 * 20)  # ~20 rows of buffer
+    volume = np.random.default_rng(5).random((6, 101, 100), dtype=np.float32)
+    p = Predictor(model3d, info(3, 2), PredictConfig(patch=(4, 16, 16), overlap=0.25))
+    bands = p.bands(volume.shape)
+    assert len(bands) > 2
+    assert [c0 for c0, *_ in bands[1:]] == [c1 for _, c1, *_ in bands[:-1]]   # cores tile Y
+    assert bands[0][0] == 0 and bands[-1][1] == 101
+    out = np.zeros(volume.shape, np.float32)
+    seen = []
+    p.predict_volume(lambda r: volume[r], volume.shape, [out], progress=seen.append)
+    np.testing.assert_allclose(out, volume, rtol=2e-6, atol=1e-6)
+    assert seen[-1].done == seen[-1].total == p.count_tiles(volume.shape)
