@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from deepscem import __version__
@@ -112,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not argv:
         return open_gui(safe=True)
+    # --debug may come anywhere (`run.py dataset info F --debug`): take it out before parsing.
     debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
         if _is_legacy(argv):
             return run_legacy(build_legacy_parser().parse_args(argv))
@@ -128,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result or 0)
     except DeepScemError as err:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

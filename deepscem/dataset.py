@@ -157,7 +157,8 @@ class Dataset:
         if not str(name).strip():
             raise DatasetError("the dataset name must not be empty")
         if path.exists() and not overwrite:
-            raise DatasetError(f"{path} already exists; choose another file name or remove it first")
+            raise DatasetError(f"{path} already exists; choose another file name, remove it first, "
+                               "or replace it on purpose (--overwrite on the command line)")
         if path.is_dir():
             raise DatasetError(f"{path} is a folder; give a file name ending in .hdf5")
         if not path.absolute().parent.is_dir():

@@ -76,8 +76,8 @@ def train_shot(app, window, path: Path) -> None:
         app.processEvents()
         time.sleep(0.05)
     app.processEvents()
-    config = TrainConfig(batch_size=4, patch=(1, 128, 128), steps_per_epoch=16, epochs=4,
-                         validation_steps=4, label_focus=0.5)
+    config = TrainConfig(batch_size=4, patch=(1, 128, 128), steps_per_epoch=24, epochs=5,
+                         validation_steps=4, label_focus=0.5, seed=0)
     worker = window.model_actions.train(TrainRequest("unet_demo", (path,), (path,), config))
     dialog = window.model_actions.train_dialog
     shot = OUT / "training.png"

@@ -30,6 +30,9 @@ info_s=$(echo "$(date +%s.%N) - $start" | bc)
 grep -q s1 "$work/info.txt"
 "$BIN" model create "$work/m.keras" --filters 4 --depth 2
 "$BIN" model info "$work/m.keras" > /dev/null
+# No arguments opens the GUI: check the window shows (offscreen), then quits.
+DEEPSCEM_GUI_QUIT_AFTER_SHOW=1 QT_QPA_PLATFORM=offscreen "$BIN" 2>/dev/null | tee "$work/gui.txt"
+grep -q "time-to-window" "$work/gui.txt"
 echo "smoke test passed"
 echo "size: $(du -sh dist/deepscem | cut -f1)"
 echo "start-up: --help ${help_s}s, dataset info ${info_s}s"

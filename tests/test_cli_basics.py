@@ -63,3 +63,12 @@ def test_cancel_token_and_progress():
         check(token)
     with TqdmProgress("t", disable=True) as bar:
         bar(Progress(1, 2))
+
+
+def test_debug_flag_is_accepted_after_the_command(tmp_path, capsys):
+    missing = str(tmp_path / "missing.hdf5")
+    assert cli.main(["dataset", "info", missing, "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error:")
+    assert cli.main(["dataset", "info", missing]) == 1
+    assert "Traceback" not in capsys.readouterr().err

@@ -9,15 +9,14 @@ The convention (explained to readers in docs/cli.md, "About the examples"):
   session: later commands use the files earlier ones wrote.
 * A block line is ``python run.py ARGS`` (any Python path: ``.venv/bin/python``, ``python3``),
   ``deepscem ARGS``, ``NAME=value``, ``mkdir -p DIR``, ``rm -f FILE`` (in the folder), a comment
-  or blank. Anything else fails
-  the test, so a runnable block cannot hold a command that is not checked. Commands that open
-  the GUI (no arguments, ``--gui-no-safe``) are not allowed in runnable blocks.
+  or blank. Anything else fails the test, so a runnable block cannot hold a command that is not
+  checked. Commands that open the GUI (no arguments, ``--gui-no-safe``) are not allowed in runnable blocks.
 * ``$NAME`` / ``${NAME}`` are expanded. The test fixes ``DATA`` (an empty folder standing in for
   ``../shared/data/lucchi-pp``) and ``OUT``; a document's own ``DATA=...`` / ``OUT=...`` is kept
   as written only where the test does not fix the variable.
 * A ``.tif``/``.tiff``/``.npy`` argument that does not exist when its command runs is generated:
-  a (16, 128, 128) uint8 EM-like volume, or its mitochondria mask (0/255) when the file name
-  contains "label". So the examples' file names are small generated files here.
+  a (16, 128, 128) uint8 EM-like volume ((165, 64, 64) under ``$DATA``), or its mitochondria mask
+  (0/255) when the file name contains "label". So the examples' file names are small generated files here.
 * Training is shrunk by appending options (argparse keeps the last value of a repeated option,
   so the command runs with its own files and options, only smaller): ``model create`` gets
   ``--filters 4 --depth 2``; ``train`` gets ``--patch Z 32 32`` (Z = 1 for a documented 2D patch,
@@ -48,6 +47,7 @@ FENCE = re.compile(r"^```(\w*)\s*$")
 VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 ASSIGN = re.compile(r"^([A-Za-z_]\w*)=(\S*)$")
 TINY_SHAPE = (16, 128, 128)
+DATA_SHAPE = (165, 64, 64)  # files under $DATA: lucchi-pp's 165 slices, small frames
 
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 
@@ -157,9 +157,9 @@ def shrink(argv: list[str], mode: str) -> list[str]:
     return argv
 
 
-def make_input(path: Path) -> None:
+def make_input(path: Path, shape: tuple[int, int, int] = TINY_SHAPE) -> None:
     """A missing image (EM-like, uint8) or label (its mask as 0/255) for an example command."""
-    image, label = _volume()
+    image, label = _volume(shape)
     data = label * np.uint8(255) if "label" in path.name.lower() else image
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".npy":
@@ -170,16 +170,15 @@ def make_input(path: Path) -> None:
         tifffile.imwrite(path, data)
 
 
-_VOLUME: tuple[np.ndarray, np.ndarray] | None = None
+_VOLUMES: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _volume() -> tuple[np.ndarray, np.ndarray]:
-    global _VOLUME
-    if _VOLUME is None:
+def _volume(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    if shape not in _VOLUMES:
         from deepscem.synthetic import em_like_volume
 
-        _VOLUME = em_like_volume(TINY_SHAPE, seed=0, n_mito=6)
-    return _VOLUME
+        _VOLUMES[shape] = em_like_volume(shape, seed=0, n_mito=6)
+    return _VOLUMES[shape]
 
 
 def run_block(block: Block, session: Session, capsys) -> None:
@@ -207,10 +206,11 @@ def run_block(block: Block, session: Session, capsys) -> None:
         argv = command_argv(tokens)
         assert argv is not None, f"{where}: only 'python run.py ...' commands can be in a docs-test block"
         assert argv and "--gui-no-safe" not in argv, f"{where}: opens the GUI; not runnable in a test"
+        data = Path(session.fixed["DATA"]).resolve()
         for arg in argv:
             p = session.folder / arg
             if p.suffix.lower() in (".tif", ".tiff", ".npy") and not p.exists():
-                make_input(p)
+                make_input(p, DATA_SHAPE if data in p.resolve().parents else TINY_SHAPE)
         argv = shrink(argv, session.mode)
         try:
             code = cli.main(argv)
@@ -303,8 +303,8 @@ def test_shrink_keeps_the_documented_files_and_options():
     argv = ["train", "m.keras", "o.keras", "t.hdf5", "t.hdf5", "--patch", "1", "256", "256", "--lr", "0.01"]
     assert shrink(argv, "tiny") == argv + ["--steps-per-epoch", "2", "--epochs", "1", "--validation-steps",
                                            "1", "--patch", "1", "32", "32", "--batch-size", "2"]
-    short = shrink(argv + ["--validation-steps", "0"], "short")
-    assert short[-4:] == ["--steps-per-epoch", "2", "--epochs", "1"]
+    no_validation = argv + ["--validation-steps", "0"]
+    assert shrink(no_validation, "short") == no_validation + ["--steps-per-epoch", "2", "--epochs", "1"]
     legacy = ["--train-model", "a.h5", "b.h5", "d.hdf5", "d.hdf5", "Dice", "1", "128", "128", "128",
               "192", "32", "64"]
     assert shrink(legacy, "tiny")[6:] == ["2", "4", "32", "32", "2", "1", "1"]

@@ -168,7 +168,27 @@ class ModelActions(QObject):
             self.models.update_entry(entry)
         return self.w.tasks.run(_save_model, entry, path, title=f"Saving {path.name}", on_result=done)
 
+    def forget(self, name: str) -> None:
+        """Drop a model from memory (the list); its file, if any, is kept."""
+        entry = self._entry(name, idle=True)
+        self.models.remove_entry(entry.name)
+
     # --- slots: ask, then act ------------------------------------------------------------
+    def forget_clicked(self) -> None:
+        entry = self._entry()
+        if not entry.saved and QMessageBox.question(
+                self.w, "Remove model", f"{entry.name} is not saved; remove it from memory anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+            return
+        self.forget(entry.name)
+
+    def info_clicked(self) -> None:
+        entry = self._entry()
+        params = entry.model.count_params() if hasattr(entry.model, "count_params") else "?"
+        QMessageBox.information(self.w, f"Model {entry.name}",
+                                f"{entry.describe()}\n{params:,} parameters" if isinstance(params, int)
+                                else entry.describe())
+
     def load_clicked(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", "", MODEL_FILTER)
         for path in paths:

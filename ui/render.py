@@ -75,9 +75,11 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return (inside & ~core).astype(np.uint8)
 
 
-def compose(grey: np.ndarray, overlays: list[tuple[np.ndarray, tuple[int, int, int]]],
-            opacity: float = 0.45) -> np.ndarray:
+def compose(grey: np.ndarray, overlays: list[tuple], opacity: float = 0.45) -> np.ndarray:
     """Blend coloured overlays on a grey uint8 (Y, X) image; returns uint8 (Y, X, 3).
+
+    ``overlays``: ``(values (Y, X), (r, g, b))`` drawn at ``opacity``, or
+    ``(values, (r, g, b), own_opacity)``; later ones are drawn over earlier ones.
 
     Only pixels an overlay visibly changes are blended (a label usually covers a few % of
     the slice), so a 4096² slice with a mask costs tens of ms, not seconds.
@@ -85,7 +87,8 @@ def compose(grey: np.ndarray, overlays: list[tuple[np.ndarray, tuple[int, int, i
     rgb = np.empty(grey.shape + (3,), np.uint8)  # C order, so ``flat`` below is a view
     rgb[...] = grey[..., None]
     flat = rgb.reshape(-1, 3)
-    for values, colour in overlays:
+    for values, colour, *own in overlays:
+        alpha_max = float(own[0]) if own else float(opacity)
         values = values.reshape(-1)
         if values.dtype == np.uint8 or values.dtype == bool:
             index = np.flatnonzero(values)  # flat indices: much faster than a boolean gather
@@ -94,11 +97,11 @@ def compose(grey: np.ndarray, overlays: list[tuple[np.ndarray, tuple[int, int, i
                 weight /= 255.0
         else:
             weight = overlay_weight(values)
-            index = np.flatnonzero(weight * opacity > 0.5 / 255)  # below that nothing changes
+            index = np.flatnonzero(weight * alpha_max > 0.5 / 255)  # below that nothing changes
             weight = weight[index]
         if not index.size:
             continue
-        alpha = (weight * float(opacity))[:, None]
+        alpha = (weight * alpha_max)[:, None]
         blended = flat[index].astype(np.float32) * (1.0 - alpha) + np.asarray(colour, np.float32) * alpha
         flat[index] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     return rgb

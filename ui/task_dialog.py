@@ -48,6 +48,7 @@ class TaskDialog(QDialog):
         self.worker = worker
         self.setWindowTitle(worker.title)
         self.setWindowModality(Qt.NonModal)
+        self.setAttribute(Qt.WA_DeleteOnClose)  # one per task: freed when it closes
         self.setMinimumWidth(380)
         self._eta = EtaEstimator()
 

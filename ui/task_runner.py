@@ -45,8 +45,11 @@ class TaskRunner(QObject):
         """Start an already built worker (when its dialog must exist before it starts)."""
         title = worker.title
         signals = worker.signals
+        # Connected first, so a message set by ``on_result`` stays on the status bar.
+        signals.result.connect(lambda _value: self.message.emit(f"{title}: done"))
         if on_result is not None:
             signals.result.connect(guard(self.parent_widget, on_result, title))
+        signals.error.connect(lambda _err: self.message.emit(f"{title}: failed"))
         signals.error.connect(lambda err: show_error(self.parent_widget, err, title))
         signals.aborted.connect(lambda: self.message.emit(f"{title}: cancelled"))
         signals.finished.connect(lambda: self._finished(worker, on_done))

@@ -267,15 +267,14 @@ class VolumeView(QWidget):
         # Labels next to a prediction are drawn as outlines, so the prediction's fill does
         # not hide the reference it is compared with.
         compare = any(split_ref(n)[0].startswith("prediction_") for n in shown)
-        overlays = []
+        fills, outlines = [], []
         for n in shown:
             layer = split_ref(n)[0]
-            values = planes[n]
             if compare and layer.startswith("label_") and not layer.endswith("_dt"):
-                values = outline(values)
-            overlays.append((values, layer_colour(layer)))
-        opacity = self.opacity.value() / 100.0
-        return compose(grey, overlays, opacity)
+                outlines.append((outline(planes[n]), layer_colour(layer), 1.0))  # opaque, on top
+            else:
+                fills.append((planes[n], layer_colour(layer)))
+        return compose(grey, fills + outlines, self.opacity.value() / 100.0)
 
     def _render_all(self, *_args) -> None:
         """Redraw from the planes already read (contrast, opacity, Z marker changes).

@@ -224,3 +224,16 @@ def test_add_sample_button_runs_the_dialogs_request(window, qtbot, monkeypatch, 
     assert window.tree.summaries[tiny_dataset].samples["added"][0] == (4, 32, 40)
     with Dataset.open(tiny_dataset) as ds:
         assert ds.sample("added").read_layer("label_0000").max() == 0  # blank label
+
+
+def test_dropping_a_dataset_file_on_the_window_loads_it(window, tiny_dataset):
+    from PyQt5.QtCore import QMimeData, QPoint, QUrl
+    from PyQt5.QtGui import QDragEnterEvent, QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tiny_dataset))])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    window.dropEvent(QDropEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    assert tiny_dataset in window.tree.summaries and window.view.showing(tiny_dataset, "s0")

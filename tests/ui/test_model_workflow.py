@@ -92,6 +92,10 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
     loaded = window.models.current_entry()
     assert loaded.name != "tiny" and loaded.saved and loaded.path == model_path
     assert not messages.shown, messages.texts()
+    window.model_actions.info_clicked()
+    assert "parameters" in messages.shown[-1][2] and str(model_path) in messages.shown[-1][2]
+    window.model_actions.forget_clicked()  # saved: no question asked
+    assert loaded.name not in [e.name for e in window.models.entries()] and model_path.is_file()
 
 
 def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset, tmp_path):
