@@ -103,8 +103,9 @@ def test_original_models_predict_here(shared_data, tmp_path):
     assert all(r.voxels.scores()["f1"] > 0.95 for r in report.overall)
 
     model, info = load_model(d / "orig_unet3d_vgg_f4_d2_o1.h5")
-    out = predict_dataset(model, info, d / "orig_dataset.hdf5", tmp_path / "p3d.hdf5",
-                          PredictConfig(patch=(4, 32, 32), overlap=0.5))
+    with pytest.warns(UserWarning, match="softmax over a single output channel"):
+        out = predict_dataset(model, info, d / "orig_dataset.hdf5", tmp_path / "p3d.hdf5",
+                              PredictConfig(patch=(4, 32, 32), overlap=0.5))
     with h5py.File(out, "r") as ours, h5py.File(d / "orig_pred_3d_overlap_4x32x32_float.hdf5") \
             as orig:
         for sample in orig:

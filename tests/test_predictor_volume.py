@@ -99,3 +99,41 @@ def test_default_tiles_are_large_and_take_short_axes_whole(model2d):
                                            patch_size=(1, 256, 384)), PredictConfig())
     assert p.grid((165, 512, 640)).tile_shape == (1, 512, 640)    # Lucchi slices: one tile
     assert p.grid((2, 2048, 2048)).tile_shape == (1, 512, 768)    # 2 x the training patch
+
+
+def test_tta_3d_is_undone_exactly(model3d):
+    volume = np.random.default_rng(3).random((5, 12, 20), dtype=np.float32)
+    out = np.zeros(volume.shape, np.float32)
+    predict_volume(model3d, volume, [out], PredictConfig(patch=(4, 8, 16), tta=True),
+                   info=info(3, 2))
+    np.testing.assert_allclose(out, volume, rtol=2e-6, atol=1e-6)
+
+
+def test_writes_into_chunked_hdf5_layers_block_by_block(model2d, tmp_path):
+    import h5py
+
+    volume = np.random.default_rng(4).random((6, 20, 24), dtype=np.float32)
+    with h5py.File(tmp_path / "out.h5", "w") as f:
+        outs = [f.create_dataset(f"p{i}", volume.shape, np.uint8, chunks=(4, 8, 8),
+                                 compression="gzip") for i in range(2)]
+        predict_volume(model2d, volume, outs, PredictConfig(patch=(1, 16, 16), threshold=0.5),
+                       info=info(2, 2))
+        for out in outs:
+            np.testing.assert_array_equal(out[()], volume > 0.5)
+
+
+def test_wide_volumes_are_predicted_in_y_bands_with_bounded_buffers(model3d, monkeypatch):
+    from deepscem.inference import predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "BUFFER_BYTES", 4 * 100 * 4 * 20)  # ~20 rows of buffer
+    volume = np.random.default_rng(5).random((6, 101, 100), dtype=np.float32)
+    p = Predictor(model3d, info(3, 2), PredictConfig(patch=(4, 16, 16), overlap=0.25))
+    bands = p.bands(volume.shape)
+    assert len(bands) > 2
+    assert [c0 for c0, *_ in bands[1:]] == [c1 for _, c1, *_ in bands[:-1]]   # cores tile Y
+    assert bands[0][0] == 0 and bands[-1][1] == 101
+    out = np.zeros(volume.shape, np.float32)
+    seen = []
+    p.predict_volume(lambda r: volume[r], volume.shape, [out], progress=seen.append)
+    np.testing.assert_allclose(out, volume, rtol=2e-6, atol=1e-6)
+    assert seen[-1].done == seen[-1].total == p.count_tiles(volume.shape)

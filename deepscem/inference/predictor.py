@@ -17,6 +17,7 @@ never leaves a half-written file under the requested name.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,8 @@ Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
 #: training patch, as the seed advises (no gradients at prediction time), clamped to the volume.
 DEFAULT_TILE_2D = (1, 512, 512)
 DEFAULT_TILE_3D = (32, 256, 256)
+#: Largest Z-slab blending buffer before a volume is predicted in Y bands (see Predictor.bands).
+BUFFER_BYTES = 512 * 2**20
 
 
 def model_dimension(model: Any, info: Any = None) -> int:
@@ -78,6 +81,12 @@ class Predictor:
         if in_channels not in (None, 1):
             raise ModelError(f"model takes {in_channels} input channels; DeepSCEM images are "
                              "grey (1 channel)")
+        activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
+        self._softmax1 = activation == "softmax" and self.outputs == 1
+        if self._softmax1:
+            warnings.warn("this model ends in a softmax over a single output channel, so it "
+                          "predicts 1 everywhere (the original DeepSCEM allowed this); train a "
+                          "sigmoid model for one label", stacklevel=2)
         m = size_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
@@ -126,7 +135,12 @@ class Predictor:
         return y[:, None] if self.dim == 2 else y
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = self.model.predict_on_batch(x[..., None])
+        if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
+                out = self.model.predict_on_batch(x[..., None])
+        else:
+            out = self.model.predict_on_batch(x[..., None])
         return np.asarray(out, dtype=np.float32)
 
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
@@ -145,8 +159,56 @@ class Predictor:
         if len(outputs) != self.outputs:
             raise ValueError(f"{len(outputs)} output arrays for a model with {self.outputs} "
                              "outputs")
+        total = self.count_tiles(shape_zyx) if total is None else total
+        z, _, x = (int(s) for s in shape_zyx)
+        for c0, c1, e0, e1 in self.bands(shape_zyx):
+            def band_read(r, e0=e0):
+                return read((r[0], slice(r[1].start + e0, r[1].stop + e0), r[2]))
+
+            band_outputs = [_RowWindow(out, e0, c0, c1) for out in outputs]
+            done = self._predict_block(band_read, (z, e1 - e0, x), band_outputs,
+                                       progress, cancel, done, total)
+        return done
+
+    def bands(self, shape_zyx: Sequence[int]) -> list[tuple[int, int, int, int]]:
+        """Y bands (core_start, core_stop, read_start, read_stop) the volume is predicted in.
+
+        One band (the whole Y range) unless the Z-slab blending buffer (tile_z x Y x X x
+        outputs float32) would exceed :data:`BUFFER_BYTES`, as for a 3D model on very wide
+        slices (e.g. 32-deep tiles on 8192 x 8192 slices: 8 GiB). Then each band reads a
+        quarter tile more on either side (a halo) and writes only its core, so written voxels
+        near a band border still had context: memory stays bounded whatever the slice size,
+        for about a fifth more computation (8192 x 8192: bands of 320 rows + 2 x 64).
+        """
+        z, y, x = (int(s) for s in shape_zyx)
         grid = self.grid(shape_zyx)
-        total = len(grid) if total is None else total
+        tz, ty = min(grid.tile_shape[0], z), grid.tile_shape[1]
+        row_bytes = tz * x * self.outputs * 4
+        if row_bytes * y <= BUFFER_BYTES or y <= 3 * ty:
+            return [(0, y, 0, y)]
+        halo = ty // 4  # as much context as a seam between tiles overlapping by half that
+        # Bands read exactly ty + n steps of rows, so their tiles sit on the same step as in
+        # one big grid and the halo is the only extra work.
+        step = max(1, int(ty * (1.0 - self.config.overlap)))
+        read_rows = ty + max(1, (BUFFER_BYTES // row_bytes - ty) // step) * step
+        core = max(1, read_rows - 2 * halo)
+        bands = []
+        for c0 in range(0, y, core):
+            c1 = min(y, c0 + core)
+            e1 = min(y, c1 + halo)
+            # the last, possibly thin band still reads read_rows rows of real data
+            bands.append((c0, c1, max(0, min(c0 - halo, e1 - read_rows)), e1))
+        return bands
+
+    def count_tiles(self, shape_zyx: Sequence[int]) -> int:
+        """Tiles :meth:`predict_volume` runs for a volume of ``shape_zyx`` (progress total)."""
+        z, _, x = (int(s) for s in shape_zyx)
+        return sum(len(self.grid((z, e1 - e0, x))) for _, _, e0, e1 in self.bands(shape_zyx))
+
+    def _predict_block(self, read: Reader, shape_zyx: tuple[int, int, int],
+                       outputs: Sequence[Any], progress: prog.ProgressCallback | None,
+                       cancel: prog.CancelToken | None, done: int, total: int) -> int:
+        grid = self.grid(shape_zyx)
         acc = BlendingAccumulator(grid, self.outputs)
         writer = _SlabWriter(outputs, 0.5 if self.config.threshold is None
                              else float(self.config.threshold))
@@ -177,6 +239,21 @@ class Predictor:
             writer.add(z0, block)
         writer.flush()
         return done
+
+
+class _RowWindow:
+    """A band's view of an output array: rows [core_start, core_stop) of the volume, given as
+    blocks of the band's rows [read_start, ...); rows outside the core (the halo) are dropped."""
+
+    def __init__(self, out: Any, read_start: int, core_start: int, core_stop: int) -> None:
+        self.out, self.offset = out, read_start
+        self.core = slice(core_start, core_stop)
+        self.band_core = slice(core_start - read_start, core_stop - read_start)
+        self.dtype = out.dtype
+        self.chunks = getattr(out, "chunks", None)
+
+    def __setitem__(self, z: slice, values: np.ndarray) -> None:
+        self.out[z, self.core] = values[:, self.band_core]
 
 
 class _SlabWriter:
@@ -252,7 +329,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
     try:
         with Dataset.open(src_path) as src:
             names = src.sample_names()
-            total = sum(len(predictor.grid(src.sample(n).shape)) for n in names)
+            total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
             prog.emit(progress, 0, total, "tiles", "predict")
             with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
                                 overwrite=True) as out:
