@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -68,6 +67,8 @@ def main() -> None:
                         help="validation batches per epoch, drawn from the training volume "
                              "(default 0: Lucchi++ has no separate validation volume)")
     parser.add_argument("--steps-per-epoch", type=int, default=32)
+    parser.add_argument("--lr-schedule", default="cosine", choices=("cosine", "plateau", "constant"),
+                        help="cosine (default) decays the LR to ~0 when the budget runs out")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation")
     parser.add_argument("--test-slices", type=int, help="predict and score only the first N test "
                         "slices (quick runs on a busy machine; default: all 165)")
@@ -87,7 +88,6 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from deepscem.metrics import evaluate
     from deepscem.models.storage import model_info_from, save_model
     from deepscem.models.unet import build_unet
-    from deepscem.progress import CancelToken
     from deepscem.training.trainer import train
 
     work.mkdir(parents=True, exist_ok=True)
@@ -102,26 +102,15 @@ def run(args: argparse.Namespace, work: Path) -> None:
     info = model_info_from(model, unet)
     config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=10_000,
                          validation_steps=args.validation_steps,
-                         mixed_precision=args.mixed_precision, seed=0)
+                         mixed_precision=args.mixed_precision, seed=0,
+                         time_limit_minutes=args.minutes, lr_schedule=args.lr_schedule)
     if args.batch_size:
         config = dataclasses.replace(config, batch_size=args.batch_size)
     print(f"model: default U-Net {unet}, {model.count_params():,} parameters")
     print(f"training: {config}")
-    budget = args.minutes * 60
-    token = CancelToken()
-    timer = threading.Timer(budget, token.cancel)
-    seen = {"batches": 0}
-
-    def progress(p):
-        seen["batches"] = max(seen["batches"], p.done)
-
     t0 = time.perf_counter()
-    timer.start()
-    try:
-        result = train(model, info, [train_ds], [train_ds] if args.validation_steps else None,
-                       config, log_path=work / "lucchi_log.csv", progress=progress, cancel=token)
-    finally:
-        timer.cancel()
+    result = train(model, info, [train_ds], [train_ds] if args.validation_steps else None,
+                   config, log_path=work / "lucchi_log.csv")
     t_train = time.perf_counter() - t0
     save_model(result.model, work / "lucchi.keras", result.info)
     patches = result.steps_done * config.batch_size

@@ -105,8 +105,18 @@ class TrainConfig:
     target: str = "label"
     mixed_precision: bool = False
     seed: int | None = None
+    # "plateau": halve the LR when the monitored loss stalls (if reduce_lr); "cosine": decay it
+    # smoothly to ~0 over the run (its length = epochs x steps, or time_limit_minutes if that
+    # ends first), best for a fixed budget; "constant".
+    lr_schedule: str = "plateau"
+    # Wall-clock budget: training stops after the batch that crosses it (best weights kept).
+    time_limit_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in ("plateau", "cosine", "constant"):
+            raise ConfigError(f"lr_schedule must be plateau, cosine or constant, got {self.lr_schedule!r}")
+        if self.time_limit_minutes is not None and float(self.time_limit_minutes) <= 0:
+            raise ConfigError(f"time_limit_minutes must be positive, got {self.time_limit_minutes}")
         if len(self.patch) != 3 or any(int(p) < 1 for p in self.patch):
             raise ConfigError(f"patch must be three positive sizes (Z, Y, X), got {self.patch}")
         for field_name in ("batch_size", "steps_per_epoch", "epochs"):

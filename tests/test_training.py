@@ -155,3 +155,28 @@ def test_mixed_precision_only_when_asked(data):
     assert {layer.dtype_policy.name for layer in result.model.layers} == {"float32"}
     out = result.model.predict_on_batch(np.zeros((1, 16, 16, 1), np.float32))
     assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_time_limit_stops_after_the_batch_that_crosses_it(data):
+    model, info = tiny_unet(dim=2)
+    result = train(model, info, [data["one"]], [data["one"]],
+                   quick(epochs=50, time_limit_minutes=1e-4), run_eagerly=True)
+    assert result.stopped_reason == "time limit" and result.steps_done == 1
+    assert "time limit" in result.message
+
+
+def test_cosine_schedule_decays_the_learning_rate_over_the_run(data):
+    model, info = tiny_unet(dim=2)
+    result = train(model, info, [data["one"]], None,
+                   quick(epochs=4, validation_steps=0, learning_rate=1e-2, lr_schedule="cosine"),
+                   run_eagerly=True)
+    lrs = result.history["lr"]
+    assert len(lrs) == 4 and all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[-1] < 0.5e-2
+
+
+def test_schedule_and_limit_are_validated():
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(ConfigError, match="time_limit"):
+        TrainConfig(time_limit_minutes=0)

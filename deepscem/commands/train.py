@@ -56,6 +56,13 @@ def register(subparsers) -> None:
                    help="stop when the monitored loss stops improving (default: off)")
     p.add_argument("--reduce-lr", action=flag, default=d.reduce_lr,
                    help="halve the learning rate when the loss plateaus for 2 epochs (default: on)")
+    p.add_argument("--lr-schedule", choices=("plateau", "cosine", "constant"), default=d.lr_schedule,
+                   help="plateau: halve the LR when the loss stalls (with --reduce-lr); cosine: decay "
+                        "it smoothly to ~0 over the run, best with --time-limit; constant "
+                        "(default %(default)s)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="stop after this many minutes of training (after the current batch), keeping "
+                        "the best weights; with --lr-schedule cosine the LR decays over this time")
     p.add_argument("--rotate", action=flag, default=d.rotate,
                    help="random 90-degree rotations in the patch plane (default: on)")
     p.add_argument("--flip", action=flag, default=d.flip,
@@ -88,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
                          keep_best=args.keep_best, early_stopping=args.early_stopping,
                          reduce_lr=args.reduce_lr, rotate=args.rotate, flip=args.flip,
                          intensity=args.intensity, label_focus=focus, target=args.target,
-                         mixed_precision=args.mixed_precision, seed=args.seed)
+                         mixed_precision=args.mixed_precision, seed=args.seed,
+                         lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,

@@ -212,3 +212,41 @@ class EpochLog(keras.callbacks.Callback):
         if self._file is not None:
             self._file.close()
             self._file, self._writer = None, None
+
+
+class BudgetAndSchedule(keras.callbacks.Callback):
+    """A wall-clock budget and a cosine learning-rate decay over the run.
+
+    The run's progress is the larger of steps done / ``total_steps`` and elapsed time /
+    ``seconds``, so with a time budget the LR reaches its floor when the time runs out, however
+    fast the machine is. Example: lr0 1e-3, 15 min budget, 7.5 min elapsed -> 5.1e-4.
+    The clock starts at the first batch (label indexing and set-up do not count).
+    """
+
+    def __init__(self, state: RunState, *, total_steps: int, seconds: float | None, cosine: bool,
+                 lr0: float, floor: float = 0.02) -> None:
+        super().__init__()
+        self.state, self.total, self.seconds = state, max(1, total_steps), seconds
+        self.cosine, self.lr0, self.floor = cosine, lr0, floor
+        self.start: float | None = None
+        self.steps = 0
+
+    def _elapsed(self) -> float:
+        return 0.0 if self.start is None else time.monotonic() - self.start
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.start is None:
+            self.start = time.monotonic()
+        if self.cosine:
+            frac = self.steps / self.total
+            if self.seconds:
+                frac = max(frac, self._elapsed() / self.seconds)
+            factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            self.model.optimizer.learning_rate = self.lr0 * factor
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps += 1
+        if self.seconds and self._elapsed() >= self.seconds:
+            self.model.stop_training = True
+            self.state.stop("time limit", f"stopped at the {self.seconds / 60:g}-minute time limit after "
+                                          f"{self.state.steps_done} steps; kept the best weights")

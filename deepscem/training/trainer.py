@@ -34,7 +34,14 @@ from deepscem.errors import ConfigError, ModelError
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
-from deepscem.training.callbacks import EpochLog, KeepBest, NanGuard, ProgressAndCancel, RunState
+from deepscem.training.callbacks import (
+    BudgetAndSchedule,
+    EpochLog,
+    KeepBest,
+    NanGuard,
+    ProgressAndCancel,
+    RunState,
+)
 from deepscem.training.sampler import PatchSampler
 from deepscem.training.sequence import PatchSequence
 
@@ -153,7 +160,12 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             early = keras.callbacks.EarlyStopping(monitor=monitor, patience=max(3, config.epochs // 8),
                                                   min_delta=1e-4)
             callbacks.append(early)
-        if config.reduce_lr:
+        limit = float(config.time_limit_minutes) * 60 if config.time_limit_minutes else None
+        if limit or config.lr_schedule == "cosine":
+            callbacks.append(BudgetAndSchedule(state, total_steps=config.steps_per_epoch * config.epochs,
+                                               seconds=limit, cosine=config.lr_schedule == "cosine",
+                                               lr0=config.learning_rate))
+        if config.reduce_lr and config.lr_schedule == "plateau":
             callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, factor=0.5, patience=2, min_delta=1e-4,
                 min_lr=config.learning_rate / 64))
