@@ -67,6 +67,8 @@ def main() -> None:
                         help="validation batches per epoch, drawn from the training volume "
                              "(default 0: Lucchi++ has no separate validation volume)")
     parser.add_argument("--steps-per-epoch", type=int, default=32)
+    parser.add_argument("--block", choices=("residual", "vgg"), help="U-Net block (default: UNetConfig)")
+    parser.add_argument("--blocks-per-level", type=int, help="conv blocks per level (default: UNetConfig)")
     parser.add_argument("--lr-schedule", default="cosine", choices=("cosine", "plateau", "constant"),
                         help="cosine (default) decays the LR to ~0 when the budget runs out")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation")
@@ -97,7 +99,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
     train_ds, test_ds = build_datasets(args.data, work, args.test_slices)
     t_build = time.perf_counter() - t0
 
-    unet = UNetConfig()  # the default 2D U-Net
+    unet = UNetConfig()  # the default 2D U-Net, unless --block / --blocks-per-level change it
+    if args.block:
+        unet = dataclasses.replace(unet, block=args.block)
+    if args.blocks_per_level:
+        unet = dataclasses.replace(unet, blocks_per_level=args.blocks_per_level)
     model = build_unet(unet)
     info = model_info_from(model, unet)
     config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=10_000,
@@ -106,7 +112,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                          time_limit_minutes=args.minutes, lr_schedule=args.lr_schedule)
     if args.batch_size:
         config = dataclasses.replace(config, batch_size=args.batch_size)
-    print(f"model: default U-Net {unet}, {model.count_params():,} parameters")
+    print(f"model: U-Net {unet}, {model.count_params():,} parameters")
     print(f"training: {config}")
     t0 = time.perf_counter()
     result = train(model, info, [train_ds], [train_ds] if args.validation_steps else None,
