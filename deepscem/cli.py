@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 import traceback
@@ -68,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="explain the seed's flag form (--create-dataset, --add-sample, ...)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:  # command groups land one by one
-            importlib.import_module(name).register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -158,10 +156,8 @@ def run_legacy(args: argparse.Namespace) -> int:
         dataset_cmd.add_sample(values[0], values[1], values[2], values[3:])
     if args.train_model:
         values = dict(zip(TRAIN_MODEL_FIELDS, args.train_model))
-        try:
-            train_cmd = importlib.import_module("deepscem.commands.train")
-        except ModuleNotFoundError:
-            raise DeepScemError("training is not available in this version yet") from None
+        from deepscem.commands import train as train_cmd
+
         train_cmd.run_legacy(values)
     if args.gui_no_safe:
         return open_gui(safe=False)
