@@ -241,11 +241,12 @@ class SaveAsDialog(ConfigDialog):
         return SaveAsRequest(self.source, target, self.original.isChecked())
 
 
-def _pair(*widgets: QWidget) -> QWidget:
-    from PyQt5.QtWidgets import QHBoxLayout
+def _pair(*widgets: QWidget, vertical: bool = False) -> QWidget:
+    """Widgets side by side (or stacked: long check-box texts stay readable at natural width)."""
+    from PyQt5.QtWidgets import QHBoxLayout, QVBoxLayout
 
     box = QWidget()
-    layout = QHBoxLayout(box)
+    layout = QVBoxLayout(box) if vertical else QHBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
     for widget in widgets:
         layout.addWidget(widget)

@@ -183,7 +183,7 @@ class TrainDialog(ConfigDialog):
                 ("Steps per epoch", self.steps), ("Epochs", self.epochs),
                 ("Validation steps", self.valid_steps), ("Learning rate", self.lr),
                 ("Label focus", self.focus),
-                ("Callbacks", _column(self.keep_best, self.early, self.reduce_lr)),
+                ("Callbacks", _pair(self.keep_best, self.early, self.reduce_lr, vertical=True)),
                 ("Augmentation", _pair(self.rotate, self.flip, self.intensity)), ("Log", self.log_edit))
         for label, widget in rows:
             self.form.addRow(label, widget)
@@ -311,15 +311,3 @@ class EvaluateDialog(ConfigDialog):
             raise ConfigError("load the reference and segmentation datasets first")
         return EvaluateRequest(Path(self.reference.currentData()), Path(self.segmentation.currentData()),
                                self.threshold.value())
-
-
-def _column(*widgets: QWidget) -> QWidget:
-    """Widgets stacked vertically: long check-box texts stay readable at the dialog's natural width."""
-    from PyQt5.QtWidgets import QVBoxLayout
-
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box
