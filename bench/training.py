@@ -142,7 +142,15 @@ def throughput(args) -> None:
         def on_train_batch_end(self, batch, logs=None):
             mem.append(time.perf_counter())
 
-    model.fit(Random(), epochs=1, verbose=0, callbacks=[Timer()])  # same compiled model and step
+    same = model  # the trainer compiled this model in place (float32) ...
+    if args.mixed_precision:  # ... or a bfloat16 clone of it, so compile the same clone here
+        from deepscem.config import TrainConfig
+        from deepscem.models.losses import get_loss
+        from deepscem.training import precision
+
+        same = precision.with_policy(model, precision.MIXED)
+        same.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss(TrainConfig().loss, "sigmoid"))
+    same.fit(Random(), epochs=1, verbose=0, callbacks=[Timer()])  # same model and step
     memory = rate(mem, args.warmup, args.batch)
     print(f"model: 2D U-Net filters {args.filters} depth {args.depth}, {model.count_params():,} parameters; "
           f"batch {args.batch} x {args.patch}x{args.patch}; {args.steps} timed steps after {args.warmup}")
