@@ -202,7 +202,7 @@ def rss(args) -> None:
     for what, path in files.items():
         cmd = [sys.executable, __file__, "--rss-child", str(path), "--rss-steps", str(args.rss_steps),
                "--batch", str(args.batch), "--patch", str(args.patch), "--filters", str(args.filters),
-               "--depth", str(args.depth)]
+               "--depth", str(args.depth)] + (["--mixed-precision"] if args.mixed_precision else [])
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if out.returncode:

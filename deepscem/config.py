@@ -135,7 +135,8 @@ class PredictConfig:
     """How to predict (DESIGN.md §6). Patch is the tile (Z, Y, X); None = the model's default
     (larger than its training patch). overlap: fraction of a tile shared with its neighbour
     (0 = none). threshold: None keeps float outputs, a value writes uint8 {0, 1}.
-    tta: average over flips/rotations.
+    tta: average over flips/rotations. min_size: after thresholding, remove connected
+    objects of fewer voxels (0 = keep all; see deepscem.postprocess).
     """
 
     patch: tuple[int, int, int] | None = None
@@ -143,8 +144,14 @@ class PredictConfig:
     batch_size: int = 4
     threshold: float | None = None
     tta: bool = False
+    min_size: int = 0
 
     def __post_init__(self) -> None:
+        if int(self.min_size) < 0:
+            raise ConfigError(f"min_size is a number of voxels >= 0, got {self.min_size}")
+        if int(self.min_size) > 1 and self.threshold is None:
+            raise ConfigError("removing small objects works on binary masks: give a threshold too "
+                              "(e.g. --threshold 0.5)")
         if self.patch is not None and (len(self.patch) != 3 or any(int(p) < 1 for p in self.patch)):
             raise ConfigError(f"patch must be three positive sizes (Z, Y, X), got {self.patch}")
         if not 0.0 <= float(self.overlap) < 1.0:

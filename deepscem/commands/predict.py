@@ -40,6 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument("--threshold", type=float, metavar="T",
                         help="write binary masks (uint8 0/1: output > T) instead of float "
                              "probabilities")
+    parser.add_argument("--min-size", type=int, default=0, metavar="N",
+                        help="with --threshold: remove connected objects of fewer than N voxels "
+                             "(specks; exact and out of core, see docs/prediction.md; default: "
+                             "keep all)")
     parser.add_argument("--batch-size", type=int, default=4, metavar="B",
                         help="tiles per forward pass (default %(default)s)")
     parser.add_argument("--tta", action="store_true",
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from deepscem.config import PredictConfig
 
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,
-                           batch_size=args.batch_size, threshold=args.threshold, tta=args.tta)
+                           batch_size=args.batch_size, threshold=args.threshold, tta=args.tta,
+                           min_size=args.min_size)
     from deepscem.dataset import Dataset
 
     Dataset.open(dataset_path).close()  # a bad dataset is reported before the model loads

@@ -346,11 +346,35 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
                     done = predictor.predict_volume(sample.read_image, sample.shape, layers,
                                                     progress=progress, cancel=cancel,
                                                     done=done, total=total)
+                if config.min_size > 1:
+                    _remove_small_objects(out, config.min_size, progress, cancel)
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return out_path
+
+
+def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallback | None,
+                          cancel: prog.CancelToken | None) -> None:
+    """Clean every prediction layer of ``out`` (one progress bar over all of them); each
+    layer records ``min_size`` and what was removed in its attrs."""
+    from deepscem.postprocess import remove_small_objects
+
+    layers = [out.sample(name).layer(layer) for name in out.sample_names()
+              for layer in out.sample(name).layer_names() if layer.startswith("prediction_")]
+    total = sum(int(layer.shape[0]) for layer in layers)
+    done = 0
+    for layer in layers:
+        def report(p: prog.Progress, offset: int = done) -> None:
+            prog.emit(progress, offset + p.done, total, "slices", "remove small objects")
+
+        removed = remove_small_objects(layer, min_size, progress=report, cancel=cancel)
+        layer.attrs["min_size"] = min_size
+        layer.attrs["removed_objects"] = removed.objects
+        layer.attrs["removed_voxels"] = removed.voxels
+        layer.attrs["removal_exact"] = removed.exact
+        done += int(layer.shape[0])
 
 
 def _remove_stale_partials(out_path: Path) -> None:

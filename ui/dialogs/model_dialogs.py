@@ -253,13 +253,19 @@ class PredictDialog(ConfigDialog):
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setValue(0.5)
+        self.min_size = _spin(0, 10**9, d.min_size, "After thresholding, remove connected objects of "
+                              "fewer voxels (specks); 0 keeps every object")
+        self.min_size.setSuffix(" voxels")
+        self.use_threshold.toggled.connect(self.min_size.setEnabled)
+        self.min_size.setEnabled(False)
         self.tta = QCheckBox("Test-time augmentation (average flips/rotations)")
         self.overwrite = QCheckBox("Overwrite the output file if it exists")
         self.dataset_combo.currentIndexChanged.connect(self._suggest_output)
         for label, widget in (("Model", self.model_combo), ("Dataset", self.dataset_combo),
                               ("Output", self.output), ("Tile", self.auto_patch), ("", _pair(*self.patch)),
                               ("Overlap", self.overlap), ("Batch size", self.batch),
-                              ("", _pair(self.use_threshold, self.threshold)), ("", self.tta),
+                              ("", _pair(self.use_threshold, self.threshold)),
+                              ("Remove objects under", self.min_size), ("", self.tta),
                               ("", self.overwrite)):
             self.form.addRow(label, widget)
         self._suggest_output()
@@ -283,7 +289,8 @@ class PredictDialog(ConfigDialog):
         patch = None if self.auto_patch.isChecked() else tuple(s.value() for s in self.patch)
         config = PredictConfig(patch=patch, overlap=self.overlap.value(), batch_size=self.batch.value(),
                                threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
-                               tta=self.tta.isChecked())
+                               tta=self.tta.isChecked(),
+                               min_size=self.min_size.value() if self.use_threshold.isChecked() else 0)
         return PredictRequest(self.model_combo.currentText(), dataset, output, config)
 
 
