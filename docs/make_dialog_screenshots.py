@@ -74,7 +74,7 @@ def main() -> int:
     grab(TrainDialog(["unet"], summaries[:1], "unet", path, dim=2), "dialog_train.png", 860)
     predict = PredictDialog(["unet"], summaries[:1], "unet", path)
     predict.output.setText("~/em/em_prediction.hdf5")
-    grab(predict, "dialog_predict.png", 620)
+    grab(predict, "dialog_predict.png", 700)
     report = evaluate(path, dilated)
     dialog = EvaluationResultDialog(report, f"{dilated.name} vs {path.name}")
     dialog.resize(900, 330)

@@ -100,10 +100,13 @@ def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
     dialog.accept()
     assert "not the dataset itself" in dialog.error_label.text()
     dialog.output.setText(str(tmp_path / "p.hdf5"))
+    assert not dialog.min_size.isEnabled()  # removing objects needs a binary mask
     dialog.use_threshold.setChecked(True)
+    assert dialog.min_size.isEnabled()
+    dialog.min_size.setValue(100)
     dialog.auto_patch.setChecked(False)
     dialog.accept()
-    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5)
+    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5, min_size=100)
 
 
 def test_evaluate_crop_distance_and_save_as_dialogs(qtbot, tmp_path):
