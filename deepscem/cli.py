@@ -25,6 +25,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from deepscem import __version__
 from deepscem.errors import DeepScemError
@@ -48,9 +49,15 @@ TRAIN_MODEL_FIELDS = (
 )
 
 
+def _prog() -> str:
+    """How the user called us: ``deepscem`` (the installed command) or ``run.py``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "deepscem" if name.startswith("deepscem") else "run.py"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="run.py",
+        prog=_prog(),
         description=(
             "DeepSCEM: deep-learning segmentation of organelles in electron-microscopy volumes. "
             "Without arguments the graphical interface opens."
@@ -73,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_legacy_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="run.py",
+        prog=_prog(),
         description="The seed's flag form, run in its fixed order: create, add, train, then "
                     "(with --gui-no-safe) the GUI with safe mode off.",
     )
