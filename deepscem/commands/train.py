@@ -153,7 +153,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
         raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
     from deepscem.progress import CancelToken, TqdmProgress
-    from deepscem.training.precision import cpu_name
+    from deepscem.training.precision import bf16_supported, cpu_name
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)
@@ -164,7 +164,11 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     print(f"training on {', '.join(train_ds)}; validating on "
           f"{', '.join(valid_ds) if config.validation_steps else 'nothing (validation steps 0)'}")
     print(f"patch {tuple(config.patch)}, batch {config.batch_size}, {config.steps_per_epoch} steps x "
-          f"{config.epochs} epochs, loss {config.loss}, lr {config.learning_rate}")
+          f"{config.epochs} epochs, loss {config.loss}, lr {config.learning_rate}"
+          + (", bfloat16" if config.mixed_precision else ""))
+    if not config.mixed_precision and bf16_supported():
+        print("hint: this device computes bfloat16 fast: --mixed-precision trains ~20% faster "
+              "(measured on a 2-core CPU with bf16 instructions, bench/README.md)")
     cancel = CancelToken()
     previous = _cancel_on_first_interrupt(cancel)
     try:

@@ -32,12 +32,18 @@ def with_policy(model: keras.Model, policy: str) -> keras.Model:
 
 def bf16_supported() -> bool:
     """True where bfloat16 is fast: a GPU of compute capability >= 8 or a CPU with bf16 instructions."""
-    import tensorflow as tf
+    if keras.backend.backend() == "torch":
+        import torch
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability and capability[0] >= 8:
-            return True
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_capability(0)[0] >= 8
+    else:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:  # the model runs on the first GPU, whatever the CPU can do
+            capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+            return bool(capability and capability[0] >= 8)
     flags = _cpu_flags()
     return bool({"avx512_bf16", "amx_bf16"} & flags)
 

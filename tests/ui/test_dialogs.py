@@ -86,6 +86,15 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     req = dialog.value
     assert req.train == (summary.path,) and req.valid == ()
     assert req.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32))
+    # a fixed budget: cosine decay over a time limit, in bfloat16
+    dialog.schedule.setCurrentText("cosine")
+    assert not dialog.reduce_lr.isEnabled()  # only the plateau schedule uses it
+    dialog.time_limit.setValue(15)
+    dialog.mixed.setChecked(True)
+    dialog.accept()
+    assert dialog.value.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32),
+                                              lr_schedule="cosine", time_limit_minutes=15,
+                                              mixed_precision=True)
 
 
 def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
