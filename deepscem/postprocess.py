@@ -88,10 +88,9 @@ def remove_small_objects(layer: Any, min_size: int, *, max_voxels: int = MAX_VOX
         for face, inside in ((0, w0 > 0), (-1, w1 < depth)):
             if inside:
                 small[np.unique(labels[face])] = False
-        core_labels = labels[z0 - w0:z1 - w0]
-        boxes = ndimage.find_objects(labels, max_label=n)
-        drop = small[core_labels]
+        drop = small[labels[z0 - w0:z1 - w0]]
         if drop.any():
+            boxes = ndimage.find_objects(labels, max_label=n)
             # an object is counted in the slab that holds its last slice, once (a small object
             # crossing into the next core keeps its last slice there; only its lower part is
             # removed here); it would count twice only if that lower part's removal split it

@@ -361,8 +361,9 @@ def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallba
     layer records ``min_size`` and what was removed in its attrs."""
     from deepscem.postprocess import remove_small_objects
 
-    layers = [out.sample(name).layer(layer) for name in out.sample_names()
-              for layer in out.sample(name).layer_names() if layer.startswith("prediction_")]
+    samples = [out.sample(name) for name in out.sample_names()]
+    layers = [sample.layer(name) for sample in samples for name in sample.layer_names()
+              if name.startswith("prediction_")]
     total = sum(int(layer.shape[0]) for layer in layers)
     done = 0
     for layer in layers:
