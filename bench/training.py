@@ -270,7 +270,7 @@ def main() -> None:
     p.add_argument("--patch", type=int, default=256)
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2, help="batch-building threads (as train())")
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--big-gib", type=float, default=2.05, help="size of the generated file (0: skip)")
     p.add_argument("--rss-steps", type=int, default=6)
