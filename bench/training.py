@@ -260,6 +260,8 @@ def lucchi_3d(args) -> None:
 
 
 def main() -> None:
+    from deepscem.config import BATCH_WORKERS
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
     p.add_argument("--work", type=Path, default=None,
@@ -270,7 +272,7 @@ def main() -> None:
     p.add_argument("--patch", type=int, default=256)
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--workers", type=int, default=2, help="batch-building threads (as train())")
+    p.add_argument("--workers", type=int, default=BATCH_WORKERS, help="batch-building threads (as train())")
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--big-gib", type=float, default=2.05, help="size of the generated file (0: skip)")
     p.add_argument("--rss-steps", type=int, default=6)

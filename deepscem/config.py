@@ -72,6 +72,12 @@ class UNetConfig:
             raise ConfigError(f"depth must be between 0 and 8, got {self.depth}")
 
 
+# Threads building training batches ahead of the step (Keras's ordered enqueuer). With 1, Keras
+# hands the sequence to tf.data's from_generator + prefetch instead, which on a 2-core CPU sat
+# idle ~20 s at the start of every second or third epoch (bench/README.md, "Training").
+BATCH_WORKERS = 2
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train (DESIGN.md §5). Patch is (Z, Y, X); a 2D model needs Z = 1.

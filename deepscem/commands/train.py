@@ -11,7 +11,7 @@ import argparse
 import signal
 from pathlib import Path
 
-from deepscem.config import TrainConfig
+from deepscem.config import BATCH_WORKERS, TrainConfig
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, ModelError
 
 _DEFAULT = TrainConfig()
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
                    help="compute in bfloat16 (faster on recent GPUs and CPUs with bf16 "
                         "instructions, slower elsewhere) (default: off)")
     p.add_argument("--seed", type=int, default=None, help="random seed for repeatable patches")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
+    p.add_argument("--workers", type=int, default=BATCH_WORKERS, metavar="N",
                    help="threads building batches (default %(default)s; 1 hands batching to tf.data, "
                         "which can stall ~20 s at the start of an epoch)")
     p.add_argument("--log", metavar="CSV", help="per-epoch CSV log (default: MODEL_OUT with .csv)")
@@ -133,7 +133,7 @@ def _split(text: str) -> list[str]:
 
 def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],
                 config: TrainConfig, *, log_path: str | None = None, overwrite: bool = False,
-                workers: int = 2) -> int:
+                workers: int = BATCH_WORKERS) -> int:
     """Load, train with a tqdm bar, save; returns 0. A NaN/inf loss saves the last good weights
     and then raises DeepScemError (exit code 1)."""
     model_in_path, out = Path(model_in), Path(model_out)

@@ -29,7 +29,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepscem.config import TrainConfig, to_dict
+from deepscem.config import BATCH_WORKERS, TrainConfig, to_dict
 from deepscem.errors import ConfigError, ModelError
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
@@ -73,7 +73,7 @@ class TrainResult:
 def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike],
           valid_paths: Sequence[str | os.PathLike] | None, config: TrainConfig, *,
           log_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
-          cancel: CancelToken | None = None, workers: int = 2,
+          cancel: CancelToken | None = None, workers: int = BATCH_WORKERS,
           run_eagerly: bool = False) -> TrainResult:
     """Train ``model`` on random patches of the samples in ``train_paths``.
 
@@ -83,10 +83,8 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     Progress: one report per training batch (stage "train", unit "batches", metrics
     ``loss``, ``epoch``, ``val_loss``...). Cancel stops after the current batch and returns
     the best model so far (``stopped_reason`` "cancelled"); it does not raise.
-    workers: threads building batches ahead of the training step, in order (Keras's
-        enqueuer). 1 hands the sequence to tf.data's ``from_generator`` + prefetch instead,
-        which on a 2-core CPU sat idle ~20 s at the start of every second or third epoch
-        (float32 Lucchi++ runs: epochs of 21 s and 41 s alternating; with 2 workers all 22 s).
+    workers: threads building batches ahead of the training step (see
+        ``deepscem.config.BATCH_WORKERS`` for why the default is not 1).
     run_eagerly: skip tf.function tracing (~5 s on a CPU); only worth it for runs of a
     few steps (tests, debugging).
     Raises ModelError / ConfigError / DatasetError before training when model, options
