@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--mixed-precision", action="store_true",
                         help="train with mixed precision (bfloat16 on CPUs that support it)")
     parser.add_argument("--batch-size", type=int, help="training batch (default: TrainConfig)")
+    parser.add_argument("--micro-batch", type=int,
+                        help="patches per pass (default: TrainConfig's auto, 2 on a CPU)")
     parser.add_argument("--validation-steps", type=int, default=0,
                         help="validation batches per epoch, drawn from the training volume "
                              "(default 0: Lucchi++ has no separate validation volume)")
@@ -112,8 +114,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
                          time_limit_minutes=args.minutes, lr_schedule=args.lr_schedule)
     if args.batch_size:
         config = dataclasses.replace(config, batch_size=args.batch_size)
+    if args.micro_batch:
+        config = dataclasses.replace(config, micro_batch_size=args.micro_batch)
     print(f"model: U-Net {unet}, {model.count_params():,} parameters")
-    print(f"training: {config}")
+    from deepscem.config import micro_batch
+
+    print(f"training: {config}; passes of {micro_batch(config)} patches")
     t0 = time.perf_counter()
     result = train(model, info, [train_ds], [train_ds] if args.validation_steps else None,
                    config, log_path=work / "lucchi_log.csv")

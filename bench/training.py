@@ -92,7 +92,8 @@ def train_config(args, steps: int, focus: float | None = None):
     from deepscem.config import TrainConfig
 
     d = TrainConfig()
-    return TrainConfig(batch_size=args.batch, patch=(1, args.patch, args.patch), steps_per_epoch=steps,
+    return TrainConfig(batch_size=args.batch, micro_batch_size=args.micro or None,
+                       patch=(1, args.patch, args.patch), steps_per_epoch=steps,
                        epochs=1, validation_steps=0, label_focus=d.label_focus if focus is None else focus,
                        mixed_precision=args.mixed_precision, seed=0, reduce_lr=False)
 
@@ -118,8 +119,13 @@ def throughput(args) -> None:
         if p.stage == "train":
             times.append(time.perf_counter())
 
-    train(model, info, [path], None, train_config(args, steps), progress=rec, workers=args.workers)
-    hdf5 = rate(times, args.warmup, args.batch)
+    from deepscem.config import micro_batch
+
+    config = train_config(args, steps)
+    micro = micro_batch(config)
+    passes = args.batch // micro
+    train(model, info, [path], None, config, progress=rec, workers=args.workers)
+    hdf5 = rate(times, args.warmup, args.batch)  # one report per step of args.batch patches
 
     class Random(keras.utils.PyDataset):
         """Ready-made tensors: what the same fit reaches when feeding costs nothing."""
@@ -127,11 +133,11 @@ def throughput(args) -> None:
         def __init__(self):
             super().__init__()
             r = np.random.default_rng(0)
-            self.x = r.random((args.batch, args.patch, args.patch, 1), np.float32)
-            self.y = (r.random((args.batch, args.patch, args.patch, 1)) > 0.9).astype(np.float32)
+            self.x = r.random((micro, args.patch, args.patch, 1), np.float32)
+            self.y = (r.random((micro, args.patch, args.patch, 1)) > 0.9).astype(np.float32)
 
         def __len__(self):
-            return steps
+            return steps * passes
 
         def __getitem__(self, i):
             return self.x, self.y
@@ -140,7 +146,8 @@ def throughput(args) -> None:
 
     class Timer(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            mem.append(time.perf_counter())
+            if (batch + 1) % passes == 0:  # a step (weight update) ends every `passes` batches
+                mem.append(time.perf_counter())
 
     same = model  # the trainer compiled this model in place (float32) ...
     if args.mixed_precision:  # ... or a bfloat16 clone of it, so compile the same clone here
@@ -149,11 +156,13 @@ def throughput(args) -> None:
         from deepscem.training import precision
 
         same = precision.with_policy(model, precision.MIXED)
-        same.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss(TrainConfig().loss, "sigmoid"))
+        same.compile(optimizer=keras.optimizers.Adam(1e-3, gradient_accumulation_steps=passes if passes > 1
+                                                     else None), loss=get_loss(TrainConfig().loss, "sigmoid"))
     same.fit(Random(), epochs=1, verbose=0, callbacks=[Timer()])  # same model and step
     memory = rate(mem, args.warmup, args.batch)
     print(f"model: 2D U-Net filters {args.filters} depth {args.depth}, {model.count_params():,} parameters; "
-          f"batch {args.batch} x {args.patch}x{args.patch}; {args.steps} timed steps after {args.warmup}")
+          f"batch {args.batch} x {args.patch}x{args.patch} in passes of {micro}; {args.steps} timed steps "
+          f"after {args.warmup}")
     print(f"patches/s fed by the HDF5 sampler (label focus, rotate/flip): {hdf5:.2f}")
     print(f"patches/s fed by in-memory random tensors (upper limit):     {memory:.2f}")
     print(f"ratio: {hdf5 / memory:.3f}")
@@ -202,7 +211,8 @@ def rss(args) -> None:
     for what, path in files.items():
         cmd = [sys.executable, __file__, "--rss-child", str(path), "--rss-steps", str(args.rss_steps),
                "--batch", str(args.batch), "--patch", str(args.patch), "--filters", str(args.filters),
-               "--depth", str(args.depth)] + (["--mixed-precision"] if args.mixed_precision else [])
+               "--depth", str(args.depth), "--micro", str(args.micro)] + (
+                   ["--mixed-precision"] if args.mixed_precision else [])
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if out.returncode:
@@ -269,6 +279,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12, help="timed steps per source")
     p.add_argument("--warmup", type=int, default=3, help="untimed first steps per source")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--micro", type=int, default=0,
+                   help="patches per pass (gradient accumulation); 0: train()'s default")
     p.add_argument("--patch", type=int, default=256)
     p.add_argument("--filters", type=int, default=16)
     p.add_argument("--depth", type=int, default=4)

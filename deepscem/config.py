@@ -77,6 +77,12 @@ class UNetConfig:
 # idle ~20 s at the start of every second or third epoch (bench/README.md, "Training").
 BATCH_WORKERS = 2
 
+# Patches per forward/backward pass on a CPU when TrainConfig.micro_batch_size is None. Training
+# memory grows by ~180 MB per patch of 256² in a pass (default U-Net, float32): passes of 2 keep
+# the default run (batches of 8) at ~1.2 GiB instead of ~1.9 GiB for whole batches, for ~5 %
+# fewer patches/s; passes of 4 peak at ~1.5 GiB (bench/README.md, "Training").
+MICRO_BATCH = 2
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -117,6 +123,12 @@ class TrainConfig:
     lr_schedule: str = "plateau"
     # Wall-clock budget: training stops after the batch that crosses it (best weights kept).
     time_limit_minutes: float | None = None
+    # Patches per forward/backward pass. A batch (one weight update) is computed in
+    # batch_size / micro_batch_size passes whose gradients are averaged, so training memory
+    # follows the micro-batch, not the batch; BatchNorm normalises each pass on its own.
+    # None: MICRO_BATCH on a CPU (the default 8 x 256² batch then trains in < 1.5 GiB of RAM),
+    # the whole batch on a GPU. Must divide batch_size.
+    micro_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in ("plateau", "cosine", "constant"):
@@ -130,10 +142,35 @@ class TrainConfig:
                 raise ConfigError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
         if int(self.validation_steps) < 0:
             raise ConfigError(f"validation_steps must be 0 or more, got {self.validation_steps}")
+        if self.micro_batch_size is not None and (
+                int(self.micro_batch_size) < 1 or int(self.batch_size) % int(self.micro_batch_size)):
+            raise ConfigError(f"micro_batch_size must divide batch_size ({self.batch_size}), got "
+                              f"{self.micro_batch_size}: e.g. {max(1, int(self.batch_size) // 2)}")
         if not 0.0 <= float(self.label_focus) <= 1.0:
             raise ConfigError(f"label_focus is a fraction between 0 and 1, got {self.label_focus}")
         if self.target not in ("label", "distance"):
             raise ConfigError(f"target must be 'label' or 'distance', got {self.target!r}")
+
+
+def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:
+    """The patches per pass that ``config`` trains with (see ``TrainConfig.micro_batch_size``).
+
+    Auto (None): the whole batch on a GPU; on a CPU the largest divisor of the batch up to
+    MICRO_BATCH, or the whole batch when that would be 1 (an odd batch is not split into
+    single patches, which BatchNorm cannot normalise well). ``gpu`` None asks the backend.
+    Examples on a CPU (MICRO_BATCH 2): batch 8 -> 2, 6 -> 2, 4 -> 2, 5 -> 5, 1 -> 1.
+    """
+    batch = int(config.batch_size)
+    if config.micro_batch_size is not None:
+        return int(config.micro_batch_size)
+    if gpu is None:
+        from deepscem.devices import has_gpu
+
+        gpu = has_gpu()
+    if gpu:
+        return batch
+    divisor = max(d for d in range(1, min(batch, MICRO_BATCH) + 1) if batch % d == 0)
+    return divisor if divisor > 1 else batch
 
 
 @dataclass(frozen=True)

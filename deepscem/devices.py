@@ -24,3 +24,18 @@ def describe_device() -> str:
             return f"torch on cuda:0 ({torch.cuda.get_device_name(0)})"
         return "torch on CPU"
     return f"{backend}"
+
+
+def has_gpu() -> bool:
+    """True when the Keras backend computes on a GPU."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    return False

@@ -116,6 +116,32 @@ def test_recompute_batchnorm_matches_training_statistics():
     np.testing.assert_allclose(infer_out, train_out, atol=1e-3)
 
 
+def test_recompute_batchnorm_averages_batches_and_keeps_statistics_on_error():
+    model = build_unet(UNetConfig(filters=2, depth=1, block="vgg", blocks_per_level=1))
+    rng = np.random.default_rng(2)
+    a = rng.random((2, 16, 16, 1), dtype=np.float32)
+    b = rng.random((2, 16, 16, 1), dtype=np.float32) * 4 + 2
+    conv = keras.Model(model.input, model.get_layer("enc0_b0_conv").output)
+    stats = [keras.ops.convert_to_numpy(conv(x)).reshape(-1, 2) for x in (a, b)]
+    bn = model.get_layer("enc0_b0_bn")
+    before = keras.ops.convert_to_numpy(bn.moving_mean).copy()
+
+    def failing():
+        yield a
+        raise RuntimeError("reading the next batch failed")
+
+    with pytest.raises(RuntimeError):
+        recompute_batchnorm(model, failing())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(bn.moving_mean), before)
+    assert bn.momentum == 0.9
+
+    assert recompute_batchnorm(model, [a, b]) == 2
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean),
+                               (stats[0].mean(0) + stats[1].mean(0)) / 2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance),
+                               (stats[0].var(0) + stats[1].var(0)) / 2, rtol=1e-3, atol=1e-5)
+
+
 # --- losses and metrics -------------------------------------------------------------------
 
 

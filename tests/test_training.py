@@ -8,7 +8,7 @@ from training_data import blob_dataset, tiny_unet
 
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 
-from deepscem.config import TrainConfig  # noqa: E402
+from deepscem.config import TrainConfig, micro_batch  # noqa: E402
 from deepscem.errors import ConfigError, DatasetError, ModelError  # noqa: E402
 from deepscem.progress import CancelToken  # noqa: E402
 from deepscem.training.trainer import train  # noqa: E402
@@ -181,3 +181,31 @@ def test_schedule_and_limit_are_validated():
         TrainConfig(lr_schedule="step")
     with pytest.raises(ConfigError, match="time_limit"):
         TrainConfig(time_limit_minutes=0)
+
+
+def test_micro_batches_accumulate_into_one_update_per_step(data):
+    model, info = tiny_unet(dim=2)
+    seen = []
+    result = train(model, info, [data["one"]], [data["one"]],
+                   quick(batch_size=4, micro_batch_size=2, steps_per_epoch=3), progress=seen.append,
+                   run_eagerly=True)
+    assert result.stopped_reason == "completed" and result.steps_done == 3
+    assert [p.done for p in seen if p.stage == "train"] == [1, 2, 3]  # steps, not passes
+    assert int(model.optimizer.iterations) == 3  # one weight update per step ...
+    assert int(model.optimizer._iterations) == 6  # ... from two passes of 2 patches each
+    assert result.info.history["micro_batch"] == 2
+    assert result.batchnorm_batches == 3 * 2  # one per step done, in passes of the training size
+    out = result.model.predict_on_batch(np.full((1, 16, 16, 1), 0.5, np.float32))
+    assert np.isfinite(out).all()
+
+
+def test_micro_batch_size_auto_and_checked():
+    autos = [micro_batch(TrainConfig(batch_size=b), gpu=False) for b in (8, 6, 4, 5, 1, 16)]
+    assert autos == [2, 2, 2, 5, 1, 2]
+    assert micro_batch(TrainConfig(batch_size=8), gpu=True) == 8
+    assert micro_batch(TrainConfig(batch_size=8, micro_batch_size=8), gpu=False) == 8
+    assert micro_batch(TrainConfig(batch_size=8, micro_batch_size=2), gpu=True) == 2
+    with pytest.raises(ConfigError, match="divide batch_size"):
+        TrainConfig(batch_size=8, micro_batch_size=3)
+    with pytest.raises(ConfigError, match="divide batch_size"):
+        TrainConfig(batch_size=4, micro_batch_size=8)

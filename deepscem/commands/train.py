@@ -38,6 +38,10 @@ def register(subparsers) -> None:
                         "(default %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
                    help="patches per training step (default %(default)s)")
+    p.add_argument("--micro-batch", type=int, default=None, metavar="M",
+                   help="patches per forward/backward pass: each batch is computed in B/M passes whose "
+                        "gradients are averaged, so memory follows M, not B; must divide B "
+                        "(default: 2 on a CPU, B on a GPU; 0 = B)")
     p.add_argument("--patch", nargs=3, type=int, default=list(d.patch), metavar=("Z", "Y", "X"),
                    help="patch size; Z = 1 for 2D models; sizes multiples of 2**depth "
                         "(default %(default)s)")
@@ -90,6 +94,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     focus = args.label_focus / 100.0 if 1.0 < args.label_focus <= 100.0 else args.label_focus
+    micro = args.batch_size if args.micro_batch == 0 else args.micro_batch  # None: auto
     config = TrainConfig(loss=args.loss, batch_size=args.batch_size, patch=tuple(args.patch),
                          steps_per_epoch=args.steps_per_epoch, epochs=args.epochs,
                          validation_steps=args.validation_steps, learning_rate=args.lr,
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                          reduce_lr=args.reduce_lr, rotate=args.rotate, flip=args.flip,
                          intensity=args.intensity, label_focus=focus, target=args.target,
                          mixed_precision=args.mixed_precision, seed=args.seed,
-                         lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit)
+                         lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit,
+                         micro_batch_size=micro)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
@@ -164,7 +170,11 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
           f"{model.count_params():,} parameters")
     print(f"training on {', '.join(train_ds)}; validating on "
           f"{', '.join(valid_ds) if config.validation_steps else 'nothing (validation steps 0)'}")
-    print(f"patch {tuple(config.patch)}, batch {config.batch_size}, {config.steps_per_epoch} steps x "
+    from deepscem.config import micro_batch
+
+    micro = micro_batch(config)
+    passes = f" in {config.batch_size // micro} passes of {micro}" if micro < config.batch_size else ""
+    print(f"patch {tuple(config.patch)}, batch {config.batch_size}{passes}, {config.steps_per_epoch} steps x "
           f"{config.epochs} epochs, loss {config.loss}, lr {config.learning_rate}"
           + (", bfloat16" if config.mixed_precision else ""))
     if not config.mixed_precision and bf16_supported():

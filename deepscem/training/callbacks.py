@@ -28,7 +28,19 @@ class RunState:
     best_epoch: int | None = None
     best_value: float | None = None
     steps_done: int = 0
+    # Forward/backward passes per step (gradient accumulation over micro-batches): Keras
+    # calls the batch hooks once per pass, a step (weight update) ends every this many.
+    passes_per_step: int = 1
+    passes_done: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def end_pass(self) -> bool:
+        """Count one pass; True when it completed a step (the weights were just updated)."""
+        self.passes_done += 1
+        if self.passes_done % self.passes_per_step:
+            return False
+        self.steps_done += 1
+        return True
 
     def stop(self, reason: str, message: str = "") -> None:
         if self.reason == "completed":  # the first reason wins (NaN, then a cancel...)
@@ -52,7 +64,8 @@ class ProgressAndCancel(keras.callbacks.Callback):
     """Batch-level progress (``stage`` "train", unit "batches", metrics loss, epoch...) and cancel.
 
     Cancel sets ``model.stop_training`` after the current batch (and stops a running
-    validation), so fit returns within one batch.
+    validation), so fit returns within one batch. With micro-batches, reports and cancel
+    come at the end of each step (all its passes done).
     """
 
     def __init__(self, state: RunState, steps_per_epoch: int, epochs: int,
@@ -67,7 +80,8 @@ class ProgressAndCancel(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.state.steps_done += 1
+        if not self.state.end_pass():
+            return
         metrics = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
         metrics.update(self.last_val)
         emit(self.progress, self.state.steps_done, self.steps * self.epochs, "batches", "train",
@@ -238,7 +252,7 @@ class BudgetAndSchedule(keras.callbacks.Callback):
         if self.start is None:
             self.start = time.monotonic()
         if self.cosine:
-            frac = self.steps / self.total
+            frac = self.steps / self.state.passes_per_step / self.total
             if self.seconds:
                 frac = max(frac, self._elapsed() / self.seconds)
             factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
@@ -246,6 +260,8 @@ class BudgetAndSchedule(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.steps += 1
+        if self.steps % self.state.passes_per_step:
+            return  # stop only at the end of a step, not between its passes
         if self.seconds and self._elapsed() >= self.seconds:
             self.model.stop_training = True
             self.state.stop("time limit", f"stopped at the {self.seconds / 60:g}-minute time limit after "

@@ -29,7 +29,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepscem.config import BATCH_WORKERS, TrainConfig, to_dict
+from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.errors import ConfigError, ModelError
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
@@ -131,9 +131,13 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             emit(progress, len(samplers), len(samplers), "datasets", "index labels")
 
         seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        # A batch of config.batch_size patches = `passes` forward/backward passes of `micro`
+        # patches; Keras' optimizer averages their gradients and updates once per batch.
+        micro = micro_batch(config)
+        passes = int(config.batch_size) // micro
         augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
                                     dim=dim)
-        train_seq = PatchSequence(train_sampler, config.batch_size, config.steps_per_epoch, dim=dim,
+        train_seq = PatchSequence(train_sampler, micro, config.steps_per_epoch * passes, dim=dim,
                                   augmentation=augmentation, seed=seed, workers=workers)
         valid_seq = None
         if valid_sampler is not None:
@@ -145,10 +149,11 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                           "training may be slower than in float32", stacklevel=2)
         work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
         batchnorm.limit_momentum(work)
-        work.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics,
-                     run_eagerly=run_eagerly)
+        optimizer = keras.optimizers.Adam(config.learning_rate,
+                                          gradient_accumulation_steps=passes if passes > 1 else None)
+        work.compile(optimizer=optimizer, loss=loss, metrics=metrics, run_eagerly=run_eagerly)
 
-        state = RunState()
+        state = RunState(passes_per_step=passes)
         monitor = "val_loss" if valid_seq is not None else "loss"
         callbacks: list[keras.callbacks.Callback] = [
             NanGuard(state),
@@ -179,10 +184,12 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             # With the kept weights: average batch statistics over fresh training patches
             # (no intensity jitter, so the statistics describe the real images).
             rng = np.random.default_rng([seed, 7])
-            plain = PatchSequence(train_sampler, config.batch_size, 1, dim=dim,
+            # Passes of the training micro-batch size: the statistics BatchNorm trained with.
+            plain = PatchSequence(train_sampler, micro, 1, dim=dim,
                                   augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
             # After a cancel the user is waiting: fewer batches (still far better than none).
             count = min(4 if state.reason == "cancelled" else BATCHNORM_BATCHES, max(2, state.steps_done))
+            count *= passes
 
             def batches():
                 for i in range(count):
@@ -199,7 +206,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
 
     history = _columns(state.rows)
     new_info = _updated_info(info, config, patch, train_sampler.label_names, history, state,
-                             train_paths, valid_paths if validate else None)
+                             train_paths, valid_paths if validate else None, micro)
     return TrainResult(model=model, info=new_info, history=history, stopped_reason=state.reason,
                        message=state.message, best_epoch=state.best_epoch, steps_done=state.steps_done,
                        batchnorm_batches=n_bn, rows=state.rows)
@@ -261,9 +268,11 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
 
 
 def _updated_info(info: Any, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
-                  history: dict[str, list], state: RunState, train_paths, valid_paths) -> Any:
+                  history: dict[str, list], state: RunState, train_paths, valid_paths,
+                  micro: int) -> Any:
     record = {
         "config": to_dict(config),
+        "micro_batch": micro,
         "epochs": history,
         "stopped_reason": state.reason,
         "message": state.message,

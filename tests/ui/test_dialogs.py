@@ -95,6 +95,14 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     assert dialog.value.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32),
                                               lr_schedule="cosine", time_limit_minutes=15,
                                               mixed_precision=True)
+    # passes of fewer patches than the batch (less memory); they must divide the batch
+    assert dialog.micro.text() == "auto"
+    dialog.micro.setValue(3)
+    dialog.accept()
+    assert "divide batch_size" in dialog.error_label.text()
+    dialog.micro.setValue(4)
+    dialog.accept()
+    assert dialog.value.config.micro_batch_size == 4
 
 
 def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):

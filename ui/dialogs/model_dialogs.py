@@ -144,6 +144,11 @@ class TrainDialog(ConfigDialog):
         self.loss = _combo(["dice", "crossentropy", "mse", "dice+crossentropy"], d.loss,
                            "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps")
         self.batch = _spin(1, 1024, d.batch_size, "Patches per training step")
+        self.micro = _spin(0, 1024, int(d.micro_batch_size or 0),
+                           "Patches computed at once: each batch runs in several passes whose gradients "
+                           "are averaged, so memory follows this number, not the batch size. Must divide "
+                           "the batch size. auto: 2 on a CPU, the whole batch on a GPU")
+        self.micro.setSpecialValueText("auto")
         patch = d.patch if dim == 2 else (32, 128, 128)
         smallest = _smallest_sample(datasets)
         if smallest is not None:  # a default that fits every loaded sample
@@ -192,7 +197,8 @@ class TrainDialog(ConfigDialog):
         self.log_edit = PathEdit("save", "CSV (*.csv)", "optional per-epoch CSV log")
         rows = (("Model", self.model_combo), ("Training datasets", self.train_list),
                 ("Validation datasets", self.valid_list), ("Loss", self.loss), ("Target", self.target),
-                ("Batch size", self.batch), ("Patch Z, Y, X", _pair(*self.patch)),
+                ("Batch size", self.batch), ("Patches per pass", self.micro),
+                ("Patch Z, Y, X", _pair(*self.patch)),
                 ("Steps per epoch", self.steps), ("Epochs", self.epochs),
                 ("Validation steps", self.valid_steps), ("Learning rate", self.lr),
                 ("Label focus", self.focus), ("LR schedule", self.schedule), ("Time limit", self.time_limit),
@@ -229,7 +235,8 @@ class TrainDialog(ConfigDialog):
                              intensity=self.intensity.isChecked(), label_focus=self.focus.value(),
                              target=self.target.currentText(), lr_schedule=self.schedule.currentText(),
                              time_limit_minutes=self.time_limit.value() or None,
-                             mixed_precision=self.mixed.isChecked())
+                             mixed_precision=self.mixed.isChecked(),
+                             micro_batch_size=self.micro.value() or None)
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
 
 
