@@ -8,12 +8,13 @@
 Prints numbers, never pass/fail.
 
 Throughput: one model (TrainConfig/UNetConfig defaults unless overridden: 2D residual
-U-Net, 16 filters, depth 4, BatchNorm; batch 8 of 256x256 patches) is trained twice in
-this process, each time inside one ``fit`` call: first by ``training.trainer.train`` from
-the lucchi-pp training volume on disk (sampler + label focus + rotate/flip + callbacks,
-the real pipeline), then by ``model.fit`` on a PyDataset returning ready-made random
-tensors (the upper limit: no data work at all). Patches/s are timed batch by batch after
-``--warmup`` batches, so tracing and pipeline start-up are excluded.
+U-Net, 16 filters, depth 4, BatchNorm; batch 8 of 256x256 patches, computed in passes of
+``--micro`` patches, default train()'s) is trained twice in this process, each time inside
+one ``fit`` call: first by ``training.trainer.train`` from the lucchi-pp training volume on
+disk (sampler + label focus + rotate/flip + callbacks, the real pipeline), then by
+``model.fit`` on a PyDataset returning ready-made random tensors in passes of the same size
+with the same gradient accumulation (the upper limit: no data work at all). Patches/s are
+timed step by step after ``--warmup`` steps, so tracing and pipeline start-up are excluded.
 
 Peak RSS: a child process trains ``--rss-steps`` steps with label focus from a small file
 (lucchi-pp, 54 MB of image) and from a generated file of ``--big-gib`` GiB (incompressible

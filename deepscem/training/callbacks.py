@@ -138,7 +138,8 @@ class NanGuard(keras.callbacks.Callback):
             self.model.stop_training = True
             if self.good is not None:
                 self.model.set_weights(self.good)
-            self.state.stop("nan", f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+            step = batch // self.state.passes_per_step + 1
+            self.state.stop("nan", f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {step}; "
                                    "stopped and kept the last weights with a finite loss (try a lower "
                                    "learning rate, another loss or a smaller patch)")
             return
