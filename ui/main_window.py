@@ -235,4 +235,5 @@ class MainWindow(QMainWindow):
         if self.tasks.active:
             self.statusBar().showMessage("cancelling running tasks...")
             self.tasks.cancel_all()
+        self.view.shutdown()
         event.accept()

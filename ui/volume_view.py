@@ -5,10 +5,19 @@ Reads only what is on screen: the current Z slice of the image and of each check
 ``Sample.read_layer(layer, region)``; so a volume far larger than RAM opens instantly.
 The file is opened for each read and closed again, so the view never holds a handle a
 worker would need for writing.
+
+Z changes (slider, Page Up/Down) read the new slice on a background thread, so the window
+stays responsive while a large slice (16k x 16k) comes off the disk: the Z label follows
+the slider at once, the picture when its slice is read. While one read runs, further Z
+changes only remember the newest Z, which is read next (dragging the slider across a
+thousand slices reads a handful, not a thousand). Everything else (a new sample, layers,
+the crosshair) reads synchronously.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +58,7 @@ class VolumeView(QWidget):
     cursor read-out and optional orthogonal XZ / YZ planes."""
 
     message = pyqtSignal(str)   # read problems, shown in the status bar
+    _slice_read = pyqtSignal(object)  # (ticket, z, Future) from the reader thread
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +70,13 @@ class VolumeView(QWidget):
         self._stride = 1
         self._rendering = False  # raw XZ and YZ planes (they do not depend on z)
         self._rgb: np.ndarray | None = None
+        self._plane_z: int | None = None  # the Z that self._plane holds
+        # Background Z reads: one thread; `_ticket` changes whenever what is shown changes
+        # (sample, layers, a synchronous refresh), so a read started before is dropped.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slice-reader")
+        self._ticket = 0
+        self._in_flight = False
+        self._slice_read.connect(self._on_slice_read)
 
         self.canvas = SliceCanvas()
         self.canvas.setToolTip("Main view: wheel to zoom, drag to pan, click to place the XZ/YZ planes")
@@ -188,7 +205,8 @@ class VolumeView(QWidget):
     def clear(self) -> None:
         """Show nothing (the shown dataset or sample went away)."""
         self.source = None
-        self._plane = {}
+        self._ticket += 1
+        self._plane, self._plane_z = {}, None
         self._ortho = None
         self._rgb = None
         for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
@@ -198,19 +216,78 @@ class VolumeView(QWidget):
         self._set_controls_enabled(False)
 
     def set_z(self, z: int) -> None:
+        """Show slice ``z``: the label and markers move now, the slice is read in the
+        background (see the module docstring); ``loading`` is True until it is shown."""
         if self.source is None:
             return
         self.z = int(np.clip(z, 0, self.source.shape[0] - 1))
         if self.z_slider.value() != self.z:
             self.z_slider.setValue(self.z)  # re-enters once through valueChanged
             return
-        self.refresh(ortho=False)
+        self._show_z_label()
+        self._request_slice()
+
+    @property
+    def loading(self) -> bool:
+        """True while the shown slice is not yet the one at ``z`` (a background read runs)."""
+        return self.source is not None and (self._in_flight or self._plane_z != self.z)
+
+    def shutdown(self) -> None:
+        """Stop the reader thread (the window is closing); a read under way is abandoned."""
+        self._ticket += 1
+        self._reader.shutdown(wait=False, cancel_futures=True)
 
     # --- reading and drawing -------------------------------------------------------------
-    def _read(self, region: tuple[slice, slice, slice]) -> dict[str, np.ndarray]:
+    def _show_z_label(self) -> None:
+        self.z_label.setText(f"Z {self.z} (0-{self.source.shape[0] - 1})")  # 0-based, like the crop dialog
+
+    def _request_slice(self) -> None:
+        """Read slice ``self.z`` on the reader thread, unless a read is under way (then the
+        newest Z is read when it ends)."""
+        if self._in_flight or self.source is None:
+            return
+        self._in_flight = True
+        ticket, z = self._ticket, self.z
+        region = (slice(z, z + 1), slice(None), slice(None))
+        source = dataclasses.replace(self.source, layers=list(self.source.layers))  # a snapshot
+
+        def emit(future: Future) -> None:
+            try:
+                self._slice_read.emit((ticket, z, future))
+            except RuntimeError:  # the view was deleted meanwhile
+                pass
+
+        try:
+            self._reader.submit(self._read, region, source).add_done_callback(emit)
+        except RuntimeError:  # shut down: the window is closing
+            self._in_flight = False
+
+    def _on_slice_read(self, result) -> None:
+        ticket, z, future = result
+        self._in_flight = False
+        if ticket != self._ticket or self.source is None:
+            self._request_if_behind()
+            return
+        try:
+            planes = future.result()
+        except (DeepScemError, OSError, KeyError) as err:
+            self.clear()
+            self.message.emit(f"cannot show the sample: {err}")
+            return
+        self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, z
+        self._render_all()
+        self._request_if_behind()
+
+    def _request_if_behind(self) -> None:
+        if self.source is not None and self._plane_z != self.z:
+            self._request_slice()
+
+    def _read(self, region: tuple[slice, slice, slice], source: ViewSource | None = None
+              ) -> dict[str, np.ndarray]:
         """The image and the ticked layers in ``region``, keyed by layer ref (see
-        :func:`ui.dataset_tree.split_ref`: a layer may come from another loaded file)."""
-        src = self.source
+        :func:`ui.dataset_tree.split_ref`: a layer may come from another loaded file), of
+        ``source`` (default: what is shown now)."""
+        src = source or self.source
         by_file: dict[Path, list[tuple[str, str]]] = {src.path: [("image", "image")]}
         for ref in src.layers:
             if ref != "image":
@@ -230,11 +307,11 @@ class VolumeView(QWidget):
         change, the XZ / YZ planes are kept and only their Z marker moves)."""
         if self.source is None:
             return
-        z_count = self.source.shape[0]
-        self.z_label.setText(f"Z {self.z} (0-{z_count - 1})")  # 0-based, like the crop dialog
+        self._ticket += 1  # a background read started before this is out of date
+        self._show_z_label()
         try:
             planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
-            self._plane = {n: a[0] for n, a in planes.items()}
+            self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, self.z
             if ortho or self._ortho is None:
                 self._read_ortho()
             self._render_all()
@@ -296,10 +373,10 @@ class VolumeView(QWidget):
             # Z stays whole in the orthogonal planes (a few hundred slices at most).
             y, x = self.cross
             xz, yz = self._ortho
-            self.xz_canvas.cross = (self.z, x)
+            self.xz_canvas.cross = (self._plane_z, x)
             self.xz_canvas.set_extent(xz["image"].shape)
             self.xz_canvas.set_image(self._compose(_strided(xz, 1, step)), (1, step))
-            self.yz_canvas.cross = (y, self.z)
+            self.yz_canvas.cross = (y, self._plane_z)
             self.yz_canvas.set_extent(yz["image"].shape)
             self.yz_canvas.set_image(self._compose(_strided(yz, step, 1)), (step, 1))
             self._match_ortho_zoom()
@@ -361,7 +438,7 @@ class VolumeView(QWidget):
         if row < 0 or "image" not in self._plane:
             self.position_label.setText("")
             return
-        parts = [f"z {self.z}  y {row}  x {col}"]
+        parts = [f"z {self._plane_z}  y {row}  x {col}"]
         for name, plane in self._plane.items():
             value = plane[row, col]
             text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))

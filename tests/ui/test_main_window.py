@@ -155,27 +155,57 @@ def test_keyboard_z_navigation(window, qtbot, tiny_dataset):
     assert Path(window.view.source.path) == tiny_dataset
 
 
-def test_a_file_gone_under_the_gui_gives_messages_not_crashes(window, messages, tiny_dataset):
+def test_a_file_gone_under_the_gui_gives_messages_not_crashes(window, qtbot, messages, tiny_dataset):
     window.dataset_actions.load(tiny_dataset)
     window.tree.select(tiny_dataset, "s0")
     tiny_dataset.unlink()
     window.view.set_z(0)                      # the view clears itself and says why
-    assert window.view.source is None
+    qtbot.waitUntil(lambda: window.view.source is None)
     window.tree.select(tiny_dataset, "s1")    # selecting another sample: a message box
     assert messages.kinds() == ["warning"] and "no such file" in messages.texts()
 
 
-def test_z_changes_keep_the_orthogonal_planes(window, tiny_dataset, monkeypatch):
+def test_z_changes_keep_the_orthogonal_planes(window, qtbot, tiny_dataset, monkeypatch):
     window.dataset_actions.load(tiny_dataset)
     window.tree.select(tiny_dataset, "s0")
     view = window.view
     view.ortho_box.setChecked(True)
     reads = []
     original = view._read
-    monkeypatch.setattr(view, "_read", lambda region: reads.append(region) or original(region))
+    monkeypatch.setattr(view, "_read", lambda region, source=None: reads.append(region) or
+                        original(region, source))
     view.set_z(1)
+    qtbot.waitUntil(lambda: not view.loading)
     assert len(reads) == 1  # only the new Z slice; the XZ / YZ planes are reused
     assert view.xz_canvas.cross == (1, view.cross[1])
+
+
+def test_z_changes_read_in_the_background_newest_first(window, qtbot, tiny_dataset, monkeypatch):
+    import threading
+
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    view = window.view
+    gate, reads, threads = threading.Event(), [], []
+    original = view._read
+
+    def slow_read(region, source=None):
+        threads.append(threading.current_thread() is threading.main_thread())
+        gate.wait(10)  # a slow disk: the GUI thread must not wait for this
+        reads.append(region[0].start)
+        return original(region, source)
+
+    monkeypatch.setattr(view, "_read", slow_read)
+    view.set_z(0)
+    view.set_z(1)                  # while slice 0 is being read: only remembered ...
+    view.set_z(3)                  # ... and replaced by the newest
+    assert view.z == 3 and view.z_label.text() == "Z 3 (0-3)" and view.loading
+    gate.set()
+    qtbot.waitUntil(lambda: not view.loading)
+    assert reads == [0, 3] and threads == [False, False]
+    assert view._plane_z == 3
+    np.testing.assert_array_equal(view._plane["image"], original(
+        (slice(3, 4), slice(None), slice(None)))["image"][0])
 
 
 def test_prediction_file_layers_overlay_the_dataset_sample(window, tiny_dataset, tmp_path):
