@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--lr-schedule", default="cosine", choices=("cosine", "plateau", "constant"),
                         help="cosine (default) decays the LR to ~0 when the budget runs out")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation")
+    parser.add_argument("--z-smooth", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian smoothing of the predictions along Z before the threshold "
+                             "(PredictConfig.z_smooth; default off)")
     parser.add_argument("--test-slices", type=int, help="predict and score only the first N test "
                         "slices (quick runs on a busy machine; default: all 165)")
     args = parser.parse_args()
@@ -132,7 +135,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     t0 = time.perf_counter()
     pred = predict_dataset(result.model, result.info, test_ds, work / "lucchi_pred.hdf5",
-                           PredictConfig(tta=args.tta), overwrite=True)
+                           PredictConfig(tta=args.tta, z_smooth=args.z_smooth), overwrite=True)
     t_pred = time.perf_counter() - t0
     t0 = time.perf_counter()
     report = evaluate(test_ds, pred, threshold=0.5, objects=True)

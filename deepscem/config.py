@@ -178,8 +178,11 @@ class PredictConfig:
     """How to predict (DESIGN.md §6). Patch is the tile (Z, Y, X); None = the model's default
     (larger than its training patch). overlap: fraction of a tile shared with its neighbour
     (0 = none). threshold: None keeps float outputs, a value writes uint8 {0, 1}.
-    tta: average over flips/rotations. min_size: after thresholding, remove connected
-    objects of fewer voxels (0 = keep all; see deepscem.postprocess).
+    tta: average over flips/rotations. z_smooth: Gaussian smoothing of the outputs along Z,
+    sigma in slices (0 = off), before the threshold: slices a 2D model predicted one by one
+    then agree with their neighbours; choose it well below the Z extent of the smallest
+    object. min_size: after thresholding, remove connected objects of fewer voxels (0 = keep
+    all; see deepscem.postprocess).
     """
 
     patch: tuple[int, int, int] | None = None
@@ -188,8 +191,12 @@ class PredictConfig:
     threshold: float | None = None
     tta: bool = False
     min_size: int = 0
+    z_smooth: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.z_smooth) <= 50.0:
+            raise ConfigError(f"z_smooth is a Gaussian sigma in slices between 0 (off) and 50, got "
+                              f"{self.z_smooth}")
         if int(self.min_size) < 0:
             raise ConfigError(f"min_size is a number of voxels >= 0, got {self.min_size}")
         if int(self.min_size) > 1 and self.threshold is None:

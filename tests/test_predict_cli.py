@@ -55,6 +55,21 @@ def test_predict_then_evaluate(tiny_model, labelled, tmp_path, capsys):
     assert csv_path.read_text().startswith("label,sample,f1,iou")
 
 
+def test_z_smooth_smooths_the_saved_probabilities_along_z(tiny_model, labelled, tmp_path):
+    from scipy.ndimage import gaussian_filter1d
+
+    plain, smooth = tmp_path / "plain.hdf5", tmp_path / "smooth.hdf5"
+    args = [str(tiny_model), str(labelled)]
+    assert cli.main(["predict", *args, str(plain), "--patch", "1", "16", "16"]) == 0
+    assert cli.main(["predict", *args, str(smooth), "--patch", "1", "16", "16", "--z-smooth", "1"]) == 0
+    with h5py.File(plain, "r") as p, h5py.File(smooth, "r") as s:
+        layer = s["a/prediction_0001"]
+        assert layer.attrs["z_smooth"] == 1.0 and "z_smooth" not in p["a/prediction_0001"].attrs
+        np.testing.assert_allclose(layer[()], gaussian_filter1d(p["a/prediction_0001"][()], 1.0, axis=0),
+                                   rtol=1e-5, atol=1e-6)
+    assert cli.main(["predict", *args, str(tmp_path / "x.hdf5"), "--z-smooth", "-1"]) == 1
+
+
 def test_overlap_flag_forms():
     parser = cli.build_parser()
     base = ["predict", "m", "d", "o"]

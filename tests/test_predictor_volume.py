@@ -137,3 +137,49 @@ def test_wide_volumes_are_predicted_in_y_bands_with_bounded_buffers(model3d, mon
     p.predict_volume(lambda r: volume[r], volume.shape, [out], progress=seen.append)
     np.testing.assert_allclose(out, volume, rtol=2e-6, atol=1e-6)
     assert seen[-1].done == seen[-1].total == p.count_tiles(volume.shape)
+
+
+@pytest.mark.parametrize("dim, shape, patch, sigma", [
+    (2, (23, 20, 24), (1, 16, 16), 1.5),   # 2D model: one slice per block, radius 6
+    (3, (19, 20, 24), (4, 16, 16), 0.8),   # 3D tiles: blocks of several slices
+    (2, (3, 16, 16), (1, 16, 16), 2.0),    # radius 8 deeper than the volume
+])
+def test_z_smoothing_equals_a_whole_volume_gaussian(model2d, model3d, dim, shape, patch, sigma):
+    from scipy.ndimage import gaussian_filter1d
+
+    volume = np.random.default_rng(6).random(shape, dtype=np.float32)
+    model, outputs = (model2d, 2) if dim == 2 else (model3d, 1)
+    outs = [np.zeros(shape, np.float32) for _ in range(outputs)]
+    predict_volume(model, volume, outs, PredictConfig(patch=patch, z_smooth=sigma), info=info(dim, 2))
+    expected = gaussian_filter1d(volume, sigma, axis=0)
+    for out in outs:
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    # and thresholded after smoothing, in Y bands with the smoothing's slices counted in
+    masks = [np.zeros(shape, np.uint8) for _ in range(outputs)]
+    predict_volume(model, volume, masks, PredictConfig(patch=patch, z_smooth=sigma, threshold=0.5),
+                   info=info(dim, 2))
+    for mask in masks:
+        assert (mask != (expected > 0.5)).mean() < 1e-3  # only float ties at 0.5 may differ
+
+
+def test_z_smoothing_counts_in_the_band_size(model3d, monkeypatch):
+    from deepscem.inference import predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "BUFFER_BYTES", 4 * 100 * 4 * 40)
+    plain = Predictor(model3d, info(3, 2), PredictConfig(patch=(4, 16, 16)))
+    smooth = Predictor(model3d, info(3, 2), PredictConfig(patch=(4, 16, 16), z_smooth=2.0))
+    assert len(smooth.bands((40, 200, 100))) > len(plain.bands((40, 200, 100)))
+    from scipy.ndimage import gaussian_filter1d
+
+    volume = np.random.default_rng(7).random((12, 101, 100), dtype=np.float32)
+    assert len(smooth.bands(volume.shape)) > 2
+    out = np.zeros(volume.shape, np.float32)
+    smooth.predict_volume(lambda r: volume[r], volume.shape, [out])
+    np.testing.assert_allclose(out, gaussian_filter1d(volume, 2.0, axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_z_smoothing_is_checked():
+    from deepscem.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="z_smooth"):
+        PredictConfig(z_smooth=-1)

@@ -44,6 +44,11 @@ def register(subparsers) -> None:
                         help="with --threshold: remove connected objects of fewer than N voxels "
                              "(specks; exact and out of core, see docs/prediction.md; default: "
                              "keep all)")
+    parser.add_argument("--z-smooth", type=float, default=0.0, metavar="SIGMA",
+                        help="smooth the outputs along Z with a Gaussian of SIGMA slices before "
+                             "the threshold, so slices a 2D model predicted one by one agree with "
+                             "their neighbours; keep it well below the Z extent of the smallest "
+                             "object (default: off)")
     parser.add_argument("--batch-size", type=int, default=4, metavar="B",
                         help="tiles per forward pass (default %(default)s)")
     parser.add_argument("--tta", action="store_true",
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,
                            batch_size=args.batch_size, threshold=args.threshold, tta=args.tta,
-                           min_size=args.min_size)
+                           min_size=args.min_size, z_smooth=args.z_smooth)
     from deepscem.dataset import Dataset
 
     Dataset.open(dataset_path).close()  # a bad dataset is reported before the model loads

@@ -183,7 +183,8 @@ class Predictor:
         z, y, x = (int(s) for s in shape_zyx)
         grid = self.grid(shape_zyx)
         tz, ty = min(grid.tile_shape[0], z), grid.tile_shape[1]
-        row_bytes = tz * x * self.outputs * 4
+        # Z smoothing holds up to 4 * radius more slices (see _ZSmoother)
+        row_bytes = (tz + 4 * z_radius(self.config.z_smooth)) * x * self.outputs * 4
         if row_bytes * y <= BUFFER_BYTES or y <= 3 * ty:
             return [(0, y, 0, y)]
         halo = ty // 4  # as much context as a seam between tiles overlapping by half that
@@ -212,6 +213,9 @@ class Predictor:
         acc = BlendingAccumulator(grid, self.outputs)
         writer = _SlabWriter(outputs, 0.5 if self.config.threshold is None
                              else float(self.config.threshold))
+        sink = writer.add
+        if self.config.z_smooth > 0:
+            sink = _ZSmoother(float(self.config.z_smooth), shape_zyx[0], writer.add).add
 
         def load(batch: list) -> np.ndarray:
             return np.stack([read_tile(read, t) for t in batch]).astype(np.float32, copy=False)
@@ -231,12 +235,12 @@ class Predictor:
                 y = self.forward(data)
                 for tile, out in zip(batch, y):
                     for z0, block in acc.add(tile, out):
-                        writer.add(z0, block)
+                        sink(z0, block)
                 done += len(batch)
                 prog.emit(progress, done, total, "tiles", "predict")
                 batch = upcoming
         for z0, block in acc.finish():
-            writer.add(z0, block)
+            sink(z0, block)
         writer.flush()
         return done
 
@@ -254,6 +258,52 @@ class _RowWindow:
 
     def __setitem__(self, z: slice, values: np.ndarray) -> None:
         self.out[z, self.core] = values[:, self.band_core]
+
+
+def z_radius(sigma: float) -> int:
+    """Slices each side a Z smoothing of ``sigma`` reads (scipy's Gaussian kernel, truncate 4)."""
+    return int(4.0 * float(sigma) + 0.5) if sigma > 0 else 0
+
+
+class _ZSmoother:
+    """Gaussian smoothing along Z of a stream of (z0, (dz, Y, X, C)) blocks in Z order.
+
+    A slice is passed on to ``sink`` once the ``radius`` slices after it have arrived (or the
+    volume ends), smoothed from a window that includes the ``radius`` slices on either side:
+    the result equals ``scipy.ndimage.gaussian_filter1d(volume, sigma, axis=0)`` on the whole
+    volume (reflected at its first and last slice), while at most a block + 4 x radius
+    slices are held. Example: sigma 2 -> radius 8, 17 slices around each one.
+    """
+
+    def __init__(self, sigma: float, depth: int, sink) -> None:
+        self.sigma, self.radius, self.depth, self.sink = sigma, z_radius(sigma), int(depth), sink
+        self.raw: np.ndarray | None = None  # slices [self.start, self.start + len(self.raw))
+        self.start = 0
+        self.sent = 0  # slices [0, sent) are passed on
+
+    def add(self, z0: int, block: np.ndarray) -> None:
+        from scipy.ndimage import gaussian_filter1d
+
+        if self.raw is None:
+            self.raw, self.start = block, z0
+        else:
+            if z0 != self.start + len(self.raw):
+                raise ValueError(f"blocks must come in Z order: got slice {z0}, expected "
+                                 f"{self.start + len(self.raw)}")
+            self.raw = np.concatenate([self.raw, block])
+        end = self.start + len(self.raw)
+        ready = self.depth if end >= self.depth else end - self.radius
+        # Smooth at least 2 x radius slices at once (the window's overhead is its 2 x radius
+        # extra slices: one slice at a time would filter each slice 2 x radius + 1 times).
+        if ready <= self.sent or (ready < self.depth and ready - self.sent < 2 * self.radius):
+            return
+        lo = max(0, self.sent - self.radius)
+        window = self.raw[lo - self.start:min(end, ready + self.radius) - self.start]
+        smooth = gaussian_filter1d(window, self.sigma, axis=0, mode="reflect", truncate=4.0)
+        self.sink(self.sent, smooth[self.sent - lo:ready - lo])
+        self.sent = ready
+        keep = max(self.start, self.sent - self.radius)  # what the next slices still need
+        self.raw, self.start = self.raw[keep - self.start:].copy(), keep
 
 
 class _SlabWriter:
@@ -343,6 +393,9 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
                     target = out.add_empty_sample(name, tuple(sample.shape), image_from=sample)
                     layers = [target.create_layer(prediction_name(i), dtype)
                               for i in range(predictor.outputs)]
+                    if config.z_smooth > 0:
+                        for layer in layers:
+                            layer.attrs["z_smooth"] = float(config.z_smooth)
                     done = predictor.predict_volume(sample.read_image, sample.shape, layers,
                                                     progress=progress, cancel=cancel,
                                                     done=done, total=total)

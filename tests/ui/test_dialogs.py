@@ -124,6 +124,10 @@ def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
     dialog.auto_patch.setChecked(False)
     dialog.accept()
     assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5, min_size=100)
+    assert dialog.z_smooth.text() == "off"
+    dialog.z_smooth.setValue(1.5)
+    dialog.accept()
+    assert dialog.value.config.z_smooth == 1.5
 
 
 def test_evaluate_crop_distance_and_save_as_dialogs(qtbot, tmp_path):

@@ -281,12 +281,22 @@ class PredictDialog(ConfigDialog):
         self.min_size.setSuffix(" voxels")
         self.use_threshold.toggled.connect(self.min_size.setEnabled)
         self.min_size.setEnabled(False)
+        self.z_smooth = QDoubleSpinBox()
+        self.z_smooth.setRange(0.0, 50.0)
+        self.z_smooth.setSingleStep(0.5)
+        self.z_smooth.setValue(d.z_smooth)
+        self.z_smooth.setSuffix(" slices")
+        self.z_smooth.setSpecialValueText("off")
+        self.z_smooth.setToolTip("Gaussian smoothing of the outputs along Z (sigma, in slices) before "
+                                 "the threshold, so slices a 2D model predicted one by one agree with "
+                                 "their neighbours. Keep it well below the Z extent of the smallest object")
         self.tta = QCheckBox("Test-time augmentation (average flips/rotations)")
         self.overwrite = QCheckBox("Overwrite the output file if it exists")
         self.dataset_combo.currentIndexChanged.connect(self._suggest_output)
         for label, widget in (("Model", self.model_combo), ("Dataset", self.dataset_combo),
                               ("Output", self.output), ("Tile", self.auto_patch), ("", _pair(*self.patch)),
                               ("Overlap", self.overlap), ("Batch size", self.batch),
+                              ("Smooth along Z", self.z_smooth),
                               ("", _pair(self.use_threshold, self.threshold)),
                               ("Remove objects under", self.min_size), ("", self.tta),
                               ("", self.overwrite)):
@@ -312,7 +322,7 @@ class PredictDialog(ConfigDialog):
         patch = None if self.auto_patch.isChecked() else tuple(s.value() for s in self.patch)
         config = PredictConfig(patch=patch, overlap=self.overlap.value(), batch_size=self.batch.value(),
                                threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
-                               tta=self.tta.isChecked(),
+                               tta=self.tta.isChecked(), z_smooth=self.z_smooth.value(),
                                min_size=self.min_size.value() if self.use_threshold.isChecked() else 0)
         return PredictRequest(self.model_combo.currentText(), dataset, output, config)
 
