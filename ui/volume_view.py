@@ -10,8 +10,10 @@ Z changes (slider, Page Up/Down) read the new slice on a background thread, so t
 stays responsive while a large slice (16k x 16k) comes off the disk: the Z label follows
 the slider at once, the picture when its slice is read. While one read runs, further Z
 changes only remember the newest Z, which is read next (dragging the slider across a
-thousand slices reads a handful, not a thousand). Everything else (a new sample, layers,
-the crosshair) reads synchronously.
+thousand slices reads a handful, not a thousand). The XZ / YZ planes (a plane across every
+slice of a large volume touches many chunks) are read on a second background thread the
+same way: the old planes stay until the new ones arrive. A new sample, its first slice and
+a change of the ticked layers are read synchronously.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class VolumeView(QWidget):
 
     message = pyqtSignal(str)   # read problems, shown in the status bar
     _slice_read = pyqtSignal(object)  # (ticket, z, Future) from the reader thread
+    _planes_read = pyqtSignal(object)  # (ticket, (path, sample), Future) from the plane reader
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,6 +80,12 @@ class VolumeView(QWidget):
         self._ticket = 0
         self._in_flight = False
         self._slice_read.connect(self._on_slice_read)
+        self._plane_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plane-reader")
+        self._ortho_ticket = 0
+        self._ortho_for: tuple[Path, str] | None = None  # whose planes self._ortho holds
+        self._ortho_in_flight = False
+        self._ortho_pending = False
+        self._planes_read.connect(self._on_planes_read)
 
         self.canvas = SliceCanvas()
         self.canvas.setToolTip("Main view: wheel to zoom, drag to pan, click to place the XZ/YZ planes")
@@ -230,12 +239,15 @@ class VolumeView(QWidget):
     @property
     def loading(self) -> bool:
         """True while the shown slice is not yet the one at ``z`` (a background read runs)."""
-        return self.source is not None and (self._in_flight or self._plane_z != self.z)
+        return self.source is not None and (self._in_flight or self._plane_z != self.z
+                                            or self._ortho_in_flight)
 
     def shutdown(self) -> None:
         """Stop the reader thread (the window is closing); a read under way is abandoned."""
         self._ticket += 1
+        self._ortho_ticket += 1
         self._reader.shutdown(wait=False, cancel_futures=True)
+        self._plane_reader.shutdown(wait=False, cancel_futures=True)
 
     # --- reading and drawing -------------------------------------------------------------
     def _show_z_label(self) -> None:
@@ -312,7 +324,7 @@ class VolumeView(QWidget):
         try:
             planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
             self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, self.z
-            if ortho or self._ortho is None:
+            if ortho or (self._ortho is None and not self._ortho_in_flight):
                 self._read_ortho()
             self._render_all()
         except (DeepScemError, OSError, KeyError) as err:
@@ -322,16 +334,55 @@ class VolumeView(QWidget):
             self.message.emit(f"cannot show the sample: {err}")
 
     def _read_ortho(self) -> None:
-        """Read the XZ and YZ planes through the crosshair (only while they are shown: a
-        plane across every slice of a large volume touches many chunks)."""
+        """Read the XZ and YZ planes through the crosshair in the background (only while
+        they are shown: a plane across every slice of a large volume touches many chunks)."""
+        self._ortho_ticket += 1  # a read under way is out of date
         if not self.ortho_box.isChecked():
             self._ortho = None
             return
-        y, x = self.cross
-        xz = self._read((slice(None), slice(y, y + 1), slice(None)))
-        yz = self._read((slice(None), slice(None), slice(x, x + 1)))
-        # YZ drawn with Z along the horizontal axis so it sits beside the main view.
-        self._ortho = ({n: a[:, 0, :] for n, a in xz.items()}, {n: a[:, :, 0].T for n, a in yz.items()})
+        self._request_planes()
+
+    def _request_planes(self) -> None:
+        if self.source is None:
+            return
+        if self._ortho_in_flight:
+            self._ortho_pending = True  # read again when this one ends
+            return
+        self._ortho_in_flight, self._ortho_pending = True, False
+        ticket, (y, x) = self._ortho_ticket, self.cross
+        source = dataclasses.replace(self.source, layers=list(self.source.layers))
+        whose = (source.path, source.sample)
+
+        def job():
+            xz = self._read((slice(None), slice(y, y + 1), slice(None)), source)
+            yz = self._read((slice(None), slice(None), slice(x, x + 1)), source)
+            # YZ drawn with Z along the horizontal axis so it sits beside the main view.
+            return {n: a[:, 0, :] for n, a in xz.items()}, {n: a[:, :, 0].T for n, a in yz.items()}
+
+        def emit(future: Future) -> None:
+            try:
+                self._planes_read.emit((ticket, whose, future))
+            except RuntimeError:  # the view was deleted meanwhile
+                pass
+
+        try:
+            self._plane_reader.submit(job).add_done_callback(emit)
+        except RuntimeError:  # shut down: the window is closing
+            self._ortho_in_flight = False
+
+    def _on_planes_read(self, result) -> None:
+        ticket, whose, future = result
+        self._ortho_in_flight = False
+        if ticket == self._ortho_ticket and self.source is not None and self.ortho_box.isChecked():
+            try:
+                self._ortho, self._ortho_for = future.result(), whose
+            except (DeepScemError, OSError, KeyError) as err:
+                self.clear()
+                self.message.emit(f"cannot show the sample: {err}")
+                return
+            self._render_all()
+        elif self._ortho_pending and self.ortho_box.isChecked():
+            self._request_planes()
 
     def _compose(self, planes: dict[str, np.ndarray]) -> np.ndarray:
         lo, hi = self.lo_box.value(), self.hi_box.value()
@@ -369,7 +420,8 @@ class VolumeView(QWidget):
         self._rgb = None  # full-resolution composition is made on demand (current_rgb)
         self.canvas.cross = (self.cross[0], self.cross[1]) if self.ortho_box.isChecked() else None
         self.canvas.set_image(self._compose(_strided(self._plane, step, step)), (step, step))
-        if self.ortho_box.isChecked() and self._ortho is not None:
+        if self.ortho_box.isChecked() and self._ortho is not None and \
+                self._ortho_for == (self.source.path, self.source.sample):
             # Z stays whole in the orthogonal planes (a few hundred slices at most).
             y, x = self.cross
             xz, yz = self._ortho
@@ -404,12 +456,14 @@ class VolumeView(QWidget):
         self.xz_canvas.setVisible(on)
         self.yz_canvas.setVisible(on)
         if self.source is not None:
-            self.refresh()
+            self._read_ortho()  # in the background; the Z slice shown stays as it is
+            self._render_all()
 
     def _place_cross(self, row: int, col: int) -> None:
         self.cross = (row, col)
         if self.ortho_box.isChecked():
-            self.refresh()
+            self._read_ortho()
+            self._render_all()  # the crosshair moves now, the planes when they are read
 
     # --- contrast ------------------------------------------------------------------------
     def _set_contrast(self, lo: float, hi: float) -> None:

@@ -98,11 +98,12 @@ def test_crop_runs_in_a_worker(window, qtbot, tiny_dataset):
     assert window.tree.summaries[tiny_dataset].samples["s0_crop"][0] == (2, 16, 16)
 
 
-def test_orthogonal_views_and_cursor_readout(window, tiny_dataset):
+def test_orthogonal_views_and_cursor_readout(window, qtbot, tiny_dataset):
     window.dataset_actions.load(tiny_dataset)
     window.tree.select(tiny_dataset, "s0")
     view = window.view
     view.ortho_box.setChecked(True)
+    qtbot.waitUntil(lambda: not view.loading)  # the planes are read in the background
     assert view.xz_canvas.isVisible() and view.xz_canvas.image_shape == (4, 32)
     assert view.yz_canvas.image_shape == (32, 4)
     view._show_position(5, 6)
@@ -170,6 +171,7 @@ def test_z_changes_keep_the_orthogonal_planes(window, qtbot, tiny_dataset, monke
     window.tree.select(tiny_dataset, "s0")
     view = window.view
     view.ortho_box.setChecked(True)
+    qtbot.waitUntil(lambda: not view.loading)
     reads = []
     original = view._read
     monkeypatch.setattr(view, "_read", lambda region, source=None: reads.append(region) or
@@ -267,3 +269,43 @@ def test_dropping_a_dataset_file_on_the_window_loads_it(window, tiny_dataset):
     assert enter.isAccepted()
     window.dropEvent(QDropEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
     assert tiny_dataset in window.tree.summaries and window.view.showing(tiny_dataset, "s0")
+
+
+def test_orthogonal_planes_read_in_the_background_newest_cross_first(window, qtbot, tiny_dataset,
+                                                                     monkeypatch):
+    import threading
+
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    view = window.view
+    view.ortho_box.setChecked(True)
+    qtbot.waitUntil(lambda: not view.loading)
+    gate, rows = threading.Event(), []
+    original = view._read
+
+    def slow_read(region, source=None):
+        if region[0] == slice(None):  # a plane across Z
+            gate.wait(10)
+            if region[1] != slice(None):
+                rows.append(region[1].start)
+        return original(region, source)
+
+    monkeypatch.setattr(view, "_read", slow_read)
+    view._place_cross(3, 4)          # read starts (and waits on the slow disk) ...
+    view._place_cross(7, 8)          # ... these two only leave the newest to read next
+    view._place_cross(9, 10)
+    assert view.loading and view.cross == (9, 10)
+    gate.set()
+    qtbot.waitUntil(lambda: not view.loading)
+    assert rows == [3, 9]
+    xz, _ = view._ortho
+    expected = original((slice(None), slice(9, 10), slice(None)))["image"][:, 0]
+    np.testing.assert_array_equal(xz["image"], expected)
+    # planes of another sample are never drawn beside this one
+    view.xz_canvas.cross = None
+    view._ortho_for = (view.source.path, "another sample")
+    view._render_all()
+    assert view.xz_canvas.cross is None  # not drawn
+    view._ortho_for = (view.source.path, "s0")
+    view._render_all()
+    assert view.xz_canvas.cross == (view._plane_z, 10)
