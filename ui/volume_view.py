@@ -12,8 +12,10 @@ the slider at once, the picture when its slice is read. While one read runs, fur
 changes only remember the newest Z, which is read next (dragging the slider across a
 thousand slices reads a handful, not a thousand). The XZ / YZ planes (a plane across every
 slice of a large volume touches many chunks) are read on a second background thread the
-same way: the old planes stay until the new ones arrive. A new sample, its first slice and
-a change of the ticked layers are read synchronously.
+same way: the old planes stay until the new ones arrive. A new sample or a change of the
+ticked layers is read synchronously when its slices are small (up to
+``SYNC_SLICE_VOXELS``, where reading takes a few tens of milliseconds), in the background
+above that.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ from deepscem.errors import DeepScemError
 from ui.dataset_tree import split_ref
 from ui.render import compose, layer_colour, outline, to_grey
 from ui.slice_canvas import SliceCanvas
+
+# Slices of up to this many pixels (2048 x 2048) are read synchronously when a sample is shown
+# or its layers change (tens of ms); larger ones in the background like Z changes.
+SYNC_SLICE_VOXELS = 2048 * 2048
 
 
 @dataclass
@@ -197,13 +203,30 @@ class VolumeView(QWidget):
             self._set_contrast(lo, hi)
         self._set_controls_enabled(True)
         self.ortho_box.setEnabled(shape[0] > 1)
-        self.refresh()
+        self._reload(new_sample=not same)
 
     def set_layers(self, layers: list[str]) -> None:
         """Which layers are drawn ("image" and any label/prediction layers)."""
         if self.source is not None:
             self.source.layers = list(layers)
+            self._reload(new_sample=False)
+
+    def _reload(self, new_sample: bool) -> None:
+        """Read what is shown again after the sample or its layers changed: synchronously for
+        slices up to SYNC_SLICE_VOXELS, in the background above (a new sample's view stays
+        empty until its slice arrives; new layers appear when read)."""
+        _, y, x = self.source.shape
+        if y * x <= SYNC_SLICE_VOXELS:
             self.refresh()
+            return
+        self._ticket += 1  # a read under way is for what was shown before
+        self._show_z_label()
+        if new_sample:
+            self._plane, self._rgb = {}, None
+            self.canvas.set_image(None)
+        self._plane_z = None
+        self._read_ortho()
+        self._request_slice()
 
     def showing(self, path: str | Path, sample: str | None = None) -> bool:
         """Whether the view shows (a sample of) the dataset at ``path``."""

@@ -309,3 +309,35 @@ def test_orthogonal_planes_read_in_the_background_newest_cross_first(window, qtb
     view._ortho_for = (view.source.path, "s0")
     view._render_all()
     assert view.xz_canvas.cross == (view._plane_z, 10)
+
+
+def test_large_slices_of_a_new_sample_are_read_in_the_background(window, qtbot, tiny_dataset,
+                                                                  monkeypatch):
+    import threading
+
+    from ui import volume_view
+
+    monkeypatch.setattr(volume_view, "SYNC_SLICE_VOXELS", 0)  # every slice counts as large here
+    view = window.view
+    gate, samples = threading.Event(), []
+    original = view._read
+
+    def slow_read(region, source=None):
+        samples.append((source or view.source).sample)
+        if samples[-1] == "s0":
+            gate.wait(10)  # a slow disk under the first sample
+        return original(region, source)
+
+    monkeypatch.setattr(view, "_read", slow_read)
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    assert view.loading and view.canvas.image_shape is None  # the window went on
+    window.tree.select(tiny_dataset, "s1")     # chosen before s0's slice arrived
+    gate.set()
+    qtbot.waitUntil(lambda: not view.loading)
+    assert view.source.sample == "s1" and samples[-1] == "s1"
+    expected = original((slice(view.z, view.z + 1), slice(None), slice(None)))["image"][0]
+    np.testing.assert_array_equal(view._plane["image"], expected)  # s1's slice, not s0's
+    window.tree.set_checked(tiny_dataset, "s1", "label_0000", True)  # new layers: also background
+    qtbot.waitUntil(lambda: not view.loading)
+    assert "label_0000" in view._plane
