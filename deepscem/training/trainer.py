@@ -5,6 +5,12 @@ and model depth, target vs output activation) before anything heavy starts, samp
 and PyDatasets, compile, ``fit`` with the callbacks of :mod:`.callbacks`, the best
 weights put back, BatchNorm statistics recomputed, and the model's metadata updated.
 
+A batch of ``config.batch_size`` patches (one weight update) is computed in passes of
+``deepscem.config.micro_batch(config)`` patches whose gradients Keras' optimizer averages
+(``gradient_accumulation_steps``): memory follows the pass, not the batch (2 patches by
+default on a CPU: the default run peaks at ~1.2 GiB instead of ~1.9 GiB). Progress, cancel,
+the time limit and the LR schedule count steps (weight updates), not passes.
+
 Targets per output activation (``config.target`` "label"): sigmoid outputs learn each
 label as an independent binary mask (binary and multi-label). Softmax outputs get the
 labels as channels too, with no background channel (the original's convention): a
