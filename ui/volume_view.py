@@ -281,21 +281,33 @@ class VolumeView(QWidget):
         newest Z is read when it ends)."""
         if self._in_flight or self.source is None:
             return
-        self._in_flight = True
-        ticket, z = self._ticket, self.z
+        z, source = self.z, self._snapshot()
         region = (slice(z, z + 1), slice(None), slice(None))
-        source = dataclasses.replace(self.source, layers=list(self.source.layers))  # a snapshot
+        # Set before submitting: a read that ends at once reports before submit returns.
+        self._in_flight = True
+        if not self._submit(self._reader, self._slice_read, (self._ticket, z),
+                            lambda: self._read(region, source)):
+            self._in_flight = False
 
+    def _snapshot(self) -> ViewSource:
+        """A copy of what is shown, for a reader thread (the GUI thread may change it)."""
+        return dataclasses.replace(self.source, layers=list(self.source.layers))
+
+    @staticmethod
+    def _submit(reader: ThreadPoolExecutor, signal, tag: tuple, job) -> bool:
+        """Run ``job`` on ``reader``; ``signal`` receives ``(*tag, future)`` on the GUI thread
+        when it ends. False when the reader is shut down (the window is closing)."""
         def emit(future: Future) -> None:
             try:
-                self._slice_read.emit((ticket, z, future))
+                signal.emit((*tag, future))
             except RuntimeError:  # the view was deleted meanwhile
                 pass
 
         try:
-            self._reader.submit(self._read, region, source).add_done_callback(emit)
-        except RuntimeError:  # shut down: the window is closing
-            self._in_flight = False
+            reader.submit(job).add_done_callback(emit)
+        except RuntimeError:
+            return False
+        return True
 
     def _on_slice_read(self, result) -> None:
         ticket, z, future = result
@@ -371,10 +383,8 @@ class VolumeView(QWidget):
         if self._ortho_in_flight:
             self._ortho_pending = True  # read again when this one ends
             return
-        self._ortho_in_flight, self._ortho_pending = True, False
-        ticket, (y, x) = self._ortho_ticket, self.cross
-        source = dataclasses.replace(self.source, layers=list(self.source.layers))
-        whose = (source.path, source.sample)
+        self._ortho_pending = False
+        (y, x), source = self.cross, self._snapshot()
 
         def job():
             xz = self._read((slice(None), slice(y, y + 1), slice(None)), source)
@@ -382,15 +392,9 @@ class VolumeView(QWidget):
             # YZ drawn with Z along the horizontal axis so it sits beside the main view.
             return {n: a[:, 0, :] for n, a in xz.items()}, {n: a[:, :, 0].T for n, a in yz.items()}
 
-        def emit(future: Future) -> None:
-            try:
-                self._planes_read.emit((ticket, whose, future))
-            except RuntimeError:  # the view was deleted meanwhile
-                pass
-
-        try:
-            self._plane_reader.submit(job).add_done_callback(emit)
-        except RuntimeError:  # shut down: the window is closing
+        self._ortho_in_flight = True  # before submitting, as in _request_slice
+        if not self._submit(self._plane_reader, self._planes_read,
+                            (self._ortho_ticket, (source.path, source.sample)), job):
             self._ortho_in_flight = False
 
     def _on_planes_read(self, result) -> None:
