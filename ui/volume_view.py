@@ -49,6 +49,9 @@ from ui.slice_canvas import SliceCanvas
 # or its layers change (tens of ms); larger ones in the background like Z changes.
 SYNC_SLICE_VOXELS = 2048 * 2048
 
+# What reading the shown file can raise when it changed under the view.
+READ_ERRORS = (DeepScemError, OSError, KeyError)
+
 
 @dataclass
 class ViewSource:
@@ -317,13 +320,18 @@ class VolumeView(QWidget):
             return
         try:
             planes = future.result()
-        except (DeepScemError, OSError, KeyError) as err:
-            self.clear()
-            self.message.emit(f"cannot show the sample: {err}")
+        except READ_ERRORS as err:
+            self._read_failed(err)
             return
         self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, z
         self._render_all()
         self._request_if_behind()
+
+    def _read_failed(self, err: Exception) -> None:
+        """The file changed under us (sample removed, file moved): show nothing rather than
+        a stale or half-read picture, and say why in the status bar."""
+        self.clear()
+        self.message.emit(f"cannot show the sample: {err}")
 
     def _request_if_behind(self) -> None:
         if self.source is not None and self._plane_z != self.z:
@@ -362,11 +370,8 @@ class VolumeView(QWidget):
             if ortho or (self._ortho is None and not self._ortho_in_flight):
                 self._read_ortho()
             self._render_all()
-        except (DeepScemError, OSError, KeyError) as err:
-            # The file changed under us (sample removed, file moved): show nothing rather
-            # than a stale or half-read picture.
-            self.clear()
-            self.message.emit(f"cannot show the sample: {err}")
+        except READ_ERRORS as err:
+            self._read_failed(err)
 
     def _read_ortho(self) -> None:
         """Read the XZ and YZ planes through the crosshair in the background (only while
@@ -403,9 +408,8 @@ class VolumeView(QWidget):
         if ticket == self._ortho_ticket and self.source is not None and self.ortho_box.isChecked():
             try:
                 self._ortho, self._ortho_for = future.result(), whose
-            except (DeepScemError, OSError, KeyError) as err:
-                self.clear()
-                self.message.emit(f"cannot show the sample: {err}")
+            except READ_ERRORS as err:
+                self._read_failed(err)
                 return
             self._render_all()
         elif self._ortho_pending and self.ortho_box.isChecked():
