@@ -58,7 +58,7 @@ def child_add(image: str, label: str, out: str) -> None:
 
 def run_add(name: str, image: Path, label: Path | str, workdir: Path) -> None:
     """One add-sample in a subprocess; ``label`` "" adds a blank label (image-only cost)."""
-    from deepscem import imageio
+    from deepscem.dataset import imageio
 
     with imageio.open_volume(image) as src:
         image_mb = src.nbytes / 1e6

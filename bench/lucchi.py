@@ -91,8 +91,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     from deepscem.config import PredictConfig, TrainConfig, UNetConfig
     from deepscem.devices import describe_device
+    from deepscem.evaluation import evaluate
     from deepscem.inference.predictor import predict_dataset
-    from deepscem.metrics import evaluate
     from deepscem.models.storage import model_info_from, save_model
     from deepscem.models.unet import build_unet
     from deepscem.training.trainer import train

@@ -68,9 +68,9 @@ def run_bn_gap(momentum: float, steps: int) -> dict:
     import numpy as np
 
     from deepscem.config import UNetConfig
-    from deepscem.models.blocks import recompute_batchnorm
     from deepscem.models.losses import get_loss
     from deepscem.models.unet import build_unet
+    from deepscem.training.batchnorm import recompute_batchnorm
 
     rng = np.random.default_rng(0)
 

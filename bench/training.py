@@ -229,8 +229,8 @@ def lucchi_3d(args) -> None:
     import threading
 
     from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+    from deepscem.evaluation import evaluate
     from deepscem.inference.predictor import predict_dataset
-    from deepscem.metrics import evaluate
     from deepscem.models.storage import model_info_from
     from deepscem.models.unet import build_unet
     from deepscem.progress import CancelToken
@@ -297,8 +297,7 @@ def main() -> None:
     if args.rss_child:
         rss_child(args.rss_child, args)
         return
-    from deepscem.devices import describe_device
-    from deepscem.training.precision import cpu_name
+    from deepscem.devices import cpu_name, describe_device
 
     print(f"device: {describe_device()} ({cpu_name()}); load average {os.getloadavg()[0]:.1f} "
           "(shared machine)")

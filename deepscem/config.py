@@ -182,7 +182,7 @@ class PredictConfig:
     sigma in slices (0 = off), before the threshold: slices a 2D model predicted one by one
     then agree with their neighbours; choose it well below the Z extent of the smallest
     object. min_size: after thresholding, remove connected objects of fewer voxels (0 = keep
-    all; see deepscem.postprocess).
+    all; see deepscem.postprocessing.small_objects).
     """
 
     patch: tuple[int, int, int] | None = None

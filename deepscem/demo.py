@@ -1,7 +1,7 @@
 """The demo: from nothing to a segmented, scored EM volume in a few minutes.
 
 ``run.py demo`` builds a training and a test dataset (from the seeded EM-like volumes of
-:mod:`deepscem.synthetic`, or from a real image/label pair such as lucchi-pp), trains a
+:mod:`deepscem.dataset.synthetic`, or from a real image/label pair such as lucchi-pp), trains a
 small 2D U-Net within a fixed time budget, predicts the test volume, evaluates it against
 its labels and writes a PNG overlay of one slice. Every step is the same core call the
 CLI and GUI use; nothing here is demo-only logic except choosing the inputs.
@@ -56,8 +56,8 @@ def prepare_inputs(out_dir: Path, data_dir: Path | None, shape: tuple[int, int, 
             raise InputFileError(f"{data_dir} lacks {', '.join(missing)}: --data needs a folder with "
                                  f"{', '.join(DATA_FILES)} (the lucchi-pp layout)")
         return {n: data_dir / n for n in DATA_FILES}
-    from deepscem.imageio import write_tiff
-    from deepscem.synthetic import em_like_volume
+    from deepscem.dataset.imageio import write_tiff
+    from deepscem.dataset.synthetic import em_like_volume
 
     files = {}
     data = out_dir / "data"
@@ -82,7 +82,7 @@ def run_demo(out_dir: str | Path, *, data_dir: str | Path | None = None, minutes
     (Z, Y, X) when no ``data_dir`` is given.
     """
     from deepscem.dataset import Dataset
-    from deepscem.evaluation import evaluate
+    from deepscem.evaluation.report import evaluate
     from deepscem.inference.predictor import predict_dataset
     from deepscem.models.storage import model_info_from, save_model
     from deepscem.models.unet import build_unet

@@ -1,6 +1,11 @@
-"""Which Keras backend and device computations run on, in words (printed before training/predicting)."""
+"""The compute device: which Keras backend and device computations run on, in words (printed
+before training/predicting), whether bfloat16 is fast there, and the CPU's name."""
 
 from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
 
 
 def describe_device() -> str:
@@ -39,3 +44,53 @@ def has_gpu() -> bool:
 
         return bool(torch.cuda.is_available())
     return False
+
+
+def bf16_supported() -> bool:
+    """True where bfloat16 is fast: a GPU of compute capability >= 8 or a CPU with bf16 instructions."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_capability(0)[0] >= 8
+    else:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:  # the model runs on the first GPU, whatever the CPU can do
+            capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+            return bool(capability and capability[0] >= 8)
+    flags = _cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_name() -> str:
+    """The CPU model and core count, in words (e.g. "AMD EPYC, 2 cores")."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def describe_runtime() -> str:
+    """e.g. "tensorflow on CPU (Keras 3.13.0, 16 CPU cores)"; imports Keras (seconds)."""
+    import keras
+
+    return f"{describe_device()} (Keras {keras.__version__}, {os.cpu_count() or 1} CPU cores)"

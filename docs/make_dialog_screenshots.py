@@ -25,7 +25,7 @@ def make_datasets(work: Path) -> tuple[Path, Path]:
     from scipy import ndimage
 
     from deepscem.dataset import Dataset
-    from deepscem.synthetic import em_like_volume
+    from deepscem.dataset.synthetic import em_like_volume
 
     path, dilated = work / "em.hdf5", work / "em_dilated.hdf5"
     with Dataset.create(path, "EM demo", 1) as ds, Dataset.create(dilated, "EM dilated", 1) as dd:
@@ -55,7 +55,7 @@ def grab(widget, name: str, width: int = 0) -> None:
 def main() -> int:
     from PyQt5.QtWidgets import QApplication
 
-    from deepscem.evaluation import evaluate
+    from deepscem.evaluation.report import evaluate
     from ui.dataset_tree import read_summary
     from ui.dialogs.dataset_dialogs import AddSampleDialog
     from ui.dialogs.evaluation_result import EvaluationResultDialog

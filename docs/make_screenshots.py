@@ -30,7 +30,7 @@ def main() -> int:
     from PyQt5.QtWidgets import QApplication
 
     from deepscem.dataset import Dataset
-    from deepscem.synthetic import em_like_volume
+    from deepscem.dataset.synthetic import em_like_volume
     from ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])

@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PY" - "$work" <<'PYEOF'
 import sys, numpy as np, tifffile
-from deepscem.synthetic import em_like_volume
+from deepscem.dataset.synthetic import em_like_volume
 image, label = em_like_volume((4, 64, 64), seed=1)
 tifffile.imwrite(f"{sys.argv[1]}/img.tif", image)
 tifffile.imwrite(f"{sys.argv[1]}/lbl.tif", label * 255)

@@ -24,7 +24,7 @@ import keras
 assert keras.backend.backend() == "torch", keras.backend.backend()
 from deepscem.config import UNetConfig
 from deepscem.models import losses, storage
-from deepscem.models.blocks import recompute_batchnorm
+from deepscem.training.batchnorm import recompute_batchnorm
 from deepscem.models.unet import build_unet
 
 tmp, shared = Path(sys.argv[1]), sys.argv[2]

@@ -8,7 +8,8 @@ import tifffile
 from conftest import synthetic_volume
 from h5_content import file_hash, logical_hash
 
-from deepscem import cli, imageio
+from deepscem import cli
+from deepscem.dataset import imageio
 from deepscem.dataset import Dataset
 
 # The seed README's dataset examples, verbatim.

@@ -5,8 +5,7 @@ import tifffile
 from conftest import synthetic_volume
 from h5_content import file_hash, logical_hash
 
-from deepscem import imageio
-from deepscem.dataset import Dataset, label_name, prediction_name
+from deepscem.dataset import Dataset, imageio, label_name, prediction_name
 from deepscem.errors import Cancelled, DatasetError, InputFileError
 from deepscem.progress import CancelToken
 
@@ -193,7 +192,7 @@ class _CancelAfter:
 
 @pytest.mark.parametrize("stage", ["checking", "writing"])
 def test_cancel_or_failure_mid_write_leaves_content_unchanged(tmp_path, ds_path, monkeypatch, stage):
-    monkeypatch.setattr("deepscem.dataset_format.SLAB_BYTES", 1)  # one slice per slab
+    monkeypatch.setattr("deepscem.dataset.format.SLAB_BYTES", 1)  # one slice per slab
     image, mask = synthetic_volume((6, 40, 50), np.uint16)
     before = logical_hash(ds_path)
     token = CancelToken()

@@ -5,8 +5,7 @@ from conftest import synthetic_volume
 from h5_content import file_hash, logical_hash
 from scipy.ndimage import distance_transform_edt
 
-from deepscem import imageio
-from deepscem.dataset import Dataset, save_as
+from deepscem.dataset import Dataset, imageio, save_as
 from deepscem.errors import Cancelled, DatasetError
 from deepscem.progress import CancelToken
 
@@ -49,7 +48,7 @@ def test_bad_crop_ranges_leave_file_unchanged(ds_path, z, y, x, match):
 
 
 def test_cancelled_in_place_crop_leaves_content_unchanged(ds_path, monkeypatch):
-    monkeypatch.setattr("deepscem.dataset_format.SLAB_BYTES", 1)
+    monkeypatch.setattr("deepscem.dataset.format.SLAB_BYTES", 1)
     before = logical_hash(ds_path)
     token = CancelToken()
 

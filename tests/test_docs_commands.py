@@ -175,7 +175,7 @@ _VOLUMES: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 def _volume(shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     if shape not in _VOLUMES:
-        from deepscem.synthetic import em_like_volume
+        from deepscem.dataset.synthetic import em_like_volume
 
         _VOLUMES[shape] = em_like_volume(shape, seed=0, n_mito=6)
     return _VOLUMES[shape]

@@ -6,7 +6,7 @@ import pytest
 
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
-from deepscem.metrics import evaluate
+from deepscem.evaluation import evaluate
 
 
 def make_dataset(path, samples, n_labels=1, kind="label"):
@@ -114,7 +114,7 @@ def test_original_files_match_the_originals_thresholded_evaluation(shared_data):
 
 
 def test_object_figures_are_skipped_for_huge_samples(tmp_path, monkeypatch):
-    from deepscem import evaluation
+    from deepscem.evaluation import report as evaluation
 
     image = np.zeros((2, 8, 8), np.uint8)
     lbl = np.zeros((2, 8, 8), np.uint8)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from deepscem import imageio
+from deepscem.dataset import imageio
 from deepscem.errors import InputFileError
 
 DTYPES = [np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.float32, np.float64]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deepscem.metrics import (
+from deepscem.evaluation.metrics import (
     ObjectCounts,
     VoxelCounts,
     binarize,

@@ -10,9 +10,9 @@ keras = pytest.importorskip("keras")
 from deepscem.config import UNetConfig  # noqa: E402
 from deepscem.errors import ConfigError, ModelError  # noqa: E402
 from deepscem.models import losses  # noqa: E402
-from deepscem.models.blocks import recompute_batchnorm  # noqa: E402
 from deepscem.models.storage import model_info_from  # noqa: E402
 from deepscem.models.unet import build_unet, check_tile_shape, required_multiple  # noqa: E402
+from deepscem.training.batchnorm import recompute_batchnorm  # noqa: E402
 
 TINY = dict(filters=2, depth=2)
 

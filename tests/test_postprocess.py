@@ -11,7 +11,7 @@ from skimage.morphology import remove_small_objects as skimage_remove
 from deepscem.config import PredictConfig
 from deepscem.dataset import Dataset
 from deepscem.errors import Cancelled, ConfigError
-from deepscem.postprocess import remove_small_objects
+from deepscem.postprocessing.small_objects import remove_small_objects
 from deepscem.progress import CancelToken
 
 

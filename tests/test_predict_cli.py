@@ -101,8 +101,8 @@ def test_not_a_model_and_existing_output_are_clear_errors(tiny_model, labelled, 
 
 def test_original_models_predict_here(shared_data, tmp_path):
     from deepscem.config import PredictConfig
+    from deepscem.evaluation import evaluate
     from deepscem.inference.predictor import predict_dataset
-    from deepscem.metrics import evaluate
     from deepscem.models.storage import load_model
 
     d = shared_data / "original-format"

@@ -1,6 +1,6 @@
 import numpy as np
 
-from deepscem.synthetic import em_like_volume
+from deepscem.dataset.synthetic import em_like_volume
 
 
 def test_em_like_volume_is_seeded_and_labelled():

@@ -3,7 +3,6 @@ worker (it needs TensorFlow), so About never blocks the window."""
 
 from __future__ import annotations
 
-import os
 import platform
 
 from PyQt5.QtWidgets import QMessageBox, QWidget
@@ -13,11 +12,9 @@ import deepscem
 
 def detect_device(*, progress=None, cancel=None) -> str:
     """e.g. "tensorflow on CPU (Keras 3.13.0, 16 CPU cores)"; imports Keras, so run it in a worker."""
-    import keras
+    from deepscem.devices import describe_runtime
 
-    from deepscem.devices import describe_device
-
-    return f"{describe_device()} (Keras {keras.__version__}, {os.cpu_count() or 1} CPU cores)"
+    return describe_runtime()
 
 
 def about_text(device: str | None) -> str:

@@ -66,7 +66,7 @@ def _predict(entry: ModelEntry, req: PredictRequest, overwrite: bool, *, progres
 
 
 def _evaluate(req: EvaluateRequest, *, progress=None, cancel=None):
-    from deepscem.metrics import evaluate
+    from deepscem.evaluation import evaluate
 
     return evaluate(req.reference, req.segmentation, threshold=req.threshold,
                     progress=progress, cancel=cancel)

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.csv, args.json):
         if path and Path(path).parent and not Path(path).parent.is_dir():
             raise ConfigError(f"cannot write {path}: folder {Path(path).parent} does not exist")
-    from deepscem.metrics import evaluate
+    from deepscem.evaluation import evaluate
     from deepscem.progress import TqdmProgress
 
     with TqdmProgress("evaluate") as bar:

@@ -159,8 +159,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
 
     if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
         raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
+    from deepscem.devices import bf16_supported, cpu_name
     from deepscem.progress import CancelToken, TqdmProgress
-    from deepscem.training.precision import bf16_supported, cpu_name
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)

@@ -28,8 +28,9 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.errors import DatasetError, ModelError
+from deepscem.evaluation.metrics import binarize
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
-from deepscem.metrics import binarize
+from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 
 Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
 
@@ -183,7 +184,7 @@ class Predictor:
         z, y, x = (int(s) for s in shape_zyx)
         grid = self.grid(shape_zyx)
         tz, ty = min(grid.tile_shape[0], z), grid.tile_shape[1]
-        # Z smoothing holds up to 4 * radius more slices (see _ZSmoother)
+        # Z smoothing holds up to 4 * radius more slices (see ZSmoother)
         row_bytes = (tz + 4 * z_radius(self.config.z_smooth)) * x * self.outputs * 4
         if row_bytes * y <= BUFFER_BYTES or y <= 3 * ty:
             return [(0, y, 0, y)]
@@ -215,7 +216,7 @@ class Predictor:
                              else float(self.config.threshold))
         sink = writer.add
         if self.config.z_smooth > 0:
-            sink = _ZSmoother(float(self.config.z_smooth), shape_zyx[0], writer.add).add
+            sink = ZSmoother(float(self.config.z_smooth), shape_zyx[0], writer.add).add
 
         def load(batch: list) -> np.ndarray:
             return np.stack([read_tile(read, t) for t in batch]).astype(np.float32, copy=False)
@@ -258,52 +259,6 @@ class _RowWindow:
 
     def __setitem__(self, z: slice, values: np.ndarray) -> None:
         self.out[z, self.core] = values[:, self.band_core]
-
-
-def z_radius(sigma: float) -> int:
-    """Slices each side a Z smoothing of ``sigma`` reads (scipy's Gaussian kernel, truncate 4)."""
-    return int(4.0 * float(sigma) + 0.5) if sigma > 0 else 0
-
-
-class _ZSmoother:
-    """Gaussian smoothing along Z of a stream of (z0, (dz, Y, X, C)) blocks in Z order.
-
-    A slice is passed on to ``sink`` once the ``radius`` slices after it have arrived (or the
-    volume ends), smoothed from a window that includes the ``radius`` slices on either side:
-    the result equals ``scipy.ndimage.gaussian_filter1d(volume, sigma, axis=0)`` on the whole
-    volume (reflected at its first and last slice), while at most a block + 4 x radius
-    slices are held. Example: sigma 2 -> radius 8, 17 slices around each one.
-    """
-
-    def __init__(self, sigma: float, depth: int, sink) -> None:
-        self.sigma, self.radius, self.depth, self.sink = sigma, z_radius(sigma), int(depth), sink
-        self.raw: np.ndarray | None = None  # slices [self.start, self.start + len(self.raw))
-        self.start = 0
-        self.sent = 0  # slices [0, sent) are passed on
-
-    def add(self, z0: int, block: np.ndarray) -> None:
-        from scipy.ndimage import gaussian_filter1d
-
-        if self.raw is None:
-            self.raw, self.start = block, z0
-        else:
-            if z0 != self.start + len(self.raw):
-                raise ValueError(f"blocks must come in Z order: got slice {z0}, expected "
-                                 f"{self.start + len(self.raw)}")
-            self.raw = np.concatenate([self.raw, block])
-        end = self.start + len(self.raw)
-        ready = self.depth if end >= self.depth else end - self.radius
-        # Smooth at least 2 x radius slices at once (the window's overhead is its 2 x radius
-        # extra slices: one slice at a time would filter each slice 2 x radius + 1 times).
-        if ready <= self.sent or (ready < self.depth and ready - self.sent < 2 * self.radius):
-            return
-        lo = max(0, self.sent - self.radius)
-        window = self.raw[lo - self.start:min(end, ready + self.radius) - self.start]
-        smooth = gaussian_filter1d(window, self.sigma, axis=0, mode="reflect", truncate=4.0)
-        self.sink(self.sent, smooth[self.sent - lo:ready - lo])
-        self.sent = ready
-        keep = max(self.start, self.sent - self.radius)  # what the next slices still need
-        self.raw, self.start = self.raw[keep - self.start:].copy(), keep
 
 
 class _SlabWriter:
@@ -412,7 +367,7 @@ def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallba
                           cancel: prog.CancelToken | None) -> None:
     """Clean every prediction layer of ``out`` (one progress bar over all of them); each
     layer records ``min_size`` and what was removed in its attrs."""
-    from deepscem.postprocess import remove_small_objects
+    from deepscem.postprocessing.small_objects import remove_small_objects
 
     samples = [out.sample(name) for name in out.sample_names()]
     layers = [sample.layer(name) for sample in samples for name in sample.layer_names()

@@ -10,8 +10,6 @@ a 1x1 convolution shortcut added before the last ReLU.
 
 from __future__ import annotations
 
-import keras
-import numpy as np
 from keras import layers
 
 # Keras' default BatchNormalization momentum (0.99) averages the batch statistics over
@@ -19,7 +17,8 @@ from keras import layers
 # statistics used at inference lag behind the ones the network was trained with and the
 # inference output can be far from the training output (the original DeepSCEM predicted
 # all zeros after a few hundred steps). 0.9 follows the weights within ~10 steps; the
-# trainer can also recompute exact statistics at the end (see ``recompute_batchnorm``).
+# trainer can also recompute exact statistics at the end
+# (see ``deepscem.training.batchnorm.recompute_batchnorm``).
 DEFAULT_BN_MOMENTUM = 0.9
 
 
@@ -82,58 +81,3 @@ def upsample(x, filters: int, *, dim: int, name: str):
     conv_t = layers.Conv2DTranspose if dim == 2 else layers.Conv3DTranspose
     return conv_t(filters, 2, strides=2, padding="valid", kernel_initializer="he_normal",
                   name=name)(x)
-
-
-def recompute_batchnorm(model: keras.Model, batches) -> int:
-    """Set every BatchNormalization's moving statistics to their mean over ``batches``.
-
-    ``batches``: an iterable of input arrays (batch, [Z,] Y, X, 1) float32, e.g. a few
-    dozen training patches. Runs the model in training mode once per batch with a
-    momentum of 0, so after each batch the moving mean/variance hold that batch's
-    statistics, and sets them at the end to the plain average of those (no lag behind the
-    final weights). Weights are untouched; on an error the statistics stay as they were.
-    Returns the number of batches used (0 leaves the statistics as they were).
-
-    Under TensorFlow the forward pass is a compiled graph: called eagerly, a functional
-    model keeps every intermediate tensor alive until its output is ready, which for a
-    batch of 8 256² patches took more memory than a training step.
-    """
-    from deepscem.models.unet import all_layers
-
-    bns = [layer for layer in all_layers(model) if isinstance(layer, layers.BatchNormalization)]
-    if not bns:
-        return 0
-    saved = [(bn.momentum, bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in bns]
-    sums = [[0.0, 0.0] for _ in bns]
-    count = 0
-    try:
-        for bn in bns:
-            bn.momentum = 0.0  # read when the forward pass is traced: set it first
-        forward = _training_forward(model)
-        for batch in batches:
-            forward(batch)
-            count += 1
-            for total, bn in zip(sums, bns):
-                total[0] = total[0] + bn.moving_mean.numpy().astype(np.float64)
-                total[1] = total[1] + bn.moving_variance.numpy().astype(np.float64)
-    except BaseException:
-        count = 0
-        raise
-    finally:
-        for bn, total, (momentum, mean, variance) in zip(bns, sums, saved):
-            bn.momentum = momentum
-            if count:
-                mean, variance = total[0] / count, total[1] / count
-            bn.moving_mean.assign(np.asarray(mean, np.float32))
-            bn.moving_variance.assign(np.asarray(variance, np.float32))
-    return count
-
-
-def _training_forward(model: keras.Model):
-    """``x -> model(x, training=True)``; a tf.function under TensorFlow, so intermediate
-    tensors are freed as soon as nothing needs them."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(lambda x: model(x, training=True), reduce_retracing=True)
-    return lambda x: model(x, training=True)

@@ -8,7 +8,7 @@ the original DeepSCEM predicted all zeros after a 15-minute training for that re
 
 * :func:`limit_momentum` lowers the momentum of every BatchNorm layer to at most 0.9
   for training, so the averages follow the weights within ~20 batches;
-* ``deepscem.models.blocks.recompute_batchnorm`` (called by the trainer at the end)
+* :func:`recompute_batchnorm` (called by the trainer at the end)
   replaces the moving averages by the plain average of the batch statistics over a few
   batches of training patches, with the final weights: what inference then sees is
   what training saw.
@@ -17,12 +17,14 @@ the original DeepSCEM predicted all zeros after a 15-minute training for that re
 from __future__ import annotations
 
 import keras
+import numpy as np
+
+from deepscem.models.unet import all_layers
 
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer of ``model``, nested models included."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def limit_momentum(model: keras.Model, momentum: float = 0.9) -> int:
@@ -36,3 +38,56 @@ def limit_momentum(model: keras.Model, momentum: float = 0.9) -> int:
             layer.momentum = momentum
             changed += 1
     return changed
+
+
+def recompute_batchnorm(model: keras.Model, batches) -> int:
+    """Set every BatchNormalization's moving statistics to their mean over ``batches``.
+
+    ``batches``: an iterable of input arrays (batch, [Z,] Y, X, 1) float32, e.g. a few
+    dozen training patches. Runs the model in training mode once per batch with a
+    momentum of 0, so after each batch the moving mean/variance hold that batch's
+    statistics, and sets them at the end to the plain average of those (no lag behind the
+    final weights). Weights are untouched; on an error the statistics stay as they were.
+    Returns the number of batches used (0 leaves the statistics as they were).
+
+    Under TensorFlow the forward pass is a compiled graph: called eagerly, a functional
+    model keeps every intermediate tensor alive until its output is ready, which for a
+    batch of 8 256² patches took more memory than a training step.
+    """
+    bns = batchnorm_layers(model)
+    if not bns:
+        return 0
+    saved = [(bn.momentum, bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in bns]
+    sums = [[0.0, 0.0] for _ in bns]
+    count = 0
+    try:
+        for bn in bns:
+            bn.momentum = 0.0  # read when the forward pass is traced: set it first
+        forward = _training_forward(model)
+        for batch in batches:
+            forward(batch)
+            count += 1
+            for total, bn in zip(sums, bns):
+                total[0] = total[0] + bn.moving_mean.numpy().astype(np.float64)
+                total[1] = total[1] + bn.moving_variance.numpy().astype(np.float64)
+    except BaseException:
+        count = 0
+        raise
+    finally:
+        for bn, total, (momentum, mean, variance) in zip(bns, sums, saved):
+            bn.momentum = momentum
+            if count:
+                mean, variance = total[0] / count, total[1] / count
+            bn.moving_mean.assign(np.asarray(mean, np.float32))
+            bn.moving_variance.assign(np.asarray(variance, np.float32))
+    return count
+
+
+def _training_forward(model: keras.Model):
+    """``x -> model(x, training=True)``; a tf.function under TensorFlow, so intermediate
+    tensors are freed as soon as nothing needs them."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda x: model(x, training=True), reduce_retracing=True)
+    return lambda x: model(x, training=True)

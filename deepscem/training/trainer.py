@@ -36,6 +36,7 @@ import keras
 import numpy as np
 
 from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
+from deepscem.devices import bf16_supported
 from deepscem.errors import ConfigError, ModelError
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
@@ -96,8 +97,8 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     Raises ModelError / ConfigError / DatasetError before training when model, options
     and data do not fit together.
     """
-    from deepscem.models.blocks import recompute_batchnorm
     from deepscem.models.losses import get_loss, get_metrics
+    from deepscem.training.batchnorm import recompute_batchnorm
 
     check(cancel)
     dim = model_dimension(model)
@@ -150,7 +151,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             valid_seq = PatchSequence(valid_sampler, config.batch_size, config.validation_steps, dim=dim,
                                       seed=seed + 1, fixed=True, workers=workers)
 
-        if config.mixed_precision and not precision.bf16_supported():
+        if config.mixed_precision and not bf16_supported():
             warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
                           "training may be slower than in float32", stacklevel=2)
         work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model

@@ -14,15 +14,16 @@ from contextlib import ExitStack, closing
 
 import numpy as np
 
-from deepscem import imageio
 from deepscem import progress as prog
-from deepscem.dataset_format import (
+from deepscem.dataset import imageio
+from deepscem.dataset.format import (
     BLANK,
     layer_options,
     slab_depth,
     stored_image_dtype,
     write_mask_slab,
 )
+from deepscem.dataset.layers import label_name
 from deepscem.errors import DatasetError, InputFileError
 
 
@@ -52,7 +53,6 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
 
 def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
     """Second pass: create the group and write slab by slab; remove it again on any error."""
-    from deepscem.dataset import label_name
 
     shape = img.shape
     depth = slab_depth(shape, max(img.dtype.itemsize, 1))

@@ -4,7 +4,7 @@ Samples are matched by name and layers by label index: the reference side uses i
 ``label_XXXX`` layers (or ``prediction_XXXX`` when it has no labels), the segmentation side
 its ``prediction_XXXX`` layers (or ``label_XXXX``), so label-vs-prediction,
 prediction-vs-prediction and label-vs-label comparisons all work. Scores follow
-:mod:`deepscem.metrics` (threshold, empty-mask rule). Anything that cannot be compared (a
+:mod:`deepscem.evaluation.metrics` (threshold, empty-mask rule). Anything that cannot be compared (a
 sample on one side only, a missing label index, different shapes) is listed in
 ``report.problems``; the rest is still scored.
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from deepscem import progress as prog
-from deepscem.metrics import ObjectCounts, VoxelCounts, binarize, object_counts
+from deepscem.evaluation.metrics import ObjectCounts, VoxelCounts, binarize, object_counts
 
 #: Voxels read per slab when streaming voxel counts (bounds memory, not results).
 SLAB_VOXELS = 1 << 25

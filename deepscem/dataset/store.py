@@ -8,43 +8,35 @@ Layout (compatible with the original DeepSCEM's files, which every reader here a
   (the volume-wide intensity range). The original's float32 [0, 1] images have no such attrs
   and are read with their data min/max;
 * ``label_0000``...: uint8 {0, 1}; ``prediction_0000``...: float32 or uint8;
-  ``label_0000_dt``: float32 signed distance (see :mod:`deepscem.dataset_ops`).
+  ``label_0000_dt``: float32 signed distance (see :mod:`deepscem.dataset.ops`).
 
-Crop, export, save-as and distance transform live in :mod:`deepscem.dataset_ops`; the
+Crop, export, save-as and distance transform live in :mod:`deepscem.dataset.ops`; the
 methods below delegate to them so ``Dataset`` stays the one entry point.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from deepscem.dataset_format import (
+from deepscem.dataset import add as dataset_add
+from deepscem.dataset import ops as dataset_ops
+from deepscem.dataset.format import (
     chunk_shape,
     layer_options,
     slab_depth,
     validate_file,
     validate_name,
 )
+from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.errors import DatasetError
 from deepscem.progress import CancelToken, ProgressCallback
 
-_LABEL = re.compile(r"label_\d{4}$")
-_PREDICTION = re.compile(r"prediction_\d{4}$")
 Region = tuple[slice, ...] | None
-
-
-def label_name(i: int) -> str:
-    return f"label_{i:04d}"
-
-
-def prediction_name(i: int) -> str:
-    return f"prediction_{i:04d}"
 
 
 class Sample:
@@ -66,15 +58,15 @@ class Sample:
     def layer_names(self) -> list[str]:
         """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``)."""
         names = sorted(self.group.keys())
-        rank = {n: (0 if n == "image" else 1 if _LABEL.match(n) else 2 if _PREDICTION.match(n) else 3)
+        rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
         return sorted(names, key=lambda n: (rank[n], n))
 
     def label_layers(self) -> list[str]:
-        return sorted(n for n in self.group.keys() if _LABEL.match(n))
+        return sorted(n for n in self.group.keys() if is_label(n))
 
     def prediction_layers(self) -> list[str]:
-        return sorted(n for n in self.group.keys() if _PREDICTION.match(n))
+        return sorted(n for n in self.group.keys() if is_prediction(n))
 
     def layer(self, layer: str) -> h5py.Dataset:
         """The raw HDF5 dataset of ``layer`` (for block-wise readers and writers)."""
@@ -288,7 +280,6 @@ class Dataset:
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
         """
-        from deepscem import dataset_add
 
         self._require_writable()
         self._check_new_name(name)
@@ -328,34 +319,23 @@ class Dataset:
         self.file.move(old, new)
         return Sample(self, new)
 
-    # -- operations in deepscem.dataset_ops ------------------------------------------------
+    # -- operations in deepscem.dataset.ops ------------------------------------------------
     def crop_sample(self, name: str, z: tuple[int, int], y: tuple[int, int], x: tuple[int, int], *,
                     new_name: str | None = None, progress=None, cancel=None) -> Sample:
-        from deepscem import dataset_ops
         return dataset_ops.crop_sample(self, name, z, y, x, new_name=new_name,
                                        progress=progress, cancel=cancel)
 
     def export_sample(self, name: str, folder, *, layers: Sequence[str] | None = None,
                       overwrite: bool = False, progress=None, cancel=None) -> list[Path]:
-        from deepscem import dataset_ops
         return dataset_ops.export_sample(self, name, folder, layers=layers, overwrite=overwrite,
                                          progress=progress, cancel=cancel)
 
     def distance_transform(self, name: str, label: int, *, scale: float = 5.0,
                            sampling: Sequence[float] | None = None, per_slice: bool = False,
                            overwrite: bool = False, progress=None, cancel=None) -> str:
-        from deepscem import dataset_ops
         return dataset_ops.distance_transform(self, name, label, scale=scale, sampling=sampling,
                                               per_slice=per_slice, overwrite=overwrite,
                                               progress=progress, cancel=cancel)
-
-
-def save_as(src: str | os.PathLike, dst: str | os.PathLike, *, original: bool = False,
-            overwrite: bool = False, progress=None, cancel=None) -> Path:
-    """Write a compact copy of dataset ``src`` to ``dst`` (see :mod:`deepscem.dataset_ops`)."""
-    from deepscem import dataset_ops
-    return dataset_ops.save_as(src, dst, original=original, overwrite=overwrite,
-                               progress=progress, cancel=cancel)
 
 
 def _open_h5(path: Path, mode: str, cache_mb: float | None) -> h5py.File:
@@ -384,4 +364,4 @@ def _h5_reason(err: OSError) -> str:
     return "the HDF5 file is damaged or truncated"
 
 
-__all__ = ["Dataset", "Sample", "label_name", "prediction_name", "save_as", "chunk_shape"]
+__all__ = ["Dataset", "Sample", "chunk_shape"]

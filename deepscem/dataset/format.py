@@ -6,12 +6,12 @@ Kept apart from :mod:`deepscem.dataset` (the API) so the rules read in one place
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from deepscem.dataset.layers import index_of, is_label
 from deepscem.errors import DatasetError
 
 # Values that mean "blank label" on the command line and in add_sample.
@@ -113,9 +113,6 @@ def validate_name(name: str) -> None:
                            "that does not start with '.'")
 
 
-_LABEL = re.compile(r"label_(\d{4})$")
-
-
 def validate_file(path: Path, file: h5py.File, *, check_samples: bool = True) -> None:
     """Raise :class:`DatasetError` naming the file/sample and the rule it breaks."""
     if "labels" not in file.attrs:
@@ -155,9 +152,8 @@ def check_sample(path: Path, name: str, group: h5py.Group, n_labels: int) -> Non
         if tuple(data.shape) != shape:
             raise DatasetError(f"{where}: layer {layer!r} has shape {tuple(data.shape)}, the sample "
                                f"is {shape}")
-        match = _LABEL.match(layer)
-        if match:
-            labels.append(int(match.group(1)))
+        if is_label(layer):
+            labels.append(index_of(layer))
     # Datasets hold every label; prediction files hold none.
     if labels and sorted(labels) != list(range(n_labels)):
         raise DatasetError(f"{where} has label layers {sorted(labels)}, expected 0..{n_labels - 1} "

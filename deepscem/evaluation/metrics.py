@@ -18,13 +18,12 @@ implemented in :mod:`deepscem.evaluation`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from deepscem.evaluation import EvaluationReport
+    pass
 
 #: IoU an object pair needs to count as a match in object-level F1.
 OBJECT_IOU = 0.5
@@ -163,13 +162,3 @@ def object_counts(reference: np.ndarray, segmentation: np.ndarray,
     return ObjectCounts(n_ref, n_seg, int(ref_sizes[1:].sum()), int(seg_sizes[1:].sum()),
                         matched)
 
-
-def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
-             threshold: float = 0.5, objects: bool = True, progress: Any = None,
-             cancel: Any = None) -> EvaluationReport:
-    """Score a segmentation dataset against a reference dataset; see
-    :func:`deepscem.evaluation.evaluate`."""
-    from deepscem.evaluation import evaluate as _evaluate
-
-    return _evaluate(reference_path, segmentation_path, threshold=threshold, objects=objects,
-                     progress=progress, cancel=cancel)

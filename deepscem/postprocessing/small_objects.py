@@ -19,7 +19,7 @@ fit and the result is conservative: objects longer in Z than the halo are kept e
 small (it never removes a real object; it may leave a few thin ones). The return value says
 whether the result was exact.
 
-Connectivity is by faces (6 neighbours in 3D), as in :func:`deepscem.metrics.connected_objects`.
+Connectivity is by faces (6 neighbours in 3D), as in :func:`deepscem.evaluation.metrics.connected_objects`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Dataset operations beyond add/remove: crop, export to TIFF, save-as, distance transform.
+"""Dataset operations beyond add/remove: crop, export to TIFF, distance transform.
 
 Each streams slab by slab (Z slabs of ~32 MB) and checks the cancel token once per slab, so
 memory stays bounded by the slab size; the exception is the whole-sample distance transform
 (see :func:`distance_transform`). Reached through :class:`deepscem.dataset.Dataset` methods
-and :func:`deepscem.dataset.save_as`.
+(save-as lives in :mod:`deepscem.dataset.copying`).
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from deepscem import progress as prog
-from deepscem.dataset_format import layer_options, slab_depth, validate_name, write_mask_slab
+from deepscem.dataset.format import layer_options, slab_depth, validate_name, write_mask_slab
+from deepscem.dataset.layers import label_name
 from deepscem.errors import DatasetError
 
 
 @contextmanager
-def _os_errors(what: str):
+def os_errors(what: str):
     """Turn a file-system failure (disk full, permission denied...) into a one-line error."""
     try:
         yield
@@ -31,7 +31,7 @@ def _os_errors(what: str):
                            "permissions there") from None
 
 
-def _slabs(shape, itemsize: int):
+def slabs(shape, itemsize: int):
     depth = slab_depth(shape, itemsize)
     for z0 in range(0, shape[0], depth):
         yield z0, min(z0 + depth, shape[0])
@@ -81,7 +81,7 @@ def crop_sample(ds, name: str, z, y, x, *, new_name: str | None = None,
                 out.attrs[key] = value
             if layer == "image" and "norm_min" not in out.attrs:
                 out.attrs["norm_min"], out.attrs["norm_max"] = sample.image_range
-            for a, b in _slabs(shape, src.dtype.itemsize):
+            for a, b in slabs(shape, src.dtype.itemsize):
                 prog.check(cancel)
                 write_mask_slab(out, a, src[z0 + a:z0 + b, y0:y1, x0:x1])
                 done += b - a
@@ -111,7 +111,7 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
     for layer in layers:
         sample.layer(layer)  # a clear error for an unknown layer, before writing anything
     folder = Path(folder)
-    with _os_errors(f"exporting to {folder}"):
+    with os_errors(f"exporting to {folder}"):
         folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}_{layer}.tif" for layer in layers]
     existing = [str(p) for p in paths if p.exists()]
@@ -123,7 +123,7 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
 
         def pages(data=data):
             nonlocal done
-            for a, b in _slabs(sample.shape, data.dtype.itemsize):
+            for a, b in slabs(sample.shape, data.dtype.itemsize):
                 prog.check(cancel)
                 yield from data[a:b]
                 done += b - a
@@ -131,7 +131,7 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
 
         tmp = path.with_name(f".{path.name}.part")
         try:
-            with _os_errors(f"exporting {path}"):
+            with os_errors(f"exporting {path}"):
                 tifffile.imwrite(tmp, data=pages(), shape=sample.shape, dtype=data.dtype,
                                  photometric="minisblack",
                                  bigtiff=data.size * data.dtype.itemsize > 2**31,
@@ -140,70 +140,6 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
         finally:
             tmp.unlink(missing_ok=True)
     return paths
-
-
-def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
-            progress=None, cancel=None) -> Path:
-    """Write a compact copy of dataset ``src`` to ``dst`` (removed samples' space is not copied).
-
-    ``original=True`` writes what the original DeepSCEM wrote: images float32 min-max normalised
-    to [0, 1] over the whole volume (computed in float64, then cast), every layer contiguous and
-    uncompressed, no ``norm_*`` attrs. A constant image becomes zeros, not the original's NaN.
-    The copy is written to a temporary file and moved into place, so ``dst`` is never half-written.
-    """
-    from deepscem.dataset import Dataset
-
-    src, dst = Path(src), Path(dst)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise DatasetError(f"{dst} is the dataset being saved; choose another file name")
-    if dst.exists() and not overwrite:
-        raise DatasetError(f"{dst} already exists; choose another file name or allow overwriting")
-    if dst.is_dir():
-        raise DatasetError(f"{dst} is a folder; give a file name ending in .hdf5")
-    if not dst.absolute().parent.is_dir():
-        raise DatasetError(f"{dst}: the folder {dst.absolute().parent} does not exist")
-    tmp = dst.with_name(f".{dst.name}.part")
-    with Dataset.open(src) as ds, _os_errors(f"saving {dst}"):
-        try:
-            with h5py.File(tmp, "w") as out:
-                for key, value in ds.file.attrs.items():
-                    out.attrs[key] = value
-                total = sum(s.shape[0] * len(s.layer_names()) for s in ds)
-                done = 0
-                for sample in ds:
-                    done = _copy_sample(sample, out, original, done, total, progress, cancel)
-            os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return dst
-
-
-def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, progress, cancel) -> int:
-    group = out.create_group(sample.name)
-    for key, value in sample.group.attrs.items():
-        group.attrs[key] = value
-    group.attrs["shape"] = np.asarray(sample.shape, np.int64)
-    for layer in sample.layer_names():
-        src = sample.layer(layer)
-        dtype = np.dtype(np.float32) if (original and layer == "image") else src.dtype
-        options = {} if original else layer_options(sample.shape, dtype, layer)
-        dst = group.create_dataset(layer, shape=sample.shape, dtype=dtype, **options)
-        if not original:
-            for key, value in src.attrs.items():
-                dst.attrs[key] = value
-            if layer == "image" and "norm_min" not in dst.attrs:
-                dst.attrs["norm_min"], dst.attrs["norm_max"] = sample.image_range
-        lo, hi = sample.image_range if layer == "image" else (0.0, 1.0)
-        for a, b in _slabs(sample.shape, max(4, src.dtype.itemsize)):
-            prog.check(cancel)
-            data = src[a:b]
-            if original and layer == "image":
-                data = ((data.astype(np.float64) - lo) / (hi - lo) if hi > lo
-                        else np.zeros(data.shape)).astype(np.float32)
-            write_mask_slab(dst, a, data)
-            done += b - a
-            prog.emit(progress, done, total, "slices", "saving")
-    return done
 
 
 def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
@@ -223,8 +159,6 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
     per slice voxel. Returns the new layer's name.
     """
     from scipy.ndimage import distance_transform_edt
-
-    from deepscem.dataset import label_name
 
     ds._require_writable()
     sample = ds.sample(name)
@@ -250,7 +184,7 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
         else:
             prog.check(cancel)
             result = _signed_tanh(source[()], sampling, scale, distance_transform_edt)
-            for a, b in _slabs(sample.shape, 4):
+            for a, b in slabs(sample.shape, 4):
                 prog.check(cancel)
                 out[a:b] = result[a:b]
                 prog.emit(progress, b, sample.shape[0], "slices", "distance transform")

@@ -1,0 +1,78 @@
+"""Save-as: a compact copy of a dataset file (removed samples' space is not copied), optionally in
+the original DeepSCEM's layout (float32 [0, 1] images, contiguous, uncompressed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from deepscem import progress as prog
+from deepscem.dataset.format import layer_options, write_mask_slab
+from deepscem.dataset.ops import os_errors, slabs
+from deepscem.dataset.store import Dataset
+from deepscem.errors import DatasetError
+
+
+def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
+            progress=None, cancel=None) -> Path:
+    """Write a compact copy of dataset ``src`` to ``dst`` (removed samples' space is not copied).
+
+    ``original=True`` writes what the original DeepSCEM wrote: images float32 min-max normalised
+    to [0, 1] over the whole volume (computed in float64, then cast), every layer contiguous and
+    uncompressed, no ``norm_*`` attrs. A constant image becomes zeros, not the original's NaN.
+    The copy is written to a temporary file and moved into place, so ``dst`` is never half-written.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise DatasetError(f"{dst} is the dataset being saved; choose another file name")
+    if dst.exists() and not overwrite:
+        raise DatasetError(f"{dst} already exists; choose another file name or allow overwriting")
+    if dst.is_dir():
+        raise DatasetError(f"{dst} is a folder; give a file name ending in .hdf5")
+    if not dst.absolute().parent.is_dir():
+        raise DatasetError(f"{dst}: the folder {dst.absolute().parent} does not exist")
+    tmp = dst.with_name(f".{dst.name}.part")
+    with Dataset.open(src) as ds, os_errors(f"saving {dst}"):
+        try:
+            with h5py.File(tmp, "w") as out:
+                for key, value in ds.file.attrs.items():
+                    out.attrs[key] = value
+                total = sum(s.shape[0] * len(s.layer_names()) for s in ds)
+                done = 0
+                for sample in ds:
+                    done = _copy_sample(sample, out, original, done, total, progress, cancel)
+            os.replace(tmp, dst)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return dst
+
+
+def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, progress, cancel) -> int:
+    group = out.create_group(sample.name)
+    for key, value in sample.group.attrs.items():
+        group.attrs[key] = value
+    group.attrs["shape"] = np.asarray(sample.shape, np.int64)
+    for layer in sample.layer_names():
+        src = sample.layer(layer)
+        dtype = np.dtype(np.float32) if (original and layer == "image") else src.dtype
+        options = {} if original else layer_options(sample.shape, dtype, layer)
+        dst = group.create_dataset(layer, shape=sample.shape, dtype=dtype, **options)
+        if not original:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+            if layer == "image" and "norm_min" not in dst.attrs:
+                dst.attrs["norm_min"], dst.attrs["norm_max"] = sample.image_range
+        lo, hi = sample.image_range if layer == "image" else (0.0, 1.0)
+        for a, b in slabs(sample.shape, max(4, src.dtype.itemsize)):
+            prog.check(cancel)
+            data = src[a:b]
+            if original and layer == "image":
+                data = ((data.astype(np.float64) - lo) / (hi - lo) if hi > lo
+                        else np.zeros(data.shape)).astype(np.float32)
+            write_mask_slab(dst, a, data)
+            done += b - a
+            prog.emit(progress, done, total, "slices", "saving")
+    return done
