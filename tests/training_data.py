@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import synthetic_volume
+from synthetic_data import synthetic_volume
 
 from deepscem.dataset import Dataset
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import synthetic_volume
 from PyQt5.QtWidgets import QMessageBox
+from synthetic_data import synthetic_volume
 
 from deepscem.dataset import Dataset
 

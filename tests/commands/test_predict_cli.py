@@ -27,7 +27,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture
 def labelled(tmp_path):
-    from conftest import synthetic_volume
+    from synthetic_data import synthetic_volume
 
     image, mask = synthetic_volume((3, 30, 44))
     path = tmp_path / "data.hdf5"

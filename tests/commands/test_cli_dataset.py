@@ -5,12 +5,11 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-from conftest import synthetic_volume
 from h5_content import file_hash, logical_hash
+from synthetic_data import synthetic_volume
 
 from deepscem import cli
-from deepscem.dataset import imageio
-from deepscem.dataset import Dataset
+from deepscem.dataset import Dataset, imageio
 
 # The seed README's dataset examples, verbatim.
 SEED_EXAMPLES = [

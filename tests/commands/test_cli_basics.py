@@ -8,7 +8,7 @@ from deepscem import cli
 from deepscem.errors import DeepScemError
 from deepscem.progress import CancelToken, Progress, TqdmProgress, check, emit
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_is_instant_and_never_imports_tensorflow():

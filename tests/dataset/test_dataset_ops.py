@@ -1,9 +1,9 @@
 import h5py
 import numpy as np
 import pytest
-from conftest import synthetic_volume
 from h5_content import file_hash, logical_hash
 from scipy.ndimage import distance_transform_edt
+from synthetic_data import synthetic_volume
 
 from deepscem.dataset import Dataset, imageio, save_as
 from deepscem.errors import Cancelled, DatasetError

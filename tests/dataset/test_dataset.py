@@ -2,8 +2,8 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-from conftest import synthetic_volume
 from h5_content import file_hash, logical_hash
+from synthetic_data import synthetic_volume
 
 from deepscem.dataset import Dataset, imageio, label_name, prediction_name
 from deepscem.errors import Cancelled, DatasetError, InputFileError

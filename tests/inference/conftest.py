@@ -1,0 +1,1 @@
+"""Fixtures for the tests of deepscem/inference (shared ones live in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the tests of deepscem/training (shared ones live in tests/conftest.py)."""
