@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deepscem.config import BATCH_WORKERS, TrainConfig
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, ModelError
+from deepscem.outputs import check_output
 
 _DEFAULT = TrainConfig()
 
@@ -88,7 +89,7 @@ def register(subparsers) -> None:
                    help="threads building batches (default %(default)s; 1 hands batching to tf.data, "
                         "which can stall ~20 s at the start of an epoch)")
     p.add_argument("--log", metavar="CSV", help="per-epoch CSV log (default: MODEL_OUT with .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT and its CSV log if they exist")
     p.set_defaults(func=run)
 
 
@@ -123,6 +124,8 @@ def run_legacy(values: dict[str, str]) -> int:
             raise ConfigError(f"--train-model {field.upper()} must be a whole number, "
                               f"got {values[field]!r}") from None
 
+    check_files(values["model_in"], values["model_out"], [values["train_dataset"]],
+                [values["valid_dataset"]], overwrite=True)  # before the slow Keras import
     from deepscem.models.losses import canonical_loss_name
 
     config = TrainConfig(loss=canonical_loss_name(values["loss"]), batch_size=number("batch_size"),
@@ -142,17 +145,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
                 workers: int = BATCH_WORKERS) -> int:
     """Load, train with a tqdm bar, save; returns 0. A NaN/inf loss saves the last good weights
     and then raises DeepScemError (exit code 1)."""
-    model_in_path, out = Path(model_in), Path(model_out)
-    if not model_in_path.is_file():
-        raise ModelError(f"model file {model_in_path} does not exist; create one with 'run.py model create'")
-    if not out.parent.is_dir():
-        raise ModelError(f"folder {out.parent} of MODEL_OUT does not exist; create it first")
-    if out.exists() and not overwrite:
-        raise ModelError(f"{out} already exists: choose another output file or add --overwrite")
-    for path in [*train_ds, *valid_ds]:
-        if not Path(path).is_file():
-            raise DatasetError(f"dataset file {path} does not exist")
-    log = Path(log_path) if log_path else out.with_suffix(".csv")
+    model_in_path, out, log = check_files(model_in, model_out, train_ds, valid_ds, log_path,
+                                          overwrite=overwrite)
 
     from deepscem.devices import describe_device
     from deepscem.models.storage import H5_SUFFIXES, KERAS_SUFFIXES, load_model, save_model
@@ -195,6 +189,26 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     if result.stopped_reason == "nan":
         raise DeepScemError(f"{result.message}; saved them to {out}")
     return 0
+
+
+def check_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],
+                log_path: str | None = None, *, overwrite: bool) -> tuple[Path, Path, Path]:
+    """The inputs exist, and every file training writes (MODEL_OUT and its CSV log) can be written
+    and destroys no input, checked before the model loads: a run of hours is never thrown away
+    at the end. Returns (MODEL_IN, MODEL_OUT, log) paths."""
+    model_in, out = Path(model_in), Path(model_out)
+    if not model_in.is_file():
+        raise ModelError(f"model file {model_in} does not exist; create one with 'run.py model create'")
+    for path in [*train_ds, *valid_ds]:
+        if not Path(path).is_file():
+            raise DatasetError(f"dataset file {path} does not exist")
+    log = Path(log_path) if log_path else out.with_suffix(".csv")
+    inputs = [("MODEL_IN", model_in), *(("a training dataset (TRAIN_DS)", p) for p in train_ds),
+              *(("a validation dataset (VALID_DS)", p) for p in valid_ds)]
+    check_output(out, inputs=inputs, overwrite=overwrite, what="MODEL_OUT", error=ModelError)
+    check_output(log, inputs=[*inputs, ("MODEL_OUT", out)], overwrite=overwrite,
+                 what="CSV log", error=ModelError)
+    return model_in, out, log
 
 
 def _cancel_on_first_interrupt(token):
