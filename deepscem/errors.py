@@ -34,3 +34,7 @@ class Cancelled(DeepScemError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)
+
+
+class Interrupted(Cancelled):
+    """The command line got Ctrl+C (SIGINT) or SIGTERM; it stopped at a safe point."""

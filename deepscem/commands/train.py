@@ -2,17 +2,17 @@
 
 Paths and options are checked before Keras is imported; the model, the datasets and the
 patch are checked against each other before the first batch (``training.trainer``).
-Ctrl+C once stops after the current batch and still saves the best model; twice aborts.
+Ctrl+C (or SIGTERM) once stops after the current batch, saves the best model so far and exits 1;
+twice aborts without saving.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 
 from deepscem.config import BATCH_WORKERS, TrainConfig
-from deepscem.errors import ConfigError, DatasetError, DeepScemError, ModelError
+from deepscem.errors import ConfigError, DatasetError, DeepScemError, Interrupted, ModelError
 from deepscem.outputs import check_output
 
 _DEFAULT = TrainConfig()
@@ -154,7 +154,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
         raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
     from deepscem.devices import bf16_supported, cpu_name
-    from deepscem.progress import CancelToken, TqdmProgress
+    from deepscem.progress import CancelToken, TqdmProgress, process_cancelled, process_token
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)
@@ -174,20 +174,20 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     if not config.mixed_precision and bf16_supported():
         print("hint: this device computes bfloat16 fast: --mixed-precision trains ~20% faster "
               "(measured on a 2-core CPU with bf16 instructions, bench/README.md)")
-    cancel = CancelToken()
-    previous = _cancel_on_first_interrupt(cancel)
-    try:
-        with TqdmProgress() as bar:
-            result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
-                           cancel=cancel, workers=workers)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    # The command line's Ctrl+C/SIGTERM token (deepscem.interrupts): the first signal stops
+    # after the current batch and the best weights so far are saved; a second aborts.
+    cancel = process_token() or CancelToken()
+    with TqdmProgress() as bar:
+        result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
+                       cancel=cancel, workers=workers)
     save_model(result.model, out, result.info, overwrite=True)
     best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
     print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")
     if result.stopped_reason == "nan":
         raise DeepScemError(f"{result.message}; saved them to {out}")
+    if process_cancelled():
+        raise Interrupted(f"{process_cancelled()} after {result.steps_done} steps; saved the best "
+                          f"weights so far to {out}{best}")
     return 0
 
 
@@ -210,20 +210,3 @@ def check_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
                  what="CSV log", error=ModelError)
     return model_in, out, log
 
-
-def _cancel_on_first_interrupt(token):
-    """First Ctrl+C: stop after the current batch and save; a second one raises KeyboardInterrupt."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-        print("\nstopping after this batch (Ctrl+C again to abort without saving)")
-
-    signal.signal(signal.SIGINT, handler)
-    return previous
