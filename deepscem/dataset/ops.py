@@ -8,6 +8,7 @@ memory stays bounded by the slab size; the exception is the whole-sample distanc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,10 +188,10 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
             or not 0 <= label < ds.n_labels:
         raise DatasetError(f"label index must be 0..{ds.n_labels - 1}, got {label!r}")
     source = sample.layer(label_name(label))
-    if not scale > 0:
-        raise DatasetError(f"the distance scale must be > 0, got {scale}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise DatasetError(f"the distance scale must be a finite number > 0, got {scale}")
     sampling = tuple(float(v) for v in (sampling or (1.0, 1.0, 1.0)))
-    if len(sampling) != 3 or not all(v > 0 for v in sampling):
+    if len(sampling) != 3 or not all(math.isfinite(v) and v > 0 for v in sampling):
         raise DatasetError(f"sampling is the voxel size Z Y X (three numbers > 0), got {sampling}")
     layer = label_name(label) + "_dt"
     validate_name(layer)
