@@ -1,4 +1,5 @@
-"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the seed's ``--train-model``.
+"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the original DeepSCEM's
+``--train-model``.
 
 Paths and options are checked before Keras is imported; the model, the datasets and the
 patch are checked against each other before the first batch (``training.trainer``).
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_legacy(values: dict[str, str]) -> int:
-    """The seed's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
+    """The original DeepSCEM's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
 
     As the original: keep the best checkpoint (validation loss), write the CSV log next to
     MODEL_OUT, save the model (replacing MODEL_OUT). Other options keep TrainConfig's defaults.

@@ -1,4 +1,5 @@
-"""The dataset file: one HDF5 file of samples, each an image and its labels (see DESIGN.md §3).
+"""The dataset file: one HDF5 file of samples, each an image and its labels (layout described in
+docs/ARCHITECTURE.md, 'Dataset file').
 
 Layout (compatible with the original DeepSCEM's files, which every reader here accepts):
 

@@ -1,4 +1,4 @@
-"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the seed's examples).
+"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the original DeepSCEM's examples).
 
 A DeepSCEM model file carries, next to the network, a :class:`ModelInfo` (JSON) with what
 prediction needs: dimension, outputs and label names, training patch size, input
@@ -135,7 +135,7 @@ class _DropLegacyNotice(logging.Filter):
 @contextlib.contextmanager
 def _quiet_h5_warning():
     """Keras logs "HDF5 ... is considered legacy" on every .h5 save; .h5 is a deliberate
-    user choice here (the seed's format), so the notice is only noise on the console."""
+    user choice here (the original DeepSCEM's format), so the notice is only noise on the console."""
     logger, notice = logging.getLogger("absl"), _DropLegacyNotice()
     logger.addFilter(notice)
     try:
