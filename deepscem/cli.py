@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         if _is_legacy(argv):
-            return run_legacy(build_legacy_parser().parse_args(argv))
+            args = build_legacy_parser().parse_args(argv)
+            return _interruptible(run_legacy, args, gui=args.gui_no_safe)
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.legacy_help:
@@ -151,8 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        result = args.func(args)
-        return int(result or 0)
+        return _interruptible(args.func, args, gui=args.command == "gui")
     except DeepScemError as err:
         if debug:
             traceback.print_exc()
@@ -166,6 +166,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _interruptible(func, args: argparse.Namespace, *, gui: bool) -> int:
+    """Run a command handler with Ctrl+C/SIGTERM stopping it at a safe point (exit 1)."""
+    if gui:  # the GUI handles its own quitting
+        return int(func(args) or 0)
+    from deepscem.errors import Interrupted
+    from deepscem.interrupts import InterruptHandler
+
+    with InterruptHandler() as handler:
+        result = func(args)
+    if handler.reason:  # the signal came after the last safe point: the command had finished
+        raise Interrupted(f"{handler.reason}, but the command had already finished its work")
+    return int(result or 0)
 
 
 def run_legacy(args: argparse.Namespace) -> int:

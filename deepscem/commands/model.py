@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from deepscem.errors import ModelError
+from deepscem.outputs import check_output
 
 DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
     "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
@@ -72,9 +72,7 @@ def register(subparsers) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ModelError(f"{out} already exists; choose another name or add --overwrite")
+    out = check_output(args.out, overwrite=args.overwrite, what="model", error=ModelError)
     if out.suffix.lower() not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"cannot save a model as {out.name!r}: use a .keras or .h5 file name")
     from deepscem.config import UNetConfig
