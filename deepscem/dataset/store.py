@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
+from deepscem.dataset import annotation
 from deepscem.dataset import ops as dataset_ops
 from deepscem.dataset.format import (
     chunk_shape,
@@ -56,8 +57,11 @@ class Sample:
         return f"Sample({self.name!r}, shape={self.shape})"
 
     def layer_names(self) -> list[str]:
-        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``)."""
-        names = sorted(self.group.keys())
+        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``).
+
+        Hidden work layers (names starting with ".", e.g. a half-written ``.annotated.part``
+        left by a killed command) are not listed."""
+        names = sorted(n for n in self.group.keys() if not n.startswith("."))
         rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
         return sorted(names, key=lambda n: (rank[n], n))
@@ -131,6 +135,42 @@ class Sample:
                                          **layer_options(self.shape, np.dtype(dtype), layer))
 
 
+    # -- partial labels: the rule and the code are in deepscem.dataset.annotation -------------
+    def has_annotation(self) -> bool:
+        """True when the sample says which voxels are annotated (else all of them are)."""
+        return annotation.has_layer(self)
+
+    def annotated_fraction(self) -> float:
+        """Fraction of voxels annotated, 0..1 (1.0 without an ``annotated`` layer); streamed."""
+        return annotation.annotated_fraction(self)
+
+    def annotated_per_slice(self) -> np.ndarray:
+        """Annotated voxels per Z slice, (Z,) int64."""
+        return annotation.annotated_per_slice(self)
+
+    def read_annotated(self, region: Region = None) -> np.ndarray:
+        """uint8 {0, 1} (Z, Y, X) mask of ``region``: 1 = labelled; ones without the layer."""
+        return annotation.read_annotated(self, region)
+
+    def mark_annotated(self, region: Region, value: int = 1) -> None:
+        """Mark ``region`` annotated (1) or unknown (0), writing only the chunks it touches."""
+        annotation.mark_annotated(self, region, value)
+
+    def set_annotated_slices(self, slices, *, progress=None, cancel=None) -> None:
+        """Exactly these Z slices are annotated; swapped in whole (a kill keeps the old mask)."""
+        annotation.set_annotated_slices(self, slices, progress=progress, cancel=cancel)
+
+    def set_annotated_mask(self, mask, *, progress=None, cancel=None) -> None:
+        """Annotated = non-zero voxels of ``mask`` (path or (Z, Y, X) array)."""
+        annotation.set_annotated_mask(self, mask, progress=progress, cancel=cancel)
+
+    def set_all_annotated(self) -> None:
+        annotation.set_all_annotated(self)
+
+    def set_none_annotated(self) -> None:
+        annotation.set_none_annotated(self)
+
+
 class Dataset:
     """An open dataset file. Use :meth:`create` or :meth:`open`, ideally as a context manager."""
 
@@ -144,8 +184,9 @@ class Dataset:
                overwrite: bool = False) -> Dataset:
         """Create an empty dataset file (opened read-write) named ``name`` with ``n_labels``."""
         path = Path(path)
-        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 1:
-            raise DatasetError(f"the number of labels must be a whole number >= 1, got {n_labels!r}")
+        # 0 labels: a dataset of images only, for prediction and viewing (DESIGN.md §3)
+        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
+            raise DatasetError(f"the number of labels must be a whole number >= 0, got {n_labels!r}")
         if not str(name).strip():
             raise DatasetError("the dataset name must not be empty")
         if path.exists() and not overwrite:
