@@ -224,3 +224,42 @@ def _swap_in(sample, part) -> None:
         del sample.group[ANNOTATED]
     sample.group.move(PART, ANNOTATED)
     sample.dataset.file.flush()
+
+
+class SampleAnnotation:
+    """The partial-label methods of :class:`deepscem.dataset.Sample` (a mixin over this module's
+    functions; the sample provides ``group``, ``shape``, ``dataset`` and ``read_layer``)."""
+
+    def has_annotation(self) -> bool:
+        """True when the sample says which voxels are annotated (else all of them are)."""
+        return has_layer(self)
+
+    def annotated_fraction(self) -> float:
+        """Fraction of voxels annotated, 0..1 (1.0 without an ``annotated`` layer); streamed."""
+        return annotated_fraction(self)
+
+    def annotated_per_slice(self) -> np.ndarray:
+        """Annotated voxels per Z slice, (Z,) int64."""
+        return annotated_per_slice(self)
+
+    def read_annotated(self, region: Region = None) -> np.ndarray:
+        """uint8 {0, 1} (Z, Y, X) mask of ``region``: 1 = labelled; ones without the layer."""
+        return read_annotated(self, region)
+
+    def mark_annotated(self, region: Region, value: int = 1) -> None:
+        """Mark ``region`` annotated (1) or unknown (0), writing only the chunks it touches."""
+        mark_annotated(self, region, value)
+
+    def set_annotated_slices(self, slices, *, progress=None, cancel=None) -> None:
+        """Exactly these Z slices are annotated; swapped in whole (a kill keeps the old mask)."""
+        set_annotated_slices(self, slices, progress=progress, cancel=cancel)
+
+    def set_annotated_mask(self, mask, *, progress=None, cancel=None) -> None:
+        """Annotated = non-zero voxels of ``mask`` (path or (Z, Y, X) array)."""
+        set_annotated_mask(self, mask, progress=progress, cancel=cancel)
+
+    def set_all_annotated(self) -> None:
+        set_all_annotated(self)
+
+    def set_none_annotated(self) -> None:
+        set_none_annotated(self)

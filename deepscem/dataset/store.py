@@ -40,8 +40,11 @@ from deepscem.progress import CancelToken, ProgressCallback
 Region = tuple[slice, ...] | None
 
 
-class Sample:
-    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X)."""
+class Sample(annotation.SampleAnnotation):
+    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X).
+
+    Partial-label methods (``annotated_fraction``, ``read_annotated``, ``mark_annotated``...)
+    come from :class:`deepscem.dataset.annotation.SampleAnnotation`."""
 
     def __init__(self, dataset: Dataset, name: str) -> None:
         self.dataset = dataset
@@ -133,42 +136,6 @@ class Sample:
             del self.group[layer]
         return self.group.create_dataset(layer, shape=self.shape, dtype=dtype, fillvalue=fill,
                                          **layer_options(self.shape, np.dtype(dtype), layer))
-
-
-    # -- partial labels: the rule and the code are in deepscem.dataset.annotation -------------
-    def has_annotation(self) -> bool:
-        """True when the sample says which voxels are annotated (else all of them are)."""
-        return annotation.has_layer(self)
-
-    def annotated_fraction(self) -> float:
-        """Fraction of voxels annotated, 0..1 (1.0 without an ``annotated`` layer); streamed."""
-        return annotation.annotated_fraction(self)
-
-    def annotated_per_slice(self) -> np.ndarray:
-        """Annotated voxels per Z slice, (Z,) int64."""
-        return annotation.annotated_per_slice(self)
-
-    def read_annotated(self, region: Region = None) -> np.ndarray:
-        """uint8 {0, 1} (Z, Y, X) mask of ``region``: 1 = labelled; ones without the layer."""
-        return annotation.read_annotated(self, region)
-
-    def mark_annotated(self, region: Region, value: int = 1) -> None:
-        """Mark ``region`` annotated (1) or unknown (0), writing only the chunks it touches."""
-        annotation.mark_annotated(self, region, value)
-
-    def set_annotated_slices(self, slices, *, progress=None, cancel=None) -> None:
-        """Exactly these Z slices are annotated; swapped in whole (a kill keeps the old mask)."""
-        annotation.set_annotated_slices(self, slices, progress=progress, cancel=cancel)
-
-    def set_annotated_mask(self, mask, *, progress=None, cancel=None) -> None:
-        """Annotated = non-zero voxels of ``mask`` (path or (Z, Y, X) array)."""
-        annotation.set_annotated_mask(self, mask, progress=progress, cancel=cancel)
-
-    def set_all_annotated(self) -> None:
-        annotation.set_all_annotated(self)
-
-    def set_none_annotated(self) -> None:
-        annotation.set_none_annotated(self)
 
 
 class Dataset:
@@ -311,12 +278,17 @@ class Dataset:
                                "name or remove it first")
 
     def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   annotated_slices: str | Sequence[int] | None = None, annotated_mask=None,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Sample:
         """Add sample ``name`` from an image and ``n_labels`` labels.
 
         ``image``: path (.tif/.tiff/.npy) or ndarray, (Z, Y, X) or (Y, X), any int/float dtype.
-        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label.
+        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label;
+        none at all (in a dataset with labels) = a volume to predict or paint: blank labels,
+        nothing annotated. ``annotated_slices`` (Z indices, or text "0,40,80" / "0-9") or
+        ``annotated_mask`` (path or array, non-zero = annotated): only these voxels are labelled
+        (see :mod:`deepscem.dataset.annotation`); default: all (or none without labels).
         Everything is checked (readable, grey, binary, same shape) and the image's range is
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
@@ -324,7 +296,23 @@ class Dataset:
 
         self._require_writable()
         self._check_new_name(name)
-        return dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is not None and annotated_mask is not None:
+            raise DatasetError("give annotated slices or an annotated mask, not both")
+        sample = dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is None and annotated_mask is None:
+            return sample
+        try:
+            if annotated_mask is not None:
+                sample.set_annotated_mask(annotated_mask, progress=progress, cancel=cancel)
+            else:
+                if isinstance(annotated_slices, str):
+                    annotated_slices = annotation.parse_slices(annotated_slices, sample.shape[0])
+                sample.set_annotated_slices(annotated_slices, progress=progress, cancel=cancel)
+        except BaseException:
+            del self.file[name]  # all or nothing: no sample that claims more than was said
+            self.file.flush()
+            raise
+        return sample
 
     def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
                          image_from: Sample | None = None) -> Sample:
