@@ -29,7 +29,8 @@ def register(subparsers) -> None:
         "create", help="create a new untrained U-Net and save it to OUT",
         description="Create a new untrained U-Net (the GUI's 'Create a new model') and save it. "
                     "Architecture: a model is a deep neural network (its layers and weights).")
-    create.add_argument("out", metavar="OUT", help="model file to write (.keras, or .h5 as in the seed)")
+    create.add_argument("out", metavar="OUT",
+                        help="model file to write (.keras, or .h5 as the original DeepSCEM)")
     create.add_argument("--dim", type=int, choices=(2, 3), default=DEFAULTS["dim"],
                         help="2: works on 2D images / slices of a volume; 3: works on 3D volumes "
                              "(default %(default)s)")

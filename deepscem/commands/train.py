@@ -1,4 +1,5 @@
-"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the seed's ``--train-model``.
+"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the original DeepSCEM's
+``--train-model``.
 
 Paths and options are checked before Keras is imported; the model, the datasets and the
 patch are checked against each other before the first batch (``training.trainer``).
@@ -14,6 +15,7 @@ from pathlib import Path
 from deepscem.config import BATCH_WORKERS, TrainConfig
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, Interrupted, ModelError
 from deepscem.outputs import check_output
+from deepscem.training.stop_reasons import StopReason
 
 _DEFAULT = TrainConfig()
 
@@ -112,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_legacy(values: dict[str, str]) -> int:
-    """The seed's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
+    """The original DeepSCEM's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
 
     As the original: keep the best checkpoint (validation loss), write the CSV log next to
     MODEL_OUT, save the model (replacing MODEL_OUT). Other options keep TrainConfig's defaults.
@@ -186,7 +188,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     save_model(result.model, out, result.info, overwrite=True)
     best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
     print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")
-    if result.stopped_reason == "nan":
+    if result.stopped_reason == StopReason.NAN:
         raise DeepScemError(f"{result.message}; saved them to {out}")
     if process_cancelled():
         raise Interrupted(f"{process_cancelled()} after {result.steps_done} steps; saved the best "

@@ -10,6 +10,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.dataset.format import layer_options, write_mask_slab
+from deepscem.dataset.layers import ANNOTATED
 from deepscem.dataset.ops import os_errors, slabs
 from deepscem.dataset.store import Dataset
 from deepscem.errors import DatasetError
@@ -22,7 +23,8 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
 
     ``original=True`` writes what the original DeepSCEM wrote: images float32 min-max normalised
     to [0, 1] over the whole volume (computed in float64, then cast), every layer contiguous and
-    uncompressed, no ``norm_*`` attrs. A constant image becomes zeros, not the original's NaN.
+    uncompressed, no ``norm_*`` attrs, no ``annotated`` layer (the original would treat every
+    voxel as labelled anyway). A constant image becomes zeros, not the original's NaN.
     The copy is written to a temporary file and moved into place, so ``dst`` is never half-written.
     """
     src, dst = Path(src), Path(dst)
@@ -32,7 +34,7 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
         with h5py.File(tmp, "w") as out:
             for key, value in ds.file.attrs.items():
                 out.attrs[key] = value
-            total = sum(s.shape[0] * len(s.layer_names()) for s in ds)
+            total = sum(s.shape[0] * len(_copied_layers(s, original)) for s in ds)
             done = 0
             for sample in ds:
                 done = _copy_sample(sample, out, original, done, total, progress, cancel)
@@ -44,7 +46,7 @@ def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, 
     for key, value in sample.group.attrs.items():
         group.attrs[key] = value
     group.attrs["shape"] = np.asarray(sample.shape, np.int64)
-    for layer in sample.layer_names():
+    for layer in _copied_layers(sample, original):
         src = sample.layer(layer)
         dtype = np.dtype(np.float32) if (original and layer == "image") else src.dtype
         options = {} if original else layer_options(sample.shape, dtype, layer)
@@ -65,3 +67,8 @@ def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, 
             done += b - a
             prog.emit(progress, done, total, "slices", "saving")
     return done
+
+
+def _copied_layers(sample, original: bool) -> list[str]:
+    # The original does not know partial labels: it would take every voxel as labelled.
+    return [n for n in sample.layer_names() if not (original and n == ANNOTATED)]

@@ -1,4 +1,5 @@
-"""The dataset file: one HDF5 file of samples, each an image and its labels (see DESIGN.md §3).
+"""The dataset file: one HDF5 file of samples, each an image and its labels (layout described in
+docs/ARCHITECTURE.md, 'Dataset file').
 
 Layout (compatible with the original DeepSCEM's files, which every reader here accepts):
 
@@ -24,8 +25,8 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
+from deepscem.dataset import annotation, pending
 from deepscem.dataset import ops as dataset_ops
-from deepscem.dataset import pending
 from deepscem.dataset.format import (
     chunk_shape,
     layer_options,
@@ -44,8 +45,11 @@ from deepscem.progress import CancelToken, ProgressCallback
 Region = tuple[slice, ...] | None
 
 
-class Sample:
-    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X)."""
+class Sample(annotation.SampleAnnotation):
+    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X).
+
+    Partial-label methods (``annotated_fraction``, ``read_annotated``, ``mark_annotated``...)
+    come from :class:`deepscem.dataset.annotation.SampleAnnotation`."""
 
     def __init__(self, dataset: Dataset, name: str) -> None:
         self.dataset = dataset
@@ -61,7 +65,10 @@ class Sample:
         return f"Sample({self.name!r}, shape={self.shape})"
 
     def layer_names(self) -> list[str]:
-        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``)."""
+        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``).
+
+        Hidden work layers (names starting with ".", e.g. a half-written ``.annotated.part``
+        left by a killed command) are not listed."""
         names = sorted(n for n in self.group.keys() if not is_hidden(n))
         rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
@@ -150,8 +157,9 @@ class Dataset:
                overwrite: bool = False) -> Dataset:
         """Create an empty dataset file (opened read-write) named ``name`` with ``n_labels``."""
         path = Path(path)
-        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 1:
-            raise DatasetError(f"the number of labels must be a whole number >= 1, got {n_labels!r}")
+        # 0 labels: a dataset of images only, for prediction and viewing (DESIGN.md §3)
+        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
+            raise DatasetError(f"the number of labels must be a whole number >= 0, got {n_labels!r}")
         if not str(name).strip():
             raise DatasetError("the dataset name must not be empty")
         check_output(path, overwrite=overwrite, what="dataset", error=DatasetError)
@@ -297,12 +305,17 @@ class Dataset:
                                "name or remove it first")
 
     def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   annotated_slices: str | Sequence[int] | None = None, annotated_mask=None,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Sample:
         """Add sample ``name`` from an image and ``n_labels`` labels.
 
         ``image``: path (.tif/.tiff/.npy) or ndarray, (Z, Y, X) or (Y, X), any int/float dtype.
-        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label.
+        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label;
+        none at all (in a dataset with labels) = a volume to predict or paint: blank labels,
+        nothing annotated. ``annotated_slices`` (Z indices, or text "0,40,80" / "0-9") or
+        ``annotated_mask`` (path or array, non-zero = annotated): only these voxels are labelled
+        (see :mod:`deepscem.dataset.annotation`); default: all (or none without labels).
         Everything is checked (readable, grey, binary, same shape) and the image's range is
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
@@ -310,7 +323,23 @@ class Dataset:
 
         self._require_writable()
         self._check_new_name(name)
-        return dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is not None and annotated_mask is not None:
+            raise DatasetError("give annotated slices or an annotated mask, not both")
+        sample = dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is None and annotated_mask is None:
+            return sample
+        try:
+            if annotated_mask is not None:
+                sample.set_annotated_mask(annotated_mask, progress=progress, cancel=cancel)
+            else:
+                if isinstance(annotated_slices, str):
+                    annotated_slices = annotation.parse_slices(annotated_slices, sample.shape[0])
+                sample.set_annotated_slices(annotated_slices, progress=progress, cancel=cancel)
+        except BaseException:
+            del self.file[name]  # all or nothing: no sample that claims more than was said
+            self.file.flush()
+            raise
+        return sample
 
     def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
                          image_from: Sample | None = None) -> Sample:
