@@ -12,6 +12,13 @@ streaming over each label in strips. A focused patch picks a label uniformly (ra
 labels get as many patches as common ones), a sample and a block in proportion to that
 label's voxel count, and then a labelled voxel inside the block. Together that is a
 uniform draw over the label's voxels, without a list of their coordinates.
+
+Partial labels (:mod:`deepscem.dataset.annotation`): a sample with an ``annotated`` layer gets
+the same kind of index over that layer. Its random patches are placed around an annotated voxel
+drawn uniformly (so every patch holds some; for 2D models: an annotated slice), samples are drawn
+in proportion to their annotated voxels, a focused patch that misses the annotated voxels is
+drawn again, and targets carry the mask as one extra last channel (the losses split it off).
+A sample with nothing annotated is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepscem.dataset.layers import ANNOTATED
 from deepscem.errors import ConfigError, DatasetError
 
 # Block of the foreground index when the label layer is not chunked (or its chunks are
@@ -31,6 +39,9 @@ from deepscem.errors import ConfigError, DatasetError
 DEFAULT_BLOCK = (8, 64, 64)
 # Upper bound on one strip read while building the index (bytes of uint8 label).
 STRIP_BYTES = 16 * 2**20
+# Focused draws tried before a random annotated patch (a labelled voxel may lie outside the
+# annotated voxels, where its patch could miss them).
+FOCUS_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -159,12 +170,28 @@ class PatchSampler:
         if not self.samples:
             raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} has no "
                                "samples; add a sample to it first")
+        if self.n_labels == 0:
+            raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} holds "
+                               "images only (0 labels); train on a dataset with labels")
         suffix = "_dt" if target == "distance" else ""
         self.label_layers = [label_name(i) for i in range(self.n_labels)]
         self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
         for sample, path in zip(self.samples, self._files):
             self._check_sample(sample, path)
-        volumes = np.array([math.prod(s.shape) for s in self.samples], np.float64)
+        # Annotated-voxel index per partially labelled sample (None: all annotated).
+        self.annotated = [ForegroundIndex.build(s, [ANNOTATED]) if s.has_annotation() else None
+                          for s in self.samples]
+        for sample, path, index in zip(self.samples, self._files, self.annotated):
+            if index is not None and index.total(0) == 0:
+                raise DatasetError(
+                    f"sample '{sample.name}' of {path.name} has nothing annotated (a volume to "
+                    "predict or to paint); mark its labelled slices with 'run.py dataset annotated "
+                    f"{path} {sample.name} --slices LIST', or leave it out of the {role} data")
+        #: targets carry the annotated mask as an extra last channel (set by the trainer so
+        #: the training and validation batches agree)
+        self.with_mask = any(index is not None for index in self.annotated)
+        volumes = np.array([math.prod(s.shape) if ix is None else ix.total(0)
+                            for s, ix in zip(self.samples, self.annotated)], np.float64)
         self.weights = volumes / volumes.sum()
         self._index: list[ForegroundIndex] | None = None
         self._focus_totals: np.ndarray | None = None  # (n_samples, n_labels) labelled voxels
@@ -201,20 +228,41 @@ class PatchSampler:
 
     # -- drawing -------------------------------------------------------------------------------
 
+    @property
+    def target_channels(self) -> int:
+        """Channels of a target patch: one per label, plus the annotated mask if :attr:`with_mask`."""
+        return self.n_labels + int(self.with_mask)
+
     def draw(self, rng: np.random.Generator) -> PatchSpec:
-        """Choose where the next patch comes from (no pixel data read unless focused)."""
+        """Choose where the next patch comes from (no pixel data read unless focused or
+        partially annotated)."""
         if self.label_focus > 0 and rng.random() < self.label_focus:
             labels = self.focus_labels
-            if labels:  # no labelled voxel anywhere: every patch is a random one
+            for _ in range(FOCUS_TRIES if labels else 0):  # no labelled voxel: random patches
                 label = labels[int(rng.integers(len(labels)))]
                 totals = self._focus_totals[:, label]
                 s = int(rng.choice(len(self.samples), p=totals / totals.sum()))
                 centre = self._index[s].draw(label, self.samples[s], self.label_layers[label], rng)
-                return PatchSpec(s, self._origin_around(s, centre), label)
+                spec = PatchSpec(s, self._origin_around(s, centre), label)
+                if self.annotated[s] is None or self._region_annotated(spec):
+                    return spec
         s = int(rng.choice(len(self.samples), p=self.weights))
         shape = self.samples[s].shape
-        origin = tuple(int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape, self.patch))
+        if self.annotated[s] is None:
+            origin = tuple(int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape, self.patch))
+            return PatchSpec(s, origin)
+        # Any placement that contains an annotated voxel drawn uniformly: along an axis of size
+        # 100, patch 64, voxel 10 -> origin in 0..10; voxel 90 -> origin in 27..36.
+        voxel = self.annotated[s].draw(0, self.samples[s], ANNOTATED, rng)
+        origin = tuple(int(rng.integers(max(0, c - p + 1), min(c, int(n) - p) + 1))
+                       for c, p, n in zip(voxel, self.patch, shape))
         return PatchSpec(s, origin)
+
+    def _region(self, spec: PatchSpec) -> tuple[slice, ...]:
+        return tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
+
+    def _region_annotated(self, spec: PatchSpec) -> bool:
+        return bool(self.samples[spec.sample].read_annotated(self._region(spec)).any())
 
     def _origin_around(self, s: int, centre: tuple[int, int, int]) -> tuple[int, int, int]:
         # Centre the patch on the voxel, then slide it back inside the volume:
@@ -224,13 +272,16 @@ class PatchSampler:
                      for c, p, n in zip(centre, self.patch, shape))
 
     def read(self, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
-        """The patch: image (Z, Y, X) float32 in [0, 1], target (Z, Y, X, n_labels) float32."""
+        """The patch: image (Z, Y, X) float32 in [0, 1], target (Z, Y, X, :attr:`target_channels`)
+        float32 (labels, then the annotated mask when :attr:`with_mask`)."""
         sample = self.samples[spec.sample]
-        region = tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
+        region = self._region(spec)
         image = np.asarray(sample.read_image(region), np.float32)
-        target = np.empty(self.patch + (self.n_labels,), np.float32)
+        target = np.empty(self.patch + (self.target_channels,), np.float32)
         for i, layer in enumerate(self.layers):
             target[..., i] = sample.read_layer(layer, region)
+        if self.with_mask:
+            target[..., -1] = sample.read_annotated(region)
         return image, target
 
     def patch_at(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, PatchSpec]:
