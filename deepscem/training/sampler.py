@@ -16,9 +16,9 @@ uniform draw over the label's voxels, without a list of their coordinates.
 Partial labels (:mod:`deepscem.dataset.annotation`): a sample with an ``annotated`` layer gets
 the same kind of index over that layer. Its random patches are placed around an annotated voxel
 drawn uniformly (so every patch holds some; for 2D models: an annotated slice), samples are drawn
-in proportion to their annotated voxels, a focused patch that misses the annotated voxels is
-drawn again, and targets carry the mask as one extra last channel (the losses split it off).
-A sample with nothing annotated is refused.
+in proportion to their annotated voxels, label focus centres on voxels both labelled and
+annotated (its index counts those), and targets carry the mask as one extra last channel (the
+losses split it off). A sample with nothing annotated is refused.
 """
 
 from __future__ import annotations
@@ -39,9 +39,6 @@ from deepscem.errors import ConfigError, DatasetError
 DEFAULT_BLOCK = (8, 64, 64)
 # Upper bound on one strip read while building the index (bytes of uint8 label).
 STRIP_BYTES = 16 * 2**20
-# Focused draws tried before a random annotated patch (a labelled voxel may lie outside the
-# annotated voxels, where its patch could miss them).
-FOCUS_TRIES = 8
 
 
 @dataclass(frozen=True)
@@ -67,16 +64,18 @@ class ForegroundIndex:
     """
 
     def __init__(self, shape: tuple[int, int, int], block: tuple[int, int, int],
-                 blocks: list[np.ndarray], cumulative: list[np.ndarray]) -> None:
+                 blocks: list[np.ndarray], cumulative: list[np.ndarray], within: bool = False) -> None:
         self.shape = shape
         self.block = block
+        self.within = within
         self.grid = tuple(math.ceil(s / b) for s, b in zip(shape, block))
         self.blocks = blocks
         self.cumulative = cumulative
 
     @classmethod
-    def build(cls, sample, layers: Sequence[str]) -> ForegroundIndex:
-        """Count each layer's non-zero voxels per block by streaming (Z-slab, Y-strip) reads."""
+    def build(cls, sample, layers: Sequence[str], *, within_annotated: bool = False) -> ForegroundIndex:
+        """Count each layer's non-zero voxels per block by streaming (Z-slab, Y-strip) reads;
+        ``within_annotated``: only those that are also annotated (label focus on partial labels)."""
         shape = tuple(int(s) for s in sample.shape)
         block = _index_block(sample, layers, shape)
         grid = tuple(math.ceil(s / b) for s, b in zip(shape, block))
@@ -91,12 +90,12 @@ class ForegroundIndex:
                     region = (slice(iz * bz, min(shape[0], (iz + 1) * bz)),
                               slice(iy * by, min(shape[1], (iy + rows) * by)),
                               slice(0, shape[2]))
-                    strip = np.asarray(sample.read_layer(layer, region)) != 0
+                    strip = _hits(sample, layer, region, within_annotated)
                     counts[iz, iy:iy + rows] = _block_sums(strip, block)[0]
             flat = np.flatnonzero(counts)
             blocks.append(flat.astype(np.int64))
             cumulative.append(np.cumsum(counts.ravel()[flat], dtype=np.int64))
-        return cls(shape, block, blocks, cumulative)
+        return cls(shape, block, blocks, cumulative, within_annotated)
 
     def total(self, label: int) -> int:
         """Number of labelled voxels of ``label`` in the sample."""
@@ -110,9 +109,17 @@ class ForegroundIndex:
         bz, by, bx = np.unravel_index(int(self.blocks[label][k]), self.grid)
         lo = (bz * self.block[0], by * self.block[1], bx * self.block[2])
         region = tuple(slice(o, min(s, o + b)) for o, s, b in zip(lo, self.shape, self.block))
-        hits = np.argwhere(np.asarray(sample.read_layer(layer, region)) != 0)
+        hits = np.argwhere(_hits(sample, layer, region, self.within))
         z, y, x = hits[rng.integers(len(hits))]
         return int(lo[0] + z), int(lo[1] + y), int(lo[2] + x)
+
+
+def _hits(sample, layer: str, region, within_annotated: bool) -> np.ndarray:
+    """Bool mask of ``layer``'s non-zero voxels in ``region`` (and annotated, if asked)."""
+    hits = np.asarray(sample.read_layer(layer, region)) != 0
+    if within_annotated:
+        hits &= sample.read_annotated(region) != 0
+    return hits
 
 
 def _index_block(sample, layers: Sequence[str], shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -216,7 +223,8 @@ class PatchSampler:
         """Count labelled voxels per block of every sample (done once; streams the labels)."""
         if self._index is not None:
             return
-        self._index = [ForegroundIndex.build(s, self.label_layers) for s in self.samples]
+        self._index = [ForegroundIndex.build(s, self.label_layers, within_annotated=ix is not None)
+                       for s, ix in zip(self.samples, self.annotated)]
         self._focus_totals = np.array([[ix.total(i) for i in range(self.n_labels)] for ix in self._index],
                                       np.float64).reshape(len(self.samples), self.n_labels)
 
@@ -238,14 +246,12 @@ class PatchSampler:
         partially annotated)."""
         if self.label_focus > 0 and rng.random() < self.label_focus:
             labels = self.focus_labels
-            for _ in range(FOCUS_TRIES if labels else 0):  # no labelled voxel: random patches
+            if labels:  # no labelled voxel anywhere: every patch is a random one
                 label = labels[int(rng.integers(len(labels)))]
                 totals = self._focus_totals[:, label]
                 s = int(rng.choice(len(self.samples), p=totals / totals.sum()))
                 centre = self._index[s].draw(label, self.samples[s], self.label_layers[label], rng)
-                spec = PatchSpec(s, self._origin_around(s, centre), label)
-                if self.annotated[s] is None or self._region_annotated(spec):
-                    return spec
+                return PatchSpec(s, self._origin_around(s, centre), label)
         s = int(rng.choice(len(self.samples), p=self.weights))
         shape = self.samples[s].shape
         if self.annotated[s] is None:
@@ -261,8 +267,6 @@ class PatchSampler:
     def _region(self, spec: PatchSpec) -> tuple[slice, ...]:
         return tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
 
-    def _region_annotated(self, spec: PatchSpec) -> bool:
-        return bool(self.samples[spec.sample].read_annotated(self._region(spec)).any())
 
     def _origin_around(self, s: int, centre: tuple[int, int, int]) -> tuple[int, int, int]:
         # Centre the patch on the voxel, then slide it back inside the volume:

@@ -43,8 +43,10 @@ def test_every_patch_holds_annotated_voxels(tmp_path, patch, focus):
         assert sampler.with_mask and sampler.target_channels == 2
         names = [s.name for s in sampler.samples]
         seen = {n: 0 for n in names}
+        focused = 0
         for _ in range(300):
             _, target, spec = sampler.patch_at(rng)
+            focused += spec.focus_label is not None
             assert target.shape == patch + (2,) and target[..., 1].any()
             name = names[spec.sample]
             seen[name] += 1
@@ -55,6 +57,7 @@ def test_every_patch_holds_annotated_voxels(tmp_path, patch, focus):
                 assert sampler.samples[spec.sample].read_annotated(region).any()
     # samples in proportion to their annotated voxels: full 10 slices, z 2, box 6 voxels
     assert seen["full"] > seen["z"] > seen["box"]
+    assert (focused > 150) if focus else (focused == 0)  # label focus works inside the annotation
 
 
 def test_nothing_annotated_or_no_labels_is_refused(tmp_path):
