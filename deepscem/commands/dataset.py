@@ -1,6 +1,6 @@
 """``run.py dataset ...``: create and edit dataset files (one HDF5 file = a list of samples).
 
-Words follow the seed's keyword list: an *image* is a 3D or 2D grayscale image (.tif, .tiff or
+Words follow the original DeepSCEM's keyword list: an *image* is a 3D or 2D grayscale image (.tif, .tiff or
 .npy), a *label* a 3D or 2D binary image, a *sample* an image / labels combination, a *dataset*
 a collection (= a list) of samples. Heavy imports (h5py, NumPy) happen inside the handlers.
 """
@@ -153,7 +153,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-# -- module-level functions (the seed's --create-dataset / --add-sample call these) -------------
+# -- module-level functions (the original DeepSCEM's --create-dataset / --add-sample call these) -------------
 def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) -> None:
     """Create an empty dataset ``filename`` named ``name`` with ``n_labels`` labels per sample."""
     from deepscem.dataset import Dataset

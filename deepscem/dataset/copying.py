@@ -3,7 +3,6 @@ the original DeepSCEM's layout (float32 [0, 1] images, contiguous, uncompressed)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -15,6 +14,7 @@ from deepscem.dataset.layers import ANNOTATED
 from deepscem.dataset.ops import os_errors, slabs
 from deepscem.dataset.store import Dataset
 from deepscem.errors import DatasetError
+from deepscem.outputs import atomic_path, check_output
 
 
 def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
@@ -28,27 +28,16 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
     The copy is written to a temporary file and moved into place, so ``dst`` is never half-written.
     """
     src, dst = Path(src), Path(dst)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise DatasetError(f"{dst} is the dataset being saved; choose another file name")
-    if dst.exists() and not overwrite:
-        raise DatasetError(f"{dst} already exists; choose another file name or allow overwriting")
-    if dst.is_dir():
-        raise DatasetError(f"{dst} is a folder; give a file name ending in .hdf5")
-    if not dst.absolute().parent.is_dir():
-        raise DatasetError(f"{dst}: the folder {dst.absolute().parent} does not exist")
-    tmp = dst.with_name(f".{dst.name}.part")
-    with Dataset.open(src) as ds, os_errors(f"saving {dst}"):
-        try:
-            with h5py.File(tmp, "w") as out:
-                for key, value in ds.file.attrs.items():
-                    out.attrs[key] = value
-                total = sum(s.shape[0] * len(_copied_layers(s, original)) for s in ds)
-                done = 0
-                for sample in ds:
-                    done = _copy_sample(sample, out, original, done, total, progress, cancel)
-            os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
+    check_output(dst, inputs={"the dataset being saved": src}, overwrite=overwrite,
+                 what="copy", error=DatasetError)
+    with Dataset.open(src) as ds, os_errors(f"saving {dst}"), atomic_path(dst) as tmp:
+        with h5py.File(tmp, "w") as out:
+            for key, value in ds.file.attrs.items():
+                out.attrs[key] = value
+            total = sum(s.shape[0] * len(_copied_layers(s, original)) for s in ds)
+            done = 0
+            for sample in ds:
+                done = _copy_sample(sample, out, original, done, total, progress, cancel)
     return dst
 
 

@@ -1,4 +1,5 @@
-"""The dataset file: one HDF5 file of samples, each an image and its labels (see DESIGN.md §3).
+"""The dataset file: one HDF5 file of samples, each an image and its labels (layout described in
+docs/ARCHITECTURE.md, 'Dataset file').
 
 Layout (compatible with the original DeepSCEM's files, which every reader here accepts):
 
@@ -35,6 +36,7 @@ from deepscem.dataset.format import (
 )
 from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.errors import DatasetError
+from deepscem.outputs import atomic_path, check_output
 from deepscem.progress import CancelToken, ProgressCallback
 
 Region = tuple[slice, ...] | None
@@ -156,19 +158,16 @@ class Dataset:
             raise DatasetError(f"the number of labels must be a whole number >= 0, got {n_labels!r}")
         if not str(name).strip():
             raise DatasetError("the dataset name must not be empty")
-        if path.exists() and not overwrite:
-            raise DatasetError(f"{path} already exists; choose another file name, remove it first, "
-                               "or replace it on purpose (--overwrite on the command line)")
-        if path.is_dir():
-            raise DatasetError(f"{path} is a folder; give a file name ending in .hdf5")
-        if not path.absolute().parent.is_dir():
-            raise DatasetError(f"{path}: the folder {path.absolute().parent} does not exist")
+        check_output(path, overwrite=overwrite, what="dataset", error=DatasetError)
+        # Written to a temporary file and moved into place: a full disk or a kill leaves no
+        # empty file that would block the next try.
         try:
-            file = h5py.File(path, "w")
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+                file.attrs["name"] = str(name)
+                file.attrs["labels"] = np.int64(n_labels)
+            file = _open_h5(path, "r+", None)
         except OSError as err:
-            raise DatasetError(f"{path}: cannot create the file ({err})") from None
-        file.attrs["name"] = str(name)
-        file.attrs["labels"] = np.int64(n_labels)
+            raise DatasetError(f"{path}: cannot create the file ({_h5_reason(err)})") from None
         return cls(path, file)
 
     @classmethod
@@ -388,8 +387,14 @@ def _h5_reason(err: OSError) -> str:
         return "it is open for writing in another program; close it there first"
     if "already open" in text:
         return "it is already open read-only in this program; close it there before changing it"
-    if "permission" in text:
+    if "permission" in text or "errno = 13" in text:
         return "permission denied"
+    if "read-only file system" in text or "errno = 30" in text:
+        return "the file system is read-only"
+    if "no space left" in text or "errno = 28" in text:
+        return "no space left on the device"
+    if "errno = 2," in text or "no such file" in text:
+        return "no such file"
     return "the HDF5 file is damaged or truncated"
 
 

@@ -16,7 +16,6 @@ never leaves a half-written file under the requested name.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,42 +26,30 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
-from deepscem.errors import DatasetError, ModelError
+from deepscem.errors import DatasetError, DeepScemWarning
 from deepscem.evaluation.metrics import binarize
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
+from deepscem.models.introspection import (
+    SINGLE_SOFTMAX_NOTE,
+    ModelInfo,
+    check_grey_input,
+    model_dimension,
+    output_channels,
+    single_softmax,
+    tile_multiple,
+)
+from deepscem.outputs import atomic_path, check_output
 from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 
 Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
 
 #: Default prediction tile (Z, Y, X) when the config gives none: larger than a typical
-#: training patch, as the seed advises (no gradients at prediction time), clamped to the volume.
+#: training patch, as the original DeepSCEM's manual advises (no gradients at prediction time),
+#: clamped to the volume.
 DEFAULT_TILE_2D = (1, 512, 512)
 DEFAULT_TILE_3D = (32, 256, 256)
 #: Largest Z-slab blending buffer before a volume is predicted in Y bands (see Predictor.bands).
 BUFFER_BYTES = 512 * 2**20
-
-
-def model_dimension(model: Any, info: Any = None) -> int:
-    """2 or 3: from the model info when known, else from the input rank (4 -> 2D, 5 -> 3D)."""
-    dim = getattr(info, "dimension", None)
-    if dim in (2, 3):
-        return int(dim)
-    rank = len(model.inputs[0].shape)
-    if rank not in (4, 5):
-        raise ModelError(f"model input has rank {rank}; a 2D U-Net takes (batch, Y, X, 1) and a "
-                         "3D U-Net (batch, Z, Y, X, 1)")
-    return rank - 2
-
-
-def size_multiple(model: Any, info: Any = None) -> int:
-    """What every spatial tile size must be a multiple of: 2**depth for a U-Net (from the
-    model info, or from the model's pooling strides for files without metadata)."""
-    unet = getattr(info, "unet", None)
-    if unet is not None:
-        return 2 ** int(unet.depth)
-    from deepscem.models.unet import required_multiple
-
-    return required_multiple(model)
 
 
 class Predictor:
@@ -72,30 +59,24 @@ class Predictor:
     (B, Z, Y, X, C). info: its ModelInfo (or None: dimension and depth are inferred).
     """
 
-    def __init__(self, model: Any, info: Any = None,
+    def __init__(self, model: Any, info: ModelInfo | None = None,
                  config: PredictConfig | None = None) -> None:
         self.model = model
         self.config = config or PredictConfig()
         self.dim = model_dimension(model, info)
-        self.outputs = int(model.outputs[0].shape[-1])
-        in_channels = model.inputs[0].shape[-1]
-        if in_channels not in (None, 1):
-            raise ModelError(f"model takes {in_channels} input channels; DeepSCEM images are "
-                             "grey (1 channel)")
-        activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
-        self._softmax1 = activation == "softmax" and self.outputs == 1
+        self.outputs = output_channels(model)
+        check_grey_input(model)
+        self._softmax1 = single_softmax(model, info)
         if self._softmax1:
-            warnings.warn("this model ends in a softmax over a single output channel, so it "
-                          "predicts 1 everywhere (the original DeepSCEM allowed this); train a "
-                          "sigmoid model for one label", stacklevel=2)
-        m = size_multiple(model, info)
+            warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
+        m = tile_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
 
-    def _tile_shape(self, info: Any) -> tuple[int, int, int]:
+    def _tile_shape(self, info: ModelInfo | None) -> tuple[int, int, int]:
         patch = self.config.patch
         if patch is None:
-            train = getattr(info, "patch_size", None)
+            train = info.patch_size if info is not None else None
             base = DEFAULT_TILE_2D if self.dim == 2 else DEFAULT_TILE_3D
             # Y, X: at least twice the training patch; Z (3D): at least the training patch.
             patch = base if not train else tuple(
@@ -294,7 +275,7 @@ class _SlabWriter:
 
 
 def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
-                   config: PredictConfig | None = None, *, info: Any = None,
+                   config: PredictConfig | None = None, *, info: ModelInfo | None = None,
                    progress: prog.ProgressCallback | None = None,
                    cancel: prog.CancelToken | None = None) -> None:
     """Predict a (Z, Y, X) float32 image in [0, 1] (NumPy array or h5py dataset) into
@@ -305,7 +286,7 @@ def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
                              progress=progress, cancel=cancel)
 
 
-def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: str | Path,
+def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path, out_path: str | Path,
                     config: PredictConfig | None = None, *, overwrite: bool = False,
                     progress: prog.ProgressCallback | None = None,
                     cancel: prog.CancelToken | None = None) -> Path:
@@ -320,25 +301,18 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
 
     config = config or PredictConfig()
     src_path, out_path = Path(dataset_path), Path(out_path)
-    if out_path.exists() and not overwrite:
-        raise DatasetError(f"{out_path} already exists: choose another output file or pass "
-                           "--overwrite")
-    if out_path.exists() and src_path.exists() and out_path.resolve() == src_path.resolve():
-        raise DatasetError(f"the output {out_path} is the input dataset: choose another file")
-    if out_path.is_dir():
-        raise DatasetError(f"{out_path} is a folder: give a .hdf5 file name for the output")
+    check_output(out_path, inputs={"the dataset to predict": src_path}, overwrite=overwrite,
+                 what="prediction dataset", error=DatasetError)
     predictor = Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
-    _remove_stale_partials(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(out_path) as tmp:
         with Dataset.open(src_path) as src:
             names = src.sample_names()
             total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
             prog.emit(progress, 0, total, "tiles", "predict")
             with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
                                 overwrite=True) as out:
-                aliases = list(getattr(info, "label_names", None) or [])
+                aliases = list(info.label_names if info is not None else [])
                 if len(aliases) == predictor.outputs:
                     out.set_label_aliases(aliases)
                 done = 0
@@ -356,10 +330,6 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
                                                     done=done, total=total)
                 if config.min_size > 1:
                     _remove_small_objects(out, config.min_size, progress, cancel)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out_path
 
 
@@ -385,12 +355,3 @@ def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallba
         layer.attrs["removal_exact"] = removed.exact
         done += int(layer.shape[0])
 
-
-def _remove_stale_partials(out_path: Path) -> None:
-    """Delete ``.<name>.partial-<pid>`` files left by a killed run (its process is gone)."""
-    import psutil
-
-    for stale in out_path.parent.glob(f".{out_path.name}.partial-*"):
-        pid = stale.name.rsplit("-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
-            stale.unlink(missing_ok=True)
