@@ -13,11 +13,11 @@ from training_data import tiny_unet, write_dataset
 
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 
-from deepscem.config import TrainConfig  # noqa: E402
-from deepscem.dataset import Dataset  # noqa: E402
-from deepscem.errors import DatasetError  # noqa: E402
-from deepscem.training.sampler import PatchSampler  # noqa: E402
-from deepscem.training.trainer import train  # noqa: E402
+from deepscem.config import TrainConfig
+from deepscem.dataset import Dataset
+from deepscem.errors import DatasetError
+from deepscem.training.sampler import PatchSampler
+from deepscem.training.trainer import train
 
 SHAPE = (10, 32, 32)
 
