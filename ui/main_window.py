@@ -29,6 +29,7 @@ from PyQt5.QtWidgets import (
 
 from deepscem.errors import DatasetError
 from ui.about import detect_device, show_about
+from ui.annotation.toolbar import install as install_painting
 from ui.dataset_actions import IMAGE_SUFFIXES, DatasetActions
 from ui.dataset_tree import DatasetTree
 from ui.errors import guard
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
         self.buttons: dict[str, QPushButton] = {}
         self._build_central()
         self._build_menus()
+        install_painting(self)  # toolbar, Label menu, shortcut help (ui/annotation)
         self.tasks.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.statusBar().showMessage("Load or create a dataset to begin (drop .tif or .hdf5 files here)")

@@ -76,6 +76,7 @@ class VolumeView(OrthoPlanes, QWidget):
         self._rendering = False
         self._rgb: np.ndarray | None = None
         self._plane_z: int | None = None  # the Z that self._plane holds
+        self._refreshing = False  # reload() asked, its read not yet shown
         self.hold = False  # a stroke is being painted: arriving reads are dropped (re-read after it)
         self.shown: dict[SliceCanvas, tuple[dict, tuple[int, int]]] = {}  # planes drawn, stride
         self.styles = LayerStyles()
@@ -205,9 +206,9 @@ class VolumeView(OrthoPlanes, QWidget):
 
     def reload(self) -> None:
         """Read the shown planes again in the background (the file was edited); the old
-        picture stays until they arrive."""
+        picture stays, and can be painted on, until they arrive."""
         if self.source is not None:
-            self._plane_z = None
+            self._refreshing = True
             self._request_slice()
             self._read_ortho()
 
@@ -224,7 +225,7 @@ class VolumeView(OrthoPlanes, QWidget):
         self._plane_loader.invalidate()
         self._plane, self._plane_z = {}, None
         self._ortho, self._ortho_waiting = None, False
-        self._rgb = None
+        self._rgb, self._refreshing = None, False
         self.shown = {}
         for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
             canvas.set_image(None)
@@ -248,7 +249,7 @@ class VolumeView(OrthoPlanes, QWidget):
     def loading(self) -> bool:
         """True while the shown slice is not yet the one at ``z`` (a background read runs)."""
         return self.source is not None and (self._loader.busy or self._plane_z != self.z
-                                            or self._ortho_waiting)
+                                            or self._ortho_waiting or self._refreshing)
 
     def shutdown(self) -> None:
         """Stop the reader threads (the window is closing); a read under way is abandoned."""
@@ -276,8 +277,8 @@ class VolumeView(OrthoPlanes, QWidget):
         if self.source is None:
             return
         if self.hold:  # a stroke is drawn over the old planes; they are read again after it
-            self._plane_z = None
             return
+        self._refreshing = False
         if error is not None:
             if isinstance(error, READ_ERRORS):
                 self._read_failed(error)
@@ -315,6 +316,7 @@ class VolumeView(OrthoPlanes, QWidget):
         try:
             planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
             self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, self.z
+            self._refreshing = False
             if ortho or (self._ortho is None and not self._ortho_waiting):
                 self._read_ortho()
             self._render_all()
