@@ -13,6 +13,7 @@ from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
+from deepscem.training.stop_reasons import StopReason
 from ui.dialogs.base import MODEL_FILTER
 from ui.dialogs.evaluation_result import EvaluationResultDialog
 from ui.dialogs.model_dialogs import (
@@ -112,10 +113,10 @@ class ModelActions(QObject):
             entry.info = getattr(result, "info", entry.info)
             entry.saved = False
             self.models.update_entry(entry)
-            reason = getattr(result, "stopped_reason", "") or "finished"
+            reason = str(result.stopped_reason)
             message = getattr(result, "message", "")
             self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
-            if reason == "nan":  # the user must know the weights are the last good ones
+            if reason == StopReason.NAN:  # the user must know the weights are the last good ones
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
