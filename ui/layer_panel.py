@@ -17,9 +17,10 @@ from PyQt5.QtWidgets import (
 )
 
 from deepscem.dataset.layers import kind_of
-from ui import view_settings
-from ui.dataset_tree import split_ref
-from ui.layer_style import LayerStyles
+
+from . import view_settings
+from .dataset_tree import split_ref
+from .layer_style import LayerStyles
 
 
 class LayerPanel(QWidget):

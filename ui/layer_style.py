@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepscem.dataset.layers import ANNOTATED, kind_of
-from ui.dataset_tree import split_ref
-from ui.render import compose, layer_colour, outline, to_grey
+
+from .dataset_tree import split_ref
+from .render import compose, layer_colour, outline, to_grey
 
 
 @dataclass

@@ -34,7 +34,7 @@ class _ArrayItem(QGraphicsItem):
             QImage.Format_RGB888)  # shares self.rgb's memory: kept alive by self.rgb
         self.update()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt naming
+    def boundingRect(self) -> QRectF:
         if self.rgb is None:
             return QRectF()
         return QRectF(0, 0, self.rgb.shape[1] * self.stride[1], self.rgb.shape[0] * self.stride[0])
@@ -157,12 +157,12 @@ class SliceCanvas(QGraphicsView):
         self._fitted = False
         self.zoomed.emit(self.transform().m11())
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
 
-    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def wheelEvent(self, event) -> None:
         up = event.angleDelta().y() > 0
         if self.wheel_scrolls and not event.modifiers() & Qt.ControlModifier:
             self.wheelSteps.emit(1 if up else -1)
@@ -184,7 +184,7 @@ class SliceCanvas(QGraphicsView):
             return row, col
         return -1, -1
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event) -> None:
         self._cursor = self.mapToScene(event.pos())
         if self._pan is not None:
             delta = event.pos() - self._pan
@@ -199,13 +199,13 @@ class SliceCanvas(QGraphicsView):
         if self.brush_size or self.rubber:
             self.viewport().update()
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event) -> None:
         super().leaveEvent(event)
         self._cursor = None
         self.viewport().update()
         self.hovered.emit(-1, -1)
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802
+    def mousePressEvent(self, event) -> None:
         if event.button() == Qt.MiddleButton or (self.tool_active and event.button() == Qt.RightButton):
             self._pan = event.pos()
             return
@@ -218,7 +218,7 @@ class SliceCanvas(QGraphicsView):
         self._press = event.pos()
         super().mousePressEvent(event)
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event) -> None:
         if self._pan is not None:
             self._pan = None
             return
@@ -233,7 +233,7 @@ class SliceCanvas(QGraphicsView):
                 self.clicked.emit(row, col)
         self._press = None
 
-    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+    def drawForeground(self, painter: QPainter, rect) -> None:
         if self._shape is None:
             return
         if self.cross is not None:

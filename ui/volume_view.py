@@ -27,13 +27,14 @@ from PyQt5.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 from deepscem.dataset import Dataset
 from deepscem.dataset.slice_loader import NewestWinsLoader, read_planes
 from deepscem.errors import DeepScemError
-from ui import view_settings
-from ui.dataset_tree import split_ref
-from ui.layer_panel import LayerPanel
-from ui.layer_style import LayerStyles, compose_planes
-from ui.ortho_planes import OrthoPlanes
-from ui.slice_canvas import SliceCanvas
-from ui.view_controls import ViewControls
+
+from . import view_settings
+from .dataset_tree import split_ref
+from .layer_panel import LayerPanel
+from .layer_style import LayerStyles, compose_planes
+from .ortho_planes import OrthoPlanes
+from .slice_canvas import SliceCanvas
+from .view_controls import ViewControls
 
 # Slices of up to this many pixels (2048 x 2048) are read synchronously when a sample is shown
 # or its layers change (tens of ms); larger ones in the background like Z changes.
@@ -424,7 +425,7 @@ class VolumeView(OrthoPlanes, QWidget):
             self._rgb = self._compose(self._plane)
         return self._rgb
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key_PageUp, Qt.Key_Up):
             self.set_z(self.z + 1)
         elif event.key() in (Qt.Key_PageDown, Qt.Key_Down):

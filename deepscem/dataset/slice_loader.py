@@ -88,7 +88,7 @@ class NewestWinsLoader:
         result, error = None, None
         try:
             result = job()
-        except BaseException as err:  # delivered to the caller, who decides what it means
+        except Exception as err:  # noqa: BLE001 - delivered to the caller, who decides what it means
             error = err
         with self._lock:
             current = generation == self._generation and not self._closed

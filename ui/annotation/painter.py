@@ -21,7 +21,8 @@ from deepscem.dataset import editing
 from deepscem.dataset.editing import EditHistory, Plane
 from deepscem.dataset.layers import ANNOTATED, label_name
 from deepscem.errors import DeepScemError
-from ui.annotation.brush import stamp, stamp_segment
+
+from .brush import stamp, stamp_segment
 
 TOOLS = ("navigate", "brush", "eraser", "fill", "rect")
 MAX_BRUSH = 512

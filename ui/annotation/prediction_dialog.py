@@ -24,7 +24,8 @@ from PyQt5.QtWidgets import (
 from deepscem.dataset.editing import copy_prediction
 from deepscem.dataset.layers import is_prediction, label_name
 from deepscem.errors import DatasetError
-from ui.dataset_tree import make_ref, split_ref
+
+from ..dataset_tree import make_ref, split_ref
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import QAction, QActionGroup, QComboBox, QLabel, QMessageBox, QSpinBox, QToolBar
 
 from deepscem.dataset.layers import ANNOTATED
-from ui import view_settings
-from ui.annotation.painter import MAX_BRUSH, PaintController
-from ui.annotation.prediction_dialog import use_prediction_clicked
-from ui.annotation.shortcuts import show_shortcuts
-from ui.errors import guard
+
+from .. import view_settings
+from ..errors import guard
+from .painter import MAX_BRUSH, PaintController
+from .prediction_dialog import use_prediction_clicked
+from .shortcuts import show_shortcuts
 
 # (tool, text, shortcut, tip)
 TOOL_ACTIONS = (
