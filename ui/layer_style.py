@@ -29,8 +29,8 @@ class LayerStyle:
 
 
 def default_style(layer: str) -> LayerStyle:
-    if layer == ANNOTATED:  # a faint green wash over what is annotated
-        return LayerStyle((120, 230, 120), 0.5)
+    if layer == ANNOTATED:  # faint: it covers most of a painted slice
+        return LayerStyle(layer_colour(layer), 0.5)
     return LayerStyle(layer_colour(layer))
 
 

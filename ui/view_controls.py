@@ -4,6 +4,7 @@ connects them."""
 
 from __future__ import annotations
 
+import numpy as np
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
@@ -14,6 +15,9 @@ from PyQt5.QtWidgets import (
     QSlider,
     QWidget,
 )
+
+from . import view_settings
+from .dataset_tree import split_ref
 
 
 class ViewControls:
@@ -79,3 +83,38 @@ class ViewControls:
         step = max((hi - lo) / 100.0, 1e-3)
         self.lo_box.setSingleStep(step)
         self.hi_box.setSingleStep(step)
+
+
+class ContrastAndReadout:
+    """The view's contrast actions and cursor read-out (a mixin of :class:`ui.volume_view.VolumeView`:
+    needs ``source``, ``controls``, ``_plane``, ``_plane_z``, ``_render_all``)."""
+
+    def auto_contrast(self) -> None:
+        if "image" not in self._plane:
+            return
+        lo, hi = np.percentile(self._plane["image"], (0.5, 99.5))
+        self.controls.set_contrast(float(lo), float(max(hi, lo + 1e-6)))
+        self._contrast_changed()
+
+    def reset_contrast(self) -> None:
+        if self.source is not None:
+            self.controls.set_contrast(*self.source.image_range)
+            self._contrast_changed()
+
+    def _contrast_changed(self, *_args) -> None:
+        if self.source is not None:
+            view_settings.save_contrast(self.source.path, self.source.sample,
+                                        self.lo_box.value(), self.hi_box.value())
+            self._render_all()
+
+    def _show_position(self, row: int, col: int) -> None:
+        if row < 0 or "image" not in self._plane:
+            self.position_label.setText("")
+            return
+        parts = [f"z {self._plane_z}  y {row}  x {col}"]
+        for name, plane in self._plane.items():
+            value = plane[row, col]
+            text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))
+            layer, other = split_ref(name)
+            parts.append(f"{layer}{f'[{other.name}]' if other else ''} {text}")
+        self.position_label.setText("   ".join(parts))

@@ -1,17 +1,11 @@
-"""The main view (control 15) with its Z selector (control 14).
+"""The main view (control 15) with its Z selector (control 14): display and routing only.
 
-Reads only what is on screen: the current Z slice of the image and of each checked layer
-(plus one XZ and one YZ plane when the orthogonal views are on), through
-:func:`deepscem.dataset.slice_loader.read_planes`; so a volume far larger than RAM opens
-instantly, and the file is never held open between reads.
-
-Z changes (slider, Page Up/Down, the wheel) and the XZ / YZ planes are read in the background
-by two :class:`~deepscem.dataset.slice_loader.NewestWinsLoader` (dragging the slider across a
-thousand slices reads a handful); the Z label follows at once, the picture when its slice is
-read. A new sample or a change of the ticked layers is read synchronously when its slices are
-small (up to ``SYNC_SLICE_VOXELS``), in the background above that. This module only displays
-and routes clicks; painting lives in :mod:`ui.annotation`, overlay styles in
-:mod:`ui.layer_style` / :mod:`ui.layer_panel`.
+Reads only what is on screen (the current Z slice of the image and the ticked layers, plus one
+XZ and one YZ plane when shown) with :func:`deepscem.dataset.slice_loader.read_planes`, never
+holding the file open. Z changes and the XZ / YZ planes are read by two
+:class:`~deepscem.dataset.slice_loader.NewestWinsLoader` (dragging the slider across a thousand
+slices reads a handful); a new sample or new layers are read at once when slices are small
+(up to ``SYNC_SLICE_VOXELS``). Painting: :mod:`ui.annotation`; styles: :mod:`ui.layer_style`.
 """
 
 from __future__ import annotations
@@ -34,7 +28,7 @@ from .layer_panel import LayerPanel
 from .layer_style import LayerStyles, compose_planes
 from .ortho_planes import OrthoPlanes
 from .slice_canvas import SliceCanvas
-from .view_controls import ViewControls
+from .view_controls import ContrastAndReadout, ViewControls
 
 # Slices of up to this many pixels (2048 x 2048) are read synchronously when a sample is shown
 # or its layers change (tens of ms); larger ones in the background like Z changes.
@@ -55,7 +49,7 @@ class ViewSource:
     layers: list[str] = field(default_factory=lambda: ["image"])
 
 
-class VolumeView(OrthoPlanes, QWidget):
+class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
     """Grey image + coloured semi-transparent overlays, contrast, Z slider, zoom/pan,
     cursor read-out and optional orthogonal XZ / YZ planes."""
 
@@ -386,38 +380,6 @@ class VolumeView(OrthoPlanes, QWidget):
         self._match_ortho_zoom()
         if not self._rendering and self.source is not None and self.canvas.stride() != self._stride:
             self._render_all()
-
-    # --- contrast ------------------------------------------------------------------------
-    def auto_contrast(self) -> None:
-        if "image" not in self._plane:
-            return
-        lo, hi = np.percentile(self._plane["image"], (0.5, 99.5))
-        self.controls.set_contrast(float(lo), float(max(hi, lo + 1e-6)))
-        self._contrast_changed()
-
-    def reset_contrast(self) -> None:
-        if self.source is not None:
-            self.controls.set_contrast(*self.source.image_range)
-            self._contrast_changed()
-
-    def _contrast_changed(self, *_args) -> None:
-        if self.source is not None:
-            view_settings.save_contrast(self.source.path, self.source.sample,
-                                        self.lo_box.value(), self.hi_box.value())
-            self._render_all()
-
-    # --- cursor read-out and export ------------------------------------------------------
-    def _show_position(self, row: int, col: int) -> None:
-        if row < 0 or "image" not in self._plane:
-            self.position_label.setText("")
-            return
-        parts = [f"z {self._plane_z}  y {row}  x {col}"]
-        for name, plane in self._plane.items():
-            value = plane[row, col]
-            text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))
-            layer, other = split_ref(name)
-            parts.append(f"{layer}{f'[{other.name}]' if other else ''} {text}")
-        self.position_label.setText("   ".join(parts))
 
     def current_rgb(self) -> np.ndarray | None:
         """The composed current slice at full resolution, uint8 (Y, X, 3)."""
