@@ -48,7 +48,8 @@ class LayerPanel(QWidget):
             return
         while self._grid.count():
             widget = self._grid.takeAt(0).widget()
-            if widget is not None:
+            if widget is not None:  # hidden now: deleteLater alone leaves it drawn until then
+                widget.hide()
                 widget.deleteLater()
         self.rows = {}
         for i, ref in enumerate(refs):
