@@ -15,6 +15,7 @@ from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
 from deepscem.training.stop_reasons import StopReason
 
+from . import view_settings
 from .dialogs.base import MODEL_FILTER
 from .dialogs.evaluation_result import EvaluationResultDialog
 from .dialogs.model_dialogs import (
@@ -214,7 +215,9 @@ class ModelActions(QObject):
                                 else entry.describe())
 
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", "", MODEL_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", view_settings.last_folder("model"),
+                                                MODEL_FILTER)
+        view_settings.remember_folder("model", paths[0] if paths else "")
         for path in paths:
             self.load(path)
 

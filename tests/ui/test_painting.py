@@ -167,3 +167,28 @@ def test_threshold_style_wheel_and_shortcut_help(window, qtbot, blank):
     window.painter.set_size(8)
     window.paint_toolbar.bigger.trigger()
     assert window.painter.size == 10 and window.paint_toolbar.size_box.value() == 10
+
+
+def test_no_label_layer_says_so(window, qtbot, messages, blank):
+    view = _show(window, qtbot, blank)
+    window.painter.set_label(3)  # the dataset has one label
+    window.painter.set_tool("brush")
+    _drag(qtbot, view.canvas, [(5, 5)])
+    assert "has no label_0003" in messages.texts()
+    assert layer_pixels(blank, "s", "label_0000").sum() == 0
+
+
+def test_contrast_and_ticked_layers_come_back_next_session(window, qtbot, blank):
+    from ui.main_window import MainWindow
+
+    view = _show(window, qtbot, blank)
+    view.lo_box.setValue(20.0)
+    window.tree.set_checked(blank, "s", "prediction_0000", True)
+    _settle(qtbot, view)
+    later = MainWindow()  # a new session (the same settings file)
+    qtbot.addWidget(later)
+    later.dataset_actions.load(blank)
+    later.tree.select(blank, "s")
+    qtbot.waitUntil(lambda: later.view.source is not None and not later.view.loading)
+    assert later.view.lo_box.value() == 20.0
+    assert "prediction_0000" in later.view.source.layers

@@ -17,7 +17,7 @@ import time
 import numpy as np
 from PyQt5.QtCore import QObject, pyqtSignal
 
-from deepscem.dataset import editing
+from deepscem.dataset import Dataset, editing
 from deepscem.dataset.editing import EditHistory, Plane
 from deepscem.dataset.layers import ANNOTATED, label_name
 from deepscem.errors import DeepScemError
@@ -115,7 +115,14 @@ class PaintController(QObject):
             self._want_label()
             shown = self.view.shown.get(canvas)
         if shown is None or self.layer not in shown[0]:
-            self.edited.emit(f"showing {self.layer} first; paint again when it is drawn")
+            src = self.view.source
+            with Dataset.open(src.path, check_samples=False) as ds:
+                present = self.layer in ds.sample(src.sample).group
+            if present:  # ticked, read in the background (a large slice)
+                self.edited.emit(f"showing {self.layer} first; paint again when it is drawn")
+            else:
+                self.failed.emit(f"{src.path.name}, sample {src.sample!r} has no {self.layer} (a "
+                                 "prediction file?): paint in the dataset file, or choose another label")
             return None
         return shown[0]
 
