@@ -18,7 +18,8 @@ def disk(size: int) -> np.ndarray:
     """
     size = max(1, int(size))
     offsets = np.arange(size) - (size - 1) / 2
-    return (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= (size / 2) ** 2 + 1e-9
+    # a radius a little under size / 2, so small brushes are round (3 -> a plus, not a square)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= (size / 2 - 0.1) ** 2
 
 
 def stamp(mask: np.ndarray, row: int, col: int, size: int) -> tuple[int, int, int, int] | None:
