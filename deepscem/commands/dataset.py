@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-IMAGE_HELP = "the image: a 3D or 2D grayscale image (.tif, .tiff or .npy)"
+IMAGE_HELP = ("the image: a 3D or 2D grayscale image (.tif, .tiff or .npy), or a folder of 2D "
+              "slices, an OME-Zarr image, file.h5:/path or an MRC file (docs/big_volumes.md)")
 LABEL_HELP = ("the labels, one per dataset label: each a 3D or 2D binary image (.tif, .tiff or .npy) "
               "of the image's size, holding 0 and one other value; \"\" or - for a blank label")
 FILE_HELP = "the dataset file (.hdf5): a collection (= a list) of samples"

@@ -66,6 +66,28 @@ def open_volume(spec: str | os.PathLike) -> VolumeSource:
     raise InputFileError(f"{text}: unsupported image format {suffix!r}; an image is {SPEC_HELP}")
 
 
+def absolute_spec(spec: str | os.PathLike) -> str:
+    """``spec`` with an absolute path (what another process, e.g. a cluster worker, can open)."""
+    text = os.fspath(spec)
+    h5 = _split_h5(text)
+    if h5 is not None:
+        return f"{h5[0].absolute()}:{h5[1]}"
+    return str(Path(text).absolute())
+
+
+def spec_name(spec: str | os.PathLike) -> str:
+    """A short name for the volume: the file stem, the folder name, the HDF5 path's last part
+    (``cells.ome.zarr`` -> ``cells``; ``data.hdf5:/raw/s1`` -> ``s1``)."""
+    text = os.fspath(spec)
+    h5 = _split_h5(text)
+    name = h5[1].strip("/").rpartition("/")[2] if h5 else Path(text).name
+    for suffix in (".ome.zarr", ".zarr", *MRC_SUFFIXES, *imageio.IMAGE_SUFFIXES):
+        if name.lower().endswith(suffix):
+            name = name[:-len(suffix)]
+            break
+    return name.strip(".") or "image"
+
+
 def _split_h5(text: str) -> tuple[Path, str] | None:
     """``file.h5:/a/b`` -> (Path("file.h5"), "/a/b"); None when ``text`` is not of that form."""
     head, sep, tail = text.rpartition(":")
