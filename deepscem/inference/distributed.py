@@ -162,13 +162,14 @@ def run_blocks(client: Any, job: dict, todo: list, total: int, *,
     (of ``total``, the finished ones of a resumed run included)."""
     from distributed import as_completed
 
-    from deepscem.inference.volume_job import BlockMeter, job_config, run_block
+    from deepscem.inference.volume_job import BlockMeter, job_config, run_block, task_job
 
     client.register_plugin(_as_plugin(ModelLoader(job["model"], job_config(job))))
     meter = BlockMeter(total, total - len(todo), progress)
-    futures = [client.submit(run_block, job, blk.index, key=f"deepscem-block-{blk.index}-"
-                             f"{os.getpid()}-{time.time_ns()}", retries=RETRIES, pure=False)
-               for blk in todo]
+    slim = task_job(job)
+    run = f"{os.getpid()}-{time.time_ns()}"
+    futures = [client.submit(run_block, slim, blk, key=f"deepscem-block-{blk.index}-{run}",
+                             retries=RETRIES, pure=False) for blk in todo]
     try:
         for future in as_completed(futures):
             prog.check(cancel)
@@ -195,7 +196,7 @@ def _slab_range(spec: str, z0: int, z1: int) -> tuple[float, float]:
 
     from deepscem.inference.volume_job import _source
 
-    slab = _source(spec).read(z0, z1)
+    slab = _source(spec, "range").read(z0, z1)
     if slab.dtype.kind == "f":
         slab = slab[np.isfinite(slab)]
     return (float(slab.min()), float(slab.max())) if slab.size else (np.inf, -np.inf)

@@ -91,22 +91,35 @@ def write_block(path: Path, job: dict[str, Any], index: int, core: tuple[slice, 
                 image: np.ndarray, outputs: np.ndarray) -> None:
     """Write one block's image copy and outputs ((dz, dy, dx, C) float32; thresholded here
     for masks) into its chunks, then mark it done."""
-    import zarr
-
     from deepscem.evaluation.metrics import binarize
 
-    root = zarr.open_group(str(path), mode="r+")
-    root["0"][core] = image
-    group = layer_group(job["threshold"])
-    for c, name in enumerate(job["names"]):
+    image_array, arrays = _arrays(path, job)
+    image_array[core] = image
+    for c, array in enumerate(arrays):
         values = outputs[..., c]
         if job["threshold"] is not None:
             values = binarize(values, float(job["threshold"])).astype(np.uint8)
-        root[group][name]["0"][core] = values
+        array[core] = values
     marker = path / META / "done" / str(index)
     tmp = marker.with_name(f".{index}.{os.getpid()}")
     tmp.write_text("")
     os.replace(tmp, marker)
+
+
+_OPEN: dict[str, tuple] = {}  # per process: store path + run -> (image, output arrays)
+
+
+def _arrays(path: Path, job: dict[str, Any]) -> tuple[Any, list]:
+    """The store's level-0 arrays, opened once per process (opening reads metadata files)."""
+    import zarr
+
+    key = f"{path}#{job['run_id']}"  # a new run may recreate the store under the same path
+    if key not in _OPEN:
+        root = zarr.open_group(str(path), mode="r+")
+        group = layer_group(job["threshold"])
+        _OPEN.clear()  # one store at a time: a new run in this process may reuse the path
+        _OPEN[key] = (root["0"], [root[group][name]["0"] for name in job["names"]])
+    return _OPEN[key]
 
 
 def _write_json(path: Path, data: dict) -> None:

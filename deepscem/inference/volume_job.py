@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,15 @@ def cached_predictor(model_path: str, config: PredictConfig) -> Any:
     return _PREDICTORS[key]
 
 
-def _source(spec: str) -> Any:
-    if spec not in _SOURCES:
-        _SOURCES[spec] = volumes.open_volume(spec)
-    return _SOURCES[spec]
+def _source(spec: str, run_id: str = "") -> Any:
+    """The process's open reader of ``spec`` for run ``run_id`` (one run's at a time)."""
+    key = f"{spec}#{run_id}"
+    if key not in _SOURCES:
+        for old in _SOURCES.values():
+            old.close()
+        _SOURCES.clear()
+        _SOURCES[key] = volumes.open_volume(spec)
+    return _SOURCES[key]
 
 
 def job_config(job: dict[str, Any]) -> PredictConfig:
@@ -66,13 +72,20 @@ def job_blocks(job: dict[str, Any]) -> list[Block]:
             for i, c in enumerate(job["blocks"])]
 
 
-def run_block(job: dict[str, Any], index: int, *, cancel: prog.CancelToken | None = None) -> int:
-    """Predict block ``index`` of ``job`` and write it (image copy and outputs) into the work
-    store; returns its voxel count. Safe to run again (a retry rewrites the same values)."""
+def task_job(job: dict[str, Any]) -> dict[str, Any]:
+    """``job`` without its block list: what every block task carries (a few hundred bytes)."""
+    return {k: v for k, v in job.items() if k != "blocks"}
+
+
+def run_block(job: dict[str, Any], block: Block, *,
+              cancel: prog.CancelToken | None = None) -> int:
+    """Predict ``block`` of ``job`` (see :func:`task_job`) and write it (image copy and
+    outputs) into the work store; returns its voxel count. Safe to run again (a retry
+    rewrites the same values)."""
     predictor = cached_predictor(job["model"], job_config(job))
-    source = _source(job["input"])
+    source = _source(job["input"], job["run_id"])
     value_range = tuple(job["value_range"])
-    core = job_blocks(job)[index].core
+    index, core = block.index, block.core
     grid = predictor.grid(tuple(job["shape"]))
 
     def read(region):
@@ -109,7 +122,7 @@ def plan_job(predictor: Any, info: Any, model_path: Path, source: Any, spec: str
         "threshold": predictor.config.threshold, "shape": list(shape), "chunks": list(chunks),
         "blocks": [[v for s in b.core for v in (s.start, s.stop)] for b in blocks],
         "value_range": [float(v) for v in value_range], "names": names,
-        "name": name, "sample": name,
+        "name": name, "sample": name, "run_id": uuid.uuid4().hex,
     }
 
 
@@ -153,6 +166,7 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
         job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
                        min_blocks=4 * workers if client is not None else 1)
         if old is not None and all(old.get(k) == job.get(k) for k in SAME_FOR_RESUME):
+            job["run_id"] = old["run_id"]
             done = store.done_blocks(work)
         else:
             if old is not None:
@@ -179,9 +193,10 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
 
 def _run_here(job: dict, todo: list[Block], total: int, progress, cancel) -> None:
     meter = BlockMeter(total, total - len(todo), progress)
+    slim = task_job(job)
     for blk in todo:
         prog.check(cancel)
-        meter.add(run_block(job, blk.index, cancel=cancel))
+        meter.add(run_block(slim, blk, cancel=cancel))
 
 
 class BlockMeter:
