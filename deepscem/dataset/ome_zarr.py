@@ -55,14 +55,14 @@ def open_image(path: str | os.PathLike) -> VolumeSource:
     path = Path(path)
     try:
         node = zarr.open(str(path), mode="r")
-    except Exception as err:  # zarr raises many types on damaged metadata
+    except Exception as err:  # noqa: BLE001  (zarr raises many types on damaged metadata)
         raise InputFileError(f"{path}: not a readable zarr folder ({err})") from None
     if isinstance(node, zarr.Array):
         parent = path.parent
         try:
             group = zarr.open_group(str(parent), mode="r")
             meta = multiscales(dict(group.attrs))
-        except Exception:
+        except Exception:  # noqa: BLE001  (no readable parent: a bare array, no voxel size)
             meta = None
         return ZarrSource(node, str(path), *_level_axes(meta, path.name, node.ndim))
     meta = multiscales(dict(node.attrs))

@@ -232,7 +232,7 @@ def _read_slice(path: Path) -> np.ndarray:
             data = tifffile.imread(path)
     except InputFileError:
         raise
-    except Exception as err:  # PIL/tifffile raise many types on damaged files
+    except Exception as err:  # noqa: BLE001  (PIL/tifffile raise many types on damaged files)
         raise InputFileError(f"{path}: cannot read this slice ({err})") from None
     imageio._check_dtype(str(path), data.dtype)
     zyx = imageio._as_zyx(str(path), data.shape, imageio._array_axes(data.shape))

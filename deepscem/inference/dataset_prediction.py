@@ -18,9 +18,10 @@ from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.errors import DatasetError
 from deepscem.inference.predictor import Predictor
+from deepscem.models.introspection import ModelInfo
 
 
-def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: str | Path,
+def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path, out_path: str | Path,
                     config: PredictConfig | None = None, *, overwrite: bool = False,
                     progress: prog.ProgressCallback | None = None,
                     cancel: prog.CancelToken | None = None) -> Path:
@@ -53,7 +54,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
             prog.emit(progress, 0, total, "tiles", "predict")
             with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
                                 overwrite=True) as out:
-                aliases = list(getattr(info, "label_names", None) or [])
+                aliases = list(info.label_names if info is not None else [])
                 if len(aliases) == predictor.outputs:
                     out.set_label_aliases(aliases)
                 done = 0

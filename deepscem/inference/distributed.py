@@ -10,7 +10,7 @@
   YAML file given with ``--cluster-config``; see docs/big_volumes.md).
 
 Every worker loads the model once (:class:`ModelLoader`, a worker plugin) and runs
-:func:`deepscem.inference.volume_job.run_block` for the blocks it is given; each block is
+:func:`deepscem.inference.block_tasks.run_block` for the blocks it is given; each block is
 one task, so a block is written by one worker at a time, and the scheduler reruns the tasks
 of a worker that dies on another one. Workers and the command must see the same files
 (input, model and output on a shared file system).
@@ -113,7 +113,7 @@ class ModelLoader:
     def setup(self, worker: Any) -> None:
         _pin_gpu(worker.name)
         _limit_threads(int(getattr(worker.state, "nthreads", 1) or 1))
-        from deepscem.inference.volume_job import cached_predictor
+        from deepscem.inference.block_tasks import cached_predictor
 
         cached_predictor(self.model_path, self.config)
 
@@ -162,7 +162,7 @@ def run_blocks(client: Any, job: dict, todo: list, total: int, *,
     (of ``total``, the finished ones of a resumed run included)."""
     from distributed import as_completed
 
-    from deepscem.inference.volume_job import BlockMeter, job_config, run_block, task_job
+    from deepscem.inference.block_tasks import BlockMeter, job_config, run_block, task_job
 
     client.register_plugin(_as_plugin(ModelLoader(job["model"], job_config(job))))
     meter = BlockMeter(total, total - len(todo), progress)
@@ -194,7 +194,7 @@ def _as_plugin(loader: ModelLoader) -> Any:
 def _slab_range(spec: str, z0: int, z1: int) -> tuple[float, float]:
     import numpy as np
 
-    from deepscem.inference.volume_job import _source
+    from deepscem.inference.block_tasks import _source
 
     slab = _source(spec, "range").read(z0, z1)
     if slab.dtype.kind == "f":

@@ -4,9 +4,10 @@ cluster, resumable.
 
 The run is described by a *job* (a JSON-able dict saved in the work store, see
 :mod:`~deepscem.inference.prediction_store`): input, model, options, the volume-wide
-intensity range, the output chunks and the block plan. :func:`run_block` does one block
-from the job alone (it is what a cluster worker runs); :func:`predict_to_file` plans the
-job, runs the blocks not done yet, and turns the store into the output.
+intensity range, the output chunks and the block plan.
+:func:`~deepscem.inference.block_tasks.run_block` does one block from the job alone (it is
+what a cluster worker runs); :func:`predict_to_file` plans the job, runs the blocks not done
+yet, and turns the store into the output.
 """
 
 from __future__ import annotations
@@ -24,77 +25,19 @@ from deepscem.config import PredictConfig
 from deepscem.dataset import volumes
 from deepscem.errors import DatasetError
 from deepscem.inference import prediction_store as store
-from deepscem.inference.blocks import Block, output_chunks, plan_blocks, predict_block
+from deepscem.inference.block_tasks import (
+    BlockMeter,
+    cached_predictor,
+    job_blocks,
+    run_block,
+    task_job,
+)
+from deepscem.inference.blocks import Block, output_chunks, plan_blocks
 
 JOB_VERSION = 1
 # What a --resume must find unchanged in the stored job for the finished blocks to be valid.
 SAME_FOR_RESUME = ("version", "input", "model", "model_mtime", "config", "shape", "chunks",
                    "blocks", "value_range")
-
-_PREDICTORS: dict[tuple, Any] = {}  # per process: (model path, config) -> Predictor
-_SOURCES: dict[str, Any] = {}       # per process: input spec -> open VolumeSource
-
-
-def cached_predictor(model_path: str, config: PredictConfig) -> Any:
-    """The process's :class:`Predictor` for this model and config, loaded on first use (a
-    cluster worker loads it once, in its plugin, and reuses it for every block)."""
-    key = (model_path, repr(config))
-    if key not in _PREDICTORS:
-        from deepscem.inference.predictor import Predictor
-        from deepscem.models.storage import load_model
-
-        model, info = load_model(model_path)
-        _PREDICTORS[key] = Predictor(model, info, config)
-        _PREDICTORS[key].info = info  # label names for the outputs
-    return _PREDICTORS[key]
-
-
-def _source(spec: str, run_id: str = "") -> Any:
-    """The process's open reader of ``spec`` for run ``run_id`` (one run's at a time)."""
-    key = f"{spec}#{run_id}"
-    if key not in _SOURCES:
-        for old in _SOURCES.values():
-            old.close()
-        _SOURCES.clear()
-        _SOURCES[key] = volumes.open_volume(spec)
-    return _SOURCES[key]
-
-
-def job_config(job: dict[str, Any]) -> PredictConfig:
-    values = dict(job["config"])
-    if values.get("patch") is not None:
-        values["patch"] = tuple(values["patch"])
-    return PredictConfig(**values)
-
-
-def job_blocks(job: dict[str, Any]) -> list[Block]:
-    return [Block(i, tuple(slice(a, b) for a, b in zip(c[0::2], c[1::2])))  # type: ignore
-            for i, c in enumerate(job["blocks"])]
-
-
-def task_job(job: dict[str, Any]) -> dict[str, Any]:
-    """``job`` without its block list: what every block task carries (a few hundred bytes)."""
-    return {k: v for k, v in job.items() if k != "blocks"}
-
-
-def run_block(job: dict[str, Any], block: Block, *,
-              cancel: prog.CancelToken | None = None) -> int:
-    """Predict ``block`` of ``job`` (see :func:`task_job`) and write it (image copy and
-    outputs) into the work store; returns its voxel count. Safe to run again (a retry
-    rewrites the same values)."""
-    predictor = cached_predictor(job["model"], job_config(job))
-    source = _source(job["input"], job["run_id"])
-    value_range = tuple(job["value_range"])
-    index, core = block.index, block.core
-    grid = predictor.grid(tuple(job["shape"]))
-
-    def read(region):
-        return volumes.normalise(source.read_region(region), value_range)
-
-    out = predict_block(predictor, read, grid, core, cancel=cancel)
-    store.write_block(Path(job["store"]), job, index, core, source.read_region(core), out)
-    return int(np.prod(out.shape[:3]))
-
 
 def plan_job(predictor: Any, info: Any, model_path: Path, source: Any, spec: str, out: Path,
              value_range: tuple[float, float], *, block: tuple[int, int, int] | None = None,
@@ -197,22 +140,6 @@ def _run_here(job: dict, todo: list[Block], total: int, progress, cancel) -> Non
     for blk in todo:
         prog.check(cancel)
         meter.add(run_block(slim, blk, cancel=cancel))
-
-
-class BlockMeter:
-    """Reports blocks done of ``total`` with the throughput (Mvox/s) since the start."""
-
-    def __init__(self, total: int, done: int, progress) -> None:
-        self.total, self.done, self.progress = total, done, progress
-        self.voxels, self.start = 0, time.monotonic()
-        prog.emit(progress, done, total, "blocks", "predict")
-
-    def add(self, voxels: int) -> None:
-        self.done += 1
-        self.voxels += voxels
-        rate = self.voxels / max(1e-9, time.monotonic() - self.start) / 1e6
-        prog.emit(self.progress, self.done, self.total, "blocks", "predict",
-                  **{"Mvox/s": round(rate, 2)})
 
 
 def _measure_range(client, source, spec: str, progress, cancel) -> tuple[float, float]:
