@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from deepscem.errors import ConfigError, DatasetError, ModelError
+from deepscem.outputs import check_output
 
 # as deepscem.dataset.volumes.SPEC_HELP (not imported: it loads h5py, keep --help light)
 SPEC_HELP = ("a TIFF stack or .npy, a folder of 2D TIFF/PNG slices, an OME-Zarr image "
@@ -95,8 +96,16 @@ def run(args: argparse.Namespace) -> int:
     model_path, out = Path(args.model), Path(args.out)
     if not model_path.is_file():
         raise ModelError(f"model file {model_path} does not exist")
-    if out.exists() and not args.overwrite:
-        raise DatasetError(f"{out} already exists: choose another output file or add --overwrite")
+    if out.name.lower().endswith(".zarr"):  # a folder: check_output wants files
+        if out.exists() and not args.overwrite:
+            raise DatasetError(f"{out} already exists: choose another name, or replace it on "
+                               "purpose (--overwrite on the command line)")
+    else:
+        from deepscem.dataset.volumes import spec_path
+
+        inputs = {"MODEL": model_path, "INPUT": spec_path(args.dataset)}
+        check_output(out, inputs=inputs, overwrite=args.overwrite, what="output OUTPUT",
+                     error=DatasetError)
     if args.cluster:
         from deepscem.inference.distributed import parse_cluster
 

@@ -75,6 +75,12 @@ def absolute_spec(spec: str | os.PathLike) -> str:
     return str(Path(text).absolute())
 
 
+def spec_path(spec: str | os.PathLike) -> Path:
+    """The file or folder a spec reads (``data.h5:/raw`` -> ``data.h5``)."""
+    h5 = _split_h5(os.fspath(spec))
+    return h5[0] if h5 is not None else Path(spec)
+
+
 def spec_name(spec: str | os.PathLike) -> str:
     """A short name for the volume: the file stem, the folder name, the HDF5 path's last part
     (``cells.ome.zarr`` -> ``cells``; ``data.hdf5:/raw/s1`` -> ``s1``)."""

@@ -44,7 +44,8 @@ from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
 
 #: Default prediction tile (Z, Y, X) when the config gives none: larger than a typical
-#: training patch, as the seed advises (no gradients at prediction time), clamped to the volume.
+#: training patch, as the original DeepSCEM's manual advises (no gradients at prediction time),
+#: clamped to the volume.
 DEFAULT_TILE_2D = (1, 512, 512)
 DEFAULT_TILE_3D = (32, 256, 256)
 #: Largest Z-slab blending buffer before a volume is predicted in Y bands (see Predictor.bands).

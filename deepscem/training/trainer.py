@@ -136,7 +136,7 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
         _check_outputs(outputs, train_sampler, "training")
         valid_sampler = None
         if validate and _same_files(valid_paths, train_paths):
-            valid_sampler = train_sampler  # the seed's habit: one file for both; index it once
+            valid_sampler = train_sampler  # the original DeepSCEM's habit: one file for both; index it once
         elif validate:
             valid_sampler = PatchSampler(valid_paths, patch, target=config.target,
                                          label_focus=config.label_focus, role="validation")
