@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from deepscem.progress import TqdmProgress
 
     print(f"device: {describe_device()}" + (f"; cluster {args.cluster}" if args.cluster else ""))
-    with TqdmProgress("predict") as bar:
+    with TqdmProgress() as bar:  # stages: intensity range, predict, pyramid, write...
         summary = predict_to_file(model_path, spec, out, config, cluster=args.cluster,
                                   cluster_config=args.cluster_config, resume=args.resume,
                                   overwrite=args.overwrite, block=args.block, progress=bar,
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if summary["skipped"]:
         print(f"resumed: {summary['skipped']} of {summary['blocks']} blocks were already done")
     rate = summary["voxels"] / max(summary["seconds"], 1e-9) / 1e6
-    print(f"{summary['run']} blocks in {summary['seconds']:.1f} s ({rate:.2f} Mvox/s)")
+    print(f"{summary['run']} blocks in {summary['seconds']:.1f} s ({rate:.3g} Mvox/s)")
     print(f"wrote {out}")
     return 0
 

@@ -146,7 +146,8 @@ def finish(path: Path, out: Path, job: dict[str, Any], voxel_size, *, min_size: 
                                    progress=progress, cancel=cancel)
         root.attrs["deepscem"] = {**dict(root.attrs["deepscem"]), "min_size": int(min_size),
                                   "removed": removed, "value_range": job["value_range"],
-                                  "input": job["input"], "model": job["model"]}
+                                  "input": job["input"], "model": job["model"],
+                                  "sample": job["sample"]}
         shutil.rmtree(path / META)
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
