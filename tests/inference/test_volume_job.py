@@ -172,3 +172,20 @@ def test_cli_predicts_slices_into_ome_zarr(setup, tmp_path, capsys):
     assert cli.main(["predict", str(setup["path"]), str(setup["slices"]),
                      str(Path(tmp_path, "x.png"))]) == 1
     assert "suffix picks its format" in capsys.readouterr().err
+
+
+def test_an_ome_zarr_image_predicts_like_a_dataset(setup, tmp_path):
+    """The GUI's predict path: Dataset.open on an OME-Zarr image, predict_dataset to .hdf5."""
+    from deepscem.dataset import Dataset
+    from deepscem.inference.predictor import predict_dataset
+
+    image = tmp_path / "cells.ome.zarr"
+    predict_to_file(setup["path"], str(setup["slices"]), image, PredictConfig(patch=(1, 16, 16)))
+    out = tmp_path / "again.hdf5"
+    config = PredictConfig(patch=(1, 16, 16))
+    predict_dataset(setup["model"], setup["info"], image, out, config)
+    expected = single_pass(setup, config)
+    with Dataset.open(out) as ds:
+        sample = ds.sample("slices")
+        np.testing.assert_array_equal(sample.read_layer("image"), setup["image"])
+        assert np.abs(sample.read_layer("prediction_0001") - expected[1]).max() <= 1e-5
