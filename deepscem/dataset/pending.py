@@ -75,6 +75,10 @@ def failure_reason(err: BaseException) -> str:
     text = str(err)
     if "errno = 28" in text or getattr(err, "errno", None) == 28:
         return "no space left on the device"
+    if "errno = 30" in text or getattr(err, "errno", None) == 30:
+        return "read-only file system"
+    if "errno = 13" in text or getattr(err, "errno", None) == 13:
+        return "permission denied"
     return getattr(err, "strerror", None) or (text.splitlines() or [type(err).__name__])[0]
 
 
