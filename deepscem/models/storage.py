@@ -246,10 +246,10 @@ def _check_spatial(model, path: Path, in_shape: tuple) -> None:
                          f"{' x '.join(str(s) for s in in_shape[1:-1])} voxels; DeepSCEM cuts "
                          "volumes into tiles of any size, so it needs a model built with an input "
                          "of unknown size (None) on every spatial axis")
-    from deepscem.models.unet import required_multiple
+    from deepscem.models.introspection import tile_multiple
 
     try:
-        side = 2 * max(16, required_multiple(model))
+        side = 2 * max(16, tile_multiple(model))
     except DeepScemError:
         side = 64
     probe = (1, *([side] * (len(in_shape) - 2)), 1)
