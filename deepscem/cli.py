@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "deepscem.commands.predict",
     "deepscem.commands.evaluate",
     "deepscem.commands.demo",
+    "deepscem.commands.gui",
 )
 
 LEGACY_FLAGS = ("--create-dataset", "--add-sample", "--train-model", "--gui-no-safe")
@@ -232,8 +233,9 @@ def gui_package() -> str:
     return "ui" if checkout.is_file() else "deepscem_ui"
 
 
-def open_gui(safe: bool = True) -> int:
-    """Open the desktop application (``ui/``); a plain message where it is not available."""
+def open_gui(safe: bool = True, files: Sequence[str] = ()) -> int:
+    """Open the desktop application (``ui/``) with ``files`` (datasets, OME-Zarr images) loaded;
+    a plain message where it is not available."""
     import importlib
 
     package = gui_package()
@@ -246,7 +248,7 @@ def open_gui(safe: bool = True) -> int:
                   file=sys.stderr)
             return 1
         raise
-    return run_app(safe=safe)
+    return run_app(safe=safe, files=list(files)) if files else run_app(safe=safe)
 
 
 if __name__ == "__main__":  # pragma: no cover

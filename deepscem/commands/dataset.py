@@ -16,7 +16,8 @@ from deepscem.errors import DatasetError
 # Labels per sample: far above any real annotation, low enough to refuse a typo at once.
 MAX_LABELS = 1000
 
-IMAGE_HELP = "the image: a 3D or 2D grayscale image (.tif, .tiff or .npy)"
+IMAGE_HELP = ("the image: a 3D or 2D grayscale image (.tif, .tiff or .npy), or a folder of 2D "
+              "slices, an OME-Zarr image, file.h5:/path or an MRC file (docs/big_volumes.md)")
 LABEL_HELP = ("the labels, one per dataset label: each a 3D or 2D binary image (.tif, .tiff or .npy) "
               "of the image's size, holding 0 and one other value; \"\" or - for a blank label; "
               "none at all for a volume to predict or to paint (blank labels, nothing annotated)")
@@ -106,15 +107,21 @@ def register(subparsers) -> None:
     p.add_argument("--new-name", metavar="NAME", help="add the crop as a new sample NAME instead")
     p.set_defaults(func=_crop)
 
-    p = sub.add_parser("export", help="export a sample's layers as TIFF files",
+    p = sub.add_parser("export", help="export a sample's layers as TIFF files or OME-Zarr",
                        description="Write a sample's layers as multi-page TIFFs FOLDER/SAMPLE_LAYER.tif "
-                                   "(values as stored: labels 0/1).")
+                                   "(values as stored: labels 0/1), or with --format ome-zarr as "
+                                   "one OME-Zarr image FOLDER/SAMPLE.ome.zarr: the image, and "
+                                   "labels, thresholded predictions and instances as NGFF labels "
+                                   "(napari, Fiji/MoBIE, neuroglancer open it).")
     p.add_argument("file", metavar="FILE", help=FILE_HELP)
     p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
     p.add_argument("folder", metavar="FOLDER", help="output folder (created if missing)")
     p.add_argument("--layers", nargs="+", metavar="LAYER",
                    help="layers to export (default: all; e.g. image label_0000)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing TIFF files")
+    p.add_argument("--format", choices=("tiff", "ome-zarr"), default="tiff",
+                   help="tiff: one multi-page TIFF per layer (default); ome-zarr: one multiscale "
+                        "OME-Zarr image with its masks as labels (float maps under predictions/)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("save-as", help="save a compact copy of a dataset",
@@ -313,8 +320,14 @@ def _export(args) -> None:
     from deepscem.progress import TqdmProgress
 
     with Dataset.open(args.file) as ds, TqdmProgress(f"{args.sample}:") as bar:
-        paths = ds.export_sample(args.sample, args.folder, layers=args.layers,
-                                 overwrite=args.overwrite, progress=bar)
+        if args.format == "ome-zarr":
+            from deepscem.dataset.ome_zarr_export import export_sample
+
+            paths = [export_sample(ds, args.sample, args.folder, layers=args.layers,
+                                   overwrite=args.overwrite, progress=bar)]
+        else:
+            paths = ds.export_sample(args.sample, args.folder, layers=args.layers,
+                                     overwrite=args.overwrite, progress=bar)
     for path in paths:
         print(path)
 

@@ -74,6 +74,8 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, *,
     group = ds.file.create_group(hidden)
     try:
         group.attrs["shape"] = np.asarray(shape, np.int64)
+        if getattr(img, "voxel_size", None):  # from OME-Zarr / MRC / HDF5 metadata (nm)
+            group.attrs["voxel_size"] = np.asarray(img.voxel_size, np.float64)
         dtype = stored_image_dtype(img.dtype)
         image = group.create_dataset("image", shape=shape, dtype=dtype,
                                      **layer_options(shape, dtype, "image"))
@@ -114,7 +116,9 @@ def _source(value, what: str) -> imageio.VolumeSource:
     if isinstance(value, np.ndarray):
         return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
     if isinstance(value, (str, os.PathLike)):
-        return imageio.open_volume(value)
+        from deepscem.dataset.volumes import open_volume  # any form: slices, OME-Zarr, h5:/path...
+
+        return open_volume(value)
     raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
 
 

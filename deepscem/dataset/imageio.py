@@ -29,7 +29,13 @@ HOW_TO_GREY = ("convert it to a single-channel grey stack first (Fiji: Image > T
 
 
 class VolumeSource:
-    """A (Z, Y, X) volume read slab by slab. ``shape`` and ``dtype`` are known up front."""
+    """A (Z, Y, X) volume read slab by slab or by region; ``shape`` and ``dtype`` are known up
+    front. ``voxel_size``: (Z, Y, X) in nm when the file says, else None. ``value_range``: a
+    stored volume-wide (min, max) for normalisation, else None (it is then measured).
+    Subclasses implement :meth:`read` or :meth:`read_region` (each defaults to the other)."""
+
+    voxel_size: tuple[float, float, float] | None = None
+    value_range: tuple[float, float] | None = None
 
     def __init__(self, path: str, shape: tuple[int, int, int], dtype: np.dtype) -> None:
         self.path = path
@@ -42,7 +48,12 @@ class VolumeSource:
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         """Slices ``z0:z1`` as a new (z1 - z0, Y, X) array in the native dtype."""
-        raise NotImplementedError
+        return self.read_region((slice(z0, z1), slice(None), slice(None)))
+
+    def read_region(self, region: tuple[slice, slice, slice]) -> np.ndarray:
+        """The box ``region`` (slices over Z, Y, X, steps of 1) in the native dtype."""
+        zs = region[0].indices(self.shape[0])
+        return self.read(zs[0], max(zs[0], zs[1]))[:, region[1], region[2]]
 
     def slabs(self, depth: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(z0, slab)`` for consecutive slabs of ``depth`` slices."""

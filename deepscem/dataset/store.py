@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
-from deepscem.dataset import annotation, pending
+from deepscem.dataset import annotation, ome_zarr, pending
 from deepscem.dataset import ops as dataset_ops
 from deepscem.dataset.format import (
     chunk_shape,
@@ -189,6 +189,14 @@ class Dataset:
         if mode not in ("r", "r+"):
             raise DatasetError(f"invalid mode {mode!r}: use 'r' (read) or 'r+' (read and write)")
         path = Path(path)
+        if path.is_dir() and ome_zarr.is_zarr(path):
+            # An OME-Zarr image opens as a read-only dataset of one sample (viewing, predicting)
+            if mode != "r":
+                raise DatasetError(f"{path} is an OME-Zarr image and opens read-only; add it to a "
+                                   "dataset (dataset add-sample) to edit it")
+            from deepscem.dataset.zarr_view import ZarrDataset
+
+            return ZarrDataset(path)  # type: ignore[return-value]
         if not path.is_file():
             raise DatasetError(f"{path}: no such file")
         if not h5py.is_hdf5(path):
@@ -355,8 +363,10 @@ class Dataset:
         group = self.file.create_group(name)
         try:
             group.attrs["shape"] = np.asarray(shape, np.int64)
-            if image_from is not None:
+            if isinstance(image_from, Sample):
                 self.file.copy(image_from.layer("image"), group, "image")
+            elif image_from is not None:  # another kind of sample (an OME-Zarr image): streamed
+                _copy_image(image_from, group, shape)
         except BaseException:
             del self.file[name]
             raise
@@ -407,6 +417,20 @@ def _open_h5(path: Path, mode: str, cache_mb: float | None) -> h5py.File:
         if "errno = 38" not in str(err) and "not implemented" not in str(err).lower():
             raise
     return h5py.File(path, mode, locking=False, **cache)
+
+
+def _copy_image(source, group: h5py.Group, shape: tuple[int, ...]) -> None:
+    """Copy ``source``'s image (any sample-like object) into ``group`` slab by slab, with its
+    normalisation range."""
+    raw = source.layer("image")
+    dtype = np.dtype(raw.dtype)
+    image = group.create_dataset("image", shape=shape, dtype=dtype,
+                                 **layer_options(shape, dtype, "image"))
+    image.attrs["norm_min"], image.attrs["norm_max"] = source.image_range
+    depth = slab_depth(shape, dtype.itemsize)
+    for z0 in range(0, shape[0], depth):
+        image[z0:z0 + depth] = source.read_layer("image", (slice(z0, min(shape[0], z0 + depth)),
+                                                           slice(None), slice(None)))
 
 
 def _h5_reason(err: OSError) -> str:

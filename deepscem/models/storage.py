@@ -246,8 +246,6 @@ def _check_spatial(model, path: Path, in_shape: tuple) -> None:
                          f"{' x '.join(str(s) for s in in_shape[1:-1])} voxels; DeepSCEM cuts "
                          "volumes into tiles of any size, so it needs a model built with an input "
                          "of unknown size (None) on every spatial axis")
-    from deepscem.models.introspection import tile_multiple
-
     try:
         side = 2 * max(16, tile_multiple(model))
     except DeepScemError:
