@@ -89,9 +89,10 @@ def is_hidden(name: str) -> bool:
 def recover(file: h5py.File, path) -> list[str]:
     """Clean up after killed writers (their pid is gone); returns the messages logged."""
     messages = []
-    for name in list(file.keys()):
+    for name in [n for n in file.keys() if is_hidden(n)]:
         messages += _recover_item(file, name, path, "")
-        if not is_hidden(name) and isinstance(file.get(name), h5py.Group):
+    for name in [n for n in file.keys() if not is_hidden(n)]:  # restored samples included
+        if isinstance(file.get(name), h5py.Group):
             for layer in [n for n in file[name].keys() if is_hidden(n)]:
                 messages += _recover_item(file[name], layer, path, f"sample {name!r}: ")
     for message in messages:
