@@ -164,6 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Output piped into a reader that stopped early (`run.py dataset info F | head`):
+        # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as err:
         # What the user can fix on their side (permissions, read-only mounts, names too long,
         # a full disk) is one line, wherever it surfaced; anything else stays a bug's traceback.
@@ -175,11 +180,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {where}{os.strerror(err.errno).lower()}", file=sys.stderr)
         _exit_now_if_hdf5_failed()
         return 1
-    except BrokenPipeError:
-        # Output piped into a reader that stopped early (`run.py dataset info F | head`):
-        # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
 
 
 _USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOSPC,
