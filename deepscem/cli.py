@@ -20,6 +20,7 @@ with ``--debug``), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -168,6 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:
+        # What the user can fix on their side (permissions, read-only mounts, names too long,
+        # a full disk) is one line, wherever it surfaced; anything else stays a bug's traceback.
+        if err.errno not in _USER_ERRNOS:
+            raise
+        if debug:
+            traceback.print_exc()
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{os.strerror(err.errno).lower()}", file=sys.stderr)
+        _exit_now_if_hdf5_failed()
+        return 1
+
+
+_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOSPC,
+                errno.EDQUOT, errno.EISDIR, errno.ENOTDIR}
 
 
 def _exit_now_if_hdf5_failed() -> None:

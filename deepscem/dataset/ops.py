@@ -24,7 +24,13 @@ from deepscem.dataset.format import (
     write_mask_slab,
 )
 from deepscem.dataset.layers import label_name
-from deepscem.dataset.pending import discard, failure_reason, pending_name
+from deepscem.dataset.pending import (
+    discard,
+    failure_reason,
+    hdf5_failure,
+    mark_write_failed,
+    pending_name,
+)
 from deepscem.errors import DatasetError
 from deepscem.outputs import atomic_path, check_output
 
@@ -34,8 +40,10 @@ def os_errors(what: str):
     """Turn a file-system failure (disk full, permission denied...) into a one-line error."""
     try:
         yield
-    except OSError as err:
-        raise DatasetError(f"{what} failed ({err.strerror or err}); check the free space and "
+    except (OSError, RuntimeError) as err:
+        if hdf5_failure(err):
+            mark_write_failed()  # HDF5 cannot be trusted to close this file cleanly any more
+        raise DatasetError(f"{what} failed ({failure_reason(err)}); check the free space and "
                            "permissions there") from None
 
 

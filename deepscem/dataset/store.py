@@ -39,7 +39,7 @@ from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.dataset.locking import WriterLock
 from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
-from deepscem.outputs import atomic_path, check_output
+from deepscem.outputs import atomic_path, check_output, is_temp_name
 from deepscem.progress import CancelToken, ProgressCallback
 
 Region = tuple[slice, ...] | None
@@ -206,7 +206,8 @@ class Dataset:
         if mode == "r+":
             # Before HDF5 writes anything: a full disk must not make the file unreadable.
             require_space(path, 0, f"changes to {path.name}")
-            lock = WriterLock(path).acquire()
+            # A temporary file of atomic_path (a prediction being written) is private: no lock.
+            lock = None if is_temp_name(path.name) else WriterLock(path).acquire()
         try:
             try:
                 file = _open_h5(path, mode, cache_mb)

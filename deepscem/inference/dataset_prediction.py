@@ -15,6 +15,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
+from deepscem.dataset.format import require_space
 from deepscem.errors import DatasetError
 from deepscem.inference.predictor import Predictor
 from deepscem.models.introspection import ModelInfo
@@ -44,6 +45,11 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
         with Dataset.open(src_path) as src:
             names = src.sample_names()
             total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
+            # Images are copied; predictions stored uncompressed (floats) or compressed (masks).
+            per_voxel = predictor.outputs * np.dtype(dtype).itemsize
+            need = sum(int(np.prod(src.sample(n).shape)) * (per_voxel + src.sample(n).layer(
+                "image").dtype.itemsize) for n in names)
+            require_space(out_path, need, f"the prediction {out_path.name}")
             prog.emit(progress, 0, total, "tiles", "predict")
             with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
                                 overwrite=True) as out:
