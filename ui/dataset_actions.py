@@ -7,14 +7,16 @@ the user (dialogs) and call those methods, so tests call the methods directly.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PyQt5.QtCore import QObject
-from PyQt5.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PyQt5.QtWidgets import QInputDialog, QMessageBox
 
 from deepscem import dataset as ds_core
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
+from ui.dialogs import file_dialogs
 from ui.dialogs.base import DATASET_FILTER
 from ui.dialogs.dataset_dialogs import (
     AddSampleDialog,
@@ -33,6 +35,7 @@ from ui.errors import guard, show_error
 from ui.workers import Worker
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+log = logging.getLogger("deepscem.gui")
 
 
 # Core calls run in workers: each opens the file for writing only for its own duration.
@@ -115,6 +118,7 @@ class DatasetActions(QObject):
         summary = self.tree.add_dataset(path)
         self.tree.select(summary.path, next(iter(summary.samples), None))
         self.w.statusBar().showMessage(f"loaded {summary.path}", 5000)
+        log.info("dataset loaded: %s", summary.path)
         return summary.path
 
     def unload(self, path: str | Path) -> None:
@@ -184,7 +188,7 @@ class DatasetActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load datasets", "", DATASET_FILTER)
+        paths = file_dialogs.open_files(self.w, "Load datasets", DATASET_FILTER)
         for path in paths:
             try:
                 self.load(path)
@@ -264,6 +268,6 @@ class DatasetActions(QObject):
 
     def export_clicked(self) -> None:
         path, sample = self._selected_sample()
-        folder = QFileDialog.getExistingDirectory(self.w, f"Export {sample} as TIFF to")
+        folder = file_dialogs.folder(self.w, f"Export {sample} as TIFF to")
         if folder:
             self.export(path, sample, Path(folder))

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt5.QtCore import QObject
-from PyQt5.QtWidgets import QFileDialog, QMessageBox
+from PyQt5.QtWidgets import QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
+from ui.dialogs import file_dialogs
 from ui.dialogs.base import MODEL_FILTER
 from ui.dialogs.evaluation_result import EvaluationResultDialog
 from ui.dialogs.model_dialogs import (
@@ -115,7 +116,8 @@ class ModelActions(QObject):
             reason = getattr(result, "stopped_reason", "") or "finished"
             message = getattr(result, "message", "")
             self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
-            if reason == "nan":  # the user must know the weights are the last good ones
+            # The user must know the weights are the last good ones (unless the window is closing).
+            if reason == "nan" and self.w.isVisible():
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
@@ -190,7 +192,7 @@ class ModelActions(QObject):
                                 else entry.describe())
 
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", "", MODEL_FILTER)
+        paths = file_dialogs.open_files(self.w, "Load models", MODEL_FILTER)
         for path in paths:
             self.load(path)
 
@@ -227,6 +229,6 @@ class ModelActions(QObject):
     def save_clicked(self) -> None:
         entry = self._entry()
         start = str(entry.path or f"{entry.name}.keras")
-        path, _ = QFileDialog.getSaveFileName(self.w, f"Save {entry.name}", start, MODEL_FILTER)
+        path = file_dialogs.save_file(self.w, f"Save {entry.name}", start, MODEL_FILTER)
         if path:
             self.save(entry.name, path if Path(path).suffix else path + ".keras")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from PyQt5.QtWidgets import (
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -15,6 +14,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from ui.dialogs import file_dialogs
 from ui.errors import show_error
 
 
@@ -69,7 +69,7 @@ class EvaluationResultDialog(QDialog):
 
     def save_csv(self, path: str | None = None) -> str | None:
         if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Save evaluation", "evaluation.csv", "CSV (*.csv)")
+            path = file_dialogs.save_file(self, "Save evaluation", "evaluation.csv", "CSV (*.csv)")
         if not path:
             return None
         try:
