@@ -139,10 +139,10 @@ class DatasetActions(QObject):
             pass
         return self.load(req.path)
 
-    def add_sample(self, req: AddSampleRequest) -> Worker:
+    def add_sample(self, req: AddSampleRequest, on_error=None) -> Worker:
         """Control 3: stream an image and its labels into the dataset, in a worker."""
         return self.w.tasks.run(_add_sample, req, title=f"Adding sample {req.name}",
-                                on_result=lambda r: self.refresh(r.dataset, r.name))
+                                on_result=lambda r: self.refresh(r.dataset, r.name), on_error=on_error)
 
     def remove_sample(self, path: Path, sample: str) -> None:
         """Control 4 (the file keeps its size until "save as", as in the original)."""
@@ -203,7 +203,8 @@ class DatasetActions(QObject):
         if req is not None:
             self.create(req)
 
-    def add_sample_clicked(self, image: str = "", labels: list[str] | None = None) -> None:
+    def add_sample_clicked(self, image: str = "", labels: list[str] | None = None,
+                           current: Path | None = None, name: str = "") -> None:
         summaries = list(self.tree.summaries.values())
         if not summaries:
             if QMessageBox.question(self.w, "Add sample", "No dataset is loaded. Create a new one?") \
@@ -213,10 +214,13 @@ class DatasetActions(QObject):
             summaries = list(self.tree.summaries.values())
             if not summaries:
                 return
-        current, _, _ = self.tree.selection()
-        req = AddSampleDialog(summaries, current, image, labels, self.w).ask()
+        current = current or self.tree.selection()[0]
+        dialog = AddSampleDialog(summaries, current, image, labels, self.w, name=name)
+        req = dialog.ask()
         if req is not None:
-            self.add_sample(req)
+            # A failure found while reading (after the form closed) opens it again as it was.
+            preset = dialog.preset()
+            self.add_sample(req, on_error=lambda _err: self.add_sample_clicked(**preset))
 
     def add_files_dropped(self, files: list[str]) -> None:
         """Dropped files: datasets are loaded; images open "Add sample" (image, then labels)."""

@@ -241,10 +241,13 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         kind = event.type()
-        if kind in (QEvent.DragEnter, QEvent.DragMove):
+        if kind in (QEvent.DragEnter, QEvent.DragMove) and event.mimeData().hasUrls():
+            # Files: the window decides, as on the dataset list (the canvas' scene refused them).
             if _dropped_files(event):
                 event.acceptProposedAction()
-                return True
+            else:
+                event.ignore()
+            return True
         elif kind == QEvent.Drop and _dropped_files(event):
             self.dropEvent(event)
             return True

@@ -80,6 +80,7 @@ class ModelActions(QObject):
         self.models = window.models
         self.result_dialogs: list[EvaluationResultDialog] = []
         self.training: set[str] = set()  # models being trained: their weights are changing
+        self.prediction_sources: dict[Path, Path] = {}  # prediction file -> dataset it segments
 
     def _entry(self, name: str | None = None, idle: bool = False) -> ModelEntry:
         entry = self.models.entry(name) if name else self.models.current_entry()
@@ -133,6 +134,7 @@ class ModelActions(QObject):
 
         def done(out_path) -> None:
             path = Path(out_path) if out_path else req.output
+            self.prediction_sources[path] = req.dataset
             if path in self.w.tree.summaries:  # overwritten: re-read it
                 self.w.dataset_actions.refresh(path)
             else:
@@ -222,7 +224,8 @@ class ModelActions(QObject):
             self.predict(req, overwrite=dialog.overwrite.isChecked())
 
     def evaluate_clicked(self) -> None:
-        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w).ask()
+        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w,
+                             sources=self.prediction_sources).ask()
         if req is not None:
             self.evaluate(req)
 

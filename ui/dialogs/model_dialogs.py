@@ -19,6 +19,7 @@ from PyQt5.QtWidgets import (
 )
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.errors import ConfigError
 from ui.dataset_tree import DatasetSummary
 from ui.dialogs.base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
@@ -261,6 +262,7 @@ class PredictDialog(ConfigDialog):
         if current_dataset is not None:
             self.dataset_combo.setCurrentIndex(max(self.dataset_combo.findData(str(current_dataset)), 0))
         self.output = PathEdit("save", DATASET_FILTER, "prediction .hdf5")
+        self._suggested = ""  # the output last proposed (replaced while the user keeps it)
         self.auto_patch = QCheckBox("Model default (larger than its training patch)")
         self.auto_patch.setChecked(True)
         self.patch = [_spin(1, 8192, v, "Tile (Z, Y, X): as large as memory allows") for v in (1, 512, 512)]
@@ -304,10 +306,14 @@ class PredictDialog(ConfigDialog):
         self._suggest_output()
 
     def _suggest_output(self) -> None:
+        """``<dataset>_prediction.hdf5`` next to the chosen dataset, following the dataset
+        combo until the user types or browses an output of their own."""
         path = self.dataset_combo.currentData()
-        if path and not self.output.text():
-            p = Path(path)
-            self.output.setText(str(p.with_name(p.stem + "_prediction.hdf5")))
+        if not path or self.output.text() not in ("", self._suggested):
+            return
+        p = Path(path)
+        self._suggested = str(p.with_name(p.stem + "_prediction.hdf5"))
+        self.output.setText(self._suggested)
 
     def build(self) -> PredictRequest:
         if not self.model_combo.currentText():
@@ -327,17 +333,48 @@ class PredictDialog(ConfigDialog):
         return PredictRequest(self.model_combo.currentText(), dataset, output, config)
 
 
-class EvaluateDialog(ConfigDialog):
-    """Reference (labels) vs segmentation (predictions), matched by sample name."""
+def _has_layers(summary: DatasetSummary, test) -> bool:
+    return any(test(layer) for _, layers in summary.samples.values() for layer in layers)
 
-    def __init__(self, datasets: list[DatasetSummary], parent: QWidget | None = None) -> None:
+
+def reference_for(segmentation: Path, datasets: list[DatasetSummary],
+                  sources: dict[Path, Path] | None = None) -> Path | None:
+    """The dataset a prediction file was made from: the one recorded when the GUI made it,
+    else the labelled dataset sharing the most sample names with it (then the one whose
+    file name starts its name: ``I3.hdf5`` for ``I3_prediction.hdf5``); None if none fits."""
+    loaded = {s.path for s in datasets}
+    source = (sources or {}).get(segmentation)
+    if source in loaded and source != segmentation:
+        return source
+    seg = next((s for s in datasets if s.path == segmentation), None)
+    if seg is None:
+        return None
+    scores = [(len(set(s.samples) & set(seg.samples)), segmentation.stem.startswith(s.path.stem), s.path)
+              for s in datasets if s.path != segmentation and _has_layers(s, is_label)]
+    best = max(scores, key=lambda t: t[:2], default=None)
+    return best[2] if best is not None and best[0] > 0 else None
+
+
+class EvaluateDialog(ConfigDialog):
+    """Reference (labels) vs segmentation (predictions), matched by sample name.
+
+    Proposes the newest file holding predictions as the segmentation and, whenever the
+    segmentation changes, its source dataset as the reference (:func:`reference_for`).
+    """
+
+    def __init__(self, datasets: list[DatasetSummary], parent: QWidget | None = None,
+                 sources: dict[Path, Path] | None = None) -> None:
         super().__init__("Evaluate", parent)
+        self.datasets, self.sources = datasets, dict(sources or {})
         self.reference, self.segmentation = QComboBox(), QComboBox()
         for summary in datasets:
             for combo in (self.reference, self.segmentation):
                 combo.addItem(f"{summary.name} [{summary.path.name}]", str(summary.path))
-        if len(datasets) > 1:  # the usual pair: the dataset, then the prediction made from it
-            self.segmentation.setCurrentIndex(len(datasets) - 1)
+        predicted = [i for i, s in enumerate(datasets) if _has_layers(s, is_prediction)]
+        if predicted or len(datasets) > 1:
+            self.segmentation.setCurrentIndex(predicted[-1] if predicted else len(datasets) - 1)
+        self.segmentation.currentIndexChanged.connect(self._suggest_reference)
+        self._suggest_reference()
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setValue(0.5)
@@ -345,6 +382,13 @@ class EvaluateDialog(ConfigDialog):
         self.form.addRow("Reference (labels)", self.reference)
         self.form.addRow("Segmentation", self.segmentation)
         self.form.addRow("Threshold", self.threshold)
+
+    def _suggest_reference(self) -> None:
+        if self.segmentation.currentData() is None:
+            return
+        reference = reference_for(Path(self.segmentation.currentData()), self.datasets, self.sources)
+        if reference is not None:
+            self.reference.setCurrentIndex(self.reference.findData(str(reference)))
 
     def build(self) -> EvaluateRequest:
         if self.reference.currentData() is None:
