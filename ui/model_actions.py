@@ -122,7 +122,9 @@ class ModelActions(QObject):
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
-        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch)
+        limit = req.config.time_limit_minutes
+        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch,
+                                     time_limit_s=float(limit) * 60 if limit else None)
         self.train_dialog = dialog
         self.training.add(entry.name)
         return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog,
