@@ -127,8 +127,12 @@ class ModelActions(QObject):
                                      time_limit_s=float(limit) * 60 if limit else None)
         self.train_dialog = dialog
         self.training.add(entry.name)
-        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog,
-                                       on_done=lambda: self.training.discard(entry.name))
+        self.models.set_training(entry.name, True)
+
+        def ended() -> None:
+            self.training.discard(entry.name)
+            self.models.set_training(entry.name, False)
+        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog, on_done=ended)
 
     def predict(self, req: PredictRequest, overwrite: bool = False) -> Worker:
         """Control 10: segment a dataset into a new prediction file, then load and show it."""
@@ -181,7 +185,7 @@ class ModelActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def forget_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         if not entry.saved and QMessageBox.question(
                 self.w, "Remove model", f"{entry.name} is not saved; remove it from memory anyway?",
                 QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
@@ -206,10 +210,11 @@ class ModelActions(QObject):
             self.create(config)
 
     def _names(self) -> list[str]:
-        return [e.name for e in self.models.entries()]
+        """The models a dialog may offer: not those being trained (their weights change)."""
+        return [e.name for e in self.models.entries() if e.name not in self.training]
 
     def train_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                              self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
                              parent=self.w)
@@ -218,7 +223,7 @@ class ModelActions(QObject):
             self.train(req, dialog.log_path())
 
     def predict_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)  # refused now, not after the dialog's OK
         dialog = PredictDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                                self.w.tree.selection()[0], self.w)
         req = dialog.ask()
@@ -232,7 +237,7 @@ class ModelActions(QObject):
             self.evaluate(req)
 
     def save_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         start = str(entry.path or f"{entry.name}.keras")
         path = file_dialogs.save_file(self.w, f"Save {entry.name}", start, MODEL_FILTER)
         if path:

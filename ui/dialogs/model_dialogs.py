@@ -3,6 +3,7 @@ predict (PredictConfig), evaluate (reference vs segmentation)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,19 +12,21 @@ from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QSpinBox,
     QWidget,
 )
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
-from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.errors import ConfigError
 from ui.dataset_tree import DatasetSummary
 from ui.dialogs.base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
 from ui.dialogs.dataset_dialogs import _pair
+from ui.dialogs.evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,6 @@ class PredictRequest:
     dataset: Path
     output: Path
     config: PredictConfig
-
-
-@dataclass(frozen=True)
-class EvaluateRequest:
-    reference: Path
-    segmentation: Path
-    threshold: float
 
 
 def _spin(low: int, high: int, value: int, tip: str = "") -> QSpinBox:
@@ -208,6 +204,42 @@ class TrainDialog(ConfigDialog):
                 ("Augmentation", _pair(self.rotate, self.flip, self.intensity)), ("Log", self.log_edit))
         for label, widget in rows:
             self.form.addRow(label, widget)
+        self.warning_label = QLabel("")
+        self.warning_label.setStyleSheet("color: #b9770e")
+        self.warning_label.setWordWrap(True)
+        self.body.insertWidget(1, self.warning_label)
+        for widget in (self.train_list, self.valid_list):
+            widget.itemChanged.connect(self._show_warnings)
+        self.valid_steps.valueChanged.connect(self._show_warnings)
+        self._show_warnings()
+
+    def warnings(self) -> tuple[list[str], list[str]]:
+        """(same-dataset warnings, test-volume warnings) for the ticked datasets."""
+        train = self.train_list.ticked()
+        valid = self.valid_list.ticked() if self.valid_steps.value() > 0 else ()
+        same = [f"{', '.join(p.name for p in train if p in valid)} is both a training and the "
+                "validation dataset: the validation loss then scores patches the model trains on "
+                "(optimistic), and 'keep best' / early stopping choose by it; tick a separate "
+                "validation dataset if you have one"] if set(train) & set(valid) else []
+        tests = [f"{path.name} holds {', '.join(repr(n) for n in names)}, which looks like a test "
+                 "volume: a volume trained on scores too well when evaluated"
+                 for path in train for names in [_test_like(self.datasets[path])] if names]
+        return same, tests
+
+    def _show_warnings(self, *_args) -> None:
+        same, tests = self.warnings()
+        self.warning_label.setText("\n".join(same + tests))
+        self.warning_label.setVisible(bool(same or tests))
+
+    def accept(self) -> None:
+        """A test volume among the training data is asked about once; then trained on if
+        the user insists (training on everything before a final run is legitimate)."""
+        _, tests = self.warnings()
+        if tests and QMessageBox.question(
+                self, "Train on a test volume?", "\n".join(tests) + ".\nTrain on it anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+            return
+        super().accept()
 
     def log_path(self) -> Path | None:
         return Path(self.log_edit.text()) if self.log_edit.text() else None
@@ -239,6 +271,11 @@ class TrainDialog(ConfigDialog):
                              mixed_precision=self.mixed.isChecked(),
                              micro_batch_size=self.micro.value() or None)
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
+
+
+def _test_like(summary: DatasetSummary) -> list[str]:
+    """Sample names of ``summary`` that say they are test data ("test", "I3_test", "Test 2")."""
+    return [name for name in summary.samples if re.search(r"(^|[^a-z])test", name, re.IGNORECASE)]
 
 
 def _smallest_sample(datasets: list[DatasetSummary]) -> tuple[int, int, int] | None:
@@ -331,67 +368,3 @@ class PredictDialog(ConfigDialog):
                                tta=self.tta.isChecked(), z_smooth=self.z_smooth.value(),
                                min_size=self.min_size.value() if self.use_threshold.isChecked() else 0)
         return PredictRequest(self.model_combo.currentText(), dataset, output, config)
-
-
-def _has_layers(summary: DatasetSummary, test) -> bool:
-    return any(test(layer) for _, layers in summary.samples.values() for layer in layers)
-
-
-def reference_for(segmentation: Path, datasets: list[DatasetSummary],
-                  sources: dict[Path, Path] | None = None) -> Path | None:
-    """The dataset a prediction file was made from: the one recorded when the GUI made it,
-    else the labelled dataset sharing the most sample names with it (then the one whose
-    file name starts its name: ``I3.hdf5`` for ``I3_prediction.hdf5``); None if none fits."""
-    loaded = {s.path for s in datasets}
-    source = (sources or {}).get(segmentation)
-    if source in loaded and source != segmentation:
-        return source
-    seg = next((s for s in datasets if s.path == segmentation), None)
-    if seg is None:
-        return None
-    scores = [(len(set(s.samples) & set(seg.samples)), segmentation.stem.startswith(s.path.stem), s.path)
-              for s in datasets if s.path != segmentation and _has_layers(s, is_label)]
-    best = max(scores, key=lambda t: t[:2], default=None)
-    return best[2] if best is not None and best[0] > 0 else None
-
-
-class EvaluateDialog(ConfigDialog):
-    """Reference (labels) vs segmentation (predictions), matched by sample name.
-
-    Proposes the newest file holding predictions as the segmentation and, whenever the
-    segmentation changes, its source dataset as the reference (:func:`reference_for`).
-    """
-
-    def __init__(self, datasets: list[DatasetSummary], parent: QWidget | None = None,
-                 sources: dict[Path, Path] | None = None) -> None:
-        super().__init__("Evaluate", parent)
-        self.datasets, self.sources = datasets, dict(sources or {})
-        self.reference, self.segmentation = QComboBox(), QComboBox()
-        for summary in datasets:
-            for combo in (self.reference, self.segmentation):
-                combo.addItem(f"{summary.name} [{summary.path.name}]", str(summary.path))
-        predicted = [i for i, s in enumerate(datasets) if _has_layers(s, is_prediction)]
-        if predicted or len(datasets) > 1:
-            self.segmentation.setCurrentIndex(predicted[-1] if predicted else len(datasets) - 1)
-        self.segmentation.currentIndexChanged.connect(self._suggest_reference)
-        self._suggest_reference()
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.0, 1.0)
-        self.threshold.setValue(0.5)
-        self.threshold.setToolTip("Float predictions above this count as foreground")
-        self.form.addRow("Reference (labels)", self.reference)
-        self.form.addRow("Segmentation", self.segmentation)
-        self.form.addRow("Threshold", self.threshold)
-
-    def _suggest_reference(self) -> None:
-        if self.segmentation.currentData() is None:
-            return
-        reference = reference_for(Path(self.segmentation.currentData()), self.datasets, self.sources)
-        if reference is not None:
-            self.reference.setCurrentIndex(self.reference.findData(str(reference)))
-
-    def build(self) -> EvaluateRequest:
-        if self.reference.currentData() is None:
-            raise ConfigError("load the reference and segmentation datasets first")
-        return EvaluateRequest(Path(self.reference.currentData()), Path(self.segmentation.currentData()),
-                               self.threshold.value())
