@@ -13,6 +13,7 @@ from PyQt5.QtWidgets import QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
+from deepscem.training.stop_reasons import StopReason
 from ui.dialogs import file_dialogs
 from ui.dialogs.base import MODEL_FILTER
 from ui.dialogs.evaluation_result import EvaluationResultDialog
@@ -114,11 +115,11 @@ class ModelActions(QObject):
             entry.info = getattr(result, "info", entry.info)
             entry.saved = False
             self.models.update_entry(entry)
-            reason = getattr(result, "stopped_reason", "") or "finished"
+            reason = str(result.stopped_reason)
             message = getattr(result, "message", "")
             self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
             # The user must know the weights are the last good ones (unless the window is closing).
-            if reason == "nan" and self.w.isVisible():
+            if reason == StopReason.NAN and self.w.isVisible():
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
