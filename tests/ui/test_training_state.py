@@ -10,6 +10,7 @@ from gui_helpers import wait_worker
 from PyQt5.QtWidgets import QMessageBox
 
 from deepscem.config import TrainConfig
+from deepscem.models.introspection import ModelInfo
 from ui import model_actions
 from ui.dataset_tree import DatasetSummary
 from ui.dialogs import model_dialogs
@@ -55,7 +56,7 @@ def test_train_dialog_asks_before_training_on_a_test_volume(qtbot, tmp_path, mes
 def test_a_model_in_training_is_marked_and_refused_by_predict_before_its_dialog(
         window, qtbot, messages, monkeypatch, tiny_dataset):
     window.dataset_actions.load(tiny_dataset)
-    entry = window.models.add_entry(ModelEntry("m", model=None, info=SimpleNamespace(dimension=2)))
+    entry = window.models.add_entry(ModelEntry("m", model=None, info=ModelInfo(dimension=2, outputs=1)))
     release = threading.Event()
 
     def fake_train(entry, req, log_path, *, progress=None, cancel=None):
