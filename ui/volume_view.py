@@ -83,6 +83,8 @@ class VolumeView(QWidget):
         self._rendering = False  # raw XZ and YZ planes (they do not depend on z)
         self._rgb: np.ndarray | None = None
         self._plane_z: int | None = None  # the Z that self._plane holds
+        self._hover: tuple[int, int] | None = None  # the voxel under the cursor (read-out)
+        self._whole_image = False  # integer image: contrast without decimals
         # Background Z reads: one thread; `_ticket` changes whenever what is shown changes
         # (sample, layers, a synchronous refresh), so a read started before is dropped.
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slice-reader")
@@ -191,6 +193,7 @@ class VolumeView(QWidget):
             s = ds.sample(sample)
             shape = tuple(int(v) for v in s.shape)
             lo, hi = (float(v) for v in s.image_range)
+            self._whole_image = s.layer("image").dtype.kind in "iu"
         same = self.source is not None and self.source.path == Path(path) and \
             self.source.sample == sample and self.source.shape == shape
         self.source = ViewSource(Path(path), sample, shape, (lo, hi), list(layers or ["image"]))
@@ -463,6 +466,8 @@ class VolumeView(QWidget):
             self.yz_canvas.set_extent(yz["image"].shape)
             self.yz_canvas.set_image(self._compose(_strided(yz, step, 1)), (step, 1))
             self._match_ortho_zoom()
+        if self._hover is not None and all(np.less(self._hover, self._plane["image"].shape)):
+            self._show_position(*self._hover)  # the read-out follows the new slice, not the old z
 
     def _on_zoom(self) -> None:
         self._match_ortho_zoom()
@@ -500,9 +505,10 @@ class VolumeView(QWidget):
     def _set_contrast(self, lo: float, hi: float) -> None:
         for box, value in ((self.lo_box, lo), (self.hi_box, hi)):
             box.blockSignals(True)
+            box.setDecimals(0 if self._whole_image else 3)  # "22", not "22.000", for 8-bit
             box.setValue(value)
             box.blockSignals(False)
-        step = max((hi - lo) / 100.0, 1e-3)
+        step = max((hi - lo) / 100.0, 1 if self._whole_image else 1e-3)
         self.lo_box.setSingleStep(step)
         self.hi_box.setSingleStep(step)
 
@@ -520,6 +526,7 @@ class VolumeView(QWidget):
 
     # --- cursor read-out and export ------------------------------------------------------
     def _show_position(self, row: int, col: int) -> None:
+        self._hover = (row, col) if row >= 0 else None
         if row < 0 or "image" not in self._plane:
             self.position_label.setText("")
             return

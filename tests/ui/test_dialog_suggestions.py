@@ -134,3 +134,16 @@ def test_up_and_down_change_z_after_clicking_the_image(window, qtbot, tiny_datas
     assert window.view.z == z + 1
     qtbot.keyClick(window.view.canvas, Qt.Key_Down)
     assert window.view.z == z
+
+
+def test_readout_follows_z_and_8_bit_contrast_has_no_decimals(window, qtbot, tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    window.tree.select(tiny_dataset, "s0")
+    view = window.view
+    assert view.lo_box.text().isdigit() and view.hi_box.text().isdigit()  # "22", not "22.000"
+    view.canvas.hovered.emit(5, 6)
+    z = view.z
+    assert view.position_label.text().startswith(f"z {z}  y 5  x 6")
+    view.set_z(z + 1)
+    qtbot.waitUntil(lambda: not view.loading, timeout=5000)
+    assert view.position_label.text().startswith(f"z {z + 1}  y 5  x 6")  # kept the old z before
