@@ -99,12 +99,12 @@ def focus(display: str, title: str) -> str:
     return window
 
 
-def screenshot(display: str, folder: Path) -> Path | None:
-    """The whole screen as PNG (ImageMagick's ``import``), or None when it is missing."""
+def screenshot(display: str, window: str, folder: Path) -> Path | None:
+    """The window as PNG (ImageMagick's ``import``), or None when it is missing."""
     if not shutil.which("import"):
         return None
     path = folder / "main_window_xcb.png"
-    subprocess.run(["import", "-window", "root", str(path)], env=dict(os.environ, DISPLAY=display),
+    subprocess.run(["import", "-window", window, str(path)], env=dict(os.environ, DISPLAY=display),
                    timeout=30, check=True)
     return path
 
@@ -146,7 +146,7 @@ def test_run_py_in_a_real_x_window_loads_a_dataset_changes_z_and_quits_with_ctrl
 
         folder = Path(os.environ.get("DEEPSCEM_SCREENSHOT_DIR") or tmp_path)
         folder.mkdir(parents=True, exist_ok=True)
-        shot = screenshot(xvfb, folder)
+        shot = screenshot(xvfb, window, folder)
         assert shot is None or shot.stat().st_size > 10_000
 
         focus(xvfb, "DeepSCEM")
