@@ -16,9 +16,10 @@ from PyQt5.QtWidgets import QInputDialog, QMessageBox
 from deepscem import dataset as ds_core
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
-from ui.dialogs import file_dialogs
-from ui.dialogs.base import DATASET_FILTER
-from ui.dialogs.dataset_dialogs import (
+
+from .dialogs import file_dialogs
+from .dialogs.base import DATASET_FILTER
+from .dialogs.dataset_dialogs import (
     AddSampleDialog,
     AddSampleRequest,
     AliasesDialog,
@@ -31,8 +32,8 @@ from ui.dialogs.dataset_dialogs import (
     SaveAsDialog,
     SaveAsRequest,
 )
-from ui.errors import guard, show_error
-from ui.workers import Worker
+from .errors import guard, show_error
+from .workers import Worker
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 log = logging.getLogger("deepscem.gui")

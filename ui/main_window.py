@@ -30,16 +30,17 @@ from PyQt5.QtWidgets import (
 )
 
 from deepscem.errors import DatasetError
-from ui.about import detect_device, show_about
-from ui.dataset_actions import IMAGE_SUFFIXES, DatasetActions
-from ui.dataset_tree import DatasetTree
-from ui.dialogs import file_dialogs
-from ui.errors import guard
-from ui.model_actions import ModelActions
-from ui.model_list import ModelList
-from ui.render import to_qimage
-from ui.task_runner import TaskRunner
-from ui.volume_view import VolumeView
+
+from .about import detect_device, show_about
+from .dataset_actions import IMAGE_SUFFIXES, DatasetActions
+from .dataset_tree import DatasetTree
+from .dialogs import file_dialogs
+from .errors import guard
+from .model_actions import ModelActions
+from .model_list import ModelList
+from .render import to_qimage
+from .task_runner import TaskRunner
+from .volume_view import VolumeView
 
 log = logging.getLogger("deepscem.gui")
 # Closing while tasks run: the window hides at once and closes when they have stopped;
@@ -239,7 +240,7 @@ class MainWindow(QMainWindow):
             if isinstance(widget, QGraphicsView) or widget.acceptDrops():
                 widget.installEventFilter(self)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
         if kind in (QEvent.DragEnter, QEvent.DragMove) and event.mimeData().hasUrls():
             # Files: the window decides, as on the dataset list (the canvas' scene refused them).
@@ -257,16 +258,16 @@ class MainWindow(QMainWindow):
             return True
         return super().eventFilter(watched, event)
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         if _dropped_files(event):
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         files = [u.toLocalFile() for u in event.mimeData().urls()]
         event.acceptProposedAction()
         guard(self, self.dataset_actions.add_files_dropped, "Drop files")(files)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         if self._closing:
             if self.tasks.active and not self._give_up:  # still stopping: wait for them, hidden
                 event.ignore()

@@ -14,10 +14,11 @@ from PyQt5.QtWidgets import QMessageBox
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
 from deepscem.training.stop_reasons import StopReason
-from ui.dialogs import file_dialogs
-from ui.dialogs.base import MODEL_FILTER
-from ui.dialogs.evaluation_result import EvaluationResultDialog
-from ui.dialogs.model_dialogs import (
+
+from .dialogs import file_dialogs
+from .dialogs.base import MODEL_FILTER
+from .dialogs.evaluation_result import EvaluationResultDialog
+from .dialogs.model_dialogs import (
     CreateModelDialog,
     EvaluateDialog,
     EvaluateRequest,
@@ -26,9 +27,9 @@ from ui.dialogs.model_dialogs import (
     TrainDialog,
     TrainRequest,
 )
-from ui.dialogs.train_progress import TrainProgressDialog
-from ui.model_list import ModelEntry
-from ui.workers import Worker
+from .dialogs.train_progress import TrainProgressDialog
+from .model_list import ModelEntry
+from .workers import Worker
 
 
 def _load_model(path: Path, *, progress=None, cancel=None):

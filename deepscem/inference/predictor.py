@@ -27,7 +27,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
-from deepscem.errors import DatasetError
+from deepscem.errors import DatasetError, DeepScemWarning
 from deepscem.evaluation.metrics import binarize
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
 from deepscem.models.introspection import (
@@ -67,7 +67,7 @@ class Predictor:
         check_grey_input(model)
         self._softmax1 = single_softmax(model, info)
         if self._softmax1:
-            warnings.warn(SINGLE_SOFTMAX_NOTE, stacklevel=2)
+            warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
         m = tile_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)

@@ -198,7 +198,7 @@ def load_model(path: str | os.PathLike):
         with _keras_readable(path, kind) as readable:
             model = keras.saving.load_model(readable, compile=False,
                                             custom_objects=legacy.custom_objects())
-    except Exception as err:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
+    except Exception as err:  # noqa: BLE001  (Keras raises ValueError, KeyError, OSError, TypeError...)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"cannot load model {path.name}: {reason[:200]}") from None
     info = _check_model(model, path, meta, keras_version)

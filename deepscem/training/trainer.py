@@ -37,7 +37,7 @@ import numpy as np
 
 from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.devices import bf16_supported
-from deepscem.errors import ConfigError, ModelError
+from deepscem.errors import ConfigError, DeepScemWarning, ModelError
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
     ModelInfo,
@@ -123,7 +123,7 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
         raise ConfigError(f"distance-map targets lie in [-1, 1] and need a tanh or linear output; this "
                           f"model's output is {activation}: train on labels or use another model")
     if single_softmax(model, info):
-        warnings.warn(SINGLE_SOFTMAX_NOTE, stacklevel=2)
+        warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
     loss = get_loss(config.loss, activation)
     metrics = get_metrics(activation)
 
@@ -165,7 +165,7 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
 
         if config.mixed_precision and not bf16_supported():
             warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
-                          "training may be slower than in float32", stacklevel=2)
+                          "training may be slower than in float32", DeepScemWarning, stacklevel=2)
         work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
         batchnorm.limit_momentum(work)
         optimizer = keras.optimizers.Adam(config.learning_rate,

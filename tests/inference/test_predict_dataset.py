@@ -7,12 +7,12 @@ import pytest
 
 from deepscem.config import (
     PredictConfig,
-    UNetConfig,  # noqa: E402
+    UNetConfig,
 )
 from deepscem.dataset import Dataset
 from deepscem.errors import Cancelled, DatasetError
 from deepscem.inference.predictor import predict_dataset
-from deepscem.models.introspection import ModelInfo  # noqa: E402
+from deepscem.models.introspection import ModelInfo
 from deepscem.progress import CancelToken
 
 keras = pytest.importorskip("keras")

@@ -6,12 +6,12 @@ import pytest
 
 from deepscem.config import (
     PredictConfig,
-    UNetConfig,  # noqa: E402
+    UNetConfig,
 )
 from deepscem.errors import Cancelled
 from deepscem.inference.predictor import Predictor, predict_volume
 from deepscem.models.introspection import (
-    ModelInfo,  # noqa: E402
+    ModelInfo,
     model_dimension,
 )
 from deepscem.progress import CancelToken

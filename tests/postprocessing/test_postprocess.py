@@ -9,11 +9,11 @@ from skimage.morphology import remove_small_objects as skimage_remove
 
 from deepscem.config import (
     PredictConfig,
-    UNetConfig,  # noqa: E402
+    UNetConfig,
 )
 from deepscem.dataset import Dataset
 from deepscem.errors import Cancelled, ConfigError
-from deepscem.models.introspection import ModelInfo  # noqa: E402
+from deepscem.models.introspection import ModelInfo
 from deepscem.postprocessing.small_objects import remove_small_objects
 from deepscem.progress import CancelToken
 

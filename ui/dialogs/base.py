@@ -49,11 +49,11 @@ class PathEdit(QWidget):
     def text(self) -> str:
         return self.edit.text().strip()
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+    def setText(self, text: str) -> None:
         self.edit.setText(str(text))
 
     def browse(self) -> None:
-        from ui.dialogs import file_dialogs
+        from . import file_dialogs
 
         start = self.text()
         if self.mode == "folder":

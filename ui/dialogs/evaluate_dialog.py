@@ -9,8 +9,9 @@ from PyQt5.QtWidgets import QComboBox, QDoubleSpinBox, QWidget
 
 from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.errors import ConfigError
-from ui.dataset_tree import DatasetSummary
-from ui.dialogs.base import ConfigDialog
+
+from ..dataset_tree import DatasetSummary
+from .base import ConfigDialog
 
 
 @dataclass(frozen=True)

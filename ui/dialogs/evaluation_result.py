@@ -14,8 +14,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ui.dialogs import file_dialogs
-from ui.errors import show_error
+from ..errors import show_error
+from . import file_dialogs
 
 
 def report_table(report) -> tuple[list[str], list[list[str]]]:

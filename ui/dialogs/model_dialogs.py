@@ -23,10 +23,11 @@ from PyQt5.QtWidgets import (
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from deepscem.errors import ConfigError
-from ui.dataset_tree import DatasetSummary
-from ui.dialogs.base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
-from ui.dialogs.dataset_dialogs import _pair
-from ui.dialogs.evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
+
+from ..dataset_tree import DatasetSummary
+from .base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
+from .dataset_dialogs import _pair
+from .evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import time
 from PyQt5.QtWidgets import QWidget
 
 from deepscem.progress import Progress
-from ui.dialogs.loss_plot import LossPlot, format_value
-from ui.task_dialog import TaskDialog, format_eta
-from ui.workers import Worker
+
+from ..task_dialog import TaskDialog, format_eta
+from ..workers import Worker
+from .loss_plot import LossPlot, format_value
 
 STAGE_TEXT = {"index labels": "indexing the labelled voxels, once per run",
               "batchnorm": "recomputing the batch-normalisation statistics"}
