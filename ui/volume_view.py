@@ -274,6 +274,9 @@ class VolumeView(QWidget):
 
     def shutdown(self) -> None:
         """Stop the reader thread (the window is closing); a read under way is abandoned."""
+        # Cancelling a queued read runs its callback here, at once: with a source it would
+        # submit the next read to the executor being shut down, which waits on its own lock.
+        self.source = None
         self._ticket += 1
         self._ortho_ticket += 1
         self._reader.shutdown(wait=False, cancel_futures=True)
