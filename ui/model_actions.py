@@ -75,6 +75,24 @@ def _evaluate(req: EvaluateRequest, *, progress=None, cancel=None):
                     progress=progress, cancel=cancel)
 
 
+def _trained(entry: ModelEntry) -> bool:
+    """Whether the model has learnt already (then training it is fine-tuning)."""
+    info = entry.info
+    return info is not None and (getattr(info, "patch_size", None) is not None
+                                 or getattr(info, "history", None) is not None
+                                 or bool(getattr(info, "legacy", False)))
+
+
+def _accept_fine_tuned(parent, name: str, result) -> bool:
+    """Ask whether the fine-tuned weights replace the previous ones (kept until then)."""
+    reason = getattr(result, "stopped_reason", "") or "finished"
+    return QMessageBox.question(
+        parent, "Fine-tuning done",
+        f"Fine-tuning of {name}: {reason}. Keep the new weights?\n"
+        "No restores the weights it had before.",
+        QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes) == QMessageBox.Yes
+
+
 class ModelActions(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -110,8 +128,12 @@ class ModelActions(QObject):
     def train(self, req: TrainRequest, log_path: Path | None = None) -> Worker:
         """Control 9: train in a worker, with live curves; the entry gets the trained weights."""
         entry = self._entry(req.model, idle=True)
+        previous = entry.model.get_weights() if _trained(entry) else None  # fine-tuning: kept
 
         def done(result) -> None:
+            if previous is not None and not _accept_fine_tuned(self.w, entry.name, result):
+                entry.model.set_weights(previous)
+                return
             entry.model = getattr(result, "model", entry.model)
             entry.info = getattr(result, "info", entry.info)
             entry.saved = False
@@ -202,7 +224,7 @@ class ModelActions(QObject):
                                 else entry.describe())
 
     def load_clicked(self) -> None:
-        paths = file_dialogs.open_files(self.w, "Load models", MODEL_FILTER)
+        paths = file_dialogs.open_files(self.w, "Load models", MODEL_FILTER, kind="model")
         for path in paths:
             self.load(path)
 
@@ -219,7 +241,8 @@ class ModelActions(QObject):
         entry = self._entry(idle=True)
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                              self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
-                             parent=self.w)
+                             parent=self.w,
+                             trained=frozenset(e.name for e in self.models.entries() if _trained(e)))
         req = dialog.ask()
         if req is not None:
             self.train(req, dialog.log_path())
@@ -241,6 +264,6 @@ class ModelActions(QObject):
     def save_clicked(self) -> None:
         entry = self._entry(idle=True)
         start = str(entry.path or f"{entry.name}.keras")
-        path = file_dialogs.save_file(self.w, f"Save {entry.name}", start, MODEL_FILTER)
+        path = file_dialogs.save_file(self.w, f"Save {entry.name}", start, MODEL_FILTER, kind="model")
         if path:
             self.save(entry.name, path if Path(path).suffix else path + ".keras")

@@ -27,16 +27,6 @@ class MessageLog:
         return "\n".join(t for _, _, t in self.shown)
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path_factory):
-    """The GUI's QSettings (last folder...) go to a temporary folder, not the user's."""
-    from PyQt5.QtCore import QSettings
-
-    folder = tmp_path_factory.mktemp("settings")
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(folder))
-    return folder
-
-
 @pytest.fixture
 def messages(monkeypatch) -> MessageLog:
     log = MessageLog()

@@ -56,20 +56,3 @@ def test_closing_with_unsaved_models_still_asks(window, messages):
     messages.answer = QMessageBox.Yes
     assert window.close() and not window.isVisible()
 
-
-def test_closing_with_a_slice_read_queued_does_not_deadlock(window, tiny_dataset):
-    """A queued read cancelled by the shutdown calls back at once; it used to submit the next
-    read to the executor being shut down, which blocks on its own lock: the window froze."""
-    window.dataset_actions.load(tiny_dataset)
-    window.tree.select(tiny_dataset, "s0")
-    view = window.view
-    busy = threading.Event()
-    view._reader.submit(busy.wait, 10)  # the one reader thread is busy...
-    view.set_z(view.z + 1)              # ...so this read stays queued
-    requested = []
-    view._request_slice = lambda: requested.append(view.z)
-    try:
-        view.shutdown()
-    finally:
-        busy.set()
-    assert requested == []

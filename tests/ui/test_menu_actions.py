@@ -7,6 +7,9 @@ menu bar keeps that class of bug from coming back for any action added later.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from gui_helpers import wait_worker
 from PyQt5.QtWidgets import QAction, QCheckBox, QDialog, QFileDialog, QInputDialog, QMenu, QWidget
@@ -118,7 +121,7 @@ def test_quit_shortcut_is_ctrl_q(window):
     assert action.shortcut().toString() == "Ctrl+Q"  # pressed for real in test_real_window
 
 
-def test_file_dialogs_open_in_the_folder_used_last(qtbot, monkeypatch, tmp_path, private_settings):
+def test_file_dialogs_open_in_the_folder_used_last(qtbot, monkeypatch, tmp_path):
     from ui.dialogs import file_dialogs
 
     starts = []
@@ -130,8 +133,12 @@ def test_file_dialogs_open_in_the_folder_used_last(qtbot, monkeypatch, tmp_path,
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         staticmethod(lambda parent, title, start, f: (starts.append(start) or "", "")))
     (tmp_path / "data").mkdir()
-    file_dialogs.open_files(None, "Load datasets", "")
-    file_dialogs.save_file(None, "Save model", "unet.keras", "")   # another dialog, later
+    file_dialogs.open_files(None, "Load datasets", "", kind="dataset")
+    # Another kind, never used: the last folder of any kind.
+    file_dialogs.save_file(None, "Save model", "unet.keras", "", kind="model")
     file_dialogs.save_file(None, "Save model", "/elsewhere/unet.keras", "")  # a full path is kept
-    assert starts == ["", str(tmp_path / "data" / "unet.keras"), "/elsewhere/unet.keras"]
-    assert any(private_settings.rglob("*.ini"))  # remembered across sessions (QSettings)
+    file_dialogs.open_files(None, "Load datasets", "", kind="dataset")  # its own folder again
+    assert starts == ["", str(tmp_path / "data" / "unet.keras"), "/elsewhere/unet.keras",
+                      str(tmp_path / "data")]
+    settings = Path(os.environ["DEEPSCEM_SETTINGS_DIR"]) / "deepscem.ini"
+    assert "data" in settings.read_text()  # remembered across sessions (QSettings)
