@@ -71,6 +71,7 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
         self._rendering = False
         self._rgb: np.ndarray | None = None
         self._plane_z: int | None = None  # the Z that self._plane holds
+        self._hover: tuple[int, int] | None = None  # the voxel under the cursor (read-out)
         self._refreshing = False  # reload() asked, its read not yet shown
         self.hold = False  # a stroke is being painted: arriving reads are dropped (re-read after it)
         self.shown: dict[SliceCanvas, tuple[dict, tuple[int, int]]] = {}  # planes drawn, stride
@@ -156,6 +157,7 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
             s = ds.sample(sample)
             shape = tuple(int(v) for v in s.shape)
             lo, hi = (float(v) for v in s.image_range)
+            self.controls.whole_numbers = s.layer("image").dtype.kind in "iu"
         same = self.source is not None and self.source.path == Path(path) and \
             self.source.sample == sample and self.source.shape == shape
         self.source = ViewSource(Path(path), sample, shape, (lo, hi), list(layers or ["image"]))
@@ -281,6 +283,8 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
             raise error
         self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, z
         self._render_all()  # (a newer Z asked for meanwhile is already queued in the loader)
+        if self._hover is not None and all(np.less(self._hover, self._plane["image"].shape)):
+            self._show_position(*self._hover)  # the read-out follows the new slice, not the old z
 
     def _read_failed(self, err: Exception) -> None:
         """The file changed under us (sample removed, file moved): show nothing rather than
