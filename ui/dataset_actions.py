@@ -195,6 +195,19 @@ class DatasetActions(QObject):
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
                 show_error(self.w, err, "Load dataset")
 
+    def load_or_report(self, path: str | Path) -> None:
+        """Load ``path`` (given on the command line); a message box if it cannot be."""
+        try:
+            self.load(path)
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+            show_error(self.w, err, "Load dataset")
+
+    def open_zarr_clicked(self) -> None:
+        """An OME-Zarr image is a folder: a folder picker, then the same read-only load."""
+        folder = QFileDialog.getExistingDirectory(self.w, "Open OME-Zarr image (a .ome.zarr folder)")
+        if folder:
+            self.load(folder)
+
     def unload_clicked(self) -> None:
         self.unload(self._selected_dataset())
 

@@ -138,6 +138,8 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&New dataset...", d.new_clicked, "Ctrl+N")
         self._action(file, "&Load dataset...", d.load_clicked, "Ctrl+O")
+        self._action(file, "Open OME-&Zarr image...", d.open_zarr_clicked, "Ctrl+Shift+O",
+                     "Open an OME-Zarr image folder read-only, to view and predict it")
         self._action(file, "&Save dataset as...", d.save_as_clicked, "Ctrl+S")
         self._action(file, "&Unload dataset", d.unload_clicked)
         file.addSeparator()
