@@ -119,6 +119,10 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
                          else np.uint8, source.dtype, source.voxel_size)
             done = set()
         todo = [b for b in job_blocks(job) if b.index not in done]
+        if client is not None and todo:
+            from deepscem.inference.distributed import prepare_workers
+
+            prepare_workers(client, job)  # model loads: not counted in the throughput below
         start = time.monotonic()
         if client is None:
             _run_here(job, todo, len(job["blocks"]), progress, cancel)
