@@ -93,6 +93,17 @@ def worker_rss(client) -> list[float]:
     return sorted(client.run(peak).values())
 
 
+def cpu_seconds(client=None) -> float:
+    """CPU seconds used so far by this process, or by all the cluster's workers."""
+    import psutil
+
+    def used() -> float:
+        times = psutil.Process().cpu_times()
+        return times.user + times.system
+
+    return sum(client.run(used).values()) if client is not None else used()
+
+
 def throughput(args, folder: Path) -> None:
     from distributed import Client, LocalCluster
 
@@ -105,23 +116,25 @@ def throughput(args, folder: Path) -> None:
           f"256x256, blocks {block} ({shape[0] // 2} blocks), 1 thread per process")
     run(model, image, folder / "warm.ome.zarr", None, (2, *shape[1:]))  # traces the model once
     rows = []
+    cpu = cpu_seconds()
     summary = run(model, image, folder / "one.ome.zarr", None, block)
-    rows.append(("one process", summary["seconds"]))
+    rows.append(("one process", summary["seconds"], cpu_seconds() - cpu))
     for n in args.workers:
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             address = cluster.scheduler_address
             run(model, image, folder / "warm.ome.zarr", address, (2, *shape[1:]))  # model + trace
+            cpu = cpu_seconds(client)
             summary = run(model, image, folder / f"w{n}.ome.zarr", address, block)
-            rows.append((f"local cluster, {n} worker{'s' if n > 1 else ''}", summary["seconds"]))
-            del client
-    base = dict(rows)
-    one = base["one process"]
-    w1 = base.get("local cluster, 1 worker")
-    print(f"{'run':<28} {'seconds':>8} {'Mvox/s':>8} {'vs one process':>15} {'vs 1 worker':>12}")
-    for name, seconds in rows:
+            rows.append((f"local cluster, {n} worker{'s' if n > 1 else ''}", summary["seconds"],
+                         cpu_seconds(client) - cpu))
+    one, w1 = rows[0][1], dict((r[0], r[1]) for r in rows).get("local cluster, 1 worker")
+    print(f"{'run':<26} {'wall s':>7} {'Mvox/s':>7} {'vs one process':>15} {'vs 1 worker':>12} "
+          f"{'CPU s':>7} {'Mvox per CPU s':>15}")
+    for name, seconds, cpu in rows:
         vs1 = f"{w1 / seconds:.2f}x" if w1 and "cluster" in name else ""
-        print(f"{name:<28} {seconds:8.1f} {mvox / seconds:8.2f} {one / seconds:14.2f}x {vs1:>12}")
+        print(f"{name:<26} {seconds:7.1f} {mvox / seconds:7.2f} {one / seconds:14.2f}x {vs1:>12} "
+              f"{cpu:7.1f} {mvox / cpu:15.2f}")
 
 
 def rss(args, folder: Path) -> None:
