@@ -76,6 +76,16 @@ def limit_tf_threads() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
+def local_cluster(n: int):
+    """As ``--cluster local:N`` makes it (deepscem.inference.distributed.connect)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=None)
+
+
 def run(model: Path, image: Path, out: Path, cluster: str | None, block) -> dict:
     from deepscem.config import PredictConfig
     from deepscem.inference.volume_job import predict_to_file
@@ -105,7 +115,7 @@ def cpu_seconds(client=None) -> float:
 
 
 def throughput(args, folder: Path) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     shape = tuple(args.shape)
     image = make_input(folder / "in.ome.zarr", shape)
@@ -120,8 +130,7 @@ def throughput(args, folder: Path) -> None:
     summary = run(model, image, folder / "one.ome.zarr", None, block)
     rows.append(("one process", summary["seconds"], cpu_seconds() - cpu))
     for n in args.workers:
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with local_cluster(n) as cluster, Client(cluster) as client:
             address = cluster.scheduler_address
             run(model, image, folder / "warm.ome.zarr", address, (2, *shape[1:]))  # model + trace
             cpu = cpu_seconds(client)
@@ -138,7 +147,7 @@ def throughput(args, folder: Path) -> None:
 
 
 def rss(args, folder: Path) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     model = make_model(folder / "pointwise.keras", pointwise=True)
     side = 1024
@@ -150,8 +159,7 @@ def rss(args, folder: Path) -> None:
     for label, depth in sizes:
         shape = (depth, side, side)
         image = make_input(folder / f"{label}.ome.zarr", shape)
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with local_cluster(2) as cluster, Client(cluster) as client:
             summary = run(model, image, folder / f"{label}-out.ome.zarr",
                           cluster.scheduler_address, None)
             peaks = worker_rss(client)
@@ -168,13 +176,14 @@ def rss(args, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", nargs=3, type=int, default=[24, 512, 512], metavar=("Z", "Y", "X"))
+    parser.add_argument("--shape", nargs=3, type=int, default=[32, 768, 768], metavar=("Z", "Y", "X"))
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--rss-gib", type=float, default=2.0, help="size of the big input (b)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     limit_tf_threads()  # before TensorFlow starts: the one-process run uses 1 thread, as a worker
+    sys.stdout.reconfigure(line_buffering=True)
     print(f"machine: {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="deepscem-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         if not args.skip_throughput:

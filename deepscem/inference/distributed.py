@@ -65,8 +65,11 @@ def connect(text: str, *, config_file: str | None = None) -> Iterator[Any]:
             yield client
         return
     if kind == "local":
-        cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        # Dask's statistical profiler samples every 10 ms: measurable CPU beside 1-thread
+        # TensorFlow tasks, and nobody reads it without a dashboard.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
     else:
         cluster = jobqueue_cluster(kind)
         cluster.scale(jobs=value)
