@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
+        _exit_now_if_hdf5_failed()
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -167,6 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _exit_now_if_hdf5_failed() -> None:
+    """After a failed HDF5 write (disk full) freeing h5py objects can crash in HDF5's close:
+    leave at once with exit code 1; the dataset is as last flushed (edits write under hidden
+    names first, see deepscem.dataset.pending)."""
+    from deepscem.dataset.pending import write_failed
+
+    if "h5py" in sys.modules and write_failed():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def _interruptible(func, args: argparse.Namespace, *, gui: bool) -> int:

@@ -16,6 +16,7 @@ from deepscem import dataset as ds_core
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
 
+from . import view_settings
 from .dialogs.base import DATASET_FILTER
 from .dialogs.dataset_dialogs import (
     AddSampleDialog,
@@ -185,7 +186,9 @@ class DatasetActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load datasets", "", DATASET_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load datasets", view_settings.last_folder("dataset"),
+                                                DATASET_FILTER)
+        view_settings.remember_folder("dataset", paths[0] if paths else "")
         for path in paths:
             try:
                 self.load(path)

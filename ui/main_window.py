@@ -30,6 +30,7 @@ from PyQt5.QtWidgets import (
 from deepscem.errors import DatasetError
 
 from .about import detect_device, show_about
+from .annotation.toolbar import install as install_painting
 from .dataset_actions import IMAGE_SUFFIXES, DatasetActions
 from .dataset_tree import DatasetTree
 from .errors import guard
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.buttons: dict[str, QPushButton] = {}
         self._build_central()
         self._build_menus()
+        install_painting(self)  # toolbar, Label menu, shortcut help (ui/annotation)
         self.tasks.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.statusBar().showMessage("Load or create a dataset to begin (drop .tif or .hdf5 files here)")

@@ -13,6 +13,9 @@ import sys
 
 from deepscem.errors import DatasetError
 
+# Labels per sample: far above any real annotation, low enough to refuse a typo at once.
+MAX_LABELS = 1000
+
 IMAGE_HELP = ("the image: a 3D or 2D grayscale image (.tif, .tiff or .npy), or a folder of 2D "
               "slices, an OME-Zarr image, file.h5:/path or an MRC file (docs/big_volumes.md)")
 LABEL_HELP = ("the labels, one per dataset label: each a 3D or 2D binary image (.tif, .tiff or .npy) "
@@ -165,6 +168,8 @@ def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) 
     """Create an empty dataset ``filename`` named ``name`` with ``n_labels`` labels per sample."""
     from deepscem.dataset import Dataset
 
+    if n_labels > MAX_LABELS:
+        raise DatasetError(f"the number of labels must be at most {MAX_LABELS}, got {n_labels}")
     Dataset.create(filename, name, n_labels, overwrite=overwrite).close()
 
 
@@ -253,10 +258,17 @@ def _info(args) -> None:
         z, y, x = s["shape"]
         layers = ", ".join(f"{n} {d['dtype']}" for n, d in s["layers"].items())
         print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X); {layers}; {s['annotated']}")
+        if s["missing_labels"]:
+            print(f"  warning: sample {s['name']!r} has no {', '.join(s['missing_labels'])} "
+                  f"(the dataset has {info['labels']} label(s)): it can be viewed and predicted, "
+                  "not trained on or used as a reference")
 
 
 def describe(ds) -> dict:
-    """A JSON-ready summary: name, labels, aliases, and per sample shape and layers."""
+    """A JSON-ready summary: name, labels, aliases, and per sample shape, layers and the label
+    layers it lacks (``missing_labels``)."""
+    from deepscem.dataset.layers import label_name
+
     samples = []
     for s in ds:
         layers = {}
@@ -266,10 +278,11 @@ def describe(ds) -> dict:
                             "compression": data.compression}
         attrs = s.layer("image").attrs if "image" in s.group else {}
         stored = [float(attrs["norm_min"]), float(attrs["norm_max"])] if "norm_min" in attrs else None
+        missing = [label_name(i) for i in range(ds.n_labels) if label_name(i) not in layers]
         fraction, words = annotation_summary(s)
         samples.append({"name": s.name, "shape": list(s.shape), "layers": layers,
                         "image_range": stored, "annotated_fraction": fraction,
-                        "annotated": words})
+                        "annotated": words, "missing_labels": missing})
     return {"path": str(ds.path), "name": ds.name, "labels": ds.n_labels,
             "label_aliases": ds.label_aliases, "samples": samples}
 
@@ -278,9 +291,10 @@ def _remove(args) -> None:
     from deepscem.dataset import Dataset
 
     with Dataset.open(args.file, "r+", check_samples=False) as ds:
-        for name in args.samples:
+        names = list(dict.fromkeys(args.samples))  # `remove-sample ds s1 s1` removes s1 once
+        for name in names:
             ds.sample(name)  # all names checked before any is removed
-        for name in args.samples:
+        for name in names:
             ds.remove_sample(name)
 
 

@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     with TqdmProgress("evaluate") as bar:
         report = evaluate(args.reference, args.segmentation, threshold=args.threshold,
                           objects=args.objects, progress=bar)
+    if not report.rows:  # nothing compared: a score table of nothing is not a result
+        reasons = "; ".join(report.problems[:3]) or "the datasets hold no samples"
+        raise DatasetError(f"nothing could be compared between {args.reference} and "
+                           f"{args.segmentation}: {reasons}")
     print(report.format_table())
     if args.csv:
         print(f"wrote {report.to_csv(args.csv)}")

@@ -19,11 +19,13 @@ from deepscem.dataset import imageio
 from deepscem.dataset.format import (
     BLANK,
     layer_options,
+    require_space,
     slab_depth,
     stored_image_dtype,
     write_mask_slab,
 )
 from deepscem.dataset.layers import ANNOTATED, label_name
+from deepscem.dataset.pending import discard, failure_reason, pending_name
 from deepscem.errors import DatasetError, InputFileError
 
 
@@ -64,7 +66,12 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, *,
 
     shape = img.shape
     depth = slab_depth(shape, max(img.dtype.itemsize, 1))
-    group = ds.file.create_group(name)
+    voxels = int(np.prod(shape))
+    require_space(ds.path, voxels * (stored_image_dtype(img.dtype).itemsize + len(lbls)),
+                  f"sample {name!r}")
+    # Written under a hidden name and renamed when complete (see deepscem.dataset.pending).
+    hidden = pending_name("add", name)
+    group = ds.file.create_group(hidden)
     try:
         group.attrs["shape"] = np.asarray(shape, np.int64)
         if getattr(img, "voxel_size", None):  # from OME-Zarr / MRC / HDF5 metadata (nm)
@@ -87,15 +94,18 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, *,
                     if label is not None:  # a blank label stays unallocated: reads as fill 0
                         write_mask_slab(out, z0, imageio.to_label(label))
                 prog.emit(progress, z1, shape[0], "slices", "writing")
+        prog.check(cancel)
+        ds.file.flush()
+        ds.file.move(hidden, name)
         ds.file.flush()
     except BaseException as err:
-        del ds.file[name]
-        ds.file.flush()
-        if isinstance(err, OSError):  # disk full, a file vanished...: a one-line message
-            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({err.strerror or err}); "
+        discard(ds.file, hidden, err)
+        if isinstance(err, (OSError, RuntimeError)):  # disk full, a file vanished...: one line
+            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({failure_reason(err)}); "
                                "the dataset was left as it was") from err
         raise
     return ds.sample(name)
+
 
 
 def _is_blank(value) -> bool:

@@ -25,16 +25,19 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
-from deepscem.dataset import annotation, ome_zarr
+from deepscem.dataset import annotation, ome_zarr, pending
 from deepscem.dataset import ops as dataset_ops
 from deepscem.dataset.format import (
     chunk_shape,
     layer_options,
+    require_space,
     slab_depth,
     validate_file,
     validate_name,
 )
 from deepscem.dataset.layers import is_label, is_prediction
+from deepscem.dataset.locking import WriterLock
+from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
 from deepscem.outputs import atomic_path, check_output
 from deepscem.progress import CancelToken, ProgressCallback
@@ -66,7 +69,7 @@ class Sample(annotation.SampleAnnotation):
 
         Hidden work layers (names starting with ".", e.g. a half-written ``.annotated.part``
         left by a killed command) are not listed."""
-        names = sorted(n for n in self.group.keys() if not n.startswith("."))
+        names = sorted(n for n in self.group.keys() if not is_hidden(n))
         rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
         return sorted(names, key=lambda n: (rank[n], n))
@@ -143,9 +146,10 @@ class Sample(annotation.SampleAnnotation):
 class Dataset:
     """An open dataset file. Use :meth:`create` or :meth:`open`, ideally as a context manager."""
 
-    def __init__(self, path: Path, file: h5py.File) -> None:
+    def __init__(self, path: Path, file: h5py.File, lock: WriterLock | None = None) -> None:
         self.path = path
         self.file = file
+        self._lock = lock
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -161,14 +165,14 @@ class Dataset:
         check_output(path, overwrite=overwrite, what="dataset", error=DatasetError)
         # Written to a temporary file and moved into place: a full disk or a kill leaves no
         # empty file that would block the next try.
+        require_space(path, 0, "new dataset")
         try:
             with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
                 file.attrs["name"] = str(name)
                 file.attrs["labels"] = np.int64(n_labels)
-            file = _open_h5(path, "r+", None)
         except OSError as err:
             raise DatasetError(f"{path}: cannot create the file ({_h5_reason(err)})") from None
-        return cls(path, file)
+        return cls.open(path, "r+")
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", *, check_samples: bool = True,
@@ -198,20 +202,43 @@ class Dataset:
         if not h5py.is_hdf5(path):
             raise DatasetError(f"{path}: not an HDF5 file; a DeepSCEM dataset is an .hdf5 file made "
                                "with 'dataset create' (or the original DeepSCEM)")
+        lock = None
+        if mode == "r+":
+            # Before HDF5 writes anything: a full disk must not make the file unreadable.
+            require_space(path, 0, f"changes to {path.name}")
+            lock = WriterLock(path).acquire()
         try:
-            file = _open_h5(path, mode, cache_mb)
-        except OSError as err:
-            raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
-        try:
-            validate_file(path, file, check_samples=check_samples)
+            try:
+                file = _open_h5(path, mode, cache_mb)
+            except OSError as err:
+                raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
+            try:
+                validate_file(path, file, check_samples=check_samples)
+                if mode == "r+":
+                    pending.recover(file, path)
+            except BaseException:
+                file.close()
+                raise
         except BaseException:
-            file.close()
+            if lock is not None:
+                lock.release()
             raise
-        return cls(path, file)
+        return cls(path, file, lock)
 
     def close(self) -> None:
-        if self.file.id.valid:
-            self.file.close()
+        """Close the file (writing HDF5's cached metadata) and release the writer's lock."""
+        try:
+            if self.file.id.valid and not pending.write_failed():
+                try:
+                    self.file.close()
+                except (OSError, RuntimeError) as err:
+                    pending.mark_write_failed()
+                    raise DatasetError(f"{self.path}: could not finish writing it "
+                                       f"({_h5_reason(err)})") from None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Dataset:
         return self
@@ -256,13 +283,14 @@ class Dataset:
         self.file.attrs["labels_aliases"] = aliases
 
     def sample_names(self) -> list[str]:
-        return sorted(self.file.keys())
+        """Sample names, sorted (hidden edits in progress, ``.<kind>-<pid>-<name>``, excluded)."""
+        return sorted(n for n in self.file.keys() if not is_hidden(n))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.file
+        return isinstance(name, str) and not is_hidden(name) and name in self.file
 
     def __len__(self) -> int:
-        return len(self.file.keys())
+        return len(self.sample_names())
 
     def __iter__(self):
         return (self.sample(n) for n in self.sample_names())
