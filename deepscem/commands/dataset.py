@@ -42,7 +42,24 @@ def register(subparsers) -> None:
     p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
     p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument("labels", metavar="LABEL", nargs="*", help=LABEL_HELP)
+    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="physical voxel size in nm, e.g. 50 5 5 (default: read from the TIFF's "
+                        "ImageJ or OME metadata when it has one, else unknown)")
+    p.add_argument("--instances", nargs="+", metavar="IDS",
+                   help="label images holding object ids (0 = background, 1, 2, ... one per "
+                        "object), one per label in order (\"\" or - to skip one); stored as "
+                        "instance_XXXX references for measure and evaluate")
     p.set_defaults(func=_add_sample)
+
+    p = sub.add_parser("voxel-size", help="show or set a sample's voxel size (nm)",
+                       description="Show a sample's voxel size (Z, Y, X in nm), or set it. Used "
+                                   "by measure (volumes in nm³) and distance transforms.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP + "; 'all' for every sample")
+    p.add_argument("size", metavar="NM", nargs="*", type=float,
+                   help="Z Y X in nm (e.g. 50 5 5); leave out to show it")
+    p.add_argument("--clear", action="store_true", help="forget the voxel size (unknown)")
+    p.set_defaults(func=_voxel_size)
 
     p = sub.add_parser("info", help="list a dataset's samples and layers",
                        description="List a dataset's samples, their shape (Z, Y, X) and layers.")
@@ -113,7 +130,8 @@ def register(subparsers) -> None:
     p.add_argument("label", metavar="LABEL", type=int, help="label index (0 = first label)")
     p.add_argument("--scale", type=float, default=5.0, help="distance scale in voxels (default 5)")
     p.add_argument("--sampling", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size, e.g. 4 1 1 for slices 4x thicker than pixels (default 1 1 1)")
+                   help="voxel size, e.g. 4 1 1 for slices 4x thicker than pixels (default: the "
+                        "sample's voxel size relative to X, or 1 1 1 when unknown)")
     p.add_argument("--per-slice", action="store_true",
                    help="2D distances slice by slice (little memory); default: whole 3D sample, "
                         "about 30 bytes per voxel")
@@ -134,13 +152,15 @@ def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) 
     Dataset.create(filename, name, n_labels, overwrite=overwrite).close()
 
 
-def add_sample(filename: str, name: str, image: str, labels) -> None:
+def add_sample(filename: str, name: str, image: str, labels, *, voxel_size=None,
+               instances=()) -> None:
     """Add sample ``name`` (image path, label paths; "" or - = blank) with a progress bar."""
     from deepscem.dataset import Dataset
     from deepscem.progress import TqdmProgress
 
     with Dataset.open(filename, "r+") as ds, TqdmProgress(f"{name}:") as bar:
-        ds.add_sample(name, image, list(labels), progress=bar)
+        ds.add_sample(name, image, list(labels), voxel_size=voxel_size,
+                      instances=list(instances or ()), progress=bar)
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -149,11 +169,32 @@ def _create(args) -> None:
 
 
 def _add_sample(args) -> None:
-    add_sample(args.file, args.sample, args.image, args.labels)
+    add_sample(args.file, args.sample, args.image, args.labels, voxel_size=args.voxel_size,
+               instances=args.instances)
+
+
+def _voxel_size(args) -> None:
+    from deepscem.dataset import Dataset
+    from deepscem.dataset.voxel_size import check, describe
+    from deepscem.errors import ConfigError
+
+    if args.size and args.clear:
+        raise ConfigError("give a voxel size or --clear, not both")
+    if args.size:
+        check(args.size, "--voxel-size")
+    change = bool(args.size) or args.clear
+    with Dataset.open(args.file, "r+" if change else "r") as ds:
+        names = ds.sample_names() if args.sample == "all" and "all" not in ds else [args.sample]
+        samples = [ds.sample(n) for n in names]  # every name checked before anything changes
+        for sample in samples:
+            if change:
+                sample.set_voxel_size(None if args.clear else args.size)
+            print(f"{sample.name}: {describe(sample.voxel_size)} (Z, Y, X)")
 
 
 def _info(args) -> None:
     from deepscem.dataset import Dataset
+    from deepscem.dataset.voxel_size import describe as describe_voxel
 
     with Dataset.open(args.file) as ds:
         info = describe(ds)
@@ -166,7 +207,8 @@ def _info(args) -> None:
     for s in info["samples"]:
         z, y, x = s["shape"]
         layers = ", ".join(f"{n} {d['dtype']}" for n, d in s["layers"].items())
-        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X); {layers}")
+        voxel = describe_voxel(s["voxel_size"])
+        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X), voxel {voxel}; {layers}")
 
 
 def describe(ds) -> dict:
@@ -180,8 +222,9 @@ def describe(ds) -> dict:
                             "compression": data.compression}
         attrs = s.layer("image").attrs if "image" in s.group else {}
         stored = [float(attrs["norm_min"]), float(attrs["norm_max"])] if "norm_min" in attrs else None
+        voxel = s.voxel_size
         samples.append({"name": s.name, "shape": list(s.shape), "layers": layers,
-                        "image_range": stored})
+                        "image_range": stored, "voxel_size": list(voxel) if voxel else None})
     return {"path": str(ds.path), "name": ds.name, "labels": ds.n_labels,
             "label_aliases": ds.label_aliases, "samples": samples}
 
