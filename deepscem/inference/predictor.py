@@ -370,8 +370,7 @@ def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallba
     from deepscem.postprocessing.small_objects import remove_small_objects
 
     samples = [out.sample(name) for name in out.sample_names()]
-    layers = [sample.layer(name) for sample in samples for name in sample.layer_names()
-              if name.startswith("prediction_")]
+    layers = [sample.layer(name) for sample in samples for name in sample.prediction_layers()]
     total = sum(int(layer.shape[0]) for layer in layers)
     done = 0
     for layer in layers:
