@@ -16,6 +16,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.dataset import imageio
+from deepscem.dataset import voxel_size as voxel_attr
 from deepscem.dataset.format import (
     BLANK,
     layer_options,
@@ -23,7 +24,6 @@ from deepscem.dataset.format import (
     stored_image_dtype,
     write_mask_slab,
 )
-from deepscem.dataset import voxel_size as voxel_attr
 from deepscem.dataset.layers import instance_name, label_name
 from deepscem.errors import DatasetError, InputFileError
 

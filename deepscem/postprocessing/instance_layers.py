@@ -25,6 +25,7 @@ from deepscem.dataset.layers import (
     prediction_name,
 )
 from deepscem.errors import ConfigError, DatasetError
+from deepscem.evaluation.measurements import prog_part
 from deepscem.postprocessing.instances import InstanceConfig, InstanceResult, label_instances
 
 PARTIAL = ".partial"
@@ -68,14 +69,9 @@ def add_instance_layers(dataset, config: InstanceConfig | None = None, *,
     written = []
     for done, (sample, mask_layer) in enumerate(jobs):
         prog.check(cancel)
-
-        def report(p: prog.Progress, done: int = done) -> None:
-            fraction = p.fraction or 0.0
-            prog.emit(progress, done * 1000 + int(fraction * 1000), len(jobs) * 1000, "blocks",
-                      f"instances {sample.name}/{mask_layer}")
-
+        report = prog_part(progress, done, len(jobs), f"instances {sample.name}/{mask_layer}")
         written.append(_label_layer(sample, mask_layer, config, overwrite, report, cancel))
-    prog.emit(progress, len(jobs) * 1000, len(jobs) * 1000, "blocks", "instances")
+    prog.emit(progress, len(jobs) * 1000, len(jobs) * 1000, "‰", "instances")
     return written
 
 
