@@ -228,7 +228,7 @@ def measure_dataset(path: str | Path, *, threshold: float = 0.5,
     with Dataset.open(path) as ds:
         jobs = [(s, layer) for s in ds for layer in _object_layers(s)]
         for done, (sample, layer) in enumerate(jobs):
-            part = prog_part(progress, done, len(jobs), f"measure {sample.name}/{layer}")
+            part = prog.part(progress, done, len(jobs), f"measure {sample.name}/{layer}")
             rows = measure_layer(sample, layer, threshold=threshold, progress=part,
                                  cancel=cancel)
             label = index_of(layer)
@@ -237,18 +237,6 @@ def measure_dataset(path: str | Path, *, threshold: float = 0.5,
                                      "voxel_size": list(sample.voxel_size or []) or None,
                                      **summarise(rows, sample.shape, sample.voxel_size)})
         prog.emit(progress, len(jobs) * 1000, len(jobs) * 1000, "‰", "measure")
-    return report
-
-
-def prog_part(progress, index: int, count: int, stage: str):
-    """A progress callback for part ``index`` of ``count``: reports per mille of the whole."""
-    if progress is None:
-        return None
-
-    def report(p: prog.Progress) -> None:
-        prog.emit(progress, index * 1000 + int(1000 * (p.fraction or 0)), count * 1000,
-                  "‰", stage)
-
     return report
 
 

@@ -25,7 +25,6 @@ from deepscem.dataset.layers import (
     prediction_name,
 )
 from deepscem.errors import ConfigError, DatasetError
-from deepscem.evaluation.measurements import prog_part
 from deepscem.postprocessing.instances import InstanceConfig, InstanceResult, label_instances
 
 PARTIAL = ".partial"
@@ -69,7 +68,7 @@ def add_instance_layers(dataset, config: InstanceConfig | None = None, *,
     written = []
     for done, (sample, mask_layer) in enumerate(jobs):
         prog.check(cancel)
-        report = prog_part(progress, done, len(jobs), f"instances {sample.name}/{mask_layer}")
+        report = prog.part(progress, done, len(jobs), f"instances {sample.name}/{mask_layer}")
         written.append(_label_layer(sample, mask_layer, config, overwrite, report, cancel))
     prog.emit(progress, len(jobs) * 1000, len(jobs) * 1000, "‰", "instances")
     return written
