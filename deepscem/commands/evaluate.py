@@ -19,9 +19,9 @@ def register(subparsers) -> None:
                     "label (label_* or prediction_* layers on either side). Prints F1 (Dice), "
                     "IoU (Jaccard), precision and recall per label per sample and pooled over "
                     "all samples, plus object figures (connected objects, object F1 at IoU >= "
-                    "0.5), and instance scores (AP-50 / AP-75 as MitoEM, split / merged / missed / false "
-                    "objects; JSON keys ap50, ap75). Both masks empty scores 1.0. Samples or labels that cannot be "
-                    "compared are listed as warnings.")
+                    "0.5), and instance scores (AP-50 / AP-75 as MitoEM, split / merged / "
+                    "missed / false objects; JSON keys ap50, ap75). Both masks empty scores 1.0. "
+                    "Samples or labels that cannot be compared are listed as warnings.")
     parser.add_argument("reference", metavar="REFERENCE_DS", help="dataset with the reference "
                         "(ground truth) labels")
     parser.add_argument("segmentation", metavar="SEGMENTATION_DS", help="dataset with the "
