@@ -55,7 +55,23 @@ def register(subparsers) -> None:
                         help="test-time augmentation: average the 8 flips/rotations of each tile "
                              "(8x slower, usually smoother)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DS if it exists")
+    # -- instances (deepscem.commands.instances) --
+    parser.add_argument("--instances", action="store_true",
+                        help="also write instance_XXXX layers: one id per object (connected "
+                             "components, or a watershed with a model created with --boundary)")
+    from deepscem.commands.instances import add_instance_options
+
+    add_instance_options(parser, prefix="instance-")
     parser.set_defaults(func=run)
+
+
+def instance_config(args: argparse.Namespace):
+    """The InstanceConfig of ``--instances`` (None without it)."""
+    if not args.instances:
+        return None
+    from deepscem.commands.instances import config_from
+
+    return config_from(args, args.threshold)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"device: {describe_device()}")
     with TqdmProgress("predict") as bar:
         predict_dataset(model, info, dataset_path, out, config, overwrite=args.overwrite,
-                        progress=bar)
+                        instances=instance_config(args), progress=bar)
     print(f"wrote {out}")
     return 0

@@ -307,6 +307,7 @@ def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
 
 def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: str | Path,
                     config: PredictConfig | None = None, *, overwrite: bool = False,
+                    instances: Any = None,
                     progress: prog.ProgressCallback | None = None,
                     cancel: prog.CancelToken | None = None) -> Path:
     """Predict every sample of ``dataset_path`` into a new prediction dataset ``out_path``.
@@ -315,8 +316,13 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
     outputs), per sample the ``image`` and ``prediction_0000``... (float32, or uint8 {0, 1}
     with a threshold). An existing ``out_path`` is refused unless ``overwrite``; it is replaced
     only once the new file is complete. Progress counts tiles over all samples.
+    A model with boundary outputs (``ModelInfo.targets`` "label+boundary") writes its second
+    half as float ``prediction_XXXX_boundary`` layers. ``instances``: an
+    :class:`~deepscem.postprocessing.instances.InstanceConfig` to also write
+    ``instance_XXXX`` object ids (before the file is renamed into place).
     """
-    from deepscem.dataset import Dataset, prediction_name
+    from deepscem.dataset import Dataset
+    from deepscem.dataset.layers import is_prediction
 
     config = config or PredictConfig()
     src_path, out_path = Path(dataset_path), Path(out_path)
@@ -329,6 +335,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
         raise DatasetError(f"{out_path} is a folder: give a .hdf5 file name for the output")
     predictor = Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
+    out_layers, dtypes = _output_layers(info, predictor.outputs, dtype)
     _remove_stale_partials(out_path)
     tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
     try:
@@ -336,18 +343,18 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
             names = src.sample_names()
             total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
             prog.emit(progress, 0, total, "tiles", "predict")
-            with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
+            n_labels = sum(1 for n in out_layers if is_prediction(n))
+            with Dataset.create(tmp, f"{src.name} prediction", n_labels,
                                 overwrite=True) as out:
-                aliases = list(getattr(info, "label_names", None) or [])
-                if len(aliases) == predictor.outputs:
+                aliases = list(getattr(info, "label_names", None) or [])[:n_labels]
+                if len(aliases) == n_labels:
                     out.set_label_aliases(aliases)
                 done = 0
                 for name in names:
                     prog.check(cancel)
                     sample = src.sample(name)
                     target = out.add_empty_sample(name, tuple(sample.shape), image_from=sample)
-                    layers = [target.create_layer(prediction_name(i), dtype)
-                              for i in range(predictor.outputs)]
+                    layers = [target.create_layer(n, d) for n, d in zip(out_layers, dtypes)]
                     if config.z_smooth > 0:
                         for layer in layers:
                             layer.attrs["z_smooth"] = float(config.z_smooth)
@@ -356,11 +363,27 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
                                                     done=done, total=total)
                 if config.min_size > 1:
                     _remove_small_objects(out, config.min_size, progress, cancel)
+                if instances is not None:  # predict --instances
+                    from deepscem.postprocessing.instance_layers import add_instance_layers
+
+                    add_instance_layers(out, instances, progress=progress, cancel=cancel)
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return out_path
+
+
+def _output_layers(info: Any, outputs: int, dtype) -> tuple[list[str], list]:
+    """Layer names and dtypes for the model's outputs: ``prediction_XXXX`` (``dtype``), and for
+    a boundary model the second half as float32 ``prediction_XXXX_boundary``."""
+    from deepscem.dataset.layers import boundary_name, prediction_name
+
+    if getattr(info, "targets", "label") == "label+boundary" and outputs % 2 == 0:
+        half = outputs // 2
+        return ([prediction_name(i) for i in range(half)] + [boundary_name(i) for i in range(half)],
+                [dtype] * half + [np.float32] * half)
+    return [prediction_name(i) for i in range(outputs)], [dtype] * outputs
 
 
 def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallback | None,

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Boundary band in voxels on each side of an object's outline: 2 gives a 4-voxel line between
+#: touching objects, wide enough for a model to predict where two membranes meet.
+BOUNDARY_WIDTH = 2
+
 
 def boundary_target(ids: np.ndarray, width: int = 1) -> np.ndarray:
     """uint8 {0, 1} (Z, Y, X): foreground voxels of ``ids`` (object ids or a {0, 1} mask)
@@ -41,3 +45,17 @@ def boundary_target(ids: np.ndarray, width: int = 1) -> np.ndarray:
     if iterations > 1:
         edge = ndimage.binary_dilation(edge, structure, iterations=iterations - 1)
     return (edge & (ids != 0)).astype(np.uint8)
+
+
+def sample_boundaries(sample, region, n_labels: int) -> np.ndarray:
+    """Boundary targets (Z, Y, X, n_labels) float32 of a patch ``region`` of ``sample``: from
+    its ``instance_XXXX`` layer when it has one (boundaries between touching objects too),
+    else from ``label_XXXX`` (object outlines only)."""
+    from deepscem.dataset.layers import instance_name, label_name
+
+    shape = tuple(s.stop - s.start for s in region)
+    out = np.empty(shape + (n_labels,), np.float32)
+    for i in range(n_labels):
+        layer = instance_name(i) if instance_name(i) in sample.group else label_name(i)
+        out[..., i] = boundary_target(sample.read_layer(layer, region), width=BOUNDARY_WIDTH)
+    return out

@@ -130,7 +130,9 @@ class PatchSampler:
 
     paths: dataset files (each with at least one sample overall).
     patch: (Z, Y, X); Z = 1 for 2D models (one slice per patch).
-    target: "label" (``label_XXXX``, uint8 {0, 1}) or "distance" (``label_XXXX_dt``).
+    target: "label" (``label_XXXX``, uint8 {0, 1}), "distance" (``label_XXXX_dt``), or
+    "label+boundary" (the labels, then each label's object boundaries derived on the fly,
+    see :mod:`deepscem.training.boundary`: 2 x n_labels channels).
     label_focus: fraction of patches centred on a labelled voxel (0..1).
     Samples are drawn in proportion to their volume. Files stay open until :meth:`close`.
     """
@@ -160,6 +162,7 @@ class PatchSampler:
             raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} has no "
                                "samples; add a sample to it first")
         suffix = "_dt" if target == "distance" else ""
+        self.channels = self.n_labels * (2 if target == "label+boundary" else 1)
         self.label_layers = [label_name(i) for i in range(self.n_labels)]
         self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
         for sample, path in zip(self.samples, self._files):
@@ -228,9 +231,13 @@ class PatchSampler:
         sample = self.samples[spec.sample]
         region = tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
         image = np.asarray(sample.read_image(region), np.float32)
-        target = np.empty(self.patch + (self.n_labels,), np.float32)
+        target = np.empty(self.patch + (self.channels,), np.float32)
         for i, layer in enumerate(self.layers):
             target[..., i] = sample.read_layer(layer, region)
+        if self.channels > self.n_labels:  # boundary targets (model create --boundary)
+            from deepscem.training.boundary import sample_boundaries
+
+            target[..., self.n_labels:] = sample_boundaries(sample, region, self.n_labels)
         return image, target
 
     def patch_at(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, PatchSpec]:

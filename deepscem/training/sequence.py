@@ -44,7 +44,7 @@ class PatchSequence(keras.utils.PyDataset):
 
     def batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One batch (x, y) drawn with ``rng`` (see the class docstring for shapes)."""
-        patch, n = self.sampler.patch, self.sampler.n_labels
+        patch, n = self.sampler.patch, getattr(self.sampler, "channels", self.sampler.n_labels)
         x = np.empty((self.batch_size,) + patch, np.float32)
         y = np.empty((self.batch_size,) + patch + (n,), np.float32)
         for b in range(self.batch_size):
