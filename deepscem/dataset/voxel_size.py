@@ -91,7 +91,7 @@ def from_tiff(path: str | os.PathLike) -> tuple[float, float, float] | None:
         with tifffile.TiffFile(os.fspath(path)) as tif:
             ome = _from_ome(tif)
             return ome if ome is not None else _from_imagej(tif)
-    except Exception:  # unreadable metadata: unknown, the image itself is checked elsewhere
+    except Exception:  # noqa: BLE001  (tifffile raises many types; metadata is optional: unknown)
         return None
 
 
