@@ -17,6 +17,7 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
+    QDockWidget,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -35,6 +36,7 @@ from .dataset_tree import DatasetTree
 from .errors import guard
 from .model_actions import ModelActions
 from .model_list import ModelList
+from .objects import ObjectPanel
 from .render import to_qimage
 from .task_runner import TaskRunner
 from .volume_view import VolumeView
@@ -56,6 +58,11 @@ class MainWindow(QMainWindow):
         self.model_actions = ModelActions(self)
         self.buttons: dict[str, QPushButton] = {}
         self._build_central()
+        self.objects = ObjectPanel(self)  # instance layers: object table and proofreading
+        self.objects_dock = QDockWidget("Objects", self)
+        self.objects_dock.setWidget(self.objects)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.objects_dock)
+        self.objects_dock.hide()
         self._build_menus()
         self.tasks.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -171,6 +178,8 @@ class MainWindow(QMainWindow):
         ortho = self._action(view, "&Orthogonal views (XZ / YZ)", v.ortho_box.toggle, "Ctrl+Shift+V")
         ortho.setCheckable(True)
         v.ortho_box.toggled.connect(ortho.setChecked)
+        view.addAction(self.objects_dock.toggleViewAction())
+        self.objects_dock.toggleViewAction().setShortcut(QKeySequence("Ctrl+Shift+O"))
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About DeepSCEM", self.about_clicked, "F1")
 

@@ -40,10 +40,11 @@ from PyQt5.QtWidgets import (
 )
 
 from deepscem.dataset import Dataset
+from deepscem.dataset.layers import kind_of
 from deepscem.errors import DeepScemError
 
 from .dataset_tree import split_ref
-from .render import compose, layer_colour, outline, to_grey
+from .render import colour_instances, compose, layer_colour, outline, to_grey
 from .slice_canvas import SliceCanvas
 
 # Slices of up to this many pixels (2048 x 2048) are read synchronously when a sample is shown
@@ -78,6 +79,7 @@ class VolumeView(QWidget):
         self.source: ViewSource | None = None
         self.z = 0
         self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
+        self.highlight: int | None = None        # object id drawn highlighted (ui.objects)
         self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
         self._ortho: tuple[dict, dict] | None = None
         self._stride = 1
@@ -424,6 +426,9 @@ class VolumeView(QWidget):
         else:
             grey = np.zeros(planes["image"].shape, np.uint8)
         shown = [n for n in src.layers if n != "image" and n in planes]
+        # instance layers: one colour per object (ui.objects draws the highlighted one)
+        instances = [n for n in shown if kind_of(split_ref(n)[0]) == "instance"]
+        shown = [n for n in shown if n not in instances]
         # Labels next to a prediction are drawn as outlines, so the prediction's fill does
         # not hide the reference it is compared with.
         compare = any(split_ref(n)[0].startswith("prediction_") for n in shown)
@@ -434,7 +439,10 @@ class VolumeView(QWidget):
                 outlines.append((outline(planes[n]), layer_colour(layer), 1.0))  # opaque, on top
             else:
                 fills.append((planes[n], layer_colour(layer)))
-        return compose(grey, fills + outlines, self.opacity.value() / 100.0)
+        rgb = compose(grey, fills + outlines, self.opacity.value() / 100.0)
+        for n in instances:
+            colour_instances(rgb, planes[n], self.opacity.value() / 100.0, self.highlight)
+        return rgb
 
     def _render_all(self, *_args) -> None:
         """Redraw from the planes already read (contrast, opacity, Z marker changes).
