@@ -195,9 +195,9 @@ def surface_area(ids: Any, value: int, lo, hi, spacing) -> float:
 
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     mask = np.pad((np.asarray(ids[box]) == value).astype(np.float32), 2)
-    # Objects under 5 voxels thick along an axis would shrink under the smoothing (areas too
-    # small, sphericity above 1): their raw voxel surface is used instead.
-    smooth = ndimage.gaussian_filter(mask, 1.0) if min(mask.shape) >= 9 else mask
+    # Objects under 8 voxels thick along an axis shrink under the smoothing (areas too small,
+    # sphericity above 1): their raw voxel surface is used instead (a few % too large).
+    smooth = ndimage.gaussian_filter(mask, 1.0) if min(mask.shape) >= 12 else mask
     try:
         verts, faces, _, _ = marching_cubes(smooth, 0.5, spacing=tuple(float(s) for s in spacing))
     except (ValueError, RuntimeError):

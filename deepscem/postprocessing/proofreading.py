@@ -132,15 +132,40 @@ def split(ids: Any, value: int, seeds: Sequence[Sequence[int]], *, voxel_size=No
         sampling = tuple(float(v) for v in voxel_size) if voxel_size else None
         distance = ndimage.distance_transform_edt(np.pad(inside, 1), sampling=sampling)[
             1:-1, 1:-1, 1:-1]
+        local = [tuple(c - b.start for c, b in zip(s, box)) for s in seeds]
+        # A click is rarely at the centre of its part: each seed climbs the distance map to
+        # its local maximum, so the flooding starts from the part's core and the cut falls
+        # at the neck. Seeds climbing to the same point keep their clicked voxels, on a
+        # flat elevation (a geodesic split halfway between them).
+        peaks = [_climb(distance, p) for p in local]
+        elevation = -distance
+        if len(set(peaks)) < len(peaks):
+            peaks, elevation = local, np.zeros_like(distance)
         markers = np.zeros(block.shape, np.int32)
-        for k, s in enumerate(seeds):
-            markers[tuple(c - b.start for c, b in zip(s, box))] = k + 1
-        parts = watershed(-distance, markers=markers, mask=inside)
+        for k, p in enumerate(peaks):
+            markers[p] = k + 1
+        parts = watershed(elevation, markers=markers, mask=inside)
         for k, new in enumerate(new_ids):
             block[parts == k + 2] = new
         return block
     return _apply(ids, box, change, f"split object {value} (new {', '.join(map(str, new_ids))})",
                   new_ids)
+
+
+def _climb(distance: np.ndarray, start: tuple[int, ...]) -> tuple[int, ...]:
+    """Steepest ascent on ``distance`` from ``start`` (26 neighbours) to a local maximum."""
+    point = tuple(int(c) for c in start)
+    steps = [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+             if (dz, dy, dx) != (0, 0, 0)]
+    while True:
+        best, value = point, distance[point]
+        for step in steps:
+            q = tuple(c + d for c, d in zip(point, step))
+            if all(0 <= c < n for c, n in zip(q, distance.shape)) and distance[q] > value:
+                best, value = q, distance[q]
+        if best == point:
+            return point
+        point = best
 
 
 def undo(ids: Any, edit: Edit) -> None:

@@ -59,6 +59,7 @@ class ObjectTable(QTableWidget):
         self.setHorizontalHeaderItem(1, QTableWidgetItem(f"volume ({unit}³)"))
         self.setHorizontalHeaderItem(2, QTableWidgetItem(f"surface ({unit}²)"))
         sorting = self.isSortingEnabled()
+        self.clearSelection()  # rows are replaced: a kept selection would point at other objects
         self.setSortingEnabled(False)  # filling a sorted table reorders rows under our feet
         self.setRowCount(len(rows))
         for i, row in enumerate(rows):
