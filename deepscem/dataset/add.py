@@ -20,11 +20,13 @@ from deepscem.dataset import voxel_size as voxel_attr
 from deepscem.dataset.format import (
     BLANK,
     layer_options,
+    require_space,
     slab_depth,
     stored_image_dtype,
     write_mask_slab,
 )
-from deepscem.dataset.layers import instance_name, label_name
+from deepscem.dataset.layers import ANNOTATED, instance_name, label_name
+from deepscem.dataset.pending import discard, failure_reason, pending_name
 from deepscem.errors import DatasetError, InputFileError
 
 
@@ -34,9 +36,16 @@ def add_sample(ds, name: str, image, labels, *, voxel_size=None, instances=(), p
     # One label given bare (a path or an array) rather than in a list: list("a.tif") would
     # silently become five "labels".
     labels = [labels] if isinstance(labels, (str, os.PathLike, np.ndarray)) else list(labels)
+    # No label at all in an N-label dataset: a volume to predict or to paint. Its labels are
+    # blank and nothing is annotated (deepscem.dataset.annotation), so evaluation does not
+    # score it as "background everywhere" and training refuses it until slices are marked.
+    unannotated = not labels and ds.n_labels > 0
+    if unannotated:
+        labels = [None] * ds.n_labels
     if len(labels) != ds.n_labels:
         raise DatasetError(f"{ds.path} needs {ds.n_labels} label(s) per sample, got "
-                           f"{len(labels)}; give \"\" for a blank label")
+                           f"{len(labels)}; give \"\" for a blank label, or no label at all for "
+                           "a volume to predict or to paint")
     instances = [instances] if isinstance(instances, (str, os.PathLike, np.ndarray)) \
         else list(instances or ())
     if len(instances) > ds.n_labels:
@@ -66,20 +75,29 @@ def add_sample(ds, name: str, image, labels, *, voxel_size=None, instances=(), p
         except OSError as err:  # a file vanished or cannot be read any more
             raise InputFileError(f"reading the inputs failed ({err.strerror or err}); nothing "
                                  "was written") from err
-        sample = _write(ds, name, img, lbls, lo, hi, progress, cancel, insts)
+        sample = _write(ds, name, img, lbls, lo, hi, progress, cancel, insts,
+                        unannotated=unannotated)
         if voxel_size is not None:
             voxel_attr.write(sample.group, voxel_size)
         return sample
 
 
-def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, insts=()):
+def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, insts=(), *,
+           unannotated: bool = False):
     """Second pass: create the group and write slab by slab; remove it again on any error."""
 
     shape = img.shape
     depth = slab_depth(shape, max(img.dtype.itemsize, 1))
-    group = ds.file.create_group(name)
+    voxels = int(np.prod(shape))
+    require_space(ds.path, voxels * (stored_image_dtype(img.dtype).itemsize + len(lbls)),
+                  f"sample {name!r}")
+    # Written under a hidden name and renamed when complete (see deepscem.dataset.pending).
+    hidden = pending_name("add", name)
+    group = ds.file.create_group(hidden)
     try:
         group.attrs["shape"] = np.asarray(shape, np.int64)
+        if getattr(img, "voxel_size", None):  # from OME-Zarr / MRC / HDF5 metadata (nm)
+            group.attrs["voxel_size"] = np.asarray(img.voxel_size, np.float64)
         dtype = stored_image_dtype(img.dtype)
         image = group.create_dataset("image", shape=shape, dtype=dtype,
                                      **layer_options(shape, dtype, "image"))
@@ -91,6 +109,9 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, ins
             instance_name(i), shape=shape, dtype=np.uint32, fillvalue=0,
             **layer_options(shape, np.dtype(np.uint32), instance_name(i)))
             for i, src in enumerate(insts)]
+        if unannotated:  # all zero: no chunk is written
+            group.create_dataset(ANNOTATED, shape=shape, dtype=np.uint8, fillvalue=0,
+                                 **layer_options(shape, np.dtype(np.uint8), ANNOTATED))
         with closing(_read_slabs(img, list(lbls) + list(insts), depth)) as slabs:
             for z0, z1, slab, label_slabs in slabs:
                 prog.check(cancel)
@@ -102,15 +123,18 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, ins
                     if values is not None:
                         out[z0:z1] = values.astype(np.uint32)
                 prog.emit(progress, z1, shape[0], "slices", "writing")
+        prog.check(cancel)
+        ds.file.flush()
+        ds.file.move(hidden, name)
         ds.file.flush()
     except BaseException as err:
-        del ds.file[name]
-        ds.file.flush()
-        if isinstance(err, OSError):  # disk full, a file vanished...: a one-line message
-            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({err.strerror or err}); "
+        discard(ds.file, hidden, err)
+        if isinstance(err, (OSError, RuntimeError)):  # disk full, a file vanished...: one line
+            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({failure_reason(err)}); "
                                "the dataset was left as it was") from err
         raise
     return ds.sample(name)
+
 
 
 def _is_blank(value) -> bool:
@@ -121,7 +145,9 @@ def _source(value, what: str) -> imageio.VolumeSource:
     if isinstance(value, np.ndarray):
         return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
     if isinstance(value, (str, os.PathLike)):
-        return imageio.open_volume(value)
+        from deepscem.dataset.volumes import open_volume  # any form: slices, OME-Zarr, h5:/path...
+
+        return open_volume(value)
     raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
 
 
