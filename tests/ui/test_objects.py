@@ -65,6 +65,7 @@ def test_label_measure_jump_and_proofread(window, qtbot, tmp_path, messages, mon
     first, second = (np.bincount(stored[truth == k]).argmax() for k in (1, 2))
     assert first != second and np.mean(stored[truth == 1] == first) > 0.95
     assert np.mean(stored[truth == 2] == second) > 0.95
+    qtbot.waitUntil(lambda: not window.view.loading, timeout=10000)
     rgb = window.view.current_rgb()
     assert not (rgb[16, xs[0]] == rgb[16, xs[1]]).all()  # two objects, two colours
     # merge the two (select both rows), undo it, delete one, relabel the other

@@ -174,7 +174,7 @@ class ObjectPanel(QWidget):
             self.window.tree.set_checked(self.path, self.sample, self.layer, True)
         view.highlight = int(row["id"])
         view.set_z(z)
-        view.refresh(ortho=False)
+        view.reload()  # the highlight changed: draw the slice again once read
         view.canvas.centerOn(row["centroid_x"] + 0.5, row["centroid_y"] + 0.5)
         self.status.setText(f"object {row['id']}: slice {z}, {row['voxels']} voxels"
                             + (", touches the border" if row["touches_border"] else ""))
@@ -245,7 +245,7 @@ class ObjectPanel(QWidget):
     def _after_edit(self, text: str) -> None:
         self.status.setText(text)
         self.edited.emit(text)
-        self.window.view.refresh(ortho=False)
+        self.window.view.reload()  # the layer changed in the file
         self.measure()
 
     def delete_clicked(self) -> None:
