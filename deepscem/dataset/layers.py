@@ -47,6 +47,19 @@ def boundary_name(i: int) -> str:
     return prediction_name(i) + BOUNDARY_SUFFIX
 
 
+def output_layers(outputs: int, targets: str = "label") -> list[str]:
+    """Prediction layer names for a model's ``outputs`` channels: ``prediction_XXXX`` each, or
+    for a boundary model (``targets`` "label+boundary") the second half ``prediction_XXXX_boundary``.
+
+    >>> output_layers(2, "label+boundary")
+    ['prediction_0000', 'prediction_0000_boundary']
+    """
+    if targets == "label+boundary" and outputs % 2 == 0:
+        half = outputs // 2
+        return [prediction_name(i) for i in range(half)] + [boundary_name(i) for i in range(half)]
+    return [prediction_name(i) for i in range(outputs)]
+
+
 def kind_of(layer: str) -> str:
     """'image', 'label', 'prediction', 'instance', 'distance', 'boundary', 'annotated' or
     'other'."""

@@ -38,7 +38,7 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
     ``instance_XXXX`` object ids (before the file is renamed into place).
     """
     from deepscem.dataset import Dataset
-    from deepscem.dataset.layers import is_prediction
+    from deepscem.dataset.layers import is_prediction, kind_of, output_layers
 
     config = config or PredictConfig()
     src_path, out_path = Path(dataset_path), Path(out_path)
@@ -46,7 +46,9 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
                  what="prediction dataset", error=DatasetError)
     predictor = Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
-    out_layers, dtypes = _output_layers(info, predictor.outputs, dtype)
+    out_layers = output_layers(predictor.outputs, getattr(info, "targets", "label"))
+    # boundary maps stay float (the watershed needs their values), masks follow the threshold
+    dtypes = [np.float32 if kind_of(n) == "boundary" else dtype for n in out_layers]
     n_labels = sum(1 for n in out_layers if is_prediction(n))
     with atomic_path(out_path) as tmp:
         with Dataset.open(src_path) as src:
@@ -77,18 +79,6 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
 
                     add_instance_layers(out, instances, progress=progress, cancel=cancel)
     return out_path
-
-
-def _output_layers(info: Any, outputs: int, dtype) -> tuple[list[str], list]:
-    """Layer names and dtypes for the model's outputs: ``prediction_XXXX`` (``dtype``), and for
-    a boundary model the second half as float32 ``prediction_XXXX_boundary``."""
-    from deepscem.dataset.layers import boundary_name, prediction_name
-
-    if getattr(info, "targets", "label") == "label+boundary" and outputs % 2 == 0:
-        half = outputs // 2
-        return ([prediction_name(i) for i in range(half)] + [boundary_name(i) for i in range(half)],
-                [dtype] * half + [np.float32] * half)
-    return [prediction_name(i) for i in range(outputs)], [dtype] * outputs
 
 
 def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallback | None,
