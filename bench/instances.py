@@ -85,11 +85,12 @@ def quality(args: argparse.Namespace, work: Path) -> None:
     voxel_iou = np.count_nonzero((mask > 0.5) & (reference > 0)) / np.count_nonzero(
         (mask > 0.5) | (reference > 0))
     print(f"reference: {n_ref} objects (3D connected components); foreground IoU {voxel_iou:.4f}")
-    print(f"{'method':<34}{'objects':>8}{'AP-50':>8}{'AP-75':>8}  matched/split/merged/missed/false"
+    print(f"{'method':<44}{'objects':>8}{'AP-50':>8}{'AP-75':>8}  matched/split/merged/missed/false"
           f"{'time':>8}")
+    runs = [("components", 0.5)] + [("watershed", seed) for seed in args.seed]
     for min_size in (0, args.min_size):
-        for method in ("components", "watershed"):
-            config = InstanceConfig(method=method, threshold=0.5, seed_threshold=args.seed,
+        for method, seed in runs:
+            config = InstanceConfig(method=method, threshold=0.5, seed_threshold=seed,
                                     min_size=min_size)
             out = np.zeros(mask.shape, np.uint32)
             t0 = time.perf_counter()
@@ -98,8 +99,9 @@ def quality(args: argparse.Namespace, work: Path) -> None:
             took = time.perf_counter() - t0
             s = score_ids(reference, out)
             c = s.counts
-            name = f"{method}, min size {min_size}"
-            print(f"{name:<34}{result.objects:>8}{s.average_precision(0.5):>8.3f}"
+            name = f"{method}{f' (seeds < {seed:g})' if method == 'watershed' else ''}, " \
+                f"min size {min_size}"
+            print(f"{name:<44}{result.objects:>8}{s.average_precision(0.5):>8.3f}"
                   f"{s.average_precision(0.75):>8.3f}  {c['matched']}/{c['split']}/{c['merged']}/"
                   f"{c['missed']}/{c['false']}{took:>7.1f}s")
 
@@ -176,7 +178,8 @@ def main() -> None:
     q.add_argument("--model", type=Path, help="a trained boundary model (skips training)")
     q.add_argument("--min-size", type=int, default=2000, help="second row's minimum object size "
                    "in voxels (default 2000 = 2.5e5 nm³ at 5 nm)")
-    q.add_argument("--seed", type=float, default=0.5, help="seed threshold on the boundary")
+    q.add_argument("--seed", type=float, nargs="+", default=[0.5],
+                   help="seed thresholds on the boundary (one watershed row each; default 0.5)")
     q.add_argument("--z-smooth", type=float, default=0.0)
     s = sub.add_parser("scale", help="throughput and peak RSS on large masks")
     s.add_argument("--gib", type=float, nargs="+", default=[0.5, 2.0])
