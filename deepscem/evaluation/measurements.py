@@ -228,7 +228,7 @@ def measure_dataset(path: str | Path, *, threshold: float = 0.5,
     with Dataset.open(path) as ds:
         jobs = [(s, layer) for s in ds for layer in _object_layers(s)]
         for done, (sample, layer) in enumerate(jobs):
-            part = prog.part(progress, done, len(jobs), f"measure {sample.name}/{layer}")
+            part = prog.part(progress, done, len(jobs), f"{sample.name}/{layer}")
             rows = measure_layer(sample, layer, threshold=threshold, progress=part,
                                  cancel=cancel)
             label = index_of(layer)

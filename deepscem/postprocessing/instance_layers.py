@@ -68,7 +68,7 @@ def add_instance_layers(dataset, config: InstanceConfig | None = None, *,
     written = []
     for done, (sample, mask_layer) in enumerate(jobs):
         prog.check(cancel)
-        report = prog.part(progress, done, len(jobs), f"instances {sample.name}/{mask_layer}")
+        report = prog.part(progress, done, len(jobs), f"{sample.name}/{mask_layer}")
         written.append(_label_layer(sample, mask_layer, config, overwrite, report, cancel))
     prog.emit(progress, len(jobs) * 1000, len(jobs) * 1000, "‰", "instances")
     return written
