@@ -18,6 +18,7 @@ from PyQt5.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
+    QDockWidget,
     QGraphicsView,
     QGridLayout,
     QGroupBox,
@@ -39,6 +40,7 @@ from .dialogs import file_dialogs
 from .errors import guard
 from .model_actions import ModelActions
 from .model_list import ModelList
+from .objects import ObjectPanel
 from .render import to_qimage
 from .task_runner import TaskRunner
 from .volume_view import VolumeView
@@ -64,6 +66,11 @@ class MainWindow(QMainWindow):
         self.model_actions = ModelActions(self)
         self.buttons: dict[str, QPushButton] = {}
         self._build_central()
+        self.objects = ObjectPanel(self)  # instance layers: object table and proofreading
+        self.objects_dock = QDockWidget("Objects", self)
+        self.objects_dock.setWidget(self.objects)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.objects_dock)
+        self.objects_dock.hide()
         self._build_menus()
         install_painting(self)  # toolbar, Label menu, shortcut help (ui/annotation)
         self._closing = False   # closing, waiting for cancelled tasks to stop
@@ -186,6 +193,8 @@ class MainWindow(QMainWindow):
         ortho = self._action(view, "&Orthogonal views (XZ / YZ)", v.ortho_box.toggle, "Ctrl+Shift+V")
         ortho.setCheckable(True)
         v.ortho_box.toggled.connect(ortho.setChecked)
+        view.addAction(self.objects_dock.toggleViewAction())
+        self.objects_dock.toggleViewAction().setShortcut(QKeySequence("Ctrl+Shift+O"))
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About DeepSCEM", self.about_clicked, "F1")
 

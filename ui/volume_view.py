@@ -63,6 +63,7 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
         self.source: ViewSource | None = None
         self.z = 0
         self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
+        self.highlight: int | None = None        # object id drawn highlighted (ui.objects)
         self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
         self._ortho: tuple[dict, dict] | None = None  # raw XZ and YZ planes (they do not depend on z)
         self._ortho_for: tuple[Path, str] | None = None  # whose planes self._ortho holds
@@ -325,7 +326,8 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
     # --- drawing -------------------------------------------------------------------------
     def _compose(self, planes: dict[str, np.ndarray]) -> np.ndarray:
         return compose_planes(planes, self.source.layers, self.styles,
-                              (self.lo_box.value(), self.hi_box.value()), self.opacity.value() / 100.0)
+                              (self.lo_box.value(), self.hi_box.value()), self.opacity.value() / 100.0,
+                              highlight=self.highlight)
 
     def _render_all(self, *_args) -> None:
         """Redraw from the planes already read (contrast, opacity, Z marker changes).
