@@ -22,7 +22,8 @@ def register(subparsers) -> None:
                     "one per model output). Volumes of any size are cut in overlapping tiles, "
                     "blended smoothly, and written slab by slab; a 2D model works slice by slice.")
     parser.add_argument("model", metavar="MODEL", help="model file (.keras or .h5, including the "
-                        "original DeepSCEM's models)")
+                        "original DeepSCEM's models), or a bioimage.io model package (.zip or "
+                        "folder with rdf.yaml / bioimageio.yaml: one image input, one output)")
     parser.add_argument("dataset", metavar="DATASET", help="dataset file (.hdf5) whose sample "
                         "images are segmented; labels are not needed")
     parser.add_argument("out", metavar="OUT_DS", help="prediction dataset file to write (.hdf5)")
@@ -32,9 +33,10 @@ def register(subparsers) -> None:
                              "training patch; Z is ignored for 2D models). Sizes are rounded up to "
                              "what the network needs and never exceed the volume")
     parser.add_argument("--overlap", nargs="?", type=float, const=DEFAULT_OVERLAP,
-                        default=DEFAULT_OVERLAP, metavar="F",
+                        default=None, metavar="F",
                         help="fraction of a tile shared with its neighbour, blended smoothly "
-                             f"(given alone: {DEFAULT_OVERLAP}; default {DEFAULT_OVERLAP})")
+                             f"(given alone: {DEFAULT_OVERLAP}; default: tiles as large as memory "
+                             "allows, seams overlapping by the network's border effect)")
     parser.add_argument("--no-overlap", dest="overlap", action="store_const", const=0.0,
                         help="tiles touch without overlap (fastest; seams may show)")
     parser.add_argument("--threshold", type=float, metavar="T",
@@ -54,13 +56,22 @@ def register(subparsers) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the 8 flips/rotations of each tile "
                              "(8x slower, usually smoother)")
+    parser.add_argument("--engine", choices=("auto", "keras", "onnxruntime", "openvino"),
+                        default="auto",
+                        help="what runs the network: keras (TensorFlow), onnxruntime or openvino "
+                             "(the model converted to ONNX once, cached); auto (default): keras on "
+                             "a GPU, on a CPU the fastest engine whose accuracy matches keras "
+                             "(see docs/cli.md)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"),
+                        help="arithmetic of the openvino engine (default: float32 when --engine "
+                             "openvino is given; auto picks what was measured to keep accuracy)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT_DS if it exists")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model_path, dataset_path, out = Path(args.model), Path(args.dataset), Path(args.out)
-    if not model_path.is_file():
+    if not model_path.exists():
         raise ModelError(f"model file {model_path} does not exist")
     if not dataset_path.is_file():
         raise DatasetError(f"dataset file {dataset_path} does not exist")
@@ -70,20 +81,29 @@ def run(args: argparse.Namespace) -> int:
 
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,
                            batch_size=args.batch_size, threshold=args.threshold, tta=args.tta,
-                           min_size=args.min_size, z_smooth=args.z_smooth)
+                           min_size=args.min_size, z_smooth=args.z_smooth, engine=args.engine,
+                           precision=args.precision)
     from deepscem.dataset import Dataset
 
     Dataset.open(dataset_path).close()  # a bad dataset is reported before the model loads
 
     from deepscem.devices import describe_device
-    from deepscem.inference.predictor import predict_dataset
-    from deepscem.models.storage import load_model
+    from deepscem.inference.predictor import Predictor, predict_dataset
+    from deepscem.models.bioimageio import is_package, load_package
     from deepscem.progress import TqdmProgress
 
-    model, info = load_model(model_path)
-    print(f"device: {describe_device()}")
+    if is_package(model_path):
+        forward, info = load_package(model_path, engine=args.engine)
+        predictor = Predictor(None, info, config, forward=forward)
+        predictor.engine = forward.engine
+    else:
+        from deepscem.models.storage import load_model
+
+        model, info = load_model(model_path)
+        predictor = Predictor(model, info, config)
+    print(f"device: {describe_device()}; engine: {' '.join(predictor.engine)}")
     with TqdmProgress("predict") as bar:
-        predict_dataset(model, info, dataset_path, out, config, overwrite=args.overwrite,
+        predict_dataset(predictor, info, dataset_path, out, config, overwrite=args.overwrite,
                         progress=bar)
     print(f"wrote {out}")
     return 0

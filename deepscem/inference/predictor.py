@@ -29,6 +29,7 @@ from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.errors import DatasetError, ModelError
 from deepscem.evaluation.metrics import binarize
+from deepscem.inference.tile_choice import auto_grid
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
 from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 
@@ -73,15 +74,29 @@ class Predictor:
     """
 
     def __init__(self, model: Any, info: Any = None,
-                 config: PredictConfig | None = None) -> None:
+                 config: PredictConfig | None = None, *, forward: Any = None) -> None:
         self.model = model
         self.config = config or PredictConfig()
+        self.engine = ("custom", "")  # (engine, precision) that runs the forward pass
+        if model is None:  # an imported model (e.g. bioimage.io): ``forward`` and ``info`` say all
+            self.dim, self.outputs, self._softmax1 = int(info.dimension), int(info.outputs), False
+            self.multiple = ((1,) if self.dim == 2 else ()) + (int(info.tile_multiple),) * self.dim
+            self.tile = self._tile_shape(info)
+            self._tile_filters = int(getattr(info, "filters", 16))
+            self._forward = forward
+            return
         self.dim = model_dimension(model, info)
         self.outputs = int(model.outputs[0].shape[-1])
         in_channels = model.inputs[0].shape[-1]
         if in_channels not in (None, 1):
             raise ModelError(f"model takes {in_channels} input channels; DeepSCEM images are "
                              "grey (1 channel)")
+        if forward is None:
+            from deepscem.inference import engines
+
+            self.engine = engines.resolve(self.config.engine, self.config.precision)
+            forward = engines.make_forward(model, *self.engine)
+        self._forward = forward
         activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
         self._softmax1 = activation == "softmax" and self.outputs == 1
         if self._softmax1:
@@ -91,6 +106,7 @@ class Predictor:
         m = size_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
+        self._tile_filters = int(getattr(getattr(info, "unet", None), "filters", 16))
 
     def _tile_shape(self, info: Any) -> tuple[int, int, int]:
         patch = self.config.patch
@@ -108,9 +124,14 @@ class Predictor:
     def grid(self, shape_zyx: Sequence[int]) -> TileGrid:
         """The tile grid this predictor uses for a volume of ``shape_zyx``.
 
-        With the default tile, an axis up to 1.5 tiles long is taken whole (one tile instead
-        of two mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
+        Default (overlap None): see :func:`auto_grid`. With an explicit overlap and the default
+        tile, an axis up to 1.5 tiles long is taken whole (one tile instead of two
+        mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
         """
+        if self.config.overlap is None:  # the default: tiles and seams sized for this volume
+            tile, overlap = auto_grid(shape_zyx, self.tile, self.multiple, self.config,
+                                      self._tile_filters)
+            return make_grid(tuple(shape_zyx), tile, overlap, self.multiple)  # type: ignore[arg-type]
         tile = self.tile
         if self.config.patch is None:
             tile = tuple(s if s <= 1.5 * t else t for s, t in zip(shape_zyx, tile))
@@ -139,9 +160,9 @@ class Predictor:
         if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
-                out = self.model.predict_on_batch(x[..., None])
+                out = self._forward(x[..., None])
         else:
-            out = self.model.predict_on_batch(x[..., None])
+            out = self._forward(x[..., None])
         return np.asarray(out, dtype=np.float32)
 
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
@@ -161,6 +182,8 @@ class Predictor:
             raise ValueError(f"{len(outputs)} output arrays for a model with {self.outputs} "
                              "outputs")
         total = self.count_tiles(shape_zyx) if total is None else total
+        if hasattr(self._forward, "prepare"):  # volume statistics of an imported model
+            self._forward.prepare(read, shape_zyx)
         z, _, x = (int(s) for s in shape_zyx)
         for c0, c1, e0, e1 in self.bands(shape_zyx):
             def band_read(r, e0=e0):
@@ -191,7 +214,11 @@ class Predictor:
         halo = ty // 4  # as much context as a seam between tiles overlapping by half that
         # Bands read exactly ty + n steps of rows, so their tiles sit on the same step as in
         # one big grid and the halo is the only extra work.
-        step = max(1, int(ty * (1.0 - self.config.overlap)))
+        overlap = self.config.overlap
+        if overlap is None:
+            overlap = auto_grid(shape_zyx, self.tile, self.multiple, self.config,
+                                self._tile_filters)[1]
+        step = max(1, int(ty * (1.0 - overlap)))
         read_rows = ty + max(1, (BUFFER_BYTES // row_bytes - ty) // step) * step
         core = max(1, read_rows - 2 * halo)
         bands = []
@@ -327,7 +354,8 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
         raise DatasetError(f"the output {out_path} is the input dataset: choose another file")
     if out_path.is_dir():
         raise DatasetError(f"{out_path} is a folder: give a .hdf5 file name for the output")
-    predictor = Predictor(model, info, config)
+    # a Predictor already set up (e.g. for an imported bioimage.io model) is used as it is
+    predictor = model if isinstance(model, Predictor) else Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
     _remove_stale_partials(out_path)
     tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
