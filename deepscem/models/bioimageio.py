@@ -49,6 +49,15 @@ class PackageInfo:
     filters: int = 16
 
 
+def require_bioimageio() -> None:
+    """ModelError with the install command when bioimageio.spec is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("bioimageio") is None:
+        raise ModelError("bioimage.io packages need bioimageio.spec and bioimageio.core: "
+                         "pip install 'deepscem[share]' (or the pinned requirements.txt)")
+
+
 def is_package(path: str | Path) -> bool:
     """True for a folder holding rdf.yaml/bioimageio.yaml or a .zip holding one."""
     path = Path(path)
@@ -62,6 +71,7 @@ def is_package(path: str | Path) -> bool:
 
 def load_description(path: str | Path) -> Any:
     """The package's v0.5 ModelDescr (0.4 packages are converted); ModelError otherwise."""
+    require_bioimageio()
     from bioimageio.spec import InvalidDescr, load_model_description
 
     path = Path(path)

@@ -139,6 +139,7 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
     image: a (Z, Y, X) float32 sample image normalised as DeepSCEM does (min-max to [0, 1]),
     the source of the test tensors and cover; None -> a synthetic image (said in the card).
     """
+    from deepscem.models.bioimageio import require_bioimageio
     from deepscem.models.bioimageio_descr import build_description
     from deepscem.models.storage import save_model
     from deepscem.models.unet import required_multiple
@@ -148,6 +149,7 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
         raise ModelError(f"a bioimage.io package is a .zip file: name it {out.stem}.zip")
     if not out.parent.is_dir():
         raise ModelError(f"folder {out.parent} does not exist; create it first")
+    require_bioimageio()
     card = card or ExportCard()
     dim = int(info.dimension)
     multiple = int(required_multiple(info if info.unet is not None else model))
