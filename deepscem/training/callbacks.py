@@ -1,7 +1,7 @@
 """Keras callbacks of a training run: progress/cancel, NaN guard, keep best, CSV log.
 
 They share one :class:`RunState` so the trainer can tell why training stopped
-("completed", "cancelled", "nan", "early stopping") and which epoch was kept.
+(a :class:`~deepscem.training.stop_reasons.StopReason`) and which epoch was kept.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import keras
 import numpy as np
 
 from deepscem.progress import CancelToken, ProgressCallback, emit
+from deepscem.training.stop_reasons import StopReason
 
 
 @dataclass
 class RunState:
     """What happened during ``fit``: stop reason, message, kept epoch, per-epoch rows."""
 
-    reason: str = "completed"
+    reason: StopReason = StopReason.COMPLETED
     message: str = ""
     best_epoch: int | None = None
     best_value: float | None = None
@@ -43,7 +44,7 @@ class RunState:
         return True
 
     def stop(self, reason: str, message: str = "") -> None:
-        if self.reason == "completed":  # the first reason wins (NaN, then a cancel...)
+        if self.reason == StopReason.COMPLETED:  # the first reason wins (NaN, then a cancel...)
             self.reason, self.message = reason, message
 
 
@@ -100,7 +101,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.cancelled:
             self.model.stop_training = True
-            self.state.stop("cancelled", "training cancelled; kept the best weights so far")
+            self.state.stop(StopReason.CANCELLED, "training cancelled; kept the best weights so far")
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -139,7 +140,8 @@ class NanGuard(keras.callbacks.Callback):
             if self.good is not None:
                 self.model.set_weights(self.good)
             step = batch // self.state.passes_per_step + 1
-            self.state.stop("nan", f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {step}; "
+            self.state.stop(
+                StopReason.NAN, f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {step}; "
                                    "stopped and kept the last weights with a finite loss (try a lower "
                                    "learning rate, another loss or a smaller patch)")
             return
@@ -168,7 +170,7 @@ class KeepBest(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
-        if self.state.reason in ("cancelled", "nan") or not _finite(value):
+        if self.state.reason in (StopReason.CANCELLED, StopReason.NAN) or not _finite(value):
             return
         if self.state.best_value is None or float(value) < self.state.best_value:
             self.state.best_value, self.state.best_epoch = float(value), epoch
@@ -265,5 +267,6 @@ class BudgetAndSchedule(keras.callbacks.Callback):
             return  # stop only at the end of a step, not between its passes
         if self.seconds and self._elapsed() >= self.seconds:
             self.model.stop_training = True
-            self.state.stop("time limit", f"stopped at the {self.seconds / 60:g}-minute time limit after "
+            self.state.stop(
+                StopReason.TIME_LIMIT, f"stopped at the {self.seconds / 60:g}-minute time limit after "
                                           f"{self.state.steps_done} steps; kept the best weights")

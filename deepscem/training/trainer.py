@@ -37,7 +37,18 @@ import numpy as np
 
 from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.devices import bf16_supported
-from deepscem.errors import ConfigError, ModelError
+from deepscem.errors import ConfigError, DeepScemWarning, ModelError
+from deepscem.models.introspection import (
+    SINGLE_SOFTMAX_NOTE,
+    ModelInfo,
+    check_grey_input,
+    model_dimension,
+    output_activation,
+    output_channels,
+    round_to_multiple,
+    single_softmax,
+    tile_multiple,
+)
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
@@ -51,6 +62,7 @@ from deepscem.training.callbacks import (
 )
 from deepscem.training.sampler import PatchSampler
 from deepscem.training.sequence import PatchSequence
+from deepscem.training.stop_reasons import StopReason
 
 # Batches of training patches whose statistics replace BatchNorm's moving averages at the end.
 BATCHNORM_BATCHES = 16
@@ -63,13 +75,13 @@ class TrainResult:
     model: the trained model (best weights when ``keep_best``), float32.
     info: the model's metadata with patch size, label names and ``history`` filled in.
     history: per-epoch columns (``{"loss": [...], "val_loss": [...], "lr": [...], ...}``).
-    stopped_reason: "completed", "cancelled", "nan" or "early stopping"; ``message`` says more.
+    stopped_reason: a :class:`StopReason` (compares equal to its text); ``message`` says more.
     """
 
     model: keras.Model
-    info: Any
+    info: ModelInfo
     history: dict[str, list]
-    stopped_reason: str
+    stopped_reason: StopReason
     message: str = ""
     best_epoch: int | None = None
     steps_done: int = 0
@@ -77,7 +89,7 @@ class TrainResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike],
+def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.PathLike],
           valid_paths: Sequence[str | os.PathLike] | None, config: TrainConfig, *,
           log_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, workers: int = BATCH_WORKERS,
@@ -89,7 +101,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     and LR reduction then watch the training loss). log_path: per-epoch CSV.
     Progress: one report per training batch (stage "train", unit "batches", metrics
     ``loss``, ``epoch``, ``val_loss``...). Cancel stops after the current batch and returns
-    the best model so far (``stopped_reason`` "cancelled"); it does not raise.
+    the best model so far (``stopped_reason`` ``StopReason.CANCELLED``); it does not raise.
     workers: threads building batches ahead of the training step (see
         ``deepscem.config.BATCH_WORKERS`` for why the default is not 1).
     run_eagerly: skip tf.function tracing (~5 s on a CPU); only worth it for runs of a
@@ -101,17 +113,17 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
     from deepscem.training.batchnorm import recompute_batchnorm
 
     check(cancel)
+    check_grey_input(model)
     dim = model_dimension(model)
-    outputs = int(model.output_shape[-1])
+    outputs = output_channels(model)
     activation = output_activation(model, info)
     patch = tuple(int(p) for p in config.patch)
     _check_patch(patch, dim, model, info)
     if config.target == "distance" and activation in ("sigmoid", "softmax"):
         raise ConfigError(f"distance-map targets lie in [-1, 1] and need a tanh or linear output; this "
                           f"model's output is {activation}: train on labels or use another model")
-    if activation == "softmax" and outputs == 1:
-        warnings.warn("a softmax output with a single channel always predicts 1; use sigmoid for one label",
-                      stacklevel=2)
+    if single_softmax(model, info):
+        warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
     loss = get_loss(config.loss, activation)
     metrics = get_metrics(activation)
 
@@ -153,7 +165,7 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
 
         if config.mixed_precision and not bf16_supported():
             warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
-                          "training may be slower than in float32", stacklevel=2)
+                          "training may be slower than in float32", DeepScemWarning, stacklevel=2)
         work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
         batchnorm.limit_momentum(work)
         optimizer = keras.optimizers.Adam(config.learning_rate,
@@ -184,10 +196,10 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                 min_lr=config.learning_rate / 64))
         work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)
         if early is not None and early.stopped_epoch > 0:
-            state.stop("early stopping", f"no improvement of {monitor} for {early.patience} epochs")
+            state.stop(StopReason.EARLY_STOPPING, f"no improvement of {monitor} for {early.patience} epochs")
 
         n_bn = 0
-        if state.steps_done > 0 and state.reason != "nan":
+        if state.steps_done > 0 and state.reason != StopReason.NAN:
             # With the kept weights: average batch statistics over fresh training patches
             # (no intensity jitter, so the statistics describe the real images).
             rng = np.random.default_rng([seed, 7])
@@ -195,7 +207,8 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
             plain = PatchSequence(train_sampler, micro, 1, dim=dim,
                                   augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
             # After a cancel the user is waiting: fewer batches (still far better than none).
-            count = min(4 if state.reason == "cancelled" else BATCHNORM_BATCHES, max(2, state.steps_done))
+            cancelled = state.reason == StopReason.CANCELLED
+            count = min(4 if cancelled else BATCHNORM_BATCHES, max(2, state.steps_done))
             count *= passes
 
             def batches():
@@ -219,38 +232,13 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                        batchnorm_batches=n_bn, rows=state.rows)
 
 
-def model_dimension(model: keras.Model) -> int:
-    """2 for (B, Y, X, 1) inputs, 3 for (B, Z, Y, X, 1); ModelError otherwise."""
-    from deepscem.models.unet import model_dimension as rank_dimension
-
-    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 1:
-        raise ModelError("a DeepSCEM model takes one grey image (one input with one channel); "
-                         f"this one has inputs {[tuple(t.shape) for t in model.inputs]}")
-    return rank_dimension(model)
-
-
-def output_activation(model: keras.Model, info: Any) -> str:
-    """The output activation: from the model's metadata, else from its last layer."""
-    unet = getattr(info, "unet", None)
-    if unet is not None and getattr(unet, "activation", None):
-        return str(unet.activation)
-    layer = model.layers[-1]
-    fn = getattr(layer, "activation", None)
-    name = getattr(fn, "__name__", None) or (fn if isinstance(fn, str) else None)
-    return {"linear": "linear", "sigmoid": "sigmoid", "softmax": "softmax", "tanh": "tanh"}.get(
-        str(name), "sigmoid")
-
-
-def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: Any) -> None:
-    from deepscem.models.unet import required_multiple
-
+def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: ModelInfo) -> None:
     if dim == 2 and patch[0] != 1:
         raise ConfigError(f"a 2D model trains on single slices: use a patch with Z = 1, not {patch}")
-    unet = getattr(info, "unet", None)
-    multiple = required_multiple(info if unet is not None else model)
+    multiple = tile_multiple(model, info)
     axes = patch[1:] if dim == 2 else patch
     if any(p % multiple for p in axes):
-        fitting = tuple(max(multiple, p // multiple * multiple) for p in axes)
+        fitting = tuple(round_to_multiple(p, multiple) for p in axes)
         raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
                           f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
 
@@ -274,28 +262,27 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
     return {k: v for k, v in columns.items() if any(x is not None for x in v)}
 
 
-def _updated_info(info: Any, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
+def _updated_info(info: ModelInfo, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
                   history: dict[str, list], state: RunState, train_paths, valid_paths,
                   micro: int) -> Any:
     record = {
         "config": to_dict(config),
         "micro_batch": micro,
         "epochs": history,
-        "stopped_reason": state.reason,
+        "stopped_reason": state.reason.value,
         "message": state.message,
         "best_epoch": state.best_epoch,
         "steps": state.steps_done,
         "train_datasets": [Path(p).name for p in train_paths],
         "valid_datasets": [Path(p).name for p in valid_paths] if valid_paths else [],
     }
-    previous = getattr(info, "history", None)
+    previous = info.history
     if isinstance(previous, dict) and previous:
         record["previous"] = previous
     values: dict[str, Any] = {"patch_size": patch, "history": _jsonable(record)}
-    if label_names and len(label_names) == getattr(info, "outputs", len(label_names)):
+    if label_names and len(label_names) == info.outputs:
         values["label_names"] = list(label_names)
-    names = {f.name for f in dataclasses.fields(info)} if dataclasses.is_dataclass(info) else set()
-    return dataclasses.replace(info, **{k: v for k, v in values.items() if k in names})
+    return dataclasses.replace(info, **values)
 
 
 def _jsonable(value: Any) -> Any:
