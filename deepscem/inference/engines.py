@@ -130,7 +130,7 @@ class OnnxRuntimeForward:
         try:
             self.session = ort.InferenceSession(str(path), options,
                                                 providers=["CPUExecutionProvider"])
-        except Exception as err:  # ORT raises its own Fail/InvalidGraph types
+        except Exception as err:  # noqa: BLE001  ORT raises its own Fail/InvalidGraph types
             raise ModelError(f"ONNX Runtime cannot load {Path(path).name}: "
                              f"{str(err).splitlines()[0][:200]}") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -154,7 +154,7 @@ class OpenVinoForward:
         self.core = ov.Core()
         try:
             self.model = self.core.read_model(str(path))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  OpenVINO raises RuntimeError subtypes of its own
             raise ModelError(f"OpenVINO cannot read {Path(path).name}: "
                              f"{str(err).splitlines()[0][:200]}") from None
         if len(self.model.inputs) != 1 or len(self.model.outputs) != 1:

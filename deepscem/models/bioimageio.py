@@ -78,7 +78,7 @@ def load_description(path: str | Path) -> Any:
     source = path / next(n for n in RDF_NAMES if (path / n).is_file()) if path.is_dir() else path
     try:
         descr = load_model_description(source, format_version="latest", perform_io_checks=False)
-    except Exception as err:  # pydantic / yaml / zip errors
+    except Exception as err:  # noqa: BLE001  pydantic / yaml / zip errors: a bad package
         raise ModelError(f"{path.name} is not a valid bioimage.io model package: "
                          f"{str(err).splitlines()[0][:200]}") from None
     if isinstance(descr, InvalidDescr):
@@ -177,7 +177,7 @@ def _inner_forward(descr: Any, name: str, engine: str) -> tuple[Any, tuple[str, 
     path = _weights_file(entry, ".keras" if weights.keras_v3 else ".h5")
     try:
         model = keras.saving.load_model(path, compile=False, custom_objects=legacy.custom_objects())
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001  Keras raises many types for a bad file
         raise ModelError(f"cannot load the Keras weights of {name}: "
                          f"{str(err).splitlines()[0][:200]}") from None
     return engines.KerasForward(model), ("keras", "float32")

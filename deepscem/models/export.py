@@ -49,7 +49,7 @@ def export_onnx(model: Any, path: str | os.PathLike, *, opset: int = ONNX_OPSET)
         _call_once(model)
         try:
             model.export(str(tmp), format="onnx", verbose=False, opset_version=opset)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  tf2onnx/TensorFlow raise many types
             reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise ModelError(f"could not convert the model to ONNX: {reason}") from None
         os.replace(tmp, path)
