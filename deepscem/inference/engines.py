@@ -66,8 +66,8 @@ def installed(engine: str) -> bool:
 def resolve(engine: str | None, precision: str | None = None, *,
             gpu: bool | None = None) -> tuple[str, str]:
     """The (engine, precision) to run for a request: ``auto``/None -> Keras on a GPU, else
-    :data:`CPU_DEFAULT` when installed (Keras otherwise). A precision not given -> the
-    engine's default (float32; for an explicit ``openvino``, float32 too)."""
+    :data:`CPU_DEFAULT` when installed (Keras otherwise; its bfloat16 only on CPUs with bf16
+    instructions). A precision not given -> float32 for an explicitly named engine."""
     engine = engine or "auto"
     if engine == "auto":
         if gpu is None:
@@ -78,6 +78,8 @@ def resolve(engine: str | None, precision: str | None = None, *,
             engine, default_precision = "keras", "float32"
         else:
             engine, default_precision = CPU_DEFAULT
+            if default_precision == "bfloat16" and not _cpu_has_bf16():
+                default_precision = "float32"  # emulated bf16 would be slower, not faster
         precision = precision or default_precision
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}: choose one of auto, {', '.join(ENGINES)}")
@@ -92,9 +94,10 @@ def resolve(engine: str | None, precision: str | None = None, *,
     return engine, precision
 
 
-def describe(engine: str, precision: str) -> str:
-    """e.g. "openvino bfloat16" (for the ``device:`` line)."""
-    return f"{engine} {precision}"
+def _cpu_has_bf16() -> bool:
+    from deepscem.devices import _cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & _cpu_flags())
 
 
 def make_forward(model: Any, engine: str = "keras", precision: str = "float32") -> Forward:

@@ -61,7 +61,9 @@ def build_description(work: Path, model: Any, info: Any, card: Any, *, multiple:
                                                                          output=False),
         test_tensor=spec.FileDescr(source=work / "test_input.npy"),
         data=spec.IntervalOrRatioDataDescr(type="float32"), preprocessing=[scale_range])]
-    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
+    from deepscem.models.introspection import output_activation
+
+    activation = output_activation(model, info)
     value_range = (0.0, 1.0) if activation in ("sigmoid", "softmax") else (None, None)
     outputs = [spec.OutputTensorDescr(
         id=spec.TensorId("probabilities"), description=f"{activation or 'model'} output",

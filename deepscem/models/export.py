@@ -60,9 +60,9 @@ def export_onnx(model: Any, path: str | os.PathLike, *, opset: int = ONNX_OPSET)
 
 def _call_once(model: Any) -> None:
     """Keras exports only models that ran at least once (a new, untrained model has not)."""
-    from deepscem.models.unet import required_multiple
+    from deepscem.models.introspection import tile_multiple
 
-    m = required_multiple(model)
+    m = tile_multiple(model)
     rank = len(model.inputs[0].shape)
     model.predict_on_batch(np.zeros((1,) + (m,) * (rank - 2) + (1,), np.float32))
 
@@ -142,7 +142,7 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
     from deepscem.models.bioimageio import require_bioimageio
     from deepscem.models.bioimageio_descr import build_description
     from deepscem.models.storage import save_model
-    from deepscem.models.unet import required_multiple
+    from deepscem.models.introspection import tile_multiple
 
     out = Path(out)
     if out.suffix.lower() != ".zip":
@@ -152,7 +152,7 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
     require_bioimageio()
     card = card or ExportCard()
     dim = int(info.dimension)
-    multiple = int(required_multiple(info if info.unet is not None else model))
+    multiple = int(tile_multiple(model, info))
     synthetic = image is None
     if synthetic:
         side = max(TEST_TILE // 2, multiple)

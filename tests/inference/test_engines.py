@@ -66,7 +66,7 @@ def test_converted_model_is_cached_by_content(tiny, tmp_path):
 def test_engine_choice_rules():
     assert engines.resolve("auto", gpu=True) == ("keras", "float32")
     if engines.installed(engines.CPU_DEFAULT[0]):
-        assert engines.resolve("auto", gpu=False) == engines.CPU_DEFAULT
+        assert engines.resolve("auto", gpu=False)[0] == engines.CPU_DEFAULT[0]
     assert engines.resolve("openvino") == ("openvino", "float32")
     with pytest.raises(ConfigError, match="bfloat16"):
         engines.resolve("onnxruntime", "bfloat16")

@@ -4,7 +4,6 @@ network's border effect (deepscem.inference.tile_choice)."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,8 +62,10 @@ def test_default_prediction_reproduces_an_identity_model(monkeypatch):
     conv = keras.layers.Conv2D(1, 1, kernel_initializer="ones", bias_initializer="zeros")
     model = keras.Model(inputs, conv(inputs))
     volume = np.random.default_rng(0).random((2, 300, 90)).astype(np.float32)
-    info = SimpleNamespace(dimension=2, unet=SimpleNamespace(depth=2, filters=16),
-                           patch_size=None)
+    from deepscem.config import UNetConfig
+    from deepscem.models.storage import ModelInfo
+
+    info = ModelInfo(dimension=2, outputs=1, unet=UNetConfig(depth=2, activation="linear"))
     predictor = Predictor(model, info, PredictConfig(batch_size=2))
     predictor.tile = (1, 16, 16)
     grid = predictor.grid(volume.shape)
