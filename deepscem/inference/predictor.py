@@ -29,7 +29,7 @@ from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.errors import DatasetError, DeepScemWarning
 from deepscem.evaluation.metrics import binarize
-from deepscem.inference.tile_choice import auto_grid
+from deepscem.inference.tile_choice import auto_batch, auto_grid
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
@@ -230,7 +230,9 @@ class Predictor:
 
         # Tiles are generated lazily (a 100 GB volume has millions), and the next batch is
         # read in a thread while the model runs on this one.
-        batches = batched(grid, int(self.config.batch_size))
+        batch_size = (int(self.config.batch_size) if self.config.overlap is not None
+                      else auto_batch(grid.tile_shape, self.config, self._tile_filters))
+        batches = batched(grid, batch_size)
         batch = next(batches)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(load, batch)

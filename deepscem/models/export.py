@@ -141,8 +141,8 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
     """
     from deepscem.models.bioimageio import require_bioimageio
     from deepscem.models.bioimageio_descr import build_description
-    from deepscem.models.storage import save_model
     from deepscem.models.introspection import tile_multiple
+    from deepscem.models.storage import save_model
 
     out = Path(out)
     if out.suffix.lower() != ".zip":

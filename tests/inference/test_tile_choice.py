@@ -44,11 +44,21 @@ def test_tiles_respect_the_budget_and_every_seam_overlaps_two_margins(shape, mul
             assert (grid.tile_shape[axis] - np.diff(starts) >= 2 * margin).all()
 
 
+def test_default_takes_whole_slices_that_fit_and_lowers_the_batch():
+    from deepscem.inference.tile_choice import auto_batch
+
+    config = PredictConfig(batch_size=4)
+    tile, overlap = auto_grid((7, 1024, 1280), (1, 512, 512), (1, 16, 16), config)
+    assert tile == (1, 1024, 1280) and overlap == 0.0 and auto_batch(tile, config) == 1
+    tile, _ = auto_grid((7, 512, 640), (1, 512, 512), (1, 16, 16), config)
+    assert auto_batch(tile, config) == 4
+
+
 def test_auto_grid_keeps_a_given_tile_and_sizes_only_the_overlap():
     config = PredictConfig(patch=(1, 256, 256))
     assert auto_grid((3, 1000, 200), (1, 256, 256), (1, 16, 16), config) == \
         ((1, 256, 256), 2 * seam_margin(16) / 256)
-    assert seam_margin(16) == 32
+    assert seam_margin(16) == 64
 
 
 def test_default_prediction_reproduces_an_identity_model(monkeypatch):
@@ -57,7 +67,7 @@ def test_default_prediction_reproduces_an_identity_model(monkeypatch):
     from deepscem.inference.predictor import Predictor
 
     # a budget of ~6000 voxels per tile, so that the small volume is tiled
-    monkeypatch.setattr(tile_choice, "BATCH_BYTES", 32 * 16 * 2 * 6000)
+    monkeypatch.setattr(tile_choice, "BATCH_BYTES", 32 * 16 * 6000)
     inputs = keras.Input((None, None, 1))
     conv = keras.layers.Conv2D(1, 1, kernel_initializer="ones", bias_initializer="zeros")
     model = keras.Model(inputs, conv(inputs))
