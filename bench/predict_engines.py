@@ -134,19 +134,25 @@ def bench_tiling(model, info, wide_ds: Path, test_ds: Path, work: Path, *, batch
     print(f"\n  default tiling on {slices.shape} (Lucchi++ test slices mirrored), engine "
           f"{' '.join(engine)}; raw forward (whole slices in memory): "
           f"{voxels / raw_t / 1e6:.2f} Mvox/s")
-    for label, config in (("default (auto tiles and seams)", PredictConfig(batch_size=batch,
-                                                                           engine="auto")),
-                          ("previous default 512^2, overlap 0.25",
-                           PredictConfig(patch=(1, 512, 512), overlap=0.25, batch_size=batch,
-                                         engine="auto"))):
+    old_tiles = dict(patch=(1, 512, 512), overlap=0.25, batch_size=batch)
+    times = {}
+    for label, config in (("default (auto engine, tiles, seams)",
+                           PredictConfig(batch_size=batch, engine="auto")),
+                          ("auto engine, 512^2 tiles, overlap 0.25",
+                           PredictConfig(**old_tiles, engine="auto")),
+                          ("before: keras, 512^2 tiles, overlap 0.25",
+                           PredictConfig(**old_tiles, engine="keras"))):
         predictor = Predictor(model, info, config)
         grid = predictor.grid(slices.shape)
         t0 = time.perf_counter()
         predict_dataset(predictor, info, wide_ds, work / "wide.hdf5", config, overwrite=True)
         t = time.perf_counter() - t0
         computed = len(grid) * np.prod(grid.tile_shape) / voxels
-        print(f"    {label:38s} tile {grid.tile_shape}, {computed:.2f}x voxels computed: "
-              f"{voxels / t / 1e6:.2f} Mvox/s = {raw_t / t:.2f} of raw forward")
+        times[label] = t
+        print(f"    {label:42s} tile {grid.tile_shape}, {computed:.2f}x voxels computed: "
+              f"{voxels / t / 1e6:.2f} Mvox/s = {raw_t / t:.2f} of the auto engine's raw forward")
+    first, last = list(times.values())[0], list(times.values())[-1]
+    print(f"  default vs before (keras, 512^2, 0.25): {last / first:.2f}x faster")
     from deepscem.evaluation import evaluate
 
     print("  IoU with forced 256^2 tiles (Lucchi++ test): seam margin vs quarter overlap")
