@@ -95,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     if is_package(model_path):
         forward, info = load_package(model_path, engine=args.engine)
         predictor = Predictor(None, info, config, forward=forward)
-        predictor.engine = forward.engine
     else:
         from deepscem.models.storage import load_model
 

@@ -63,7 +63,8 @@ class Predictor:
                  config: PredictConfig | None = None, *, forward: Any = None) -> None:
         self.model = model
         self.config = config or PredictConfig()
-        self.engine = ("custom", "")  # (engine, precision) that runs the forward pass
+        # (engine, precision) that runs the forward pass, for the "device:" line
+        self.engine = tuple(getattr(forward, "engine", ("custom", "")))
         if model is None:  # an imported model (e.g. bioimage.io): ``forward`` and ``info`` say all
             self.dim, self.outputs, self._softmax1 = int(info.dimension), int(info.outputs), False
             self.multiple = ((1,) if self.dim == 2 else ()) + (int(info.tile_multiple),) * self.dim

@@ -151,3 +151,13 @@ def test_broken_zip_is_a_model_error(tmp_path):
     assert is_package(bad)
     with pytest.raises(ModelError, match="not a valid bioimage.io model package"):
         load_package(bad)
+
+
+def test_test_tile_is_a_normalised_crop_of_the_model_multiple():
+    from deepscem.models.export import test_tile
+
+    image = np.random.default_rng(0).random((5, 300, 70)).astype(np.float32) * 0.5 + 0.2
+    tile2d = test_tile(image, 16, 2)
+    assert tile2d.shape == (256, 64) and tile2d.min() == 0 and tile2d.max() == 1
+    tile3d = test_tile(image, 8, 3)  # Z 5 < 8: mirrored up to one multiple
+    assert tile3d.shape == (8, 256, 64) and tile3d.dtype == np.float32
