@@ -222,6 +222,7 @@ def main() -> None:
     parser.add_argument("--test-slices", type=int, default=40,
                         help="(d) Lucchi++ test slices predicted and scored (default %(default)s)")
     parser.add_argument("--int8", action="store_true", help="(d) also ONNX Runtime int8")
+    parser.add_argument("--tiling-only", action="store_true", help="(d) only the tiling part")
     parser.add_argument("--rss-child", nargs=3, metavar=("GIB", "KIND", "DIR"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -254,7 +255,7 @@ def bench_engines_on_lucchi(args, tmp: Path) -> None:
     with Dataset.create(wide, "wide", 1) as ds:
         ds.add_sample("wide", image, [None])
     bench_engines(args.model, test_ds, wide, tmp, batch=args.batch_size, repeats=args.repeats,
-                  int8=args.int8)
+                  int8=args.int8, tiling_only=args.tiling_only)
 
 
 if __name__ == "__main__":

@@ -77,13 +77,16 @@ def int8_forward(model, calibration: np.ndarray, folder: Path):
 
 
 def bench_engines(model_path: Path, test_ds: Path, wide_ds: Path, work: Path, *, batch: int,
-                  repeats: int, int8: bool) -> None:
+                  repeats: int, int8: bool, tiling_only: bool = False) -> None:
     from deepscem.config import PredictConfig
     from deepscem.dataset import Dataset
     from deepscem.inference import engines
     from deepscem.models.storage import load_model
 
     model, info = load_model(model_path)
+    if tiling_only:
+        bench_tiling(model, info, wide_ds, test_ds, work, batch=batch, repeats=repeats)
+        return
     with Dataset.open(test_ds) as ds:
         sample = ds.sample(ds.sample_names()[0])
         slices = sample.read_image()
@@ -145,7 +148,7 @@ def bench_tiling(model, info, wide_ds: Path, test_ds: Path, work: Path, *, batch
         predictor = Predictor(model, info, config)
         grid = predictor.grid(slices.shape)
         t0 = time.perf_counter()
-        predict_dataset(predictor, info, wide_ds, work / "wide.hdf5", config, overwrite=True)
+        predict_dataset(predictor, info, wide_ds, work / "wide_pred.hdf5", config, overwrite=True)
         t = time.perf_counter() - t0
         computed = len(grid) * np.prod(grid.tile_shape) / voxels
         times[label] = t
