@@ -159,7 +159,7 @@ def bench_tiling(model, info, wide_ds: Path, test_ds: Path, work: Path, *, batch
     from deepscem.evaluation import evaluate
 
     print("  IoU with forced 256^2 tiles (Lucchi++ test): seam margin vs quarter overlap")
-    for label, config in (("256^2, auto overlap (2 x 32 px)", PredictConfig(patch=(1, 256, 256),
+    for label, config in (("256^2, auto overlap (2 x 64 px)", PredictConfig(patch=(1, 256, 256),
                                                                             engine="auto")),
                           ("256^2, overlap 0.25", PredictConfig(patch=(1, 256, 256), overlap=0.25,
                                                                 engine="auto")),
