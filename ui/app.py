@@ -28,8 +28,9 @@ def seconds_since_process_start() -> float | None:
         return None
 
 
-def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
-    """Open the main window (``safe=False``: number of labels unlocked) and run the event loop."""
+def run_app(safe: bool = True, argv: list[str] | None = None, files: list[str] | None = None) -> int:
+    """Open the main window (``safe=False``: number of labels unlocked) with ``files``
+    (datasets, OME-Zarr images) loaded, and run the event loop."""
     from PyQt5.QtCore import Qt, QTimer
     from PyQt5.QtWidgets import QApplication
 
@@ -44,6 +45,8 @@ def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
     window = MainWindow(safe=safe)
     install_excepthook(lambda: window)
     window.show()
+    for path in files or []:
+        window.dataset_actions.load_or_report(path)
 
     if os.environ.get("DEEPSCEM_GUI_QUIT_AFTER_SHOW"):
         def report() -> None:

@@ -16,6 +16,7 @@ from deepscem import dataset as ds_core
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
 
+from . import view_settings
 from .dialogs.base import DATASET_FILTER
 from .dialogs.dataset_dialogs import (
     AddSampleDialog,
@@ -185,12 +186,27 @@ class DatasetActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load datasets", "", DATASET_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load datasets", view_settings.last_folder("dataset"),
+                                                DATASET_FILTER)
+        view_settings.remember_folder("dataset", paths[0] if paths else "")
         for path in paths:
             try:
                 self.load(path)
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
                 show_error(self.w, err, "Load dataset")
+
+    def load_or_report(self, path: str | Path) -> None:
+        """Load ``path`` (given on the command line); a message box if it cannot be."""
+        try:
+            self.load(path)
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+            show_error(self.w, err, "Load dataset")
+
+    def open_zarr_clicked(self) -> None:
+        """An OME-Zarr image is a folder: a folder picker, then the same read-only load."""
+        folder = QFileDialog.getExistingDirectory(self.w, "Open OME-Zarr image (a .ome.zarr folder)")
+        if folder:
+            self.load(folder)
 
     def unload_clicked(self) -> None:
         self.unload(self._selected_dataset())

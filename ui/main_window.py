@@ -1,4 +1,4 @@
-"""The main window: the seed's 15 numbered controls, menus with shortcuts, drag and drop.
+"""The main window: the original DeepSCEM's 15 numbered controls, menus with shortcuts, drag and drop.
 
     1 Load dataset   2 Unload dataset   3 Add sample   4 Remove sample   5 Save dataset as
     6 dataset list (tree)
@@ -30,6 +30,7 @@ from PyQt5.QtWidgets import (
 from deepscem.errors import DatasetError
 
 from .about import detect_device, show_about
+from .annotation.toolbar import install as install_painting
 from .dataset_actions import IMAGE_SUFFIXES, DatasetActions
 from .dataset_tree import DatasetTree
 from .errors import guard
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.buttons: dict[str, QPushButton] = {}
         self._build_central()
         self._build_menus()
+        install_painting(self)  # toolbar, Label menu, shortcut help (ui/annotation)
         self.tasks.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.statusBar().showMessage("Load or create a dataset to begin (drop .tif or .hdf5 files here)")
@@ -136,6 +138,8 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&New dataset...", d.new_clicked, "Ctrl+N")
         self._action(file, "&Load dataset...", d.load_clicked, "Ctrl+O")
+        self._action(file, "Open OME-&Zarr image...", d.open_zarr_clicked, "Ctrl+Shift+O",
+                     "Open an OME-Zarr image folder read-only, to view and predict it")
         self._action(file, "&Save dataset as...", d.save_as_clicked, "Ctrl+S")
         self._action(file, "&Unload dataset", d.unload_clicked)
         file.addSeparator()

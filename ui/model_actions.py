@@ -15,6 +15,7 @@ from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
 from deepscem.training.stop_reasons import StopReason
 
+from . import view_settings
 from .dialogs.base import MODEL_FILTER
 from .dialogs.evaluation_result import EvaluationResultDialog
 from .dialogs.model_dialogs import (
@@ -99,6 +100,24 @@ def _evaluate(req: EvaluateRequest, *, progress=None, cancel=None):
                     progress=progress, cancel=cancel)
 
 
+def _trained(entry: ModelEntry) -> bool:
+    """Whether the model has learnt already (then training it is fine-tuning)."""
+    info = entry.info
+    return info is not None and (getattr(info, "patch_size", None) is not None
+                                 or getattr(info, "history", None) is not None
+                                 or bool(getattr(info, "legacy", False)))
+
+
+def _accept_fine_tuned(parent, name: str, result) -> bool:
+    """Ask whether the fine-tuned weights replace the previous ones (kept until then)."""
+    reason = getattr(result, "stopped_reason", "") or "finished"
+    return QMessageBox.question(
+        parent, "Fine-tuning done",
+        f"Fine-tuning of {name}: {reason}. Keep the new weights?\n"
+        "No restores the weights it had before.",
+        QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes) == QMessageBox.Yes
+
+
 class ModelActions(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -133,8 +152,12 @@ class ModelActions(QObject):
     def train(self, req: TrainRequest, log_path: Path | None = None) -> Worker:
         """Control 9: train in a worker, with live curves; the entry gets the trained weights."""
         entry = self._entry(req.model, idle=True)
+        previous = entry.model.get_weights() if _trained(entry) else None  # fine-tuning: kept
 
         def done(result) -> None:
+            if previous is not None and not _accept_fine_tuned(self.w, entry.name, result):
+                entry.model.set_weights(previous)
+                return
             entry.model = getattr(result, "model", entry.model)
             entry.info = getattr(result, "info", entry.info)
             entry.saved = False
@@ -217,7 +240,9 @@ class ModelActions(QObject):
                                 else entry.describe())
 
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", "", MODEL_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", view_settings.last_folder("model"),
+                                                MODEL_FILTER)
+        view_settings.remember_folder("model", paths[0] if paths else "")
         for path in paths:
             self.load(path)
 
@@ -233,7 +258,8 @@ class ModelActions(QObject):
         entry = self._entry()
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                              self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
-                             parent=self.w)
+                             parent=self.w,
+                             trained=frozenset(e.name for e in self.models.entries() if _trained(e)))
         req = dialog.ask()
         if req is not None:
             self.train(req, dialog.log_path())

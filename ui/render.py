@@ -12,12 +12,15 @@ from PyQt5.QtGui import QImage
 # different palettes so a label and its prediction can be told apart when both are shown.
 LABEL_COLOURS = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (204, 121, 167),
                  (213, 94, 0), (0, 114, 178)]
+ANNOTATED_COLOUR = (120, 230, 120)  # a faint green wash over what is annotated
 PREDICTION_COLOURS = [(255, 0, 255), (0, 255, 255), (255, 255, 0), (255, 64, 64), (64, 255, 64),
                       (64, 64, 255)]
 
 
 def layer_colour(layer: str) -> tuple[int, int, int]:
     """``label_0001`` -> the second label colour; ``prediction_0000`` -> first prediction one."""
+    if layer == "annotated":
+        return ANNOTATED_COLOUR
     digits = "".join(ch for ch in layer.split("_")[1] if ch.isdigit()) if "_" in layer else ""
     index = int(digits) if digits else 0
     palette = PREDICTION_COLOURS if layer.startswith("prediction") else LABEL_COLOURS

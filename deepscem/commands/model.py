@@ -1,4 +1,5 @@
-"""``run.py model create|info``: make a new U-Net file, or describe an existing model file.
+"""``run.py model create|info|export``: make a new U-Net file, describe a model file, or
+export it as a bioimage.io package / ONNX file.
 
 Keras is imported inside the handlers only, so ``run.py model --help`` stays instant.
 """
@@ -10,6 +11,7 @@ import json
 from pathlib import Path
 
 from deepscem.errors import ModelError
+from deepscem.outputs import check_output
 
 DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
     "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
@@ -29,7 +31,8 @@ def register(subparsers) -> None:
         "create", help="create a new untrained U-Net and save it to OUT",
         description="Create a new untrained U-Net (the GUI's 'Create a new model') and save it. "
                     "Architecture: a model is a deep neural network (its layers and weights).")
-    create.add_argument("out", metavar="OUT", help="model file to write (.keras, or .h5 as in the seed)")
+    create.add_argument("out", metavar="OUT",
+                        help="model file to write (.keras, or .h5 as the original DeepSCEM)")
     create.add_argument("--dim", type=int, choices=(2, 3), default=DEFAULTS["dim"],
                         help="2: works on 2D images / slices of a volume; 3: works on 3D volumes "
                              "(default %(default)s)")
@@ -96,9 +99,7 @@ def register(subparsers) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ModelError(f"{out} already exists; choose another name or add --overwrite")
+    out = check_output(args.out, overwrite=args.overwrite, what="model", error=ModelError)
     if out.suffix.lower() not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"cannot save a model as {out.name!r}: use a .keras or .h5 file name")
     from deepscem.config import UNetConfig
@@ -188,10 +189,8 @@ def run_export(args: argparse.Namespace) -> int:
     suffix = ".zip" if args.format == "bioimageio" else ".onnx"
     if out.suffix.lower() != suffix:
         raise ModelError(f"a {args.format} export is a {suffix} file: name it {out.stem}{suffix}")
-    if out.exists() and not args.overwrite:
-        raise ModelError(f"{out} already exists; choose another name or add --overwrite")
-    if not out.parent.is_dir():
-        raise ModelError(f"folder {out.parent} does not exist; create it first")
+    check_output(out, inputs={"MODEL": args.model}, overwrite=args.overwrite,
+                 what="export", error=ModelError)
     scores = _scores(args.score)
     image, training_data = None, ""
     from deepscem.models.storage import load_model

@@ -19,11 +19,13 @@ from deepscem.dataset import imageio
 from deepscem.dataset.format import (
     BLANK,
     layer_options,
+    require_space,
     slab_depth,
     stored_image_dtype,
     write_mask_slab,
 )
-from deepscem.dataset.layers import label_name
+from deepscem.dataset.layers import ANNOTATED, label_name
+from deepscem.dataset.pending import discard, failure_reason, pending_name
 from deepscem.errors import DatasetError, InputFileError
 
 
@@ -32,9 +34,16 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
     # One label given bare (a path or an array) rather than in a list: list("a.tif") would
     # silently become five "labels".
     labels = [labels] if isinstance(labels, (str, os.PathLike, np.ndarray)) else list(labels)
+    # No label at all in an N-label dataset: a volume to predict or to paint. Its labels are
+    # blank and nothing is annotated (deepscem.dataset.annotation), so evaluation does not
+    # score it as "background everywhere" and training refuses it until slices are marked.
+    unannotated = not labels and ds.n_labels > 0
+    if unannotated:
+        labels = [None] * ds.n_labels
     if len(labels) != ds.n_labels:
         raise DatasetError(f"{ds.path} needs {ds.n_labels} label(s) per sample, got "
-                           f"{len(labels)}; give \"\" for a blank label")
+                           f"{len(labels)}; give \"\" for a blank label, or no label at all for "
+                           "a volume to predict or to paint")
     with ExitStack() as stack:
         img = stack.enter_context(_source(image, "image"))
         lbls = [None if _is_blank(lbl) else stack.enter_context(_source(lbl, f"label {i}"))
@@ -48,17 +57,25 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
         except OSError as err:  # a file vanished or cannot be read any more
             raise InputFileError(f"reading the inputs failed ({err.strerror or err}); nothing "
                                  "was written") from err
-        return _write(ds, name, img, lbls, lo, hi, progress, cancel)
+        return _write(ds, name, img, lbls, lo, hi, progress, cancel, unannotated=unannotated)
 
 
-def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
+def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, *,
+           unannotated: bool = False):
     """Second pass: create the group and write slab by slab; remove it again on any error."""
 
     shape = img.shape
     depth = slab_depth(shape, max(img.dtype.itemsize, 1))
-    group = ds.file.create_group(name)
+    voxels = int(np.prod(shape))
+    require_space(ds.path, voxels * (stored_image_dtype(img.dtype).itemsize + len(lbls)),
+                  f"sample {name!r}")
+    # Written under a hidden name and renamed when complete (see deepscem.dataset.pending).
+    hidden = pending_name("add", name)
+    group = ds.file.create_group(hidden)
     try:
         group.attrs["shape"] = np.asarray(shape, np.int64)
+        if getattr(img, "voxel_size", None):  # from OME-Zarr / MRC / HDF5 metadata (nm)
+            group.attrs["voxel_size"] = np.asarray(img.voxel_size, np.float64)
         dtype = stored_image_dtype(img.dtype)
         image = group.create_dataset("image", shape=shape, dtype=dtype,
                                      **layer_options(shape, dtype, "image"))
@@ -66,6 +83,9 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
         layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
                                        **layer_options(shape, np.dtype(np.uint8), label_name(i)))
                   for i in range(len(lbls))]
+        if unannotated:  # all zero: no chunk is written
+            group.create_dataset(ANNOTATED, shape=shape, dtype=np.uint8, fillvalue=0,
+                                 **layer_options(shape, np.dtype(np.uint8), ANNOTATED))
         with closing(_read_slabs(img, lbls, depth)) as slabs:
             for z0, z1, slab, label_slabs in slabs:
                 prog.check(cancel)
@@ -74,15 +94,18 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
                     if label is not None:  # a blank label stays unallocated: reads as fill 0
                         write_mask_slab(out, z0, imageio.to_label(label))
                 prog.emit(progress, z1, shape[0], "slices", "writing")
+        prog.check(cancel)
+        ds.file.flush()
+        ds.file.move(hidden, name)
         ds.file.flush()
     except BaseException as err:
-        del ds.file[name]
-        ds.file.flush()
-        if isinstance(err, OSError):  # disk full, a file vanished...: a one-line message
-            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({err.strerror or err}); "
+        discard(ds.file, hidden, err)
+        if isinstance(err, (OSError, RuntimeError)):  # disk full, a file vanished...: one line
+            raise DatasetError(f"{ds.path}: adding sample {name!r} failed ({failure_reason(err)}); "
                                "the dataset was left as it was") from err
         raise
     return ds.sample(name)
+
 
 
 def _is_blank(value) -> bool:
@@ -93,7 +116,9 @@ def _source(value, what: str) -> imageio.VolumeSource:
     if isinstance(value, np.ndarray):
         return imageio.ArraySource(imageio.image_array(value, f"{what} array"), f"{what} array")
     if isinstance(value, (str, os.PathLike)):
-        return imageio.open_volume(value)
+        from deepscem.dataset.volumes import open_volume  # any form: slices, OME-Zarr, h5:/path...
+
+        return open_volume(value)
     raise InputFileError(f"{what}: expected a file path or an array, got {type(value).__name__}")
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from deepscem.dataset.layers import index_of, is_label
 from deepscem.errors import DatasetError
+from deepscem.outputs import check_free_space
 
 # Values that mean "blank label" on the command line and in add_sample.
 BLANK = ("", "-")
@@ -107,6 +108,17 @@ def stored_image_dtype(dtype: np.dtype) -> np.dtype:
     return dtype
 
 
+# Free space an edit needs beyond its data: HDF5's metadata of a small edit. A dataset opened for
+# writing on a fuller disk is refused: a write failing half-way can make an HDF5 file unreadable.
+FREE_MARGIN = 1 << 20
+
+
+def require_space(path, nbytes: int, what: str) -> None:
+    """:class:`DatasetError` unless ``nbytes`` + :data:`FREE_MARGIN` are free next to ``path``."""
+    check_free_space(Path(path).absolute().parent, int(nbytes) + FREE_MARGIN, what=what,
+                     error=DatasetError)
+
+
 def validate_name(name: str) -> None:
     if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith("."):
         raise DatasetError(f"invalid sample name {name!r}: use a non-empty name without '/' "
@@ -127,6 +139,8 @@ def validate_file(path: Path, file: h5py.File, *, check_samples: bool = True) ->
     if not check_samples:
         return
     for name, item in file.items():
+        if name.startswith("."):  # an edit in progress (deepscem.dataset.pending)
+            continue
         if not isinstance(item, h5py.Group):
             raise DatasetError(f"{path}: {name!r} is not a sample group; not a DeepSCEM dataset")
         check_sample(path, name, item, n_labels)
@@ -143,6 +157,8 @@ def check_sample(path: Path, name: str, group: h5py.Group, n_labels: int) -> Non
         raise DatasetError(f"{where} has neither an image nor a 'shape' attribute")
     labels = []
     for layer, data in group.items():
+        if layer.startswith("."):  # an edit in progress (deepscem.dataset.pending)
+            continue
         if not isinstance(data, h5py.Dataset):
             raise DatasetError(f"{where}: {layer!r} is a group, expected an image layer")
         if data.ndim != 3:

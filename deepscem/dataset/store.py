@@ -1,4 +1,5 @@
-"""The dataset file: one HDF5 file of samples, each an image and its labels (see DESIGN.md §3).
+"""The dataset file: one HDF5 file of samples, each an image and its labels (layout described in
+docs/ARCHITECTURE.md, 'Dataset file').
 
 Layout (compatible with the original DeepSCEM's files, which every reader here accepts):
 
@@ -24,23 +25,31 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
+from deepscem.dataset import annotation, ome_zarr, pending
 from deepscem.dataset import ops as dataset_ops
 from deepscem.dataset.format import (
     chunk_shape,
     layer_options,
+    require_space,
     slab_depth,
     validate_file,
     validate_name,
 )
 from deepscem.dataset.layers import is_label, is_prediction
+from deepscem.dataset.locking import WriterLock
+from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
+from deepscem.outputs import atomic_path, check_output
 from deepscem.progress import CancelToken, ProgressCallback
 
 Region = tuple[slice, ...] | None
 
 
-class Sample:
-    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X)."""
+class Sample(annotation.SampleAnnotation):
+    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X).
+
+    Partial-label methods (``annotated_fraction``, ``read_annotated``, ``mark_annotated``...)
+    come from :class:`deepscem.dataset.annotation.SampleAnnotation`."""
 
     def __init__(self, dataset: Dataset, name: str) -> None:
         self.dataset = dataset
@@ -56,8 +65,11 @@ class Sample:
         return f"Sample({self.name!r}, shape={self.shape})"
 
     def layer_names(self) -> list[str]:
-        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``)."""
-        names = sorted(self.group.keys())
+        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``).
+
+        Hidden work layers (names starting with ".", e.g. a half-written ``.annotated.part``
+        left by a killed command) are not listed."""
+        names = sorted(n for n in self.group.keys() if not is_hidden(n))
         rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
         return sorted(names, key=lambda n: (rank[n], n))
@@ -134,9 +146,10 @@ class Sample:
 class Dataset:
     """An open dataset file. Use :meth:`create` or :meth:`open`, ideally as a context manager."""
 
-    def __init__(self, path: Path, file: h5py.File) -> None:
+    def __init__(self, path: Path, file: h5py.File, lock: WriterLock | None = None) -> None:
         self.path = path
         self.file = file
+        self._lock = lock
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -144,24 +157,22 @@ class Dataset:
                overwrite: bool = False) -> Dataset:
         """Create an empty dataset file (opened read-write) named ``name`` with ``n_labels``."""
         path = Path(path)
-        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 1:
-            raise DatasetError(f"the number of labels must be a whole number >= 1, got {n_labels!r}")
+        # 0 labels: a dataset of images only, for prediction and viewing (DESIGN.md §3)
+        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
+            raise DatasetError(f"the number of labels must be a whole number >= 0, got {n_labels!r}")
         if not str(name).strip():
             raise DatasetError("the dataset name must not be empty")
-        if path.exists() and not overwrite:
-            raise DatasetError(f"{path} already exists; choose another file name, remove it first, "
-                               "or replace it on purpose (--overwrite on the command line)")
-        if path.is_dir():
-            raise DatasetError(f"{path} is a folder; give a file name ending in .hdf5")
-        if not path.absolute().parent.is_dir():
-            raise DatasetError(f"{path}: the folder {path.absolute().parent} does not exist")
+        check_output(path, overwrite=overwrite, what="dataset", error=DatasetError)
+        # Written to a temporary file and moved into place: a full disk or a kill leaves no
+        # empty file that would block the next try.
+        require_space(path, 0, "new dataset")
         try:
-            file = h5py.File(path, "w")
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+                file.attrs["name"] = str(name)
+                file.attrs["labels"] = np.int64(n_labels)
         except OSError as err:
-            raise DatasetError(f"{path}: cannot create the file ({err})") from None
-        file.attrs["name"] = str(name)
-        file.attrs["labels"] = np.int64(n_labels)
-        return cls(path, file)
+            raise DatasetError(f"{path}: cannot create the file ({_h5_reason(err)})") from None
+        return cls.open(path, "r+")
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", *, check_samples: bool = True,
@@ -178,25 +189,56 @@ class Dataset:
         if mode not in ("r", "r+"):
             raise DatasetError(f"invalid mode {mode!r}: use 'r' (read) or 'r+' (read and write)")
         path = Path(path)
+        if path.is_dir() and ome_zarr.is_zarr(path):
+            # An OME-Zarr image opens as a read-only dataset of one sample (viewing, predicting)
+            if mode != "r":
+                raise DatasetError(f"{path} is an OME-Zarr image and opens read-only; add it to a "
+                                   "dataset (dataset add-sample) to edit it")
+            from deepscem.dataset.zarr_view import ZarrDataset
+
+            return ZarrDataset(path)  # type: ignore[return-value]
         if not path.is_file():
             raise DatasetError(f"{path}: no such file")
         if not h5py.is_hdf5(path):
             raise DatasetError(f"{path}: not an HDF5 file; a DeepSCEM dataset is an .hdf5 file made "
                                "with 'dataset create' (or the original DeepSCEM)")
+        lock = None
+        if mode == "r+":
+            # Before HDF5 writes anything: a full disk must not make the file unreadable.
+            require_space(path, 0, f"changes to {path.name}")
+            lock = WriterLock(path).acquire()
         try:
-            file = _open_h5(path, mode, cache_mb)
-        except OSError as err:
-            raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
-        try:
-            validate_file(path, file, check_samples=check_samples)
+            try:
+                file = _open_h5(path, mode, cache_mb)
+            except OSError as err:
+                raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
+            try:
+                validate_file(path, file, check_samples=check_samples)
+                if mode == "r+":
+                    pending.recover(file, path)
+            except BaseException:
+                file.close()
+                raise
         except BaseException:
-            file.close()
+            if lock is not None:
+                lock.release()
             raise
-        return cls(path, file)
+        return cls(path, file, lock)
 
     def close(self) -> None:
-        if self.file.id.valid:
-            self.file.close()
+        """Close the file (writing HDF5's cached metadata) and release the writer's lock."""
+        try:
+            if self.file.id.valid and not pending.write_failed():
+                try:
+                    self.file.close()
+                except (OSError, RuntimeError) as err:
+                    pending.mark_write_failed()
+                    raise DatasetError(f"{self.path}: could not finish writing it "
+                                       f"({_h5_reason(err)})") from None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Dataset:
         return self
@@ -241,13 +283,14 @@ class Dataset:
         self.file.attrs["labels_aliases"] = aliases
 
     def sample_names(self) -> list[str]:
-        return sorted(self.file.keys())
+        """Sample names, sorted (hidden edits in progress, ``.<kind>-<pid>-<name>``, excluded)."""
+        return sorted(n for n in self.file.keys() if not is_hidden(n))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.file
+        return isinstance(name, str) and not is_hidden(name) and name in self.file
 
     def __len__(self) -> int:
-        return len(self.file.keys())
+        return len(self.sample_names())
 
     def __iter__(self):
         return (self.sample(n) for n in self.sample_names())
@@ -270,12 +313,17 @@ class Dataset:
                                "name or remove it first")
 
     def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   annotated_slices: str | Sequence[int] | None = None, annotated_mask=None,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Sample:
         """Add sample ``name`` from an image and ``n_labels`` labels.
 
         ``image``: path (.tif/.tiff/.npy) or ndarray, (Z, Y, X) or (Y, X), any int/float dtype.
-        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label.
+        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label;
+        none at all (in a dataset with labels) = a volume to predict or paint: blank labels,
+        nothing annotated. ``annotated_slices`` (Z indices, or text "0,40,80" / "0-9") or
+        ``annotated_mask`` (path or array, non-zero = annotated): only these voxels are labelled
+        (see :mod:`deepscem.dataset.annotation`); default: all (or none without labels).
         Everything is checked (readable, grey, binary, same shape) and the image's range is
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
@@ -283,7 +331,23 @@ class Dataset:
 
         self._require_writable()
         self._check_new_name(name)
-        return dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is not None and annotated_mask is not None:
+            raise DatasetError("give annotated slices or an annotated mask, not both")
+        sample = dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is None and annotated_mask is None:
+            return sample
+        try:
+            if annotated_mask is not None:
+                sample.set_annotated_mask(annotated_mask, progress=progress, cancel=cancel)
+            else:
+                if isinstance(annotated_slices, str):
+                    annotated_slices = annotation.parse_slices(annotated_slices, sample.shape[0])
+                sample.set_annotated_slices(annotated_slices, progress=progress, cancel=cancel)
+        except BaseException:
+            del self.file[name]  # all or nothing: no sample that claims more than was said
+            self.file.flush()
+            raise
+        return sample
 
     def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
                          image_from: Sample | None = None) -> Sample:
@@ -299,8 +363,10 @@ class Dataset:
         group = self.file.create_group(name)
         try:
             group.attrs["shape"] = np.asarray(shape, np.int64)
-            if image_from is not None:
+            if isinstance(image_from, Sample):
                 self.file.copy(image_from.layer("image"), group, "image")
+            elif image_from is not None:  # another kind of sample (an OME-Zarr image): streamed
+                _copy_image(image_from, group, shape)
         except BaseException:
             del self.file[name]
             raise
@@ -353,14 +419,34 @@ def _open_h5(path: Path, mode: str, cache_mb: float | None) -> h5py.File:
     return h5py.File(path, mode, locking=False, **cache)
 
 
+def _copy_image(source, group: h5py.Group, shape: tuple[int, ...]) -> None:
+    """Copy ``source``'s image (any sample-like object) into ``group`` slab by slab, with its
+    normalisation range."""
+    raw = source.layer("image")
+    dtype = np.dtype(raw.dtype)
+    image = group.create_dataset("image", shape=shape, dtype=dtype,
+                                 **layer_options(shape, dtype, "image"))
+    image.attrs["norm_min"], image.attrs["norm_max"] = source.image_range
+    depth = slab_depth(shape, dtype.itemsize)
+    for z0 in range(0, shape[0], depth):
+        image[z0:z0 + depth] = source.read_layer("image", (slice(z0, min(shape[0], z0 + depth)),
+                                                           slice(None), slice(None)))
+
+
 def _h5_reason(err: OSError) -> str:
     text = str(err).lower()
     if "unable to lock" in text:
         return "it is open for writing in another program; close it there first"
     if "already open" in text:
         return "it is already open read-only in this program; close it there before changing it"
-    if "permission" in text:
+    if "permission" in text or "errno = 13" in text:
         return "permission denied"
+    if "read-only file system" in text or "errno = 30" in text:
+        return "the file system is read-only"
+    if "no space left" in text or "errno = 28" in text:
+        return "no space left on the device"
+    if "errno = 2," in text or "no such file" in text:
+        return "no such file"
     return "the HDF5 file is damaged or truncated"
 
 

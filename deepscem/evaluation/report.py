@@ -8,6 +8,11 @@ prediction-vs-prediction and label-vs-label comparisons all work. Scores follow
 sample on one side only, a missing label index, different shapes) is listed in
 ``report.problems``; the rest is still scored.
 
+Partial labels (:mod:`deepscem.dataset.annotation`): when a reference sample says which voxels
+are annotated, only those are scored (the others are unknown, neither hit nor miss), object
+figures are skipped for it (an object may cross unknown voxels), and a sample with nothing
+annotated (a volume added without labels) is not scored; ``problems`` says so for each.
+
 Voxel counts are streamed slab by slab; object-level figures need a whole sample's masks
 (about 9 bytes per voxel) and can be switched off with ``objects=False``.
 """
@@ -24,6 +29,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.evaluation.metrics import ObjectCounts, VoxelCounts, binarize, object_counts
+from deepscem.outputs import atomic_write
 
 #: Voxels read per slab when streaming voxel counts (bounds memory, not results).
 SLAB_VOXELS = 1 << 25
@@ -79,7 +85,8 @@ class EvaluationReport:
 
     def to_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        with atomic_write(path) as fh:
+            fh.write(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     def to_csv(self, path: str | Path) -> Path:
@@ -89,7 +96,7 @@ class EvaluationReport:
         columns: list[str] = []
         for rec in records:
             columns += [k for k in rec if k not in columns]
-        with path.open("w", newline="") as fh:
+        with atomic_write(path, newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns or ["label", "sample", "f1", "iou"])
             writer.writeheader()
             writer.writerows(records)
@@ -140,12 +147,14 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
                                        "reference: not scored")
         jobs = []
         for name in (n for n in ref_names if n in seg_names):
-            jobs += _match_layers(ref.sample(name), seg.sample(name), report.problems)
+            if _annotated_enough(ref.sample(name), report.problems):
+                jobs += _match_layers(ref.sample(name), seg.sample(name), report.problems)
         pooled: dict[int, tuple[VoxelCounts, ObjectCounts | None]] = {}
         too_big: set[str] = set()
         for done, (rs, ss, index, rl, sl) in enumerate(jobs):
             prog.emit(progress, done, len(jobs), "layers", "evaluate")
-            with_objects = objects and int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
+            with_objects = (objects and int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
+                            and not rs.has_annotation())
             if objects and not with_objects and rs.name not in too_big:
                 too_big.add(rs.name)
                 report.problems.append(
@@ -159,6 +168,21 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
         prog.emit(progress, len(jobs), len(jobs), "layers", "evaluate")
     report.overall = [EvaluationRow(OVERALL, i, v, o) for i, (v, o) in sorted(pooled.items())]
     return report
+
+
+def _annotated_enough(rs: Any, problems: list[str]) -> bool:
+    """False (with a problem noted) for a reference sample with nothing annotated; a note for a
+    partially annotated one."""
+    if not rs.has_annotation():
+        return True
+    fraction = rs.annotated_fraction()
+    if fraction == 0:
+        problems.append(f"sample {rs.name!r} has nothing annotated in the reference (a volume to "
+                        "predict or to paint): not scored")
+        return False
+    problems.append(f"sample {rs.name!r}: only its annotated voxels ({100 * fraction:.1f} %) are "
+                    "scored; no object figures")
+    return True
 
 
 def _indexed_layers(sample: Any, prefer: str) -> tuple[str, dict[int, str]]:
@@ -205,7 +229,8 @@ def _score(rs: Any, ss: Any, ref_layer: str, seg_layer: str, threshold: float, o
         region = (slice(z0, min(z, z0 + step)), slice(0, y), slice(0, x))
         r = binarize(np.asarray(rs.read_layer(ref_layer, region)), threshold)
         s = binarize(np.asarray(ss.read_layer(seg_layer, region)), threshold)
-        counts = counts + VoxelCounts.of(r, s)
+        within = rs.read_annotated(region) != 0 if rs.has_annotation() else None
+        counts = counts + VoxelCounts.of(r, s, within)
         if masks is not None:
             masks[0][region], masks[1][region] = r, s
     if masks is None:

@@ -1,4 +1,4 @@
-"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the seed's examples).
+"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the original DeepSCEM's examples).
 
 A DeepSCEM model file carries, next to the network, a :class:`ModelInfo` (JSON) with what
 prediction needs: dimension, outputs and label names, training patch size, input
@@ -36,6 +36,7 @@ from deepscem.models.introspection import (  # noqa: F401  (ModelInfo/model_info
     model_info_from,
     tile_multiple,
 )
+from deepscem.outputs import atomic_path, check_output
 
 METADATA_MEMBER = "deepscem_metadata.json"   # inside a .keras zip
 METADATA_ATTR = "deepscem_metadata"          # root attribute of a .h5 file
@@ -95,36 +96,29 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     """
     path = Path(path)
     kind = _format(path)
-    if path.exists() and not overwrite:
-        raise ModelError(f"{path} already exists; choose another name or allow overwriting")
-    if not path.parent.is_dir():
-        raise ModelError(f"folder {path.parent} does not exist; create it first")
+    check_output(path, overwrite=overwrite, what="model", error=ModelError)
     # The version is the writer's, whatever the info was loaded from.
     metadata = json.dumps({**info.to_dict(), "version": __version__}, default=_json_default)
-    tmp = None
+    # The temporary name keeps the lower-cased extension: Keras checks it case-sensitively.
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
-                                         suffix=path.suffix.lower())  # Keras checks it case-sensitively
-        os.close(fd)
-        tmp = Path(tmp_name)
-        os.unlink(tmp)  # Keras writes the file itself; it only needed a unique name
-        with _quiet_h5_warning():
-            model.save(tmp)
-        if kind == "keras":
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(METADATA_MEMBER, metadata)
-        else:
-            import h5py
-
-            with h5py.File(tmp, "a") as f:
-                f.attrs[METADATA_ATTR] = metadata
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            _write(model, tmp, kind, metadata)
     except OSError as err:
         raise ModelError(f"could not write {path}: {err.strerror or err}") from err
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
     return path
+
+
+def _write(model, tmp: Path, kind: str, metadata: str) -> None:
+    with _quiet_h5_warning():
+        model.save(tmp)
+    if kind == "keras":
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(METADATA_MEMBER, metadata)
+    else:
+        import h5py
+
+        with h5py.File(tmp, "a") as f:
+            f.attrs[METADATA_ATTR] = metadata
 
 
 class _DropLegacyNotice(logging.Filter):
@@ -135,7 +129,7 @@ class _DropLegacyNotice(logging.Filter):
 @contextlib.contextmanager
 def _quiet_h5_warning():
     """Keras logs "HDF5 ... is considered legacy" on every .h5 save; .h5 is a deliberate
-    user choice here (the seed's format), so the notice is only noise on the console."""
+    user choice here (the original DeepSCEM's format), so the notice is only noise on the console."""
     logger, notice = logging.getLogger("absl"), _DropLegacyNotice()
     logger.addFilter(notice)
     try:
@@ -239,6 +233,48 @@ def _detect_kind(path: Path) -> str:
                      "if it should be one, it is damaged")
 
 
+def _check_spatial(model, path: Path, in_shape: tuple) -> None:
+    """The output map must have the input's spatial shape (tiles are blended voxel for voxel).
+
+    Refused with one line: a fixed input size (DeepSCEM tiles volumes of any size), and
+    networks whose output is smaller (valid convolutions) or larger (extra upsampling) than
+    their input, found by a symbolic probe of 2 x 16 x the pooling factor per axis.
+    """
+    fixed = [int(s) for s in in_shape[1:-1] if s is not None]
+    if fixed:
+        raise ModelError(f"{path.name} accepts only inputs of exactly "
+                         f"{' x '.join(str(s) for s in in_shape[1:-1])} voxels; DeepSCEM cuts "
+                         "volumes into tiles of any size, so it needs a model built with an input "
+                         "of unknown size (None) on every spatial axis")
+    try:
+        side = 2 * max(16, tile_multiple(model))
+    except DeepScemError:
+        side = 64
+    probe = (1, *([side] * (len(in_shape) - 2)), 1)
+    try:
+        result = model.compute_output_shape(probe)
+        if result and isinstance(result[0], (tuple, list)):  # [(1, 32, 32, 2)] from some files
+            result = result[0]
+        result = tuple(result)
+        if len(result) != len(probe):
+            raise ValueError(result)
+    except Exception:  # noqa: BLE001 - a layer without shape inference: run the model once
+        import numpy as np
+
+        try:
+            result = tuple(model(np.zeros(probe, np.float32), training=False).shape)
+        except Exception as err:  # noqa: BLE001 - any failure means the model cannot tile
+            raise ModelError(f"{path.name} cannot process a {' x '.join(map(str, probe[1:-1]))} "
+                             f"tile ({str(err).splitlines()[0][:120]}); DeepSCEM needs a fully "
+                             "convolutional model") from None
+    if tuple(result[1:-1]) != probe[1:-1]:
+        kind = "smaller" if any(int(o) < side for o in result[1:-1]) else "larger"
+        raise ModelError(f"{path.name} turns a {' x '.join(map(str, probe[1:-1]))} input into a "
+                         f"{' x '.join(map(str, result[1:-1]))} output ({kind} than its input: "
+                         f"{'valid convolutions or pooling' if kind == 'smaller' else 'extra upsampling'}); "
+                         "DeepSCEM needs an output of the input's size ('same' padding)")
+
+
 def _check_model(model, path: Path, meta: dict | None, keras_version: str | None) -> ModelInfo:
     from deepscem.models.legacy import infer_unet_config
 
@@ -257,6 +293,7 @@ def _check_model(model, path: Path, meta: dict | None, keras_version: str | None
         raise ModelError(f"{path.name} outputs shape {out_shape[1:]}, not a segmentation map of the "
                          "input's shape")
     dimension, outputs = len(in_shape) - 2, int(out_shape[-1])
+    _check_spatial(model, path, in_shape)
     if meta is None:
         legacy = bool(keras_version and str(keras_version).startswith("2."))
         return ModelInfo(dimension=dimension, outputs=outputs, unet=infer_unet_config(model),

@@ -19,7 +19,8 @@ class PatchSequence(keras.utils.PyDataset):
     """``steps`` batches of ``batch_size`` patches per epoch.
 
     x: (B, Y, X, 1) for ``dim`` 2 (patch Z must be 1) or (B, Z, Y, X, 1) for ``dim`` 3,
-    float32 in [0, 1]; y: the same spatial shape with one channel per label, float32.
+    float32 in [0, 1]; y: the same spatial shape with one channel per label (plus the annotated
+    mask as a last channel for partial labels, see :mod:`deepscem.training.sampler`), float32.
     workers > 1 builds batches in threads (h5py reads are serialised, NumPy work and the
     training step overlap); workers = 1 lets tf.data prefetch from one thread.
     """
@@ -44,7 +45,7 @@ class PatchSequence(keras.utils.PyDataset):
 
     def batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One batch (x, y) drawn with ``rng`` (see the class docstring for shapes)."""
-        patch, n = self.sampler.patch, self.sampler.n_labels
+        patch, n = self.sampler.patch, self.sampler.target_channels
         x = np.empty((self.batch_size,) + patch, np.float32)
         y = np.empty((self.batch_size,) + patch + (n,), np.float32)
         for b in range(self.batch_size):

@@ -136,12 +136,16 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
         _check_outputs(outputs, train_sampler, "training")
         valid_sampler = None
         if validate and _same_files(valid_paths, train_paths):
-            valid_sampler = train_sampler  # the seed's habit: one file for both; index it once
+            valid_sampler = train_sampler  # the original DeepSCEM's habit: one file for both; index it once
         elif validate:
             valid_sampler = PatchSampler(valid_paths, patch, target=config.target,
                                          label_focus=config.label_focus, role="validation")
             samplers.append(valid_sampler)
             _check_outputs(outputs, valid_sampler, "validation")
+        # Partial labels anywhere: both sequences carry the annotated mask (the losses and
+        # metrics then count only annotated voxels, in training and in validation).
+        for sampler in samplers:
+            sampler.with_mask = any(sm.with_mask for sm in samplers)
         if config.label_focus > 0:
             for i, sampler in enumerate(samplers):
                 emit(progress, i, len(samplers), "datasets", "index labels")

@@ -131,12 +131,17 @@ class DatasetChecklist(QListWidget):
             self.item(i).setCheckState(Qt.Checked if on else Qt.Unchecked)
 
 
+FINE_TUNE_MINUTES = 5  # default time limit when the chosen model is already trained
+
+
 class TrainDialog(ConfigDialog):
     """Model, training and validation datasets and every :class:`TrainConfig` option."""
 
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
-                 current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None) -> None:
+                 current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None,
+                 trained: frozenset[str] = frozenset()) -> None:
         super().__init__("Train model", parent)
+        self.trained = trained  # models that already learnt: training them is fine-tuning
         d = TrainConfig()
         self.datasets = {summary.path: summary for summary in datasets}
         self.model_combo = _combo(models, current_model or (models[0] if models else ""))
@@ -208,6 +213,16 @@ class TrainDialog(ConfigDialog):
                 ("Augmentation", _pair(self.rotate, self.flip, self.intensity)), ("Log", self.log_edit))
         for label, widget in rows:
             self.form.addRow(label, widget)
+        self.model_combo.currentTextChanged.connect(self._fine_tune_default)
+        self._fine_tune_default(self.model_combo.currentText())
+
+    def _fine_tune_default(self, model: str) -> None:
+        """A trained model starts from its weights: a short time budget (fine-tuning) by default."""
+        if model in self.trained:
+            self.time_limit.setValue(FINE_TUNE_MINUTES)
+            self.setWindowTitle(f"Fine-tune {model} (starts from its trained weights)")
+        else:
+            self.setWindowTitle("Train model")
 
     def log_path(self) -> Path | None:
         return Path(self.log_edit.text()) if self.log_edit.text() else None
