@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
         self._action(model, "&Predict...", m.predict_clicked, "Ctrl+P")
         self._action(model, "&Evaluate...", m.evaluate_clicked, "Ctrl+E")
         self._action(model, "&Save model as...", m.save_clicked, "Ctrl+Shift+S")
+        self._action(model, "E&xport (bioimage.io / ONNX)...", m.export_clicked)
         model.addSeparator()
         self._action(model, "Model &info", m.info_clicked, "Ctrl+I")
         self._action(model, "&Remove model from memory", m.forget_clicked)

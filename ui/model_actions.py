@@ -33,10 +33,30 @@ from .workers import Worker
 
 
 def _load_model(path: Path, *, progress=None, cancel=None):
+    from deepscem.models.bioimageio import is_package, load_package
     from deepscem.models.storage import load_model
 
-    model, info = load_model(path)
+    # a bioimage.io package: the "model" is its forward function (predict only)
+    model, info = load_package(path) if is_package(path) else load_model(path)
     return path, model, info
+
+
+def _keras_only(entry: ModelEntry, action: str) -> None:
+    if not hasattr(entry.model, "count_params"):
+        raise ModelError(f"{entry.name} is an imported bioimage.io package: it can predict, not "
+                         f"{action}")
+
+
+def _export_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
+    if path.suffix.lower() == ".onnx":
+        from deepscem.models.export import export_onnx
+
+        return export_onnx(entry.model, path)
+    from deepscem.models.export import ExportCard, export_bioimageio
+
+    history = getattr(entry.info, "history", None) or {}
+    card = ExportCard(training_data=", ".join(history.get("train_datasets", [])))
+    return export_bioimageio(entry.model, entry.info, path, card=card, name=entry.name)
 
 
 def _create_model(config: UNetConfig, *, progress=None, cancel=None):
@@ -50,6 +70,7 @@ def _create_model(config: UNetConfig, *, progress=None, cancel=None):
 def _save_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
     from deepscem.models.storage import save_model
 
+    _keras_only(entry, "be saved as a .keras/.h5 file")
     save_model(entry.model, path, entry.info, overwrite=True)
     return path
 
@@ -57,14 +78,18 @@ def _save_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
 def _train(entry: ModelEntry, req: TrainRequest, log_path, *, progress=None, cancel=None):
     from deepscem.training.trainer import train
 
+    _keras_only(entry, "be trained")
     return train(entry.model, entry.info, list(req.train), list(req.valid), req.config,
                  log_path=log_path, progress=progress, cancel=cancel)
 
 
 def _predict(entry: ModelEntry, req: PredictRequest, overwrite: bool, *, progress=None, cancel=None):
-    from deepscem.inference.predictor import predict_dataset
+    from deepscem.inference.predictor import Predictor, predict_dataset
 
-    return predict_dataset(entry.model, entry.info, req.dataset, req.output, req.config,
+    model = entry.model
+    if not hasattr(model, "count_params"):  # an imported bioimage.io package
+        model = Predictor(None, entry.info, req.config, forward=model)
+    return predict_dataset(model, entry.info, req.dataset, req.output, req.config,
                            overwrite=overwrite, progress=progress, cancel=cancel)
 
 
@@ -260,6 +285,27 @@ class ModelActions(QObject):
                              sources=self.prediction_sources).ask()
         if req is not None:
             self.evaluate(req)
+
+    def export(self, name: str, path: str | Path) -> Worker:
+        """Model > Export: a bioimage.io package (.zip) or an ONNX file (.onnx)."""
+        entry = self._entry(name, idle=True)
+        _keras_only(entry, "be exported")
+        path = Path(path)
+        if path.suffix.lower() not in (".zip", ".onnx"):
+            raise ModelError(f"{path.name}: export to a .zip (bioimage.io package) or .onnx file")
+
+        def done(written) -> None:
+            self.w.statusBar().showMessage(f"exported {written}", 5000)
+        return self.w.tasks.run(_export_model, entry, path, title=f"Exporting {path.name}",
+                                on_result=done)
+
+    def export_clicked(self) -> None:
+        entry = self._entry()
+        path, _ = QFileDialog.getSaveFileName(
+            self.w, f"Export {entry.name}", f"{entry.name}.zip",
+            "bioimage.io package (*.zip);;ONNX (*.onnx)")
+        if path:
+            self.export(entry.name, path)
 
     def save_clicked(self) -> None:
         entry = self._entry(idle=True)

@@ -45,7 +45,8 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
     src_path, out_path = Path(dataset_path), Path(out_path)
     check_output(out_path, inputs={"the dataset to predict": src_path}, overwrite=overwrite,
                  what="prediction dataset", error=DatasetError)
-    predictor = Predictor(model, info, config)
+    # a Predictor already set up (e.g. for an imported bioimage.io model) is used as it is
+    predictor = model if isinstance(model, Predictor) else Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
     out_layers = output_layers(predictor.outputs, getattr(info, "targets", "label"))
     # boundary maps stay float (the watershed needs their values), masks follow the threshold

@@ -22,7 +22,7 @@ from deepscem.errors import ConfigError, DeepScemError
 
 DATASET_FILTER = "DeepSCEM datasets (*.hdf5 *.h5);;All files (*)"
 IMAGE_FILTER = "Images (*.tif *.tiff *.npy);;All files (*)"
-MODEL_FILTER = "Models (*.keras *.h5);;All files (*)"
+MODEL_FILTER = "Models (*.keras *.h5 *.zip);;All files (*)"  # .zip: bioimage.io package
 
 
 class PathEdit(QWidget):

@@ -323,9 +323,16 @@ class PredictDialog(ConfigDialog):
         for spin in self.patch:
             spin.setEnabled(False)
         self.overlap = QDoubleSpinBox()
-        self.overlap.setRange(0.0, 0.9)
+        self.overlap.setRange(-0.05, 0.9)  # the minimum shows "auto" (None)
         self.overlap.setSingleStep(0.05)
-        self.overlap.setValue(d.overlap)
+        self.overlap.setSpecialValueText("auto")
+        self.overlap.setValue(-0.05 if d.overlap is None else d.overlap)
+        self.overlap.setToolTip("Fraction of a tile shared with its neighbour; auto: tiles as large "
+                                "as memory allows, seams overlapping by the network's border effect")
+        self.engine = QComboBox()
+        self.engine.addItems(["auto", "keras", "onnxruntime", "openvino"])
+        self.engine.setToolTip("What runs the network. auto: Keras on a GPU; on a CPU the fastest "
+                               "engine that keeps Keras' accuracy (see docs/cli.md)")
         self.batch = _spin(1, 256, d.batch_size, "Tiles per forward pass")
         self.use_threshold = QCheckBox("Threshold to a binary mask at")
         self.threshold = QDoubleSpinBox()
@@ -351,6 +358,7 @@ class PredictDialog(ConfigDialog):
         for label, widget in (("Model", self.model_combo), ("Dataset", self.dataset_combo),
                               ("Output", self.output), ("Tile", self.auto_patch), ("", _pair(*self.patch)),
                               ("Overlap", self.overlap), ("Batch size", self.batch),
+                              ("Engine", self.engine),
                               ("Smooth along Z", self.z_smooth),
                               ("", _pair(self.use_threshold, self.threshold)),
                               ("Remove objects under", self.min_size), ("", self.tta),
@@ -379,7 +387,9 @@ class PredictDialog(ConfigDialog):
         if output.resolve() == dataset.resolve():
             raise ConfigError("the prediction must go to a new file, not the dataset itself")
         patch = None if self.auto_patch.isChecked() else tuple(s.value() for s in self.patch)
-        config = PredictConfig(patch=patch, overlap=self.overlap.value(), batch_size=self.batch.value(),
+        overlap = None if self.overlap.value() < 0 else self.overlap.value()
+        config = PredictConfig(patch=patch, overlap=overlap, batch_size=self.batch.value(),
+                               engine=self.engine.currentText(),
                                threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
                                tta=self.tta.isChecked(), z_smooth=self.z_smooth.value(),
                                min_size=self.min_size.value() if self.use_threshold.isChecked() else 0)
