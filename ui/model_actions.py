@@ -301,9 +301,8 @@ class ModelActions(QObject):
 
     def export_clicked(self) -> None:
         entry = self._entry()
-        path, _ = QFileDialog.getSaveFileName(
-            self.w, f"Export {entry.name}", f"{entry.name}.zip",
-            "bioimage.io package (*.zip);;ONNX (*.onnx)")
+        path = file_dialogs.save_file(self.w, f"Export {entry.name}", f"{entry.name}.zip",
+                                      "bioimage.io package (*.zip);;ONNX (*.onnx)", kind="model")
         if path:
             self.export(entry.name, path)
 
