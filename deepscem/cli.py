@@ -39,6 +39,8 @@ COMMAND_MODULES = (
     "deepscem.commands.train",
     "deepscem.commands.predict",
     "deepscem.commands.evaluate",
+    "deepscem.commands.instances",
+    "deepscem.commands.measure",
     "deepscem.commands.demo",
     "deepscem.commands.gui",
 )
@@ -110,7 +112,8 @@ def _is_legacy(argv: Sequence[str]) -> bool:
 
 
 def _command_names() -> set[str]:
-    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui"}
+    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui", "instances",
+            "measure"}
 
 
 def _print_our_warnings() -> None:

@@ -41,8 +41,8 @@ def _unchanged(files):
     ("--train-model in.keras ds.hdf5 ds.hdf5 ds.hdf5 Dice 1 1 16 16 1 1 1", "is also a training"),
     ("evaluate ref.hdf5 seg.hdf5 --csv ref.hdf5 --overwrite", "is also REFERENCE_DS"),
     ("evaluate ref.hdf5 seg.hdf5 --json seg.hdf5 --overwrite", "is also SEGMENTATION_DS"),
-    ("predict in.keras ds.hdf5 in.keras --overwrite", "in.keras is also"),
-    ("predict in.keras ds.hdf5 ./ds.hdf5 --overwrite", "ds.hdf5 is also"),
+    ("predict in.keras ds.hdf5 in.keras --overwrite", "is also MODEL"),
+    ("predict in.keras ds.hdf5 ./ds.hdf5 --overwrite", "is also INPUT"),
     ("dataset save-as ds.hdf5 ./ds.hdf5 --overwrite", "is also the dataset being saved"),
 ])
 def test_an_input_given_as_output_is_refused_untouched(files, capsys, argv, says):
