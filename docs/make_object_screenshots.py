@@ -79,7 +79,7 @@ def main() -> int:
     wait(app, lambda: counts)
     panel.table.sortItems(1, Qt.DescendingOrder)  # largest first
     rows = sorted(panel.table.rows.values(), key=lambda r: -r["volume"])
-    row = next(r for r in rows if not r["touches_border"])
+    row = next((r for r in rows if not r["touches_border"]), rows[0])
     panel.table.select_id(row["id"])
     panel.jump_to(row)
     window.view.canvas.fit()
