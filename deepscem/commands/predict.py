@@ -36,7 +36,8 @@ def register(subparsers) -> None:
                     "size are cut in overlapping tiles, blended smoothly, and written block by "
                     "block; a 2D model works slice by slice. See docs/big_volumes.md.")
     parser.add_argument("model", metavar="MODEL", help="model file (.keras or .h5, including the "
-                        "original DeepSCEM's models)")
+                        "original DeepSCEM's models), or a bioimage.io model package (.zip or "
+                        "folder with rdf.yaml: one image input, one output; dataset INPUT only)")
     parser.add_argument("dataset", metavar="INPUT", help="dataset file (.hdf5) whose sample "
                         "images are segmented (labels are not needed), or one volume: "
                         f"{SPEC_HELP}")
@@ -48,9 +49,10 @@ def register(subparsers) -> None:
                              "training patch; Z is ignored for 2D models). Sizes are rounded up to "
                              "what the network needs and never exceed the volume")
     parser.add_argument("--overlap", nargs="?", type=float, const=DEFAULT_OVERLAP,
-                        default=DEFAULT_OVERLAP, metavar="F",
+                        default=None, metavar="F",
                         help="fraction of a tile shared with its neighbour, blended smoothly "
-                             f"(given alone: {DEFAULT_OVERLAP}; default {DEFAULT_OVERLAP})")
+                             f"(given alone: {DEFAULT_OVERLAP}; default: tiles as large as memory "
+                             "allows, seams overlapping by the network's border effect)")
     parser.add_argument("--no-overlap", dest="overlap", action="store_const", const=0.0,
                         help="tiles touch without overlap (fastest; seams may show)")
     parser.add_argument("--threshold", type=float, metavar="T",
@@ -70,6 +72,15 @@ def register(subparsers) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the 8 flips/rotations of each tile "
                              "(8x slower, usually smoother)")
+    parser.add_argument("--engine", choices=("auto", "keras", "onnxruntime", "openvino"),
+                        default="auto",
+                        help="what runs the network: keras (TensorFlow), onnxruntime or openvino "
+                             "(the model converted to ONNX once, cached); auto (default): keras on "
+                             "a GPU, on a CPU the fastest engine whose accuracy matches keras "
+                             "(see docs/cli.md)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"),
+                        help="arithmetic of the openvino engine (default: float32 when --engine "
+                             "openvino is given; auto picks what was measured to keep accuracy)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--cluster", metavar="ADDRESS",
                         help="run the blocks on a Dask cluster: local:N (N worker processes on "
@@ -89,12 +100,29 @@ def register(subparsers) -> None:
     parser.add_argument("--block", nargs=3, type=int, metavar=("Z", "Y", "X"),
                         help="block size, the unit of work and of --resume (default: about 16 M "
                              "voxels, whole slices when they fit)")
+    # -- instances (deepscem.commands.instances) --
+    parser.add_argument("--instances", action="store_true",
+                        help="also write instance_XXXX layers: one id per object (connected "
+                             "components, or a watershed with a model created with --boundary); "
+                             ".hdf5 outputs")
+    from deepscem.commands.instances import add_instance_options
+
+    add_instance_options(parser, prefix="instance-")
     parser.set_defaults(func=run)
+
+
+def instance_config(args: argparse.Namespace):
+    """The InstanceConfig of ``--instances`` (None without it)."""
+    if not args.instances:
+        return None
+    from deepscem.commands.instances import config_from
+
+    return config_from(args, args.threshold)
 
 
 def run(args: argparse.Namespace) -> int:
     model_path, out = Path(args.model), Path(args.out)
-    if not model_path.is_file():
+    if not model_path.exists():
         raise ModelError(f"model file {model_path} does not exist")
     if out.name.lower().endswith(".zarr"):  # a folder: check_output wants files
         if out.exists() and not args.overwrite:
@@ -112,12 +140,19 @@ def run(args: argparse.Namespace) -> int:
         parse_cluster(args.cluster)  # a typo is reported before the model loads
     from deepscem.config import PredictConfig
 
+    if args.instances and out.suffix.lower() not in (".hdf5", ".h5"):
+        raise ConfigError("--instances writes instance_XXXX layers into an .hdf5 output; predict "
+                          "to .hdf5, or label the objects of this output with another tool")
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,
                            batch_size=args.batch_size, threshold=args.threshold, tta=args.tta,
-                           min_size=args.min_size, z_smooth=args.z_smooth)
+                           min_size=args.min_size, z_smooth=args.z_smooth, engine=args.engine,
+                           precision=args.precision)
     spec = _volume_spec(args)
     if spec is None:
         return _predict_dataset(args, model_path, Path(args.dataset), out, config)
+    if model_path.is_dir() or model_path.suffix.lower() == ".zip":
+        raise ModelError("a bioimage.io package predicts DeepSCEM datasets (.hdf5 INPUT) for now; "
+                         "add the volume to a dataset first (dataset add-sample)")
     from deepscem.dataset.volumes import open_volume
 
     open_volume(spec).close()  # a bad input is reported before the model loads
@@ -131,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
                                   cluster_config=args.cluster_config, resume=args.resume,
                                   overwrite=args.overwrite, block=args.block, progress=bar,
                                   value_range=tuple(args.value_range) if args.value_range else None)
+    if args.instances:
+        from deepscem.postprocessing.instance_layers import run_on_file
+
+        with TqdmProgress("instances") as bar:
+            run_on_file(out, instance_config(args), overwrite=True, progress=bar)
     if summary["skipped"]:
         print(f"resumed: {summary['skipped']} of {summary['blocks']} blocks were already done")
     rate = summary["voxels"] / max(summary["seconds"], 1e-9) / 1e6
@@ -175,14 +215,21 @@ def _predict_dataset(args, model_path: Path, dataset_path: Path, out: Path, conf
     Dataset.open(dataset_path).close()  # a bad dataset is reported before the model loads
 
     from deepscem.devices import describe_device
-    from deepscem.inference.predictor import predict_dataset
-    from deepscem.models.storage import load_model
+    from deepscem.inference.predictor import Predictor, predict_dataset
+    from deepscem.models.bioimageio import is_package, load_package
     from deepscem.progress import TqdmProgress
 
-    model, info = load_model(model_path)
-    print(f"device: {describe_device()}")
+    if is_package(model_path):
+        forward, info = load_package(model_path, engine=args.engine)
+        predictor = Predictor(None, info, config, forward=forward)
+    else:
+        from deepscem.models.storage import load_model
+
+        model, info = load_model(model_path)
+        predictor = Predictor(model, info, config)
+    print(f"device: {describe_device()}; engine: {' '.join(predictor.engine)}")
     with TqdmProgress("predict") as bar:
-        predict_dataset(model, info, dataset_path, out, config, overwrite=args.overwrite,
-                        progress=bar)
+        predict_dataset(predictor, info, dataset_path, out, config, overwrite=args.overwrite,
+                        instances=instance_config(args), progress=bar)
     print(f"wrote {out}")
     return 0

@@ -131,7 +131,7 @@ def predict_block(predictor: Any, read: Callable[[Region], np.ndarray], grid: Ti
                           grid.window_kind))
     acc = np.zeros(tuple(n.stop - n.start for n in need) + (predictor.outputs,), np.float32)
     window = grid.window()[..., None]
-    for batch in batched(tiles, int(predictor.config.batch_size)):
+    for batch in batched(tiles, predictor.batch_size(grid)):
         prog.check(cancel)
         out = predictor.forward(np.stack([read_tile(read_local, t) for t in batch])
                                 .astype(np.float32, copy=False))

@@ -29,6 +29,7 @@ from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.errors import DeepScemWarning
 from deepscem.inference.slab_writer import RowWindow, SlabWriter
+from deepscem.inference.tile_choice import auto_batch, auto_grid
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
@@ -60,18 +61,34 @@ class Predictor:
     """
 
     def __init__(self, model: Any, info: ModelInfo | None = None,
-                 config: PredictConfig | None = None) -> None:
+                 config: PredictConfig | None = None, *, forward: Any = None) -> None:
         self.model = model
         self.config = config or PredictConfig()
+        # (engine, precision) that runs the forward pass, for the "device:" line
+        self.engine = tuple(getattr(forward, "engine", ("custom", "")))
+        if model is None:  # an imported model (e.g. bioimage.io): ``forward`` and ``info`` say all
+            self.dim, self.outputs, self._softmax1 = int(info.dimension), int(info.outputs), False
+            self.multiple = ((1,) if self.dim == 2 else ()) + (int(info.tile_multiple),) * self.dim
+            self.tile = self._tile_shape(info)
+            self._tile_filters = int(getattr(info, "filters", 16))
+            self._forward = forward
+            return
         self.dim = model_dimension(model, info)
         self.outputs = output_channels(model)
         check_grey_input(model)
+        if forward is None:
+            from deepscem.inference import engines
+
+            self.engine = engines.resolve(self.config.engine, self.config.precision)
+            forward = engines.make_forward(model, *self.engine)
+        self._forward = forward
         self._softmax1 = single_softmax(model, info)
         if self._softmax1:
             warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
         m = tile_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
+        self._tile_filters = int(getattr(getattr(info, "unet", None), "filters", 16))
 
     def _tile_shape(self, info: ModelInfo | None) -> tuple[int, int, int]:
         patch = self.config.patch
@@ -89,14 +106,26 @@ class Predictor:
     def grid(self, shape_zyx: Sequence[int]) -> TileGrid:
         """The tile grid this predictor uses for a volume of ``shape_zyx``.
 
-        With the default tile, an axis up to 1.5 tiles long is taken whole (one tile instead
-        of two mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
+        Default (overlap None): see :func:`auto_grid`. With an explicit overlap and the default
+        tile, an axis up to 1.5 tiles long is taken whole (one tile instead of two
+        mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
         """
+        if self.config.overlap is None:  # the default: tiles and seams sized for this volume
+            tile, overlap = auto_grid(shape_zyx, self.tile, self.multiple, self.config,
+                                      self._tile_filters)
+            return make_grid(tuple(shape_zyx), tile, overlap, self.multiple)  # type: ignore[arg-type]
         tile = self.tile
         if self.config.patch is None:
             tile = tuple(s if s <= 1.5 * t else t for s, t in zip(shape_zyx, tile))
         return make_grid(tuple(shape_zyx), tile, self.config.overlap,  # type: ignore[arg-type]
                          self.multiple)
+
+    def batch_size(self, grid: TileGrid) -> int:
+        """Tiles per forward pass: the config's, lowered by the default tiling when its big
+        tiles would pass the memory budget (tile_choice.auto_batch)."""
+        if self.config.overlap is not None:
+            return int(self.config.batch_size)
+        return auto_batch(grid.tile_shape, self.config, self._tile_filters)
 
     def forward(self, tiles: np.ndarray) -> np.ndarray:
         """Model output for a batch of tiles (B, tz, ty, tx) float32 -> (B, tz, ty, tx, C)
@@ -120,9 +149,9 @@ class Predictor:
         if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
-                out = self.model.predict_on_batch(x[..., None])
+                out = self._forward(x[..., None])
         else:
-            out = self.model.predict_on_batch(x[..., None])
+            out = self._forward(x[..., None])
         return np.asarray(out, dtype=np.float32)
 
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
@@ -142,6 +171,8 @@ class Predictor:
             raise ValueError(f"{len(outputs)} output arrays for a model with {self.outputs} "
                              "outputs")
         total = self.count_tiles(shape_zyx) if total is None else total
+        if hasattr(self._forward, "prepare"):  # volume statistics of an imported model
+            self._forward.prepare(read, shape_zyx)
         z, _, x = (int(s) for s in shape_zyx)
         for c0, c1, e0, e1 in self.bands(shape_zyx):
             def band_read(r, e0=e0):
@@ -172,7 +203,11 @@ class Predictor:
         halo = ty // 4  # as much context as a seam between tiles overlapping by half that
         # Bands read exactly ty + n steps of rows, so their tiles sit on the same step as in
         # one big grid and the halo is the only extra work.
-        step = max(1, int(ty * (1.0 - self.config.overlap)))
+        overlap = self.config.overlap
+        if overlap is None:
+            overlap = auto_grid(shape_zyx, self.tile, self.multiple, self.config,
+                                self._tile_filters)[1]
+        step = max(1, int(ty * (1.0 - overlap)))
         read_rows = ty + max(1, (BUFFER_BYTES // row_bytes - ty) // step) * step
         core = max(1, read_rows - 2 * halo)
         bands = []
@@ -204,7 +239,7 @@ class Predictor:
 
         # Tiles are generated lazily (a 100 GB volume has millions), and the next batch is
         # read in a thread while the model runs on this one.
-        batches = batched(grid, int(self.config.batch_size))
+        batches = batched(grid, self.batch_size(grid))
         batch = next(batches)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(load, batch)

@@ -66,6 +66,7 @@ def plan_job(predictor: Any, info: Any, model_path: Path, source: Any, spec: str
         "blocks": [[v for s in b.core for v in (s.start, s.stop)] for b in blocks],
         "value_range": [float(v) for v in value_range], "names": names,
         "name": name, "sample": name, "run_id": uuid.uuid4().hex,
+        "targets": getattr(info, "targets", "label"),  # label+boundary: see export_formats
     }
 
 
