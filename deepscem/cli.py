@@ -20,6 +20,7 @@ with ``--debug``), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -38,6 +39,8 @@ COMMAND_MODULES = (
     "deepscem.commands.train",
     "deepscem.commands.predict",
     "deepscem.commands.evaluate",
+    "deepscem.commands.instances",
+    "deepscem.commands.measure",
     "deepscem.commands.demo",
     "deepscem.commands.gui",
 )
@@ -109,7 +112,8 @@ def _is_legacy(argv: Sequence[str]) -> bool:
 
 
 def _command_names() -> set[str]:
-    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui"}
+    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui", "instances",
+            "measure"}
 
 
 def _print_our_warnings() -> None:
@@ -168,6 +172,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:
+        # What the user can fix on their side (permissions, read-only mounts, names too long,
+        # a full disk) is one line, wherever it surfaced; anything else stays a bug's traceback.
+        if err.errno not in _USER_ERRNOS:
+            raise
+        if debug:
+            traceback.print_exc()
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{os.strerror(err.errno).lower()}", file=sys.stderr)
+        _exit_now_if_hdf5_failed()
+        return 1
+
+
+_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOSPC,
+                errno.EDQUOT, errno.EISDIR, errno.ENOTDIR}
 
 
 def _exit_now_if_hdf5_failed() -> None:

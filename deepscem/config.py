@@ -99,8 +99,9 @@ class TrainConfig:
     """How to train (). Patch is (Z, Y, X); a 2D model needs Z = 1.
 
     loss: "dice", "crossentropy", "mse" or "dice+crossentropy" (their sum; case-insensitive).
-    target: "label" (binary masks) or "distance" (``label_XXXX_dt`` maps, for MSE with a
-    tanh/linear output).
+    target: "label" (binary masks), "label+boundary" (masks and object boundaries derived
+    from them, for a model created with boundary outputs) or "distance" (``label_XXXX_dt``
+    maps, for MSE with a tanh/linear output).
     validation_steps = 0 means no validation. label_focus: fraction of patches centred on a
     labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
     in 3D), intensity (brightness/contrast/gamma jitter).
@@ -165,8 +166,9 @@ class TrainConfig:
                               f"{self.micro_batch_size}: e.g. {max(1, int(self.batch_size) // 2)}")
         if not 0.0 <= float(self.label_focus) <= 1.0:
             raise ConfigError(f"label_focus is a fraction between 0 and 1, got {self.label_focus}")
-        if self.target not in ("label", "distance"):
-            raise ConfigError(f"target must be 'label' or 'distance', got {self.target!r}")
+        if self.target not in ("label", "distance", "label+boundary"):
+            raise ConfigError(f"target must be 'label', 'distance' or 'label+boundary', got "
+                              f"{self.target!r}")
 
 
 def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:

@@ -232,3 +232,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def part(progress: ProgressCallback | None, index: int, count: int,
+         stage: str) -> ProgressCallback | None:
+    """A callback for part ``index`` of ``count`` equal parts of a job (e.g. one layer of
+    several): its reports become per mille of the whole job."""
+    if progress is None:
+        return None
+
+    def report(p: Progress) -> None:
+        emit(progress, index * 1000 + int(1000 * (p.fraction or 0)), count * 1000, "‰", stage)
+
+    return report

@@ -13,7 +13,7 @@ import numpy as np
 from deepscem.dataset.layers import ANNOTATED, kind_of
 
 from .dataset_tree import split_ref
-from .render import compose, layer_colour, outline, to_grey
+from .render import colour_instances, compose, layer_colour, outline, to_grey
 
 
 @dataclass
@@ -46,19 +46,23 @@ class LayerStyles(dict):
 
 
 def compose_planes(planes: dict[str, np.ndarray], layers: list[str], styles: LayerStyles,
-                   contrast: tuple[float, float], opacity: float) -> np.ndarray:
+                   contrast: tuple[float, float], opacity: float, *,
+                   highlight: int | None = None) -> np.ndarray:
     """The RGB (rows, cols, 3) picture of 2D ``planes`` (keyed by layer ref, ``image`` needed):
     the image windowed to ``contrast`` (if ``image`` is in ``layers``), then each visible
     overlay of ``layers`` at ``opacity`` x its own opacity.
 
     Labels next to a shown prediction are drawn as outlines, so the prediction's fill does
-    not hide the reference it is compared with.
+    not hide the reference it is compared with. Instance layers (object ids) get one colour
+    per object, the ``highlight`` object outlined (ui.objects).
     """
     if "image" in layers:
         grey = to_grey(planes["image"], *contrast)
     else:
         grey = np.zeros(planes["image"].shape, np.uint8)
     shown = [n for n in layers if n != "image" and n in planes and styles[n].visible]
+    instances = [n for n in shown if kind_of(split_ref(n)[0]) == "instance"]
+    shown = [n for n in shown if n not in instances]
     compare = any(kind_of(split_ref(n)[0]) == "prediction" for n in shown)
     fills, outlines = [], []
     for ref in shown:
@@ -70,4 +74,7 @@ def compose_planes(planes: dict[str, np.ndarray], layers: list[str], styles: Lay
             outlines.append((outline(values), style.colour, min(1.0, style.opacity)))  # opaque, on top
         else:
             fills.append((values, style.colour, opacity * style.opacity))
-    return compose(grey, fills + outlines, opacity)
+    rgb = compose(grey, fills + outlines, opacity)
+    for ref in instances:
+        colour_instances(rgb, planes[ref], opacity * styles[ref].opacity, highlight)
+    return rgb

@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt5.QtCore import QObject
-from PyQt5.QtWidgets import QFileDialog, QMessageBox
+from PyQt5.QtWidgets import QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
 from deepscem.training.stop_reasons import StopReason
 
-from . import view_settings
+from .dialogs import file_dialogs
 from .dialogs.base import MODEL_FILTER
 from .dialogs.evaluation_result import EvaluationResultDialog
 from .dialogs.model_dialogs import (
@@ -125,6 +125,7 @@ class ModelActions(QObject):
         self.models = window.models
         self.result_dialogs: list[EvaluationResultDialog] = []
         self.training: set[str] = set()  # models being trained: their weights are changing
+        self.prediction_sources: dict[Path, Path] = {}  # prediction file -> dataset it segments
 
     def _entry(self, name: str | None = None, idle: bool = False) -> ModelEntry:
         entry = self.models.entry(name) if name else self.models.current_entry()
@@ -165,15 +166,22 @@ class ModelActions(QObject):
             reason = str(result.stopped_reason)
             message = getattr(result, "message", "")
             self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
-            if reason == StopReason.NAN:  # the user must know the weights are the last good ones
+            # The user must know the weights are the last good ones (unless the window is closing).
+            if reason == StopReason.NAN and self.w.isVisible():
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
-        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch)
+        limit = req.config.time_limit_minutes
+        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch,
+                                     time_limit_s=float(limit) * 60 if limit else None)
         self.train_dialog = dialog
         self.training.add(entry.name)
-        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog,
-                                       on_done=lambda: self.training.discard(entry.name))
+        self.models.set_training(entry.name, True)
+
+        def ended() -> None:
+            self.training.discard(entry.name)
+            self.models.set_training(entry.name, False)
+        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog, on_done=ended)
 
     def predict(self, req: PredictRequest, overwrite: bool = False) -> Worker:
         """Control 10: segment a dataset into a new prediction file, then load and show it."""
@@ -181,6 +189,7 @@ class ModelActions(QObject):
 
         def done(out_path) -> None:
             path = Path(out_path) if out_path else req.output
+            self.prediction_sources[path] = req.dataset
             if path in self.w.tree.summaries:  # overwritten: re-read it
                 self.w.dataset_actions.refresh(path)
             else:
@@ -225,7 +234,7 @@ class ModelActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def forget_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         if not entry.saved and QMessageBox.question(
                 self.w, "Remove model", f"{entry.name} is not saved; remove it from memory anyway?",
                 QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
@@ -240,9 +249,7 @@ class ModelActions(QObject):
                                 else entry.describe())
 
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", view_settings.last_folder("model"),
-                                                MODEL_FILTER)
-        view_settings.remember_folder("model", paths[0] if paths else "")
+        paths = file_dialogs.open_files(self.w, "Load models", MODEL_FILTER, kind="model")
         for path in paths:
             self.load(path)
 
@@ -252,10 +259,11 @@ class ModelActions(QObject):
             self.create(config)
 
     def _names(self) -> list[str]:
-        return [e.name for e in self.models.entries()]
+        """The models a dialog may offer: not those being trained (their weights change)."""
+        return [e.name for e in self.models.entries() if e.name not in self.training]
 
     def train_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                              self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
                              parent=self.w,
@@ -265,7 +273,7 @@ class ModelActions(QObject):
             self.train(req, dialog.log_path())
 
     def predict_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)  # refused now, not after the dialog's OK
         dialog = PredictDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                                self.w.tree.selection()[0], self.w)
         req = dialog.ask()
@@ -273,7 +281,8 @@ class ModelActions(QObject):
             self.predict(req, overwrite=dialog.overwrite.isChecked())
 
     def evaluate_clicked(self) -> None:
-        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w).ask()
+        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w,
+                             sources=self.prediction_sources).ask()
         if req is not None:
             self.evaluate(req)
 
@@ -292,15 +301,14 @@ class ModelActions(QObject):
 
     def export_clicked(self) -> None:
         entry = self._entry()
-        path, _ = QFileDialog.getSaveFileName(
-            self.w, f"Export {entry.name}", f"{entry.name}.zip",
-            "bioimage.io package (*.zip);;ONNX (*.onnx)")
+        path = file_dialogs.save_file(self.w, f"Export {entry.name}", f"{entry.name}.zip",
+                                      "bioimage.io package (*.zip);;ONNX (*.onnx)", kind="model")
         if path:
             self.export(entry.name, path)
 
     def save_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         start = str(entry.path or f"{entry.name}.keras")
-        path, _ = QFileDialog.getSaveFileName(self.w, f"Save {entry.name}", start, MODEL_FILTER)
+        path = file_dialogs.save_file(self.w, f"Save {entry.name}", start, MODEL_FILTER, kind="model")
         if path:
             self.save(entry.name, path if Path(path).suffix else path + ".keras")

@@ -54,6 +54,7 @@ class ViewControls:
         self.fit_button.setToolTip("Zoom to fit the slice in the view")
         self.position_label = QLabel("")
         self.position_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.whole_numbers = False  # an integer image: contrast without decimals ("22", not "22.000")
 
         self.top = QHBoxLayout()
         self.top.addWidget(QLabel("Contrast"))
@@ -78,9 +79,10 @@ class ViewControls:
         """Show (lo, hi) without emitting valueChanged."""
         for box, value in ((self.lo_box, lo), (self.hi_box, hi)):
             box.blockSignals(True)
+            box.setDecimals(0 if self.whole_numbers else 3)
             box.setValue(value)
             box.blockSignals(False)
-        step = max((hi - lo) / 100.0, 1e-3)
+        step = max((hi - lo) / 100.0, 1 if self.whole_numbers else 1e-3)
         self.lo_box.setSingleStep(step)
         self.hi_box.setSingleStep(step)
 
@@ -108,6 +110,7 @@ class ContrastAndReadout:
             self._render_all()
 
     def _show_position(self, row: int, col: int) -> None:
+        self._hover = (row, col) if row >= 0 else None
         if row < 0 or "image" not in self._plane:
             self.position_label.setText("")
             return

@@ -63,6 +63,7 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
         self.source: ViewSource | None = None
         self.z = 0
         self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
+        self.highlight: int | None = None        # object id drawn highlighted (ui.objects)
         self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
         self._ortho: tuple[dict, dict] | None = None  # raw XZ and YZ planes (they do not depend on z)
         self._ortho_for: tuple[Path, str] | None = None  # whose planes self._ortho holds
@@ -71,6 +72,7 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
         self._rendering = False
         self._rgb: np.ndarray | None = None
         self._plane_z: int | None = None  # the Z that self._plane holds
+        self._hover: tuple[int, int] | None = None  # the voxel under the cursor (read-out)
         self._refreshing = False  # reload() asked, its read not yet shown
         self.hold = False  # a stroke is being painted: arriving reads are dropped (re-read after it)
         self.shown: dict[SliceCanvas, tuple[dict, tuple[int, int]]] = {}  # planes drawn, stride
@@ -156,6 +158,7 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
             s = ds.sample(sample)
             shape = tuple(int(v) for v in s.shape)
             lo, hi = (float(v) for v in s.image_range)
+            self.controls.whole_numbers = s.layer("image").dtype.kind in "iu"
         same = self.source is not None and self.source.path == Path(path) and \
             self.source.sample == sample and self.source.shape == shape
         self.source = ViewSource(Path(path), sample, shape, (lo, hi), list(layers or ["image"]))
@@ -281,6 +284,8 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
             raise error
         self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, z
         self._render_all()  # (a newer Z asked for meanwhile is already queued in the loader)
+        if self._hover is not None and all(np.less(self._hover, self._plane["image"].shape)):
+            self._show_position(*self._hover)  # the read-out follows the new slice, not the old z
 
     def _read_failed(self, err: Exception) -> None:
         """The file changed under us (sample removed, file moved): show nothing rather than
@@ -321,7 +326,8 @@ class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
     # --- drawing -------------------------------------------------------------------------
     def _compose(self, planes: dict[str, np.ndarray]) -> np.ndarray:
         return compose_planes(planes, self.source.layers, self.styles,
-                              (self.lo_box.value(), self.hi_box.value()), self.opacity.value() / 100.0)
+                              (self.lo_box.value(), self.hi_box.value()), self.opacity.value() / 100.0,
+                              highlight=self.highlight)
 
     def _render_all(self, *_args) -> None:
         """Redraw from the planes already read (contrast, opacity, Z marker changes).

@@ -61,6 +61,10 @@ def register(subparsers) -> None:
     create.add_argument("--name", default=DEFAULTS["name"], help="model name (default %(default)s)")
     create.add_argument("--label-names", nargs="+", metavar="NAME",
                         help="one name per output (e.g. mito er), stored in the model file")
+    create.add_argument("--boundary", action="store_true",
+                        help="also predict each label's object boundaries (2 x N outputs; "
+                             "trained from the labels, or instance_XXXX layers when present), so "
+                             "'predict --instances' can split touching objects with a watershed")
     create.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     create.set_defaults(func=run_create)
 
@@ -108,15 +112,19 @@ def run_create(args: argparse.Namespace) -> int:
 
     config = UNetConfig(dim=args.dim, block=args.block, kernel_size=args.kernel_size,
                         filters=args.filters, blocks_per_level=args.blocks_per_level,
-                        normalization=args.normalization, depth=args.depth, outputs=args.outputs,
+                        normalization=args.normalization, depth=args.depth,
+                        outputs=args.outputs * (2 if args.boundary else 1),
                         activation=args.activation, name=args.name)
     model = build_unet(config)
     info = model_info_from(model, config)
-    if args.label_names:
-        if len(args.label_names) != config.outputs:
-            raise ModelError(f"--label-names gives {len(args.label_names)} names for "
-                             f"{config.outputs} outputs; give one name per output")
-        info.label_names = list(args.label_names)
+    names = list(args.label_names or [f"label {i}" for i in range(args.outputs)])
+    if len(names) != args.outputs:
+        raise ModelError(f"--label-names gives {len(names)} names for "
+                         f"{args.outputs} outputs; give one name per output")
+    info.label_names = names
+    if args.boundary:
+        info.targets = "label+boundary"
+        info.label_names = names + [f"{n} boundary" for n in names]
     save_model(model, out, info, overwrite=args.overwrite)
     print(f"created {out}: {config.dim}D U-Net, {model.count_params():,} parameters, "
           f"{config.outputs} output(s)")

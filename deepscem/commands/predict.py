@@ -100,7 +100,24 @@ def register(subparsers) -> None:
     parser.add_argument("--block", nargs=3, type=int, metavar=("Z", "Y", "X"),
                         help="block size, the unit of work and of --resume (default: about 32 M "
                              "voxels, whole slices when they fit)")
+    # -- instances (deepscem.commands.instances) --
+    parser.add_argument("--instances", action="store_true",
+                        help="also write instance_XXXX layers: one id per object (connected "
+                             "components, or a watershed with a model created with --boundary); "
+                             ".hdf5 outputs")
+    from deepscem.commands.instances import add_instance_options
+
+    add_instance_options(parser, prefix="instance-")
     parser.set_defaults(func=run)
+
+
+def instance_config(args: argparse.Namespace):
+    """The InstanceConfig of ``--instances`` (None without it)."""
+    if not args.instances:
+        return None
+    from deepscem.commands.instances import config_from
+
+    return config_from(args, args.threshold)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
         parse_cluster(args.cluster)  # a typo is reported before the model loads
     from deepscem.config import PredictConfig
 
+    if args.instances and out.suffix.lower() not in (".hdf5", ".h5"):
+        raise ConfigError("--instances writes instance_XXXX layers into an .hdf5 output; predict "
+                          "to .hdf5, or label the objects of this output with another tool")
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,
                            batch_size=args.batch_size, threshold=args.threshold, tta=args.tta,
                            min_size=args.min_size, z_smooth=args.z_smooth, engine=args.engine,
@@ -146,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
                                   cluster_config=args.cluster_config, resume=args.resume,
                                   overwrite=args.overwrite, block=args.block, progress=bar,
                                   value_range=tuple(args.value_range) if args.value_range else None)
+    if args.instances:
+        from deepscem.postprocessing.instance_layers import run_on_file
+
+        with TqdmProgress("instances") as bar:
+            run_on_file(out, instance_config(args), overwrite=True, progress=bar)
     if summary["skipped"]:
         print(f"resumed: {summary['skipped']} of {summary['blocks']} blocks were already done")
     rate = summary["voxels"] / max(summary["seconds"], 1e-9) / 1e6
@@ -205,6 +230,6 @@ def _predict_dataset(args, model_path: Path, dataset_path: Path, out: Path, conf
     print(f"device: {describe_device()}; engine: {' '.join(predictor.engine)}")
     with TqdmProgress("predict") as bar:
         predict_dataset(predictor, info, dataset_path, out, config, overwrite=args.overwrite,
-                        progress=bar)
+                        instances=instance_config(args), progress=bar)
     print(f"wrote {out}")
     return 0

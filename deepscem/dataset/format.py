@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from deepscem.dataset.layers import index_of, is_label
+from deepscem.dataset.layers import index_of, is_instance, is_label
 from deepscem.errors import DatasetError
 from deepscem.outputs import check_free_space
 
@@ -44,10 +44,11 @@ def layer_options(shape, dtype: np.dtype, layer: str) -> dict:
 
     Images and float layers are uncompressed: EM barely compresses (54 -> 46 MB with gzip on
     lucchi-pp) while gzip makes random patch reads 40-180x slower. uint8 masks (labels,
-    thresholded predictions) compress > 100x and decompress quickly, so they are gzipped.
+    thresholded predictions) and instance ids (mostly 0, runs of one id) compress > 100x and
+    decompress quickly, so they are gzipped.
     """
     options: dict = {"chunks": chunk_shape(shape)}
-    if np.dtype(dtype) == np.uint8 and layer != "image":
+    if (np.dtype(dtype) == np.uint8 and layer != "image") or is_instance(layer):
         options.update(compression="gzip", compression_opts=1)
     return options
 

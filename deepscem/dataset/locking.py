@@ -12,6 +12,7 @@ message names it so the user can remove it once that machine's job has ended.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -59,9 +60,10 @@ class WriterLock:
                     raise DatasetError(self._busy_message()) from None
                 continue
             except OSError as err:
-                raise DatasetError(f"{self.path}: cannot lock it for writing "
-                                   f"({err.strerror or err}); check the folder's permissions "
-                                   "and free space") from None
+                reason = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                          errno.ENOSPC: "no space left on the device"}.get(err.errno, err.strerror)
+                raise DatasetError(f"{self.path}: cannot lock it for writing ({reason}); "
+                                   "check the folder's permissions and free space") from None
             try:
                 os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
             finally:

@@ -24,7 +24,13 @@ from deepscem.dataset.format import (
     write_mask_slab,
 )
 from deepscem.dataset.layers import label_name
-from deepscem.dataset.pending import discard, failure_reason, pending_name
+from deepscem.dataset.pending import (
+    discard,
+    failure_reason,
+    hdf5_failure,
+    mark_write_failed,
+    pending_name,
+)
 from deepscem.errors import DatasetError
 from deepscem.outputs import atomic_path, check_output
 
@@ -34,8 +40,10 @@ def os_errors(what: str):
     """Turn a file-system failure (disk full, permission denied...) into a one-line error."""
     try:
         yield
-    except OSError as err:
-        raise DatasetError(f"{what} failed ({err.strerror or err}); check the free space and "
+    except (OSError, RuntimeError) as err:
+        if hdf5_failure(err):
+            mark_write_failed()  # HDF5 cannot be trusted to close this file cleanly any more
+        raise DatasetError(f"{what} failed ({failure_reason(err)}); check the free space and "
                            "permissions there") from None
 
 
@@ -82,6 +90,8 @@ def crop_sample(ds, name: str, z, y, x, *, new_name: str | None = None,
     group = ds.file.create_group(target)
     try:
         group.attrs["shape"] = np.asarray(shape, np.int64)
+        if sample.voxel_size is not None:
+            group.attrs["voxel_size"] = np.asarray(sample.voxel_size, np.float64)
         done, total = 0, shape[0] * len(layers)
         for layer in layers:
             src = sample.layer(layer)
@@ -172,7 +182,9 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
     Inside the object ``tanh(d / scale)`` with d the distance to the nearest background voxel,
     outside ``-tanh(d / scale)`` with d the distance to the nearest foreground voxel (as the
     original's Data menu; scale 5 by default); float32 in (-1, 1). ``sampling`` is the voxel
-    size (Z, Y, X), e.g. (4, 1, 1) for slices 4x thicker than the pixel size. No foreground
+    size (Z, Y, X), e.g. (4, 1, 1) for slices 4x thicker than the pixel size; None uses the
+    sample's ``voxel_size`` relative to its X size (50 x 5 x 5 nm -> (10, 1, 1)), so
+    ``scale`` stays in X pixels, or (1, 1, 1) when unknown. No foreground
     gives -1 everywhere, all foreground +1.
 
     Memory: the whole-sample 3D transform (scipy.ndimage.distance_transform_edt) needs about
@@ -190,6 +202,8 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
     source = sample.layer(label_name(label))
     if not (math.isfinite(scale) and scale > 0):
         raise DatasetError(f"the distance scale must be a finite number > 0, got {scale}")
+    if not sampling and sample.voxel_size:
+        sampling = tuple(v / sample.voxel_size[2] for v in sample.voxel_size)
     sampling = tuple(float(v) for v in (sampling or (1.0, 1.0, 1.0)))
     if len(sampling) != 3 or not all(math.isfinite(v) and v > 0 for v in sampling):
         raise DatasetError(f"sampling is the voxel size Z Y X (three numbers > 0), got {sampling}")

@@ -75,6 +75,10 @@ def failure_reason(err: BaseException) -> str:
     text = str(err)
     if "errno = 28" in text or getattr(err, "errno", None) == 28:
         return "no space left on the device"
+    if "errno = 30" in text or getattr(err, "errno", None) == 30:
+        return "read-only file system"
+    if "errno = 13" in text or getattr(err, "errno", None) == 13:
+        return "permission denied"
     return getattr(err, "strerror", None) or (text.splitlines() or [type(err).__name__])[0]
 
 
@@ -85,9 +89,10 @@ def is_hidden(name: str) -> bool:
 def recover(file: h5py.File, path) -> list[str]:
     """Clean up after killed writers (their pid is gone); returns the messages logged."""
     messages = []
-    for name in list(file.keys()):
+    for name in [n for n in file.keys() if is_hidden(n)]:
         messages += _recover_item(file, name, path, "")
-        if not is_hidden(name) and isinstance(file.get(name), h5py.Group):
+    for name in [n for n in file.keys() if not is_hidden(n)]:  # restored samples included
+        if isinstance(file.get(name), h5py.Group):
             for layer in [n for n in file[name].keys() if is_hidden(n)]:
                 messages += _recover_item(file[name], layer, path, f"sample {name!r}: ")
     for message in messages:

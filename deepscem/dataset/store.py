@@ -27,6 +27,7 @@ import numpy as np
 from deepscem.dataset import add as dataset_add
 from deepscem.dataset import annotation, ome_zarr, pending
 from deepscem.dataset import ops as dataset_ops
+from deepscem.dataset import voxel_size as voxel_size_attr
 from deepscem.dataset.format import (
     chunk_shape,
     layer_options,
@@ -39,7 +40,7 @@ from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.dataset.locking import WriterLock
 from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
-from deepscem.outputs import atomic_path, check_output
+from deepscem.outputs import atomic_path, check_output, is_temp_name
 from deepscem.progress import CancelToken, ProgressCallback
 
 Region = tuple[slice, ...] | None
@@ -63,6 +64,16 @@ class Sample(annotation.SampleAnnotation):
 
     def __repr__(self) -> str:
         return f"Sample({self.name!r}, shape={self.shape})"
+
+    @property
+    def voxel_size(self) -> tuple[float, float, float] | None:
+        """Physical size of a voxel (Z, Y, X) in nm, or None when unknown (attr ``voxel_size``)."""
+        return voxel_size_attr.read(self.group)
+
+    def set_voxel_size(self, values: Sequence[float] | None) -> None:
+        """Set the voxel size (Z, Y, X) in nm (three positive numbers); None makes it unknown."""
+        self.dataset._require_writable()
+        voxel_size_attr.write(self.group, values)
 
     def layer_names(self) -> list[str]:
         """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``).
@@ -206,7 +217,8 @@ class Dataset:
         if mode == "r+":
             # Before HDF5 writes anything: a full disk must not make the file unreadable.
             require_space(path, 0, f"changes to {path.name}")
-            lock = WriterLock(path).acquire()
+            # A temporary file of atomic_path (a prediction being written) is private: no lock.
+            lock = None if is_temp_name(path.name) else WriterLock(path).acquire()
         try:
             try:
                 file = _open_h5(path, mode, cache_mb)
@@ -313,6 +325,7 @@ class Dataset:
                                "name or remove it first")
 
     def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   voxel_size: Sequence[float] | None = None, instances: Sequence = (),
                    annotated_slices: str | Sequence[int] | None = None, annotated_mask=None,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Sample:
@@ -327,13 +340,17 @@ class Dataset:
         Everything is checked (readable, grey, binary, same shape) and the image's range is
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
+        ``voxel_size``: (Z, Y, X) in nm; None reads it from the image's TIFF metadata when
+        there (else unknown). ``instances``: label images of object ids (0 = background), one
+        per label or fewer, stored as ``instance_0000``... (uint32).
         """
 
         self._require_writable()
         self._check_new_name(name)
         if annotated_slices is not None and annotated_mask is not None:
             raise DatasetError("give annotated slices or an annotated mask, not both")
-        sample = dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        sample = dataset_add.add_sample(self, name, image, labels, voxel_size=voxel_size,
+                                        instances=instances, progress=progress, cancel=cancel)
         if annotated_slices is None and annotated_mask is None:
             return sample
         try:
@@ -365,6 +382,8 @@ class Dataset:
             group.attrs["shape"] = np.asarray(shape, np.int64)
             if isinstance(image_from, Sample):
                 self.file.copy(image_from.layer("image"), group, "image")
+                if image_from.voxel_size is not None:
+                    voxel_size_attr.write(group, image_from.voxel_size)
             elif image_from is not None:  # another kind of sample (an OME-Zarr image): streamed
                 _copy_image(image_from, group, shape)
         except BaseException:

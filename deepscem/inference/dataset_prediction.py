@@ -15,6 +15,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
+from deepscem.dataset.format import require_space
 from deepscem.errors import DatasetError
 from deepscem.inference.predictor import Predictor
 from deepscem.models.introspection import ModelInfo
@@ -23,6 +24,7 @@ from deepscem.outputs import atomic_path, check_output
 
 def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path, out_path: str | Path,
                     config: PredictConfig | None = None, *, overwrite: bool = False,
+                    instances: Any = None,
                     progress: prog.ProgressCallback | None = None,
                     cancel: prog.CancelToken | None = None) -> Path:
     """Predict every sample of ``dataset_path`` into a new prediction dataset ``out_path``.
@@ -31,8 +33,13 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
     outputs), per sample the ``image`` and ``prediction_0000``... (float32, or uint8 {0, 1}
     with a threshold). An existing ``out_path`` is refused unless ``overwrite``; it is replaced
     only once the new file is complete. Progress counts tiles over all samples.
+    A model with boundary outputs (``ModelInfo.targets`` "label+boundary") writes its second
+    half as float ``prediction_XXXX_boundary`` layers. ``instances``: an
+    :class:`~deepscem.postprocessing.instances.InstanceConfig` to also write
+    ``instance_XXXX`` object ids (before the file is renamed into place).
     """
-    from deepscem.dataset import Dataset, prediction_name
+    from deepscem.dataset import Dataset
+    from deepscem.dataset.layers import is_prediction, kind_of, output_layers
 
     config = config or PredictConfig()
     src_path, out_path = Path(dataset_path), Path(out_path)
@@ -41,23 +48,31 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
     # a Predictor already set up (e.g. for an imported bioimage.io model) is used as it is
     predictor = model if isinstance(model, Predictor) else Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
+    out_layers = output_layers(predictor.outputs, getattr(info, "targets", "label"))
+    # boundary maps stay float (the watershed needs their values), masks follow the threshold
+    dtypes = [np.float32 if kind_of(n) == "boundary" else dtype for n in out_layers]
+    n_labels = sum(1 for n in out_layers if is_prediction(n))
     with atomic_path(out_path) as tmp:
         with Dataset.open(src_path) as src:
             names = src.sample_names()
             total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
+            # Images are copied; predictions stored uncompressed (floats) or compressed (masks).
+            per_voxel = predictor.outputs * np.dtype(dtype).itemsize
+            need = sum(int(np.prod(src.sample(n).shape)) * (per_voxel + src.sample(n).layer(
+                "image").dtype.itemsize) for n in names)
+            require_space(out_path, need, f"the prediction {out_path.name}")
             prog.emit(progress, 0, total, "tiles", "predict")
-            with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
+            with Dataset.create(tmp, f"{src.name} prediction", n_labels,
                                 overwrite=True) as out:
-                aliases = list(info.label_names if info is not None else [])
-                if len(aliases) == predictor.outputs:
+                aliases = list(info.label_names if info is not None else [])[:n_labels]
+                if len(aliases) == n_labels:
                     out.set_label_aliases(aliases)
                 done = 0
                 for name in names:
                     prog.check(cancel)
                     sample = src.sample(name)
                     target = out.add_empty_sample(name, tuple(sample.shape), image_from=sample)
-                    layers = [target.create_layer(prediction_name(i), dtype)
-                              for i in range(predictor.outputs)]
+                    layers = [target.create_layer(n, d) for n, d in zip(out_layers, dtypes)]
                     if config.z_smooth > 0:
                         for layer in layers:
                             layer.attrs["z_smooth"] = float(config.z_smooth)
@@ -66,6 +81,10 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
                                                     done=done, total=total)
                 if config.min_size > 1:
                     _remove_small_objects(out, config.min_size, progress, cancel)
+                if instances is not None:  # predict --instances
+                    from deepscem.postprocessing.instance_layers import add_instance_layers
+
+                    add_instance_layers(out, instances, progress=progress, cancel=cancel)
     return out_path
 
 
@@ -76,8 +95,7 @@ def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallba
     from deepscem.postprocessing.small_objects import remove_small_objects
 
     samples = [out.sample(name) for name in out.sample_names()]
-    layers = [sample.layer(name) for sample in samples for name in sample.layer_names()
-              if name.startswith("prediction_")]
+    layers = [sample.layer(name) for sample in samples for name in sample.prediction_layers()]
     total = sum(int(layer.shape[0]) for layer in layers)
     done = 0
     for layer in layers:

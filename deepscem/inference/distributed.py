@@ -65,8 +65,11 @@ def connect(text: str, *, config_file: str | None = None) -> Iterator[Any]:
             yield client
         return
     if kind == "local":
-        cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        # Dask's statistical profiler samples every 10 ms: measurable CPU beside 1-thread
+        # TensorFlow tasks, and nobody reads it without a dashboard.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
     else:
         cluster = jobqueue_cluster(kind)
         cluster.scale(jobs=value)
@@ -155,16 +158,22 @@ def _limit_threads(threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+def prepare_workers(client: Any, job: dict) -> None:
+    """Every worker (and any that joins later) loads the model once, before its first block."""
+    from deepscem.inference.block_tasks import job_config
+
+    client.register_plugin(_as_plugin(ModelLoader(job["model"], job_config(job))))
+
+
 def run_blocks(client: Any, job: dict, todo: list, total: int, *,
                progress: prog.ProgressCallback | None = None,
                cancel: prog.CancelToken | None = None) -> None:
-    """Run ``todo`` blocks of ``job`` on the cluster, one task each; progress counts blocks
-    (of ``total``, the finished ones of a resumed run included)."""
+    """Run ``todo`` blocks of ``job`` on the cluster (after :func:`prepare_workers`), one task
+    each; progress counts blocks (of ``total``, the finished ones of a resumed run included)."""
     from distributed import as_completed
 
-    from deepscem.inference.block_tasks import BlockMeter, job_config, run_block, task_job
+    from deepscem.inference.block_tasks import BlockMeter, run_block, task_job
 
-    client.register_plugin(_as_plugin(ModelLoader(job["model"], job_config(job))))
     meter = BlockMeter(total, total - len(todo), progress)
     slim = task_job(job)
     run = f"{os.getpid()}-{time.time_ns()}"

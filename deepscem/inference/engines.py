@@ -196,7 +196,7 @@ def cached_onnx(model: Any, folder: str | Path | None = None) -> Path:
     folder = Path(folder) if folder else cache_folder()
     path = folder / f"{fingerprint(model)}.onnx"
     if not path.is_file():
-        from deepscem.models.export import export_onnx
+        from deepscem.models.onnx_export import export_onnx
 
         folder.mkdir(parents=True, exist_ok=True)
         export_onnx(model, path)

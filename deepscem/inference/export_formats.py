@@ -28,15 +28,19 @@ def to_dataset(root: Any, group: str, job: dict, out: Path, voxel_size, *,
     """Write ``out``: a prediction dataset (DESIGN.md §3) of one sample named after the input,
     its ``image`` (native dtype with the volume-wide ``norm_min``/``norm_max``) and
     ``prediction_0000``... one per model output."""
-    from deepscem.dataset import Dataset, prediction_name
+    from deepscem.dataset import Dataset
     from deepscem.dataset.format import layer_options
+    from deepscem.dataset.layers import is_prediction, output_layers
 
     shape = tuple(job["shape"])
     names = job["names"]
+    # a boundary model's second half is written as prediction_XXXX_boundary (instances)
+    layer_names = output_layers(len(names), job.get("targets", "label"))
+    n_labels = sum(1 for n in layer_names if is_prediction(n))
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
-        with Dataset.create(tmp, f"{job['name']} prediction", len(names), overwrite=True) as ds:
-            ds.set_label_aliases(names)
+        with Dataset.create(tmp, f"{job['name']} prediction", n_labels, overwrite=True) as ds:
+            ds.set_label_aliases(names[:n_labels])
             sample = ds.add_empty_sample(job["sample"], shape)
             if voxel_size:
                 sample.group.attrs["voxel_size"] = np.asarray(voxel_size, np.float64)
@@ -46,7 +50,7 @@ def to_dataset(root: Any, group: str, job: dict, out: Path, voxel_size, *,
             layers = [(root["0"], image)]
             for i, name in enumerate(names):
                 src = root[group][name]["0"]
-                layers.append((src, sample.create_layer(prediction_name(i), src.dtype)))
+                layers.append((src, sample.create_layer(layer_names[i], src.dtype)))
             total = len(layers) * shape[0]
             for n, (src, dst) in enumerate(layers):
                 for z0, z1 in _slabs(shape, src.dtype.itemsize):

@@ -35,9 +35,9 @@ from deepscem.inference.block_tasks import (
 from deepscem.inference.blocks import Block, output_chunks, plan_blocks
 
 JOB_VERSION = 1
-# What a --resume must find unchanged in the stored job for the finished blocks to be valid.
-SAME_FOR_RESUME = ("version", "input", "model", "model_mtime", "config", "shape", "chunks",
-                   "blocks", "value_range")
+# What a --resume must find unchanged in the stored job for the finished blocks to be valid
+# (the block plan itself is taken from the stored job: it may depend on the workers there were).
+SAME_FOR_RESUME = ("version", "input", "model", "model_mtime", "config", "shape", "value_range")
 
 def plan_job(predictor: Any, info: Any, model_path: Path, source: Any, spec: str, out: Path,
              value_range: tuple[float, float], *, block: tuple[int, int, int] | None = None,
@@ -66,6 +66,7 @@ def plan_job(predictor: Any, info: Any, model_path: Path, source: Any, spec: str
         "blocks": [[v for s in b.core for v in (s.start, s.stop)] for b in blocks],
         "value_range": [float(v) for v in value_range], "names": names,
         "name": name, "sample": name, "run_id": uuid.uuid4().hex,
+        "targets": getattr(info, "targets", "label"),  # label+boundary: see export_formats
     }
 
 
@@ -109,8 +110,12 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
         job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
                        min_blocks=4 * workers if client is not None else 1)
         if old is not None and all(old.get(k) == job.get(k) for k in SAME_FOR_RESUME):
-            job["run_id"] = old["run_id"]
-            done = store.done_blocks(work)
+            if block is None or old["blocks"] == job["blocks"]:
+                job = old
+                done = store.done_blocks(work)
+            else:
+                raise DatasetError(f"{work} was cut in other blocks; resume without --block or "
+                                   "with the one it was started with")
         else:
             if old is not None:
                 raise DatasetError(f"{work} was made with another input, model or options; run "
@@ -119,6 +124,10 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
                          else np.uint8, source.dtype, source.voxel_size)
             done = set()
         todo = [b for b in job_blocks(job) if b.index not in done]
+        if client is not None and todo:
+            from deepscem.inference.distributed import prepare_workers
+
+            prepare_workers(client, job)  # model loads: not counted in the throughput below
         start = time.monotonic()
         if client is None:
             _run_here(job, todo, len(job["blocks"]), progress, cancel)

@@ -48,7 +48,8 @@ def build_description(work: Path, model: Any, info: Any, card: Any, *, multiple:
     from bioimageio.spec.model import v0_5 as spec
 
     from deepscem import __version__
-    from deepscem.models.export import ONNX_OPSET, card_text
+    from deepscem.models.model_card import card_text
+    from deepscem.models.onnx_export import ONNX_OPSET
 
     dim = int(info.dimension)
     spatial = [spec.AxisId(a) for a in ["z", "y", "x"][3 - dim:]]

@@ -16,68 +16,20 @@ half-written package under the requested name.
 
 from __future__ import annotations
 
-import getpass
-import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deepscem.errors import ModelError
+from deepscem.models.model_card import ExportCard, card_text  # noqa: F401  (re-exported)
+from deepscem.models.onnx_export import ONNX_OPSET, export_onnx  # noqa: F401  (re-exported)
 
-ONNX_OPSET = 17
 #: Side of the test tile cut from the sample (rounded to the model's multiple): big enough to
 #: show structure in the cover, small enough to keep the package and its test fast.
 TEST_TILE = 256
-
-
-def export_onnx(model: Any, path: str | os.PathLike, *, opset: int = ONNX_OPSET) -> Path:
-    """Write ``model`` (Keras, one input (B, [Z,] Y, X, 1)) as an ONNX file at ``path``,
-    atomically. Batch and spatial sizes stay free. ModelError when the conversion fails."""
-    path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        import tensorflow as tf
-
-        # Keras' exporter traces the model with a free-size signature; tf2onnx prints a lot.
-        tf.get_logger().setLevel("ERROR")
-        _call_once(model)
-        try:
-            model.export(str(tmp), format="onnx", verbose=False, opset_version=opset)
-        except Exception as err:  # noqa: BLE001  tf2onnx/TensorFlow raise many types
-            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            raise ModelError(f"could not convert the model to ONNX: {reason}") from None
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _call_once(model: Any) -> None:
-    """Keras exports only models that ran at least once (a new, untrained model has not)."""
-    from deepscem.models.introspection import tile_multiple
-
-    m = tile_multiple(model)
-    rank = len(model.inputs[0].shape)
-    model.predict_on_batch(np.zeros((1,) + (m,) * (rank - 2) + (1,), np.float32))
-
-
-@dataclass
-class ExportCard:
-    """What the model card says beyond the network: who made it, under which licence,
-    what it was trained on and how well it scored (all optional but the authors)."""
-
-    authors: list[str] = field(default_factory=lambda: [getpass.getuser() or "DeepSCEM user"])
-    license: str = "CC-BY-4.0"
-    description: str = ""
-    training_data: str = ""           # e.g. "lucchi-pp train (165, 512, 640)"
-    scores: dict[str, float] = field(default_factory=dict)  # e.g. {"test IoU": 0.81}
-    cite: list[tuple[str, str]] = field(default_factory=list)  # (text, doi or url)
 
 
 def test_tile(image: np.ndarray, multiple: int, dim: int) -> np.ndarray:
@@ -191,37 +143,3 @@ def _save_package(descr: Any, out: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
-
-
-def card_text(info: Any, card: ExportCard, name: str, synthetic: bool) -> str:
-    """The model card (Markdown) of the package."""
-    unet = getattr(info, "unet", None)
-    history = getattr(info, "history", None) or {}
-    lines = [f"# {name}", "",
-             card.description or f"A {info.dimension}D U-Net trained with DeepSCEM to segment "
-             f"{', '.join(info.label_names)} in electron-microscopy images.", "",
-             "## Input", "",
-             "One grey channel, float32. DeepSCEM maps grey values to [0, 1] with the minimum and "
-             "maximum of the whole volume; the package declares this as `scale_range` with "
-             "percentiles 0 and 100 over the sample. Every spatial size must be a multiple of "
-             f"{2 ** int(unet.depth) if unet else 'the network multiple'}.", "",
-             "## Output", "",
-             f"{info.outputs} channel(s) ({', '.join(info.label_names)}), probabilities in [0, 1] "
-             "(threshold 0.5 for a mask).", "",
-             "## Training", ""]
-    lines.append(f"- training data: {card.training_data or 'not recorded'}")
-    if info.patch_size:
-        lines.append(f"- patch size (Z, Y, X): {tuple(info.patch_size)}")
-    for key, value in history.items():
-        if not isinstance(value, (list, dict)):
-            lines.append(f"- {key}: {value}")
-    if unet is not None:
-        lines.append("- architecture: " + ", ".join(
-            f"{k}={v}" for k, v in json.loads(json.dumps(unet.__dict__)).items()))
-    lines += ["", "## Scores", ""]
-    lines += [f"- {k}: {v:.4f}" for k, v in card.scores.items()] or ["- not measured"]
-    lines += ["", "## Test tensors", "",
-              "A synthetic EM-like image (no sample was given at export)." if synthetic else
-              "A central crop of a real sample and the model's output on it.", "",
-              "Exported by DeepSCEM (https://github.com/Cyril-Meyer/DeepSCEM)."]
-    return "\n".join(lines) + "\n"

@@ -148,7 +148,9 @@ class PatchSampler:
 
     paths: dataset files (each with at least one sample overall).
     patch: (Z, Y, X); Z = 1 for 2D models (one slice per patch).
-    target: "label" (``label_XXXX``, uint8 {0, 1}) or "distance" (``label_XXXX_dt``).
+    target: "label" (``label_XXXX``, uint8 {0, 1}), "distance" (``label_XXXX_dt``), or
+    "label+boundary" (the labels, then each label's object boundaries derived on the fly,
+    see :mod:`deepscem.training.boundary`: 2 x n_labels channels).
     label_focus: fraction of patches centred on a labelled voxel (0..1).
     Samples are drawn in proportion to their volume. Files stay open until :meth:`close`.
     """
@@ -181,6 +183,7 @@ class PatchSampler:
             raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} holds "
                                "images only (0 labels); train on a dataset with labels")
         suffix = "_dt" if target == "distance" else ""
+        self.channels = self.n_labels * (2 if target == "label+boundary" else 1)
         self.label_layers = [label_name(i) for i in range(self.n_labels)]
         self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
         for sample, path in zip(self.samples, self._files):
@@ -238,8 +241,9 @@ class PatchSampler:
 
     @property
     def target_channels(self) -> int:
-        """Channels of a target patch: one per label, plus the annotated mask if :attr:`with_mask`."""
-        return self.n_labels + int(self.with_mask)
+        """Channels of a target patch: one per label (two with boundary targets), plus the
+        annotated mask if :attr:`with_mask`."""
+        return self.channels + int(self.with_mask)
 
     def draw(self, rng: np.random.Generator) -> PatchSpec:
         """Choose where the next patch comes from (no pixel data read unless focused or
@@ -284,6 +288,11 @@ class PatchSampler:
         target = np.empty(self.patch + (self.target_channels,), np.float32)
         for i, layer in enumerate(self.layers):
             target[..., i] = sample.read_layer(layer, region)
+        if self.channels > self.n_labels:  # boundary targets (model create --boundary)
+            from deepscem.training.boundary import sample_boundaries
+
+            target[..., self.n_labels:self.channels] = sample_boundaries(sample, region,
+                                                                         self.n_labels)
         if self.with_mask:
             target[..., -1] = sample.read_annotated(region)
         return image, target

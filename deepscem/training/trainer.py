@@ -124,6 +124,8 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
                           f"model's output is {activation}: train on labels or use another model")
     if single_softmax(model, info):
         warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
+    if getattr(info, "targets", "label") == "label+boundary" and config.target == "label":
+        config = dataclasses.replace(config, target="label+boundary")  # model create --boundary
     loss = get_loss(config.loss, activation)
     metrics = get_metrics(activation)
 
@@ -252,7 +254,11 @@ def _same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) 
 
 
 def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
-    if outputs != sampler.n_labels:
+    if outputs != sampler.channels:
+        if sampler.channels != sampler.n_labels:
+            raise ModelError(f"the model has {outputs} output(s); with boundary targets the "
+                             f"{role} dataset's {sampler.n_labels} label(s) need "
+                             f"{sampler.channels}")
         raise ModelError(f"the model has {outputs} output(s) but the {role} dataset has {sampler.n_labels} "
                          f"label(s); use a model with {sampler.n_labels} output(s) or another dataset")
 

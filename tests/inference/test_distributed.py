@@ -191,3 +191,30 @@ def test_resume_after_a_killed_command_runs_only_the_missing_blocks(cluster, inp
     assert f"{54 - len(before)} blocks in" in result.stdout
     assert not work.exists() and out.is_dir()
     assert np.abs(read_output(out, None) - inputs["reference"][None]).max() <= 1e-5
+
+
+def test_slurm_jobs_come_from_the_config_file(tmp_path):
+    """The documented cluster.yaml gives a Slurm job script with its directives (no Slurm
+    here: the script is built, not submitted)."""
+    import dask
+
+    from deepscem.inference.distributed import _read_config, jobqueue_cluster
+
+    config = tmp_path / "cluster.yaml"
+    config.write_text(
+        "jobqueue:\n  slurm:\n    cores: 8\n    processes: 8\n    memory: 32GB\n"
+        "    walltime: '04:00:00'\n    queue: gpu\n    job_extra_directives: ['--gres=gpu:1']\n"
+        "    job_script_prologue: ['source /opt/deepscem/.venv/bin/activate']\n")
+    with dask.config.set(_read_config(str(config))):
+        cluster = jobqueue_cluster("slurm")
+        try:
+            script = cluster.job_script()
+        finally:
+            cluster.close()
+    for text in ("#SBATCH -p gpu", "#SBATCH --gres=gpu:1", "#SBATCH -t 04:00:00",
+                 "source /opt/deepscem/.venv/bin/activate", "--nworkers 8", "--nthreads 1"):
+        assert text in script
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="YAML mapping"):
+        _read_config(str(bad))
