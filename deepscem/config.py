@@ -42,6 +42,8 @@ class UNetConfig:
     blocks_per_level: conv blocks per level. normalization: "batchnorm" or "none".
     depth: number of poolings (tiles must be multiples of 2**depth).
     outputs: number of output channels (= labels). activation: sigmoid, softmax, tanh, linear.
+    context: 2D only: neighbouring slices on either side given as extra input channels
+    (2.5D, CDeep3M's 3fm/5fm: context 1 = 3 slices, 2 = 5); input (Y, X, 1 + 2 * context).
     """
 
     dim: int = 2
@@ -54,6 +56,7 @@ class UNetConfig:
     outputs: int = 1
     activation: str = "sigmoid"
     name: str = "unet"
+    context: int = 0
 
     def __post_init__(self) -> None:
         if self.dim not in (2, 3):
@@ -70,6 +73,14 @@ class UNetConfig:
                 raise ConfigError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
         if not 0 <= int(self.depth) <= 8:
             raise ConfigError(f"depth must be between 0 and 8, got {self.depth}")
+        if not 0 <= int(self.context) <= 4 or (int(self.context) and int(self.dim) != 2):
+            raise ConfigError(f"context (neighbouring slices per side, 0-4) is for 2D models; got "
+                              f"{self.context} for a {self.dim}D model")
+
+    @property
+    def input_channels(self) -> int:
+        """Input channels: 1 grey slice, plus 2 * context neighbouring slices for 2.5D."""
+        return 1 + 2 * int(self.context)
 
 
 # Threads building training batches ahead of the step (Keras's ordered enqueuer). With 1, Keras
@@ -93,7 +104,10 @@ class TrainConfig:
     tanh/linear output).
     validation_steps = 0 means no validation. label_focus: fraction of patches centred on a
     labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
-    in 3D), intensity (brightness/contrast/gamma jitter).
+    in 3D), intensity (brightness/contrast/gamma jitter, noise, blur), defects (missing and
+    misaligned sections; 2.5D and 3D models only). normalization: how grey values become
+    [0, 1] ("minmax" or "percentile LOW HIGH", see deepscem.dataset.normalization); stored
+    in the model so prediction repeats it.
     """
 
     # Defaults chosen for 2D mitochondria on lucchi-pp-sized volumes: Dice + cross-entropy
@@ -113,6 +127,8 @@ class TrainConfig:
     rotate: bool = True
     flip: bool = True
     intensity: bool = False
+    defects: bool = False
+    normalization: str = "percentile 0.5 99.5"
     label_focus: float = 0.5
     target: str = "label"
     mixed_precision: bool = False
@@ -129,8 +145,20 @@ class TrainConfig:
     # None: MICRO_BATCH on a CPU (the default 8 x 256² batch then trains in < 1.5 GiB of RAM),
     # the whole batch on a GPU. Must divide batch_size.
     micro_batch_size: int | None = None
+    # Fraction of every sample's slices (the last ones) held back for validation when no
+    # validation data of its own is given (none, or the training files): validation then
+    # measures slices the model never trained on. 0 = validate on the training data (the
+    # seed's habit). Samples too thin to split are validated on as a whole.
+    holdout: float = 0.0
+    # What keep_best watches: "loss" (validation loss, the seed's) or "score" (validation F1
+    # at 0.5; the loss when there is no validation or no score).
+    keep_best_on: str = "loss"
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.holdout) < 1.0:
+            raise ConfigError(f"holdout is a fraction of the slices in [0, 1), got {self.holdout}")
+        if self.keep_best_on not in ("loss", "score"):
+            raise ConfigError(f"keep_best_on must be 'loss' or 'score', got {self.keep_best_on!r}")
         if self.lr_schedule not in ("plateau", "cosine", "constant"):
             raise ConfigError(f"lr_schedule must be plateau, cosine or constant, got {self.lr_schedule!r}")
         if self.time_limit_minutes is not None and float(self.time_limit_minutes) <= 0:
@@ -150,6 +178,26 @@ class TrainConfig:
             raise ConfigError(f"label_focus is a fraction between 0 and 1, got {self.label_focus}")
         if self.target not in ("label", "distance"):
             raise ConfigError(f"target must be 'label' or 'distance', got {self.target!r}")
+        parse_normalization(self.normalization)
+
+
+def parse_normalization(method: str | None) -> tuple[str, float, float]:
+    """How grey values map to [0, 1] (see deepscem.dataset.normalization), parsed:
+    "minmax" (or None / "", the models written before this option) -> ("minmax", 0, 100);
+    "percentile 0.5 99.5" -> ("percentile", 0.5, 99.5). ConfigError otherwise."""
+    text = (method or "minmax").strip().lower()
+    if text == "minmax":
+        return "minmax", 0.0, 100.0
+    parts = text.replace(",", " ").split()
+    if parts and parts[0] in ("percentile", "percentiles") and len(parts) in (1, 3):
+        try:
+            low, high = (0.5, 99.5) if len(parts) == 1 else (float(parts[1]), float(parts[2]))
+        except ValueError:
+            low, high = -1.0, -1.0
+        if 0.0 <= low < high <= 100.0:
+            return "percentile", low, high
+    raise ConfigError("normalisation must be 'minmax' or 'percentile LOW HIGH' with 0 <= LOW < HIGH "
+                      f"<= 100 (e.g. 'percentile 0.5 99.5'), got {method!r}")
 
 
 def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
+from deepscem.dataset.context import context_reader, model_context
 from deepscem.errors import DatasetError, ModelError
 from deepscem.evaluation.metrics import binarize
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
@@ -79,9 +80,12 @@ class Predictor:
         self.dim = model_dimension(model, info)
         self.outputs = int(model.outputs[0].shape[-1])
         in_channels = model.inputs[0].shape[-1]
-        if in_channels not in (None, 1):
+        # 2.5D (issue 16): a 2D model with 1 + 2c input channels sees slices z-c..z+c
+        self.context = model_context(model) if self.dim == 2 else 0
+        if in_channels not in (None, 1 + 2 * self.context):
             raise ModelError(f"model takes {in_channels} input channels; DeepSCEM images are "
-                             "grey (1 channel)")
+                             "grey (1 channel, or 1 + 2 x context slices for a 2.5D model)")
+        self.normalization = getattr(info, "normalization", None)
         activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
         self._softmax1 = activation == "softmax" and self.outputs == 1
         if self._softmax1:
@@ -120,11 +124,12 @@ class Predictor:
     def forward(self, tiles: np.ndarray) -> np.ndarray:
         """Model output for a batch of tiles (B, tz, ty, tx) float32 -> (B, tz, ty, tx, C)
         float32, averaged over the 8 flips/rotations in the YX plane when TTA is on."""
-        x = tiles[:, 0] if self.dim == 2 else tiles  # 2D: (B, ty, tx)
+        x = tiles  # 2D: (B, slices, ty, tx), the slices (1, or 1 + 2c for 2.5D) become channels
         if not self.config.tta:
             y = self._run(x)
         else:
-            y = np.zeros(x.shape + (self.outputs,), np.float32)
+            spatial = x.shape[2:] if self.dim == 2 else x.shape[1:]
+            y = np.zeros(x.shape[:1] + spatial + (self.outputs,), np.float32)
             for k in range(4):
                 for flip in (False, True):
                     t = np.rot90(x, k, axes=(-2, -1))
@@ -139,10 +144,14 @@ class Predictor:
         if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
-                out = self.model.predict_on_batch(x[..., None])
+                out = self.model.predict_on_batch(self._channels_last(x))
         else:
-            out = self.model.predict_on_batch(x[..., None])
+            out = self.model.predict_on_batch(self._channels_last(x))
         return np.asarray(out, dtype=np.float32)
+
+    def _channels_last(self, x: np.ndarray) -> np.ndarray:
+        # 2D: (B, slices, ty, tx) -> (B, ty, tx, slices); 3D: (B, tz, ty, tx) -> (..., 1)
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self.dim == 2 else x[..., None]
 
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
                        outputs: Sequence[Any], *, progress: prog.ProgressCallback | None = None,
@@ -162,6 +171,7 @@ class Predictor:
                              "outputs")
         total = self.count_tiles(shape_zyx) if total is None else total
         z, _, x = (int(s) for s in shape_zyx)
+        read = context_reader(read, self.context, z)  # 2.5D: slices z-c..z+c, mirrored at the ends
         for c0, c1, e0, e1 in self.bands(shape_zyx):
             def band_read(r, e0=e0):
                 return read((r[0], slice(r[1].start + e0, r[1].stop + e0), r[2]))
@@ -317,6 +327,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
     only once the new file is complete. Progress counts tiles over all samples.
     """
     from deepscem.dataset import Dataset, prediction_name
+    from deepscem.dataset.normalization import image_reader
 
     config = config or PredictConfig()
     src_path, out_path = Path(dataset_path), Path(out_path)
@@ -351,7 +362,8 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
                     if config.z_smooth > 0:
                         for layer in layers:
                             layer.attrs["z_smooth"] = float(config.z_smooth)
-                    done = predictor.predict_volume(sample.read_image, sample.shape, layers,
+                    read = image_reader(sample, predictor.normalization)  # as in training
+                    done = predictor.predict_volume(read, sample.shape, layers,
                                                     progress=progress, cancel=cancel,
                                                     done=done, total=total)
                 if config.min_size > 1:

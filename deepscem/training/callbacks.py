@@ -155,23 +155,31 @@ class NanGuard(keras.callbacks.Callback):
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Remember the weights of the epoch with the lowest ``monitor`` (in memory); restore at the end.
+    """Remember the weights of the best epoch by ``monitor`` (in memory); restore at the end.
 
-    Epochs whose monitored value is not finite, or that were cut short by a cancel, never
-    count as best. ``restore`` False only records the best epoch.
+    Losses (names ending in "loss") are best when lowest, scores (e.g. "val_f1") when
+    highest. Epochs whose monitored value is not finite, or that were cut short by a cancel,
+    never count as best. When ``monitor`` is missing from an epoch's logs, ``fallback`` is
+    watched instead. ``restore`` False only records the best epoch.
     """
 
-    def __init__(self, state: RunState, monitor: str, restore: bool = True) -> None:
+    def __init__(self, state: RunState, monitor: str, restore: bool = True,
+                 fallback: str | None = None) -> None:
         super().__init__()
         self.state, self.monitor, self.restore = state, monitor, restore
+        self.fallback = fallback
         self.weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        key = self.monitor if self.monitor in logs or self.fallback is None else self.fallback
+        value = logs.get(key)
         if self.state.reason in ("cancelled", "nan") or not _finite(value):
             return
-        if self.state.best_value is None or float(value) < self.state.best_value:
-            self.state.best_value, self.state.best_epoch = float(value), epoch
+        # stored as "lower is better" so RunState.best_value compares the same way for both
+        value = float(value) if key.endswith("loss") else -float(value)
+        if self.state.best_value is None or value < self.state.best_value:
+            self.state.best_value, self.state.best_epoch = value, epoch
             if self.restore:
                 self.weights = self.model.get_weights()
 

@@ -18,7 +18,8 @@ from deepscem.training.sampler import PatchSampler
 class PatchSequence(keras.utils.PyDataset):
     """``steps`` batches of ``batch_size`` patches per epoch.
 
-    x: (B, Y, X, 1) for ``dim`` 2 (patch Z must be 1) or (B, Z, Y, X, 1) for ``dim`` 3,
+    x: (B, Y, X, 1) for ``dim`` 2 (patch Z must be 1; (B, Y, X, 1 + 2c) with a sampler of
+    context c) or (B, Z, Y, X, 1) for ``dim`` 3,
     float32 in [0, 1]; y: the same spatial shape with one channel per label, float32.
     workers > 1 builds batches in threads (h5py reads are serialised, NumPy work and the
     training step overlap); workers = 1 lets tf.data prefetch from one thread.
@@ -43,9 +44,11 @@ class PatchSequence(keras.utils.PyDataset):
         return self.steps
 
     def batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One batch (x, y) drawn with ``rng`` (see the class docstring for shapes)."""
+        """One batch (x, y) drawn with ``rng`` (see the class docstring for shapes; a 2.5D
+        sampler gives x (B, Y, X, 1 + 2 * context): the slices are the channels)."""
         patch, n = self.sampler.patch, self.sampler.n_labels
-        x = np.empty((self.batch_size,) + patch, np.float32)
+        depth = patch[0] + 2 * getattr(self.sampler, "context", 0)
+        x = np.empty((self.batch_size, depth) + patch[1:], np.float32)
         y = np.empty((self.batch_size,) + patch + (n,), np.float32)
         for b in range(self.batch_size):
             image, target, _ = self.sampler.patch_at(rng)
@@ -53,7 +56,8 @@ class PatchSequence(keras.utils.PyDataset):
                 image, target = augment(image, target, rng, self.augmentation)
             x[b], y[b] = image, target
         if self.dim == 2:
-            x, y = x[:, 0], y[:, 0]
+            # (B, Y, X, slices): the slices of a 2.5D patch are its channels
+            return np.ascontiguousarray(np.moveaxis(x, 1, -1)), y[:, 0]
         return x[..., None], y
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
