@@ -174,10 +174,14 @@ def choose(summary: DataSummary, *, validation_given: bool, gpu: bool = False,
         dim = 3 if gpu and aniso is not None and aniso < 2.0 and depth >= 32 else 2
         reasons.append(f"{dim}D model: {described}"
                        + ("" if dim == 3 else "; 3D only for isotropic stacks on a GPU"))
+    else:
+        reasons.append(f"{dim}D model (as created): {described}")
     if context is None:
         context = _context_for(aniso, depth) if dim == 2 else 0
         reasons.append(f"context {context} slice(s) per side ({1 + 2 * context} input channels): "
                        + _context_reason(aniso, depth, context))
+    else:
+        reasons.append(f"context {context} slice(s) per side (as created)")
     patch = _patch(dim, depth, plane, gpu)
     batch, micro = _batch(patch, gpu, memory_gib)
     reasons.append(f"patch {patch}, batch {batch} in passes of {micro} "
