@@ -111,9 +111,28 @@ def _command_names() -> set[str]:
     return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui"}
 
 
+def _print_our_warnings() -> None:
+    """Show :class:`DeepScemWarning` as ``warning: ...`` lines, like errors, not as Python's
+    ``file:line: UserWarning`` (other warnings keep Python's format)."""
+    import warnings
+
+    from deepscem.errors import DeepScemWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DeepScemWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _print_our_warnings()
     # TensorFlow's C++ start-up banner (CPU instruction notes) is noise for users.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not argv:
@@ -178,12 +197,23 @@ def _legacy_int(text: str, what: str) -> int:
         raise DeepScemError(f"{what} must be a whole number, got {text!r}") from None
 
 
+def gui_package() -> str:
+    """Where the desktop application lives: ``ui`` in a checkout (``ui/`` beside ``deepscem/``),
+    ``deepscem_ui`` when installed with pip (the same folder, installed under a name that cannot
+    collide with other projects' top-level ``ui``)."""
+    checkout = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+    return "ui" if checkout.is_file() else "deepscem_ui"
+
+
 def open_gui(safe: bool = True) -> int:
     """Open the desktop application (``ui/``); a plain message where it is not available."""
+    import importlib
+
+    package = gui_package()
     try:
-        from ui.app import run_app
+        run_app = importlib.import_module(f"{package}.app").run_app
     except ModuleNotFoundError as err:
-        if err.name and (err.name.startswith("ui") or err.name.startswith("PyQt5")):
+        if err.name and (err.name.startswith(package) or err.name.startswith("PyQt5")):
             print("error: the graphical interface is not available in this installation "
                   f"({err.name} missing); use the commands listed by 'run.py --help'",
                   file=sys.stderr)

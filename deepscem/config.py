@@ -139,6 +139,9 @@ class TrainConfig:
     lr_schedule: str = "plateau"
     # Wall-clock budget: training stops after the batch that crosses it (best weights kept).
     time_limit_minutes: float | None = None
+    # What the time limit counts: "wall" (elapsed) or "cpu" (this process's CPU time, all
+    # threads: the same computation whatever else runs on a shared machine).
+    budget_clock: str = "wall"
     # Patches per forward/backward pass. A batch (one weight update) is computed in
     # batch_size / micro_batch_size passes whose gradients are averaged, so training memory
     # follows the micro-batch, not the batch; BatchNorm normalises each pass on its own.
@@ -157,6 +160,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.holdout) < 1.0:
             raise ConfigError(f"holdout is a fraction of the slices in [0, 1), got {self.holdout}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ConfigError(f"budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.keep_best_on not in ("loss", "score"):
             raise ConfigError(f"keep_best_on must be 'loss' or 'score', got {self.keep_best_on!r}")
         if self.lr_schedule not in ("plateau", "cosine", "constant"):

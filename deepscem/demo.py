@@ -19,6 +19,7 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from deepscem.errors import InputFileError
+from deepscem.training.stop_reasons import StopReason
 
 #: Files a --data folder must hold (the lucchi-pp layout).
 DATA_FILES = ("train_image.tif", "train_label.tif", "test_image.tif", "test_label.tif")
@@ -109,7 +110,7 @@ def run_demo(out_dir: str | Path, *, data_dir: str | Path | None = None, minutes
     trained = train(model, info, [result.files["train_dataset"]], [result.files["train_dataset"]],
                     demo_train_config(patch, minutes), log_path=out / "training_log.csv",
                     progress=progress, cancel=cancel)
-    if trained.stopped_reason == "cancelled":
+    if trained.stopped_reason == StopReason.CANCELLED:
         raise prog.Cancelled()
     result.train_message = trained.message or trained.stopped_reason
     model_path = save_model(trained.model, out / "demo_model.keras", trained.info)

@@ -34,3 +34,9 @@ class Cancelled(DeepScemError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message)
+
+
+class DeepScemWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. a model from the
+    original DeepSCEM with a single-output softmax). The CLI prints it as ``warning: ...``;
+    the test suite turns an unexpected one into an error."""

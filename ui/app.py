@@ -33,8 +33,8 @@ def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
     from PyQt5.QtCore import Qt, QTimer
     from PyQt5.QtWidgets import QApplication
 
-    from ui.errors import install_excepthook
-    from ui.main_window import MainWindow
+    from .errors import install_excepthook
+    from .main_window import MainWindow
 
     app = QApplication.instance()
     if app is None:

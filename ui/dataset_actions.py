@@ -15,8 +15,9 @@ from PyQt5.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 from deepscem import dataset as ds_core
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
-from ui.dialogs.base import DATASET_FILTER
-from ui.dialogs.dataset_dialogs import (
+
+from .dialogs.base import DATASET_FILTER
+from .dialogs.dataset_dialogs import (
     AddSampleDialog,
     AddSampleRequest,
     AliasesDialog,
@@ -29,8 +30,8 @@ from ui.dialogs.dataset_dialogs import (
     SaveAsDialog,
     SaveAsRequest,
 )
-from ui.errors import guard, show_error
-from ui.workers import Worker
+from .errors import guard, show_error
+from .workers import Worker
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 

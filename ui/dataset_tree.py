@@ -10,7 +10,8 @@ from PyQt5.QtGui import QColor, QIcon, QPixmap
 from PyQt5.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from deepscem.dataset import Dataset
-from ui.render import layer_colour
+
+from .render import layer_colour
 
 ROLE = Qt.UserRole
 

@@ -28,15 +28,16 @@ from PyQt5.QtWidgets import (
 )
 
 from deepscem.errors import DatasetError
-from ui.about import detect_device, show_about
-from ui.dataset_actions import IMAGE_SUFFIXES, DatasetActions
-from ui.dataset_tree import DatasetTree
-from ui.errors import guard
-from ui.model_actions import ModelActions
-from ui.model_list import ModelList
-from ui.render import to_qimage
-from ui.task_runner import TaskRunner
-from ui.volume_view import VolumeView
+
+from .about import detect_device, show_about
+from .dataset_actions import IMAGE_SUFFIXES, DatasetActions
+from .dataset_tree import DatasetTree
+from .errors import guard
+from .model_actions import ModelActions
+from .model_list import ModelList
+from .render import to_qimage
+from .task_runner import TaskRunner
+from .volume_view import VolumeView
 
 
 class MainWindow(QMainWindow):
@@ -211,17 +212,17 @@ class MainWindow(QMainWindow):
             to_qimage(rgb).save(path, "PNG")
 
     # --- drag and drop, closing ----------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
         if any(Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES + (".hdf5", ".h5") for u in urls):
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:
         files = [u.toLocalFile() for u in event.mimeData().urls()]
         event.acceptProposedAction()
         guard(self, self.dataset_actions.add_files_dropped, "Drop files")(files)
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         unsaved = self.models.unsaved()
         if unsaved:
             names = ", ".join(e.name for e in unsaved)

@@ -13,9 +13,11 @@ from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
-from ui.dialogs.base import MODEL_FILTER
-from ui.dialogs.evaluation_result import EvaluationResultDialog
-from ui.dialogs.model_dialogs import (
+from deepscem.training.stop_reasons import StopReason
+
+from .dialogs.base import MODEL_FILTER
+from .dialogs.evaluation_result import EvaluationResultDialog
+from .dialogs.model_dialogs import (
     CreateModelDialog,
     EvaluateDialog,
     EvaluateRequest,
@@ -24,9 +26,9 @@ from ui.dialogs.model_dialogs import (
     TrainDialog,
     TrainRequest,
 )
-from ui.dialogs.train_progress import TrainProgressDialog
-from ui.model_list import ModelEntry
-from ui.workers import Worker
+from .dialogs.train_progress import TrainProgressDialog
+from .model_list import ModelEntry
+from .workers import Worker
 
 
 def _load_model(path: Path, *, progress=None, cancel=None):
@@ -112,10 +114,10 @@ class ModelActions(QObject):
             entry.info = getattr(result, "info", entry.info)
             entry.saved = False
             self.models.update_entry(entry)
-            reason = getattr(result, "stopped_reason", "") or "finished"
+            reason = str(result.stopped_reason)
             message = getattr(result, "message", "")
             self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
-            if reason == "nan":  # the user must know the weights are the last good ones
+            if reason == StopReason.NAN:  # the user must know the weights are the last good ones
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")

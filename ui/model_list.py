@@ -16,16 +16,18 @@ class ModelEntry:
 
     name: str
     model: Any                  # keras.Model (Keras is imported lazily, so no annotation)
-    info: Any                   # deepscem.models.storage.ModelInfo
+    info: Any                   # deepscem.models.introspection.ModelInfo (imported lazily with Keras)
     path: Path | None = None    # the file it was loaded from or last saved to
     saved: bool = False         # False until written to disk since the last change
 
     def describe(self) -> str:
         info = self.info
-        labels = ", ".join(getattr(info, "label_names", []) or [])
-        patch = getattr(info, "patch_size", None)
-        return (f"{self.name}: {getattr(info, 'dimension', '?')}D, "
-                f"{getattr(info, 'outputs', '?')} output(s)" + (f" [{labels}]" if labels else "")
+        if info is None:  # a model whose metadata is not read yet
+            return f"{self.name}\n{self.path or 'not saved'}"
+        labels = ", ".join(info.label_names)
+        patch = info.patch_size
+        return (f"{self.name}: {info.dimension}D, "
+                f"{info.outputs} output(s)" + (f" [{labels}]" if labels else "")
                 + (f", trained on patches {tuple(patch)}" if patch else "")
                 + (f"\n{self.path}" if self.path else "\nnot saved"))
 

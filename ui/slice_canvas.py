@@ -7,7 +7,7 @@ from PyQt5.QtCore import QPoint, QPointF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QPainter, QPen, QPixmap, QTransform
 from PyQt5.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
-from ui.render import to_qimage
+from .render import to_qimage
 
 ZOOM_STEP = 1.25
 MAX_ZOOM = 64.0
@@ -98,12 +98,12 @@ class SliceCanvas(QGraphicsView):
         self._fitted = False
         self.zoomed.emit(self.transform().m11())
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
 
-    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def wheelEvent(self, event) -> None:
         self.zoom(ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP)
 
     def _pixel_at(self, pos: QPoint) -> tuple[int, int]:
@@ -115,19 +115,19 @@ class SliceCanvas(QGraphicsView):
             return row, col
         return -1, -1
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event) -> None:
         super().mouseMoveEvent(event)
         self.hovered.emit(*self._pixel_at(event.pos()))
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event) -> None:
         super().leaveEvent(event)
         self.hovered.emit(-1, -1)
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802
+    def mousePressEvent(self, event) -> None:
         self._press = event.pos()
         super().mousePressEvent(event)
 
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event) -> None:
         super().mouseReleaseEvent(event)
         if self._press is not None and (event.pos() - self._press).manhattanLength() < 4:
             row, col = self._pixel_at(event.pos())
@@ -135,7 +135,7 @@ class SliceCanvas(QGraphicsView):
                 self.clicked.emit(row, col)
         self._press = None
 
-    def drawForeground(self, painter: QPainter, rect) -> None:  # noqa: N802
+    def drawForeground(self, painter: QPainter, rect) -> None:
         if self.cross is None or self._shape is None:
             return
         row, col = self.cross

@@ -8,7 +8,8 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from deepscem.progress import Progress
-from ui.workers import Worker
+
+from .workers import Worker
 
 
 def format_eta(seconds: float | None) -> str:

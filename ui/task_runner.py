@@ -12,9 +12,9 @@ from typing import Any
 from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtWidgets import QWidget
 
-from ui.errors import guard, show_error
-from ui.task_dialog import TaskDialog
-from ui.workers import Worker, start_worker, thread_pool
+from .errors import guard, show_error
+from .task_dialog import TaskDialog
+from .workers import Worker, start_worker, thread_pool
 
 
 class TaskRunner(QObject):

@@ -41,9 +41,10 @@ from PyQt5.QtWidgets import (
 
 from deepscem.dataset import Dataset
 from deepscem.errors import DeepScemError
-from ui.dataset_tree import split_ref
-from ui.render import compose, layer_colour, outline, to_grey
-from ui.slice_canvas import SliceCanvas
+
+from .dataset_tree import split_ref
+from .render import compose, layer_colour, outline, to_grey
+from .slice_canvas import SliceCanvas
 
 # Slices of up to this many pixels (2048 x 2048) are read synchronously when a sample is shown
 # or its layers change (tens of ms); larger ones in the background like Z changes.
@@ -537,7 +538,7 @@ class VolumeView(QWidget):
             self._rgb = self._compose(self._plane)
         return self._rgb
 
-    def keyPressEvent(self, event) -> None:  # noqa: N802
+    def keyPressEvent(self, event) -> None:
         if event.key() in (Qt.Key_PageUp, Qt.Key_Up):
             self.set_z(self.z + 1)
         elif event.key() in (Qt.Key_PageDown, Qt.Key_Down):

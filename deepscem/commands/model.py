@@ -14,6 +14,7 @@ from deepscem.errors import ModelError
 DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
     "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
     "normalization": "batchnorm", "depth": 4, "outputs": 1, "activation": "sigmoid", "name": "unet",
+    "context": 0,
 }
 
 
@@ -56,7 +57,7 @@ def register(subparsers) -> None:
                              "mutually exclusive classes (2+ outputs), tanh/linear for distance "
                              "maps (default %(default)s)")
     create.add_argument("--name", default=DEFAULTS["name"], help="model name (default %(default)s)")
-    create.add_argument("--context", default="0", metavar="N|auto",
+    create.add_argument("--context", default=str(DEFAULTS["context"]), metavar="N|auto",
                         help="2D models: N neighbouring slices on either side as extra input channels "
                              "(2.5D: 1 = 3 slices, 2 = 5); 'auto' chooses from the data given with "
                              "--data (its voxel size, or how alike neighbouring slices are) "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deepscem.config import BATCH_WORKERS, TrainConfig
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, ModelError
+from deepscem.training.stop_reasons import StopReason
 
 _DEFAULT = TrainConfig()
 
@@ -232,7 +233,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     save_model(result.model, out, result.info, overwrite=True)
     best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
     print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")
-    if result.stopped_reason == "nan":
+    if result.stopped_reason == StopReason.NAN:
         raise DeepScemError(f"{result.message}; saved them to {out}")
     return 0
 

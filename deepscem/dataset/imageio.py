@@ -83,7 +83,7 @@ class RawSource(VolumeSource):
         if os.path.getsize(path) < offset + self.nbytes:  # found now, before anything is written
             raise InputFileError(f"{path}: the file is truncated (it should hold {self.nbytes} bytes "
                                  f"of {tuple(shape)} {self.dtype} voxels); re-export it")
-        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        self._file = open(path, "rb")
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         slice_bytes = self.shape[1] * self.shape[2] * self.dtype.itemsize
@@ -110,7 +110,7 @@ class TiffPageSource(VolumeSource):
         try:
             # Compressed pages decode in parallel threads (the codecs release the GIL).
             data = self._tif.asarray(key=range(z0, z1), series=0, maxworkers=_WORKERS)
-        except Exception as err:  # tifffile/imagecodecs raise many types on damaged files
+        except Exception as err:  # noqa: BLE001  (tifffile/imagecodecs raise many types on damaged files)
             raise InputFileError(f"{self.path}: cannot decode slices {z0}-{z1 - 1} ({err}); "
                                  "the file may be damaged, re-export it") from None
         return np.asarray(data).reshape((z1 - z0,) + tuple(self.shape[1:]))
@@ -179,7 +179,7 @@ def _open_tiff(path: str) -> VolumeSource:
 
     try:
         tif = tifffile.TiffFile(path)
-    except Exception as err:  # tifffile raises TiffFileError, ValueError, struct.error...
+    except Exception as err:  # noqa: BLE001  (tifffile raises TiffFileError, ValueError, struct.error...)
         raise InputFileError(f"{path}: not a readable TIFF file ({err})") from None
     try:
         series = tif.series[0]

@@ -28,9 +28,18 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.dataset.context import context_reader, model_context
-from deepscem.errors import DatasetError, ModelError
+from deepscem.errors import DatasetError, DeepScemWarning
 from deepscem.evaluation.metrics import binarize
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
+from deepscem.models.introspection import (
+    SINGLE_SOFTMAX_NOTE,
+    ModelInfo,
+    check_grey_input,
+    model_dimension,
+    output_channels,
+    single_softmax,
+    tile_multiple,
+)
 from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 
 Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
@@ -43,29 +52,6 @@ DEFAULT_TILE_3D = (32, 256, 256)
 BUFFER_BYTES = 512 * 2**20
 
 
-def model_dimension(model: Any, info: Any = None) -> int:
-    """2 or 3: from the model info when known, else from the input rank (4 -> 2D, 5 -> 3D)."""
-    dim = getattr(info, "dimension", None)
-    if dim in (2, 3):
-        return int(dim)
-    rank = len(model.inputs[0].shape)
-    if rank not in (4, 5):
-        raise ModelError(f"model input has rank {rank}; a 2D U-Net takes (batch, Y, X, 1) and a "
-                         "3D U-Net (batch, Z, Y, X, 1)")
-    return rank - 2
-
-
-def size_multiple(model: Any, info: Any = None) -> int:
-    """What every spatial tile size must be a multiple of: 2**depth for a U-Net (from the
-    model info, or from the model's pooling strides for files without metadata)."""
-    unet = getattr(info, "unet", None)
-    if unet is not None:
-        return 2 ** int(unet.depth)
-    from deepscem.models.unet import required_multiple
-
-    return required_multiple(model)
-
-
 class Predictor:
     """A model set up for tiled prediction; reuse it for every volume.
 
@@ -73,33 +59,27 @@ class Predictor:
     (B, Z, Y, X, C). info: its ModelInfo (or None: dimension and depth are inferred).
     """
 
-    def __init__(self, model: Any, info: Any = None,
+    def __init__(self, model: Any, info: ModelInfo | None = None,
                  config: PredictConfig | None = None) -> None:
         self.model = model
         self.config = config or PredictConfig()
         self.dim = model_dimension(model, info)
-        self.outputs = int(model.outputs[0].shape[-1])
-        in_channels = model.inputs[0].shape[-1]
+        self.outputs = output_channels(model)
+        check_grey_input(model)  # one grey channel, or 1 + 2c slices for a 2.5D model
         # 2.5D (issue 16): a 2D model with 1 + 2c input channels sees slices z-c..z+c
         self.context = model_context(model) if self.dim == 2 else 0
-        if in_channels not in (None, 1 + 2 * self.context):
-            raise ModelError(f"model takes {in_channels} input channels; DeepSCEM images are "
-                             "grey (1 channel, or 1 + 2 x context slices for a 2.5D model)")
-        self.normalization = getattr(info, "normalization", None)
-        activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", "")
-        self._softmax1 = activation == "softmax" and self.outputs == 1
+        self.normalization = getattr(info, "normalization", None)  # replayed by predict_dataset
+        self._softmax1 = single_softmax(model, info)
         if self._softmax1:
-            warnings.warn("this model ends in a softmax over a single output channel, so it "
-                          "predicts 1 everywhere (the original DeepSCEM allowed this); train a "
-                          "sigmoid model for one label", stacklevel=2)
-        m = size_multiple(model, info)
+            warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
+        m = tile_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
 
-    def _tile_shape(self, info: Any) -> tuple[int, int, int]:
+    def _tile_shape(self, info: ModelInfo | None) -> tuple[int, int, int]:
         patch = self.config.patch
         if patch is None:
-            train = getattr(info, "patch_size", None)
+            train = info.patch_size if info is not None else None
             base = DEFAULT_TILE_2D if self.dim == 2 else DEFAULT_TILE_3D
             # Y, X: at least twice the training patch; Z (3D): at least the training patch.
             patch = base if not train else tuple(
@@ -304,7 +284,7 @@ class _SlabWriter:
 
 
 def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
-                   config: PredictConfig | None = None, *, info: Any = None,
+                   config: PredictConfig | None = None, *, info: ModelInfo | None = None,
                    progress: prog.ProgressCallback | None = None,
                    cancel: prog.CancelToken | None = None) -> None:
     """Predict a (Z, Y, X) float32 image in [0, 1] (NumPy array or h5py dataset) into
@@ -315,7 +295,7 @@ def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
                              progress=progress, cancel=cancel)
 
 
-def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: str | Path,
+def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path, out_path: str | Path,
                     config: PredictConfig | None = None, *, overwrite: bool = False,
                     progress: prog.ProgressCallback | None = None,
                     cancel: prog.CancelToken | None = None) -> Path:
@@ -349,7 +329,7 @@ def predict_dataset(model: Any, info: Any, dataset_path: str | Path, out_path: s
             prog.emit(progress, 0, total, "tiles", "predict")
             with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
                                 overwrite=True) as out:
-                aliases = list(getattr(info, "label_names", None) or [])
+                aliases = list(info.label_names if info is not None else [])
                 if len(aliases) == predictor.outputs:
                     out.set_label_aliases(aliases)
                 done = 0

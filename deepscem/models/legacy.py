@@ -78,5 +78,5 @@ def infer_unet_config(model: keras.Model) -> UNetConfig | None:
             outputs=int(out.filters),
             activation=activation if activation in ("sigmoid", "softmax", "tanh", "linear") else "linear",
             name=model.name or "unet")
-    except Exception:  # a guess for display only: never block loading on it
+    except Exception:  # noqa: BLE001  (a guess for display only: never block loading on it)
         return None

@@ -18,7 +18,6 @@ Files written by the original DeepSCEM (no metadata) load too: see ``legacy``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -26,92 +25,26 @@ import os
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepscem import __version__
-from deepscem.config import UNetConfig, from_dict, to_dict
 from deepscem.errors import DeepScemError, ModelError
+from deepscem.models.introspection import (  # noqa: F401  (ModelInfo/model_info_from re-exported)
+    NORMALIZATION_MINMAX,
+    ModelInfo,
+    model_info_from,
+    tile_multiple,
+)
 
 METADATA_MEMBER = "deepscem_metadata.json"   # inside a .keras zip
 METADATA_ATTR = "deepscem_metadata"          # root attribute of a .h5 file
 KERAS_SUFFIXES = (".keras",)
 H5_SUFFIXES = (".h5", ".hdf5")
-# Input normalisation the datasets apply (DESIGN.md §3): grey values mapped to [0, 1]
-# with the volume-wide min/max (never per patch).
-NORMALIZATION_MINMAX = "minmax"
-
-
-@dataclass
-class ModelInfo:
-    """What a model file says about the network, besides its weights.
-
-    dimension: 2 (input (Y, X, 1)) or 3 (input (Z, Y, X, 1)). outputs: output channels.
-    label_names: one name per output. patch_size: training patch (Z, Y, X), None if never
-    trained. normalization: input intensity mapping ("minmax": volume-wide min-max to [0, 1];
-    "percentile 0.5 99.5": those percentiles of each volume to 0 and 1, see
-    deepscem.dataset.normalization); prediction repeats it.
-    unet: the architecture options (None when unknown). version: DeepSCEM version that wrote
-    the file (None for the original's files). history: training summary (JSON-able dict:
-    e.g. epochs, final/best losses), None if untrained. legacy: the network comes from a
-    file written by the original DeepSCEM (its label names, patch size and normalisation
-    are defaults, not what it was trained with); it stays set when such a model is re-saved.
-    """
-
-    dimension: int
-    outputs: int
-    label_names: list[str] = field(default_factory=list)
-    patch_size: tuple[int, int, int] | None = None
-    normalization: str = NORMALIZATION_MINMAX
-    unet: UNetConfig | None = None
-    version: str | None = __version__
-    history: dict | None = None
-    legacy: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.label_names:
-            self.label_names = [f"label {i}" for i in range(int(self.outputs))]
-        if self.patch_size is not None:
-            self.patch_size = tuple(int(p) for p in self.patch_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["unet"] = to_dict(self.unet) if self.unet is not None else None
-        data["patch_size"] = list(self.patch_size) if self.patch_size is not None else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelInfo:
-        """Inverse of ``to_dict``. Keys written by a newer version are ignored (the file
-        must still load); a U-Net config that no longer parses becomes None."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        unet = values.get("unet")
-        if isinstance(unet, dict):
-            known = {f.name for f in dataclasses.fields(UNetConfig)}
-            try:
-                values["unet"] = from_dict(UNetConfig, {k: v for k, v in unet.items() if k in known})
-            except (DeepScemError, TypeError, ValueError):
-                values["unet"] = None
-        return cls(**values)
-
-
-def model_info_from(model, config: UNetConfig | None = None) -> ModelInfo:
-    """Metadata for an in-memory model (new or unsaved): dimension and outputs read from
-    the model's shapes, default label names, no patch size or history yet."""
-    from deepscem.models.unet import model_dimension
-
-    return ModelInfo(dimension=model_dimension(model), outputs=int(model.outputs[0].shape[-1]),
-                     unet=config)
-
-
 def describe_model(model, info: ModelInfo) -> dict[str, Any]:
     """A JSON-ready description of a model for ``model info`` and the GUI: name, dimension,
     outputs, parameters, trainable_parameters, input_shape/output_shape (None = any size),
     tile_multiple, then every ModelInfo field (label_names, patch_size, unet...)."""
-    from deepscem.models.unet import required_multiple
-
     return {
         "name": model.name,
         "dimension": info.dimension,
@@ -120,7 +53,7 @@ def describe_model(model, info: ModelInfo) -> dict[str, Any]:
         "trainable_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
         "input_shape": list(model.inputs[0].shape),
         "output_shape": list(model.outputs[0].shape),
-        "tile_multiple": required_multiple(model),
+        "tile_multiple": tile_multiple(model),
         **info.to_dict(),
         "notes": model_notes(info),
     }
@@ -265,7 +198,7 @@ def load_model(path: str | os.PathLike):
         with _keras_readable(path, kind) as readable:
             model = keras.saving.load_model(readable, compile=False,
                                             custom_objects=legacy.custom_objects())
-    except Exception as err:  # Keras raises many types (ValueError, KeyError, OSError, TypeError...)
+    except Exception as err:  # noqa: BLE001  (Keras raises ValueError, KeyError, OSError, TypeError...)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"cannot load model {path.name}: {reason[:200]}") from None
     info = _check_model(model, path, meta, keras_version)

@@ -6,8 +6,8 @@ prediction tiles can be larger than training patches; output has the same spatia
 with ``config.outputs`` channels (one per label).
 
 Every spatial size must be a multiple of 2**depth (each level halves it, and the
-up-sampling path doubles it back): ``required_multiple`` tells the predictor how much to
-pad, ``check_tile_shape`` refuses a tile that does not fit with a clear message.
+up-sampling path doubles it back): ``introspection.tile_multiple`` tells the predictor how
+much to pad, ``check_tile_shape`` refuses a tile that does not fit with a clear message.
 
 Only ``keras.layers`` are used, so the model runs under the TensorFlow (default) and
 PyTorch backends. The output activation is computed in float32, so a model built under
@@ -22,7 +22,7 @@ import keras
 from keras import layers
 
 from deepscem.config import UNetConfig
-from deepscem.errors import ConfigError, ModelError
+from deepscem.errors import ConfigError
 from deepscem.models import blocks
 from deepscem.models.blocks import DEFAULT_BN_MOMENTUM
 
@@ -68,35 +68,6 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
     return keras.Model(inputs, outputs, name=config.name)
 
 
-def model_dimension(model: keras.Model) -> int:
-    """2 or 3 from the model's input rank ((batch, Y, X, C) or (batch, Z, Y, X, C))."""
-    rank = len(model.inputs[0].shape)
-    if rank not in (4, 5):
-        raise ModelError(f"model input has rank {rank}; a DeepSCEM model takes 2D (batch, Y, X, 1) "
-                         "or 3D (batch, Z, Y, X, 1) images")
-    return rank - 2
-
-
-def required_multiple(info_or_model) -> int:
-    """Every tile axis must be a multiple of this (2**depth).
-
-    Accepts a ``ModelInfo`` (uses its U-Net config) or a ``keras.Model`` (multiplies the
-    pooling strides along the model, which also works for files without metadata).
-    """
-    unet = getattr(info_or_model, "unet", None)
-    if isinstance(unet, UNetConfig):
-        return 2 ** int(unet.depth)
-    if isinstance(info_or_model, keras.Model):
-        multiple = 1
-        for layer in all_layers(info_or_model):
-            if isinstance(layer, (layers.MaxPooling2D, layers.MaxPooling3D,
-                                  layers.AveragePooling2D, layers.AveragePooling3D)):
-                multiple *= max(int(s) for s in layer.strides)
-        return multiple
-    raise ModelError("cannot tell the tile multiple: give the keras model (its metadata has no "
-                     "U-Net configuration)")
-
-
 def check_tile_shape(shape: Sequence[int], depth_or_multiple, *, is_multiple: bool = False) -> None:
     """Raise ConfigError unless every axis of ``shape`` (spatial, e.g. (Y, X) or (Z, Y, X))
     is a positive multiple of 2**depth (or of ``depth_or_multiple`` itself with
@@ -107,14 +78,6 @@ def check_tile_shape(shape: Sequence[int], depth_or_multiple, *, is_multiple: bo
         fitting = tuple(max(multiple, -(-int(s) // multiple) * multiple) for s in shape)
         raise ConfigError(f"tile {tuple(int(s) for s in shape)} does not fit this model: every axis "
                           f"must be a multiple of {multiple} (2**depth); pad to {fitting}")
-
-
-def all_layers(model: keras.Model):
-    """Every layer of ``model``, nested models included (depth first)."""
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from all_layers(layer)
 
 
 def count_parameters(model: keras.Model) -> int:

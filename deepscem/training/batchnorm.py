@@ -19,7 +19,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from deepscem.models.unet import all_layers
+from deepscem.models.introspection import all_layers
 
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:

@@ -1,7 +1,7 @@
 """Keras callbacks of a training run: progress/cancel, NaN guard, keep best, CSV log.
 
 They share one :class:`RunState` so the trainer can tell why training stopped
-("completed", "cancelled", "nan", "early stopping") and which epoch was kept.
+(a :class:`~deepscem.training.stop_reasons.StopReason`) and which epoch was kept.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import keras
 import numpy as np
 
 from deepscem.progress import CancelToken, ProgressCallback, emit
+from deepscem.training.stop_reasons import StopReason
 
 
 @dataclass
 class RunState:
     """What happened during ``fit``: stop reason, message, kept epoch, per-epoch rows."""
 
-    reason: str = "completed"
+    reason: StopReason = StopReason.COMPLETED
     message: str = ""
     best_epoch: int | None = None
     best_value: float | None = None
@@ -43,7 +44,7 @@ class RunState:
         return True
 
     def stop(self, reason: str, message: str = "") -> None:
-        if self.reason == "completed":  # the first reason wins (NaN, then a cancel...)
+        if self.reason == StopReason.COMPLETED:  # the first reason wins (NaN, then a cancel...)
             self.reason, self.message = reason, message
 
 
@@ -100,7 +101,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.cancelled:
             self.model.stop_training = True
-            self.state.stop("cancelled", "training cancelled; kept the best weights so far")
+            self.state.stop(StopReason.CANCELLED, "training cancelled; kept the best weights so far")
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -139,7 +140,8 @@ class NanGuard(keras.callbacks.Callback):
             if self.good is not None:
                 self.model.set_weights(self.good)
             step = batch // self.state.passes_per_step + 1
-            self.state.stop("nan", f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {step}; "
+            self.state.stop(
+                StopReason.NAN, f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {step}; "
                                    "stopped and kept the last weights with a finite loss (try a lower "
                                    "learning rate, another loss or a smaller patch)")
             return
@@ -174,7 +176,7 @@ class KeepBest(keras.callbacks.Callback):
         logs = logs or {}
         key = self.monitor if self.monitor in logs or self.fallback is None else self.fallback
         value = logs.get(key)
-        if self.state.reason in ("cancelled", "nan") or not _finite(value):
+        if self.state.reason in (StopReason.CANCELLED, StopReason.NAN) or not _finite(value):
             return
         # stored as "lower is better" so RunState.best_value compares the same way for both
         value = float(value) if key.endswith("loss") else -float(value)
@@ -243,23 +245,27 @@ class BudgetAndSchedule(keras.callbacks.Callback):
     The run's progress is the larger of steps done / ``total_steps`` and elapsed time /
     ``seconds``, so with a time budget the LR reaches its floor when the time runs out, however
     fast the machine is. Example: lr0 1e-3, 15 min budget, 7.5 min elapsed -> 5.1e-4.
-    The clock starts at the first batch (label indexing and set-up do not count).
+    The clock starts at the first batch (label indexing and set-up do not count). ``clock``
+    "wall" measures elapsed time; "cpu" the process's CPU time (all its threads), so a budget
+    buys the same computation on a machine shared with other jobs (on an idle 2-core machine
+    one wall minute is ~2 CPU minutes).
     """
 
     def __init__(self, state: RunState, *, total_steps: int, seconds: float | None, cosine: bool,
-                 lr0: float, floor: float = 0.02) -> None:
+                 lr0: float, floor: float = 0.02, clock: str = "wall") -> None:
         super().__init__()
         self.state, self.total, self.seconds = state, max(1, total_steps), seconds
         self.cosine, self.lr0, self.floor = cosine, lr0, floor
+        self.clock = time.process_time if clock == "cpu" else time.monotonic
         self.start: float | None = None
         self.steps = 0
 
     def _elapsed(self) -> float:
-        return 0.0 if self.start is None else time.monotonic() - self.start
+        return 0.0 if self.start is None else self.clock() - self.start
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.start is None:
-            self.start = time.monotonic()
+            self.start = self.clock()
         if self.cosine:
             frac = self.steps / self.state.passes_per_step / self.total
             if self.seconds:
@@ -273,5 +279,6 @@ class BudgetAndSchedule(keras.callbacks.Callback):
             return  # stop only at the end of a step, not between its passes
         if self.seconds and self._elapsed() >= self.seconds:
             self.model.stop_training = True
-            self.state.stop("time limit", f"stopped at the {self.seconds / 60:g}-minute time limit after "
+            self.state.stop(
+                StopReason.TIME_LIMIT, f"stopped at the {self.seconds / 60:g}-minute time limit after "
                                           f"{self.state.steps_done} steps; kept the best weights")

@@ -38,7 +38,18 @@ import numpy as np
 from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.dataset.normalization import canonical as canonical_normalization
 from deepscem.devices import bf16_supported
-from deepscem.errors import ConfigError, ModelError
+from deepscem.errors import ConfigError, DeepScemWarning, ModelError
+from deepscem.models.introspection import (
+    SINGLE_SOFTMAX_NOTE,
+    ModelInfo,
+    check_grey_input,
+    model_dimension,
+    output_activation,
+    output_channels,
+    round_to_multiple,
+    single_softmax,
+    tile_multiple,
+)
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
@@ -52,6 +63,7 @@ from deepscem.training.callbacks import (
 )
 from deepscem.training.sampler import PatchSampler
 from deepscem.training.sequence import PatchSequence
+from deepscem.training.stop_reasons import StopReason
 
 # Batches of training patches whose statistics replace BatchNorm's moving averages at the end.
 BATCHNORM_BATCHES = 16
@@ -64,13 +76,13 @@ class TrainResult:
     model: the trained model (best weights when ``keep_best``), float32.
     info: the model's metadata with patch size, label names and ``history`` filled in.
     history: per-epoch columns (``{"loss": [...], "val_loss": [...], "lr": [...], ...}``).
-    stopped_reason: "completed", "cancelled", "nan" or "early stopping"; ``message`` says more.
+    stopped_reason: a :class:`StopReason` (compares equal to its text); ``message`` says more.
     """
 
     model: keras.Model
-    info: Any
+    info: ModelInfo
     history: dict[str, list]
-    stopped_reason: str
+    stopped_reason: StopReason
     message: str = ""
     best_epoch: int | None = None
     steps_done: int = 0
@@ -78,7 +90,7 @@ class TrainResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike],
+def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.PathLike],
           valid_paths: Sequence[str | os.PathLike] | None, config: TrainConfig, *,
           log_path: str | os.PathLike | None = None, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, workers: int = BATCH_WORKERS,
@@ -115,9 +127,9 @@ def train(model: keras.Model, info: Any, train_paths: Sequence[str | os.PathLike
                                                log_path)
         work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)
         if early is not None and early.stopped_epoch > 0:
-            state.stop("early stopping", f"no improvement of {monitor} for {early.patience} epochs")
+            state.stop(StopReason.EARLY_STOPPING, f"no improvement of {monitor} for {early.patience} epochs")
         n_bn = 0
-        if state.steps_done > 0 and state.reason != "nan":
+        if state.steps_done > 0 and state.reason != StopReason.NAN:
             n_bn = _recompute_batchnorm(work, train_sampler, run, state, seed, progress)
         if work is not model:
             model.set_weights(work.get_weights())
@@ -150,22 +162,22 @@ class _Run:
     augmentation: Augmentation
 
 
-def _prepare(model: keras.Model, info: Any, config: TrainConfig) -> _Run:
+def _prepare(model: keras.Model, info: ModelInfo, config: TrainConfig) -> _Run:
     """Check model vs options (before anything heavy) and work out the run's shapes."""
     from deepscem.dataset.context import model_context
     from deepscem.models.losses import get_loss, get_metrics
 
+    check_grey_input(model)
     dim = model_dimension(model)
-    outputs = int(model.output_shape[-1])
+    outputs = output_channels(model)
     activation = output_activation(model, info)
     patch = tuple(int(p) for p in config.patch)
     _check_patch(patch, dim, model, info)
     if config.target == "distance" and activation in ("sigmoid", "softmax"):
         raise ConfigError(f"distance-map targets lie in [-1, 1] and need a tanh or linear output; this "
                           f"model's output is {activation}: train on labels or use another model")
-    if activation == "softmax" and outputs == 1:
-        warnings.warn("a softmax output with a single channel always predicts 1; use sigmoid for one label",
-                      stacklevel=3)
+    if single_softmax(model, info):
+        warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=3)
     # A batch of config.batch_size patches = `passes` forward/backward passes of `micro`
     # patches; Keras' optimizer averages their gradients and updates once per batch.
     micro = micro_batch(config)
@@ -228,7 +240,7 @@ def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: b
     accumulation over the passes of a batch; BatchNorm momentum capped (batchnorm.py)."""
     if config.mixed_precision and not bf16_supported():
         warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
-                      "training may be slower than in float32", stacklevel=3)
+                      "training may be slower than in float32", DeepScemWarning, stacklevel=3)
     work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
     batchnorm.limit_momentum(work)
     optimizer = keras.optimizers.Adam(config.learning_rate,
@@ -257,7 +269,7 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
     if limit or config.lr_schedule == "cosine":
         callbacks.append(BudgetAndSchedule(state, total_steps=config.steps_per_epoch * config.epochs,
                                            seconds=limit, cosine=config.lr_schedule == "cosine",
-                                           lr0=config.learning_rate))
+                                           lr0=config.learning_rate, clock=config.budget_clock))
     if config.reduce_lr and config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=2, min_delta=1e-4, min_lr=config.learning_rate / 64))
@@ -275,7 +287,8 @@ def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _R
     plain = PatchSequence(train_sampler, run.micro, 1, dim=run.dim, seed=seed,
                           augmentation=dataclasses.replace(run.augmentation, intensity=False, defects=False))
     # After a cancel the user is waiting: fewer batches (still far better than none).
-    count = min(4 if state.reason == "cancelled" else BATCHNORM_BATCHES, max(2, state.steps_done))
+    cancelled = state.reason == StopReason.CANCELLED
+    count = min(4 if cancelled else BATCHNORM_BATCHES, max(2, state.steps_done))
     count *= run.passes
 
     def batches():
@@ -287,40 +300,13 @@ def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _R
     return recompute_batchnorm(work, batches())
 
 
-def model_dimension(model: keras.Model) -> int:
-    """2 for (B, Y, X, 1) inputs, 3 for (B, Z, Y, X, 1); ModelError otherwise."""
-    from deepscem.dataset.context import model_context
-    from deepscem.models.unet import model_dimension as rank_dimension
-
-    if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 1 + 2 * model_context(model):
-        raise ModelError("a DeepSCEM model takes one grey image (one input with one channel, or "
-                         "1 + 2 x context slices for 2.5D); this one has inputs "
-                         f"{[tuple(t.shape) for t in model.inputs]}")
-    return rank_dimension(model)
-
-
-def output_activation(model: keras.Model, info: Any) -> str:
-    """The output activation: from the model's metadata, else from its last layer."""
-    unet = getattr(info, "unet", None)
-    if unet is not None and getattr(unet, "activation", None):
-        return str(unet.activation)
-    layer = model.layers[-1]
-    fn = getattr(layer, "activation", None)
-    name = getattr(fn, "__name__", None) or (fn if isinstance(fn, str) else None)
-    return {"linear": "linear", "sigmoid": "sigmoid", "softmax": "softmax", "tanh": "tanh"}.get(
-        str(name), "sigmoid")
-
-
-def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: Any) -> None:
-    from deepscem.models.unet import required_multiple
-
+def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: ModelInfo) -> None:
     if dim == 2 and patch[0] != 1:
         raise ConfigError(f"a 2D model trains on single slices: use a patch with Z = 1, not {patch}")
-    unet = getattr(info, "unet", None)
-    multiple = required_multiple(info if unet is not None else model)
+    multiple = tile_multiple(model, info)
     axes = patch[1:] if dim == 2 else patch
     if any(p % multiple for p in axes):
-        fitting = tuple(max(multiple, p // multiple * multiple) for p in axes)
+        fitting = tuple(round_to_multiple(p, multiple) for p in axes)
         raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
                           f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
 
@@ -344,29 +330,28 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
     return {k: v for k, v in columns.items() if any(x is not None for x in v)}
 
 
-def _updated_info(info: Any, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
+def _updated_info(info: ModelInfo, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
                   history: dict[str, list], state: RunState, train_paths, valid_paths,
                   micro: int) -> Any:
     record = {
         "config": to_dict(config),
         "micro_batch": micro,
         "epochs": history,
-        "stopped_reason": state.reason,
+        "stopped_reason": state.reason.value,
         "message": state.message,
         "best_epoch": state.best_epoch,
         "steps": state.steps_done,
         "train_datasets": [Path(p).name for p in train_paths],
         "valid_datasets": [Path(p).name for p in valid_paths] if valid_paths else [],
     }
-    previous = getattr(info, "history", None)
+    previous = info.history
     if isinstance(previous, dict) and previous:
         record["previous"] = previous
     values: dict[str, Any] = {"patch_size": patch, "history": _jsonable(record),
                               "normalization": canonical_normalization(config.normalization)}
-    if label_names and len(label_names) == getattr(info, "outputs", len(label_names)):
+    if label_names and len(label_names) == info.outputs:
         values["label_names"] = list(label_names)
-    names = {f.name for f in dataclasses.fields(info)} if dataclasses.is_dataclass(info) else set()
-    return dataclasses.replace(info, **{k: v for k, v in values.items() if k in names})
+    return dataclasses.replace(info, **values)
 
 
 def _jsonable(value: Any) -> Any:

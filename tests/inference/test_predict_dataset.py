@@ -1,15 +1,18 @@
 """predict_dataset: the prediction file's layout, safety of the output path, cancel."""
 
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
 
-from deepscem.config import PredictConfig
+from deepscem.config import (
+    PredictConfig,
+    UNetConfig,
+)
 from deepscem.dataset import Dataset
 from deepscem.errors import Cancelled, DatasetError
 from deepscem.inference.predictor import predict_dataset
+from deepscem.models.introspection import ModelInfo
 from deepscem.progress import CancelToken
 
 keras = pytest.importorskip("keras")
@@ -23,8 +26,8 @@ def identity2():
     return keras.Model(inputs, out)
 
 
-INFO = SimpleNamespace(dimension=2, unet=SimpleNamespace(depth=2), patch_size=(1, 16, 16),
-                       label_names=["mito", "er"], outputs=2)
+INFO = ModelInfo(dimension=2, unet=UNetConfig(depth=2, outputs=2), patch_size=(1, 16, 16),
+                 label_names=["mito", "er"], outputs=2)
 
 
 @pytest.fixture

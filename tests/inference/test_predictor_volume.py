@@ -1,13 +1,19 @@
 """Tiled prediction of in-memory volumes with an identity model (no dataset file needed)."""
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from deepscem.config import PredictConfig
+from deepscem.config import (
+    PredictConfig,
+    UNetConfig,
+)
 from deepscem.errors import Cancelled
-from deepscem.inference.predictor import Predictor, model_dimension, predict_volume
+from deepscem.inference.predictor import Predictor, predict_volume
+from deepscem.models.introspection import (
+    ModelInfo,
+    model_dimension,
+)
 from deepscem.progress import CancelToken
 
 keras = pytest.importorskip("keras")
@@ -23,8 +29,7 @@ def identity_model(dim: int, outputs: int = 1):
 
 
 def info(dim, depth):
-    return SimpleNamespace(dimension=dim, unet=SimpleNamespace(depth=depth), patch_size=None,
-                           label_names=None)
+    return ModelInfo(dimension=dim, outputs=1, unet=UNetConfig(dim=dim, depth=depth, outputs=1))
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +100,8 @@ def test_cancel_stops_between_batches(model2d):
 
 
 def test_default_tiles_are_large_and_take_short_axes_whole(model2d):
-    p = Predictor(model2d, SimpleNamespace(dimension=2, unet=SimpleNamespace(depth=4),
-                                           patch_size=(1, 256, 384)), PredictConfig())
+    p = Predictor(model2d, ModelInfo(dimension=2, outputs=1, unet=UNetConfig(depth=4),
+                                     patch_size=(1, 256, 384)), PredictConfig())
     assert p.grid((165, 512, 640)).tile_shape == (1, 512, 640)    # Lucchi slices: one tile
     assert p.grid((2, 2048, 2048)).tile_shape == (1, 512, 768)    # 2 x the training patch
 

@@ -15,8 +15,9 @@ import deepscem  # noqa: E402
 from deepscem.config import UNetConfig  # noqa: E402
 from deepscem.errors import ModelError  # noqa: E402
 from deepscem.models import storage  # noqa: E402
+from deepscem.models.introspection import tile_multiple  # noqa: E402
 from deepscem.models.storage import ModelInfo, load_model, model_info_from, save_model  # noqa: E402
-from deepscem.models.unet import build_unet, required_multiple  # noqa: E402
+from deepscem.models.unet import build_unet  # noqa: E402
 
 CONFIG = UNetConfig(filters=2, depth=2, outputs=2, name="tiny")
 ORIGINAL = "original-format"
@@ -155,7 +156,7 @@ def test_original_models_reproduce_their_reference_outputs(shared_data, name, ke
     assert info.dimension == reference[key_in].ndim - 2
     assert info.outputs == reference[key_out].shape[-1]
     assert info.unet is not None and info.unet.filters in (4, 8)
-    assert required_multiple(model) == 2 ** info.unet.depth
+    assert tile_multiple(model) == 2 ** info.unet.depth
     y = np.asarray(model.predict_on_batch(reference[key_in]))
     np.testing.assert_allclose(y, reference[key_out], atol=1e-5)
 

@@ -10,8 +10,9 @@ keras = pytest.importorskip("keras")
 from deepscem.config import UNetConfig  # noqa: E402
 from deepscem.errors import ConfigError, ModelError  # noqa: E402
 from deepscem.models import losses  # noqa: E402
+from deepscem.models.introspection import tile_multiple  # noqa: E402
 from deepscem.models.storage import model_info_from  # noqa: E402
-from deepscem.models.unet import build_unet, check_tile_shape, required_multiple  # noqa: E402
+from deepscem.models.unet import build_unet, check_tile_shape  # noqa: E402
 from deepscem.training.batchnorm import recompute_batchnorm  # noqa: E402
 
 TINY = dict(filters=2, depth=2)
@@ -74,10 +75,10 @@ def test_bad_model_names_are_refused(name):
 def test_tile_multiple_and_check():
     config = UNetConfig(**TINY)
     model = build_unet(config)
-    assert required_multiple(model) == 4
-    assert required_multiple(model_info_from(model, config)) == 4
+    assert tile_multiple(model) == 4
+    assert tile_multiple(info=model_info_from(model, config)) == 4
     with pytest.raises(ModelError):
-        required_multiple(model_info_from(model))  # no config, no model: cannot tell
+        tile_multiple(info=model_info_from(model))  # no config, no model: cannot tell
     check_tile_shape((64, 64), 2)
     with pytest.raises(ConfigError, match=r"multiple of 4.*\(12, 64\)"):
         check_tile_shape((10, 64), 2)

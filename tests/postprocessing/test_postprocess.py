@@ -1,16 +1,19 @@
 """remove_small_objects: exact against scikit-image whatever the slab size, conservative
 when the halo must be shortened, in place on HDF5, and as a prediction option."""
 
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
 from skimage.morphology import remove_small_objects as skimage_remove
 
-from deepscem.config import PredictConfig
+from deepscem.config import (
+    PredictConfig,
+    UNetConfig,
+)
 from deepscem.dataset import Dataset
 from deepscem.errors import Cancelled, ConfigError
+from deepscem.models.introspection import ModelInfo
 from deepscem.postprocessing.small_objects import remove_small_objects
 from deepscem.progress import CancelToken
 
@@ -94,8 +97,8 @@ def test_prediction_option_removes_specks_and_records_it(tmp_path):
     inputs = keras.Input((None, None, 1))
     identity = keras.Model(inputs, keras.layers.Conv2D(1, 1, kernel_initializer="ones",
                                                        bias_initializer="zeros")(inputs))
-    info = SimpleNamespace(dimension=2, unet=SimpleNamespace(depth=2), patch_size=(1, 16, 16),
-                           label_names=["mito"], outputs=1)
+    info = ModelInfo(dimension=2, unet=UNetConfig(depth=2), patch_size=(1, 16, 16),
+                     label_names=["mito"], outputs=1)
     image = np.zeros((4, 32, 32), np.uint8)
     image[:, 4:20, 4:20] = 255     # one large object through every slice
     image[1, 28, 28] = 255         # a speck

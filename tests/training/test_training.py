@@ -8,10 +8,10 @@ from training_data import blob_dataset, tiny_unet
 
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
 
-from deepscem.config import TrainConfig, micro_batch  # noqa: E402
-from deepscem.errors import ConfigError, DatasetError, ModelError  # noqa: E402
-from deepscem.progress import CancelToken  # noqa: E402
-from deepscem.training.trainer import train  # noqa: E402
+from deepscem.config import TrainConfig, micro_batch
+from deepscem.errors import ConfigError, DatasetError, ModelError
+from deepscem.progress import CancelToken
+from deepscem.training.trainer import train
 
 
 def quick(**kw) -> TrainConfig:

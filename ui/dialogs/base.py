@@ -50,7 +50,7 @@ class PathEdit(QWidget):
     def text(self) -> str:
         return self.edit.text().strip()
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt naming
+    def setText(self, text: str) -> None:
         self.edit.setText(str(text))
 
     def browse(self) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 from PyQt5.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
 
 from deepscem.errors import ConfigError
-from ui.dataset_tree import DatasetSummary
-from ui.dialogs.base import (
+
+from ..dataset_tree import DatasetSummary
+from .base import (
     DATASET_FILTER,
     IMAGE_FILTER,
     ConfigDialog,

@@ -15,7 +15,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from ui.errors import show_error
+from ..errors import show_error
 
 
 def report_table(report) -> tuple[list[str], list[list[str]]]:

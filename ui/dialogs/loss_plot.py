@@ -41,7 +41,7 @@ class LossPlot(QWidget):
         pad = (y1 - y0) * 0.08 or max(abs(y1) * 0.1, 1e-3)
         return x0, x1, y0 - pad, y1 + pad
 
-    def paintEvent(self, _event) -> None:  # noqa: N802
+    def paintEvent(self, _event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.Antialiasing)
         painter.fillRect(self.rect(), Qt.white)

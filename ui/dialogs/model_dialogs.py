@@ -20,9 +20,10 @@ from PyQt5.QtWidgets import (
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from deepscem.errors import ConfigError
-from ui.dataset_tree import DatasetSummary
-from ui.dialogs.base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
-from ui.dialogs.dataset_dialogs import _pair
+
+from ..dataset_tree import DatasetSummary
+from .base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
+from .dataset_dialogs import _pair
 
 
 @dataclass(frozen=True)

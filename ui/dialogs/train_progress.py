@@ -12,9 +12,10 @@ import math
 from PyQt5.QtWidgets import QWidget
 
 from deepscem.progress import Progress
-from ui.dialogs.loss_plot import LossPlot
-from ui.task_dialog import TaskDialog
-from ui.workers import Worker
+
+from ..task_dialog import TaskDialog
+from ..workers import Worker
+from .loss_plot import LossPlot
 
 
 class TrainProgressDialog(TaskDialog):
