@@ -223,12 +223,18 @@ def side_by_side(args) -> None:
           f"{flops / 3 / 1e9:.2f} GFLOP per {args.patch}² forward pass ({flops / 1e9:.2f} per training "
           f"patch); batch {args.batch} in passes of {micro}; {args.steps} timed steps after {args.warmup}; "
           f"threads: TF intra-op {args.intra or 'default'}, inter-op {args.inter or 'default'}, batch "
-          f"workers {args.workers}")
+          f"workers {args.workers} (niceness +{_thread_nice()})")
     print("| machine | load at start | train() patches/s | GFLOP/s | plain fit patches/s | GFLOP/s | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, load, hdf5, memory in rows:
         print(f"| {label} | {load:.1f} | {hdf5:.2f} | {hdf5 * flops / 1e9:.1f} | {memory:.2f} | "
               f"{memory * flops / 1e9:.1f} | {hdf5 / memory:.3f} |")
+
+
+def _thread_nice() -> int:
+    import deepscem.training.trainer as trainer
+
+    return trainer.BATCH_THREAD_NICE
 
 
 def sampler_alone(args, path: Path) -> None:
@@ -356,6 +362,9 @@ def main() -> None:
     p.add_argument("--intra", type=int, default=0, help="TensorFlow intra-op threads (0: TF's default)")
     p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: TF's default)")
     p.add_argument("--sampler-alone", action="store_true", help="also time the sampler on one thread")
+    p.add_argument("--thread-nice", type=int, default=None,
+                   help="niceness added to train()'s batch-building threads (default: "
+                        "deepscem.config.BATCH_THREAD_NICE)")
     p.add_argument("--lucchi-3d", type=float, metavar="MINUTES",
                    help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
@@ -365,6 +374,10 @@ def main() -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(args.intra)
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    if args.thread_nice is not None:
+        import deepscem.training.trainer as trainer
+
+        trainer.BATCH_THREAD_NICE = args.thread_nice
     if args.rss_child:
         rss_child(args.rss_child, args)
         return

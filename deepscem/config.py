@@ -9,6 +9,7 @@ with a clear error so a typo in a saved config does not pass silently.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -87,6 +88,10 @@ class UNetConfig:
 # hands the sequence to tf.data's from_generator + prefetch instead, which on a 2-core CPU sat
 # idle ~20 s at the start of every second or third epoch (bench/README.md, "Training").
 BATCH_WORKERS = 2
+# Niceness added to those threads (Linux), so that on a CPU shared with other jobs the training
+# step's threads get the cores first; the builders run far ahead on a CPU. 0 = leave them.
+# The environment variable DEEPSCEM_BATCH_THREAD_NICE overrides it (bench/training.py compares).
+BATCH_THREAD_NICE = int(os.environ.get("DEEPSCEM_BATCH_THREAD_NICE", "0"))
 
 # Patches per forward/backward pass on a CPU when TrainConfig.micro_batch_size is None. Training
 # memory grows by ~180 MB per patch of 256² in a pass (default U-Net, float32): passes of 2 keep

@@ -8,6 +8,9 @@ validation losses of different epochs compare like with like.
 
 from __future__ import annotations
 
+import os
+import threading
+
 import keras
 import numpy as np
 
@@ -23,11 +26,14 @@ class PatchSequence(keras.utils.PyDataset):
     float32 in [0, 1]; y: the same spatial shape with one channel per label, float32.
     workers > 1 builds batches in threads (h5py reads are serialised, NumPy work and the
     training step overlap); workers = 1 lets tf.data prefetch from one thread.
+    thread_nice: raise the scheduling niceness of the threads that build batches by this much
+    (Linux; 0 = leave them): on a CPU shared with other work, the training step's threads then
+    win the cores the builders do not need (they run far ahead of the step on a CPU).
     """
 
     def __init__(self, sampler: PatchSampler, batch_size: int, steps: int, *, dim: int,
                  augmentation: Augmentation | None = None, seed: int = 0, fixed: bool = False,
-                 workers: int = 1, max_queue_size: int = 8) -> None:
+                 workers: int = 1, max_queue_size: int = 8, thread_nice: int = 0) -> None:
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         if dim == 2 and sampler.patch[0] != 1:
             raise ValueError("2D batches need patches with Z = 1")
@@ -39,6 +45,8 @@ class PatchSequence(keras.utils.PyDataset):
         self.seed = int(seed)
         self.fixed = fixed
         self.epoch = 0
+        self.thread_nice = int(thread_nice)
+        self._niced = threading.local()
 
     def __len__(self) -> int:
         return self.steps
@@ -63,8 +71,23 @@ class PatchSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < self.steps:
             raise IndexError(index)
+        if self.thread_nice and not getattr(self._niced, "done", False):
+            _nice_this_thread(self.thread_nice)
+            self._niced.done = True
         epoch = 0 if self.fixed else self.epoch
         return self.batch(np.random.default_rng([self.seed, epoch, int(index)]))
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
+
+
+def _nice_this_thread(increment: int) -> None:
+    """Lower the calling thread's scheduling priority (Linux: per-thread niceness); no-op where
+    the platform cannot, or when it is the main thread (that would slow the training step)."""
+    if threading.current_thread() is threading.main_thread() or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        pass

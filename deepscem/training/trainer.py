@@ -35,7 +35,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
+from deepscem.config import BATCH_THREAD_NICE, BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.dataset.normalization import canonical as canonical_normalization
 from deepscem.devices import bf16_supported
 from deepscem.errors import ConfigError, DeepScemWarning, ModelError
@@ -227,7 +227,8 @@ def _sequences(run: _Run, train_sampler: PatchSampler, valid_sampler: PatchSampl
     """The training PyDataset (passes of ``run.micro`` patches) and the validation one (whole
     batches, the same patches every epoch, no augmentation) or None."""
     train_seq = PatchSequence(train_sampler, run.micro, config.steps_per_epoch * run.passes, dim=run.dim,
-                              augmentation=run.augmentation, seed=seed, workers=workers)
+                              augmentation=run.augmentation, seed=seed, workers=workers,
+                              thread_nice=BATCH_THREAD_NICE)
     valid_seq = None
     if valid_sampler is not None:
         valid_seq = PatchSequence(valid_sampler, config.batch_size, config.validation_steps, dim=run.dim,

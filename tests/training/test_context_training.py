@@ -67,3 +67,26 @@ def test_training_a_2_5d_model_with_held_back_slices_and_keep_best_on_the_score(
     assert result.info.history["config"]["holdout"] == 0.3
     out = result.model.predict_on_batch(np.zeros((1, 16, 16, 3), np.float32))
     assert out.shape == (1, 16, 16, 2) and np.isfinite(out).all()
+
+
+def test_batch_threads_can_be_niced_and_the_main_thread_is_left_alone(tmp_path):
+    import os
+    import threading
+
+    from deepscem.training.sequence import _nice_this_thread
+
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no per-thread priorities on this platform")
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    _nice_this_thread(3)  # the main thread: unchanged
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    seen = []
+
+    def worker():
+        _nice_this_thread(3)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [min(19, before + 3)]
