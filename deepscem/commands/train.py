@@ -81,6 +81,29 @@ def register(subparsers) -> None:
     p.add_argument("--time-limit", type=float, action=_Given, default=None, metavar="MINUTES",
                    help="stop after this many minutes of training (after the current batch), keeping "
                         "the best weights; with --lr-schedule cosine the LR decays over this time")
+    _add_data_and_auto_options(p, d)
+    p.add_argument("--label-focus", type=float, default=d.label_focus, metavar="FRACTION",
+                   help="fraction of patches centred on a labelled voxel, labels chosen evenly so "
+                        "rare labels are seen; 0..1, or a percentage up to 100 (default %(default)s)")
+    p.add_argument("--target", choices=("label", "distance"), default=d.target,
+                   help="learn the labels, or their distance maps label_XXXX_dt (MSE with a "
+                        "tanh/linear output; add them with 'run.py dataset distance-transform') "
+                        "(default %(default)s)")
+    p.add_argument("--mixed-precision", action=flag, default=d.mixed_precision,
+                   help="compute in bfloat16 (faster on recent GPUs and CPUs with bf16 "
+                        "instructions, slower elsewhere) (default: off)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for repeatable patches")
+    p.add_argument("--workers", type=int, default=BATCH_WORKERS, metavar="N",
+                   help="threads building batches (default %(default)s; 1 hands batching to tf.data, "
+                        "which can stall ~20 s at the start of an epoch)")
+    p.add_argument("--log", metavar="CSV", help="per-epoch CSV log (default: MODEL_OUT with .csv)")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT if it exists")
+    p.set_defaults(func=run)
+
+
+def _add_data_and_auto_options(p, d: TrainConfig) -> None:
+    """Augmentation, normalisation, validation split and --auto (issue 16)."""
+    flag = argparse.BooleanOptionalAction
     p.add_argument("--rotate", action=flag, default=d.rotate,
                    help="random 90-degree rotations in the patch plane (default: on)")
     p.add_argument("--flip", action=flag, default=d.flip,
@@ -107,23 +130,6 @@ def register(subparsers) -> None:
                         "training, stored in the model); options given explicitly win")
     p.add_argument("--memory", type=float, default=None, metavar="GIB",
                    help="with --auto: memory budget for training on a CPU (default 1.5 GiB)")
-    p.add_argument("--label-focus", type=float, default=d.label_focus, metavar="FRACTION",
-                   help="fraction of patches centred on a labelled voxel, labels chosen evenly so "
-                        "rare labels are seen; 0..1, or a percentage up to 100 (default %(default)s)")
-    p.add_argument("--target", choices=("label", "distance"), default=d.target,
-                   help="learn the labels, or their distance maps label_XXXX_dt (MSE with a "
-                        "tanh/linear output; add them with 'run.py dataset distance-transform') "
-                        "(default %(default)s)")
-    p.add_argument("--mixed-precision", action=flag, default=d.mixed_precision,
-                   help="compute in bfloat16 (faster on recent GPUs and CPUs with bf16 "
-                        "instructions, slower elsewhere) (default: off)")
-    p.add_argument("--seed", type=int, default=None, help="random seed for repeatable patches")
-    p.add_argument("--workers", type=int, default=BATCH_WORKERS, metavar="N",
-                   help="threads building batches (default %(default)s; 1 hands batching to tf.data, "
-                        "which can stall ~20 s at the start of an epoch)")
-    p.add_argument("--log", metavar="CSV", help="per-epoch CSV log (default: MODEL_OUT with .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT if it exists")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
