@@ -1,8 +1,8 @@
-"""Command line: ``run.py <command> ...`` subcommands plus the seed's legacy flags.
+"""Command line: ``run.py <command> ...`` subcommands plus the original DeepSCEM's legacy flags.
 
 Two forms are accepted, both a contract that scripts rely on:
 
-* the seed's flags, evaluated in its fixed order (create, then add, then train; with
+* the original DeepSCEM's flags, evaluated in its fixed order (create, then add, then train; with
   ``--gui-no-safe`` the GUI opens afterwards with safe mode off)::
 
     run.py --create-dataset I3_EXAMPLE.hdf5 I3 2 --add-sample I3_EXAMPLE.hdf5 i31 i3_1.tif a.tif b.tif
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"DeepSCEM {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--legacy-help", action="store_true",
-                        help="explain the seed's flag form (--create-dataset, --add-sample, ...)")
+                        help="explain the original DeepSCEM's flag form (--create-dataset, ...)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 def build_legacy_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_prog(),
-        description="The seed's flag form, run in its fixed order: create, add, train, then "
+        description="The original DeepSCEM's flag form, run in its fixed order: create, add, train, then "
                     "(with --gui-no-safe) the GUI with safe mode off.",
     )
     parser.add_argument("--create-dataset", nargs=3, metavar=("FILENAME", "NAME", "N_LABELS"),
@@ -142,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         if _is_legacy(argv):
-            return run_legacy(build_legacy_parser().parse_args(argv))
+            args = build_legacy_parser().parse_args(argv)
+            return _interruptible(run_legacy, args, gui=args.gui_no_safe)
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.legacy_help:
@@ -151,8 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        result = args.func(args)
-        return int(result or 0)
+        return _interruptible(args.func, args, gui=args.command == "gui")
     except DeepScemError as err:
         if debug:
             traceback.print_exc()
@@ -168,8 +168,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _interruptible(func, args: argparse.Namespace, *, gui: bool) -> int:
+    """Run a command handler with Ctrl+C/SIGTERM stopping it at a safe point (exit 1)."""
+    if gui:  # the GUI handles its own quitting
+        return int(func(args) or 0)
+    from deepscem.errors import Interrupted
+    from deepscem.interrupts import InterruptHandler
+
+    with InterruptHandler() as handler:
+        result = func(args)
+    if handler.reason:  # the signal came after the last safe point: the command had finished
+        raise Interrupted(f"{handler.reason}, but the command had already finished its work")
+    return int(result or 0)
+
+
 def run_legacy(args: argparse.Namespace) -> int:
-    """The seed's flags, in its order: create, then every add, then train, then GUI."""
+    """The original DeepSCEM's flags, in its order: create, then every add, then train, then GUI."""
     from deepscem.commands import dataset as dataset_cmd
 
     if args.create_dataset:

@@ -35,7 +35,7 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """A U-Net's architecture (the original's "New model" dialog, DESIGN.md §4).
+    """A U-Net's architecture (the original's "New model" dialog).
 
     dim: 2 (slices, input (Y, X, 1)) or 3 (volumes, input (Z, Y, X, 1)).
     block: "residual" or "vgg". kernel_size: convolution size per axis.
@@ -102,7 +102,7 @@ MICRO_BATCH = 2
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train (DESIGN.md §5). Patch is (Z, Y, X); a 2D model needs Z = 1.
+    """How to train (). Patch is (Z, Y, X); a 2D model needs Z = 1.
 
     loss: "dice", "crossentropy", "mse" or "dice+crossentropy" (their sum; case-insensitive).
     target: "label" (binary masks) or "distance" (``label_XXXX_dt`` maps, for MSE with a
@@ -233,7 +233,7 @@ def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """How to predict (DESIGN.md §6). Patch is the tile (Z, Y, X); None = the model's default
+    """How to predict (). Patch is the tile (Z, Y, X); None = the model's default
     (larger than its training patch). overlap: fraction of a tile shared with its neighbour
     (0 = none). threshold: None keeps float outputs, a value writes uint8 {0, 1}.
     tta: average over flips/rotations. z_smooth: Gaussian smoothing of the outputs along Z,

@@ -40,3 +40,7 @@ class DeepScemWarning(UserWarning):
     """Something the user should know that does not stop the work (e.g. a model from the
     original DeepSCEM with a single-output softmax). The CLI prints it as ``warning: ...``;
     the test suite turns an unexpected one into an error."""
+
+
+class Interrupted(Cancelled):
+    """The command line got Ctrl+C (SIGINT) or SIGTERM; it stopped at a safe point."""

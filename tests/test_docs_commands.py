@@ -21,7 +21,7 @@ The convention (explained to readers in docs/cli.md, "About the examples"):
   so the command runs with its own files and options, only smaller): ``model create`` gets
   ``--filters 4 --depth 2``; ``train`` gets ``--patch Z 32 32`` (Z = 1 for a documented 2D patch,
   else 4), ``--batch-size 2 --steps-per-epoch 2 --epochs 1`` and at most 1 validation step; the
-  seed's ``--train-model`` gets the same values in its last seven places. The slow real-data run
+  original DeepSCEM's ``--train-model`` gets the same values in its last seven places. The slow real-data run
   of the tutorial keeps every size as written and only cuts steps, epochs and validation steps.
 
 Commands run in this process through ``deepscem.cli.main`` (TensorFlow is imported once).

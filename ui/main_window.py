@@ -1,4 +1,4 @@
-"""The main window: the seed's 15 numbered controls, menus with shortcuts, drag and drop.
+"""The main window: the original DeepSCEM's 15 numbered controls, menus with shortcuts, drag and drop.
 
     1 Load dataset   2 Unload dataset   3 Add sample   4 Remove sample   5 Save dataset as
     6 dataset list (tree)

@@ -1,6 +1,6 @@
 """``run.py dataset ...``: create and edit dataset files (one HDF5 file = a list of samples).
 
-Words follow the seed's keyword list: an *image* is a 3D or 2D grayscale image (.tif, .tiff or
+Words follow the original DeepSCEM's keyword list: an *image* is a 3D or 2D grayscale image (.tif, .tiff or
 .npy), a *label* a 3D or 2D binary image, a *sample* an image / labels combination, a *dataset*
 a collection (= a list) of samples. Heavy imports (h5py, NumPy) happen inside the handlers.
 """
@@ -11,9 +11,16 @@ import argparse
 import json
 import sys
 
+from deepscem.errors import DatasetError
+
 IMAGE_HELP = "the image: a 3D or 2D grayscale image (.tif, .tiff or .npy)"
 LABEL_HELP = ("the labels, one per dataset label: each a 3D or 2D binary image (.tif, .tiff or .npy) "
-              "of the image's size, holding 0 and one other value; \"\" or - for a blank label")
+              "of the image's size, holding 0 and one other value; \"\" or - for a blank label; "
+              "none at all for a volume to predict or to paint (blank labels, nothing annotated)")
+SLICES_HELP = ("Z indices of the slices that are labelled, e.g. 0,40,80 or ranges 0-9 (first slice "
+               "= 0); the other slices are unknown, not background, and training ignores them")
+MASK_HELP = ("a 3D or 2D binary image of the image's size: 1 (non-zero) where the labels are the "
+             "truth, 0 where nothing was labelled")
 FILE_HELP = "the dataset file (.hdf5): a collection (= a list) of samples"
 SAMPLE_HELP = "the sample name (a sample is an image / labels combination)"
 
@@ -42,7 +49,27 @@ def register(subparsers) -> None:
     p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
     p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument("labels", metavar="LABEL", nargs="*", help=LABEL_HELP)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--labelled-slices", metavar="LIST", help=SLICES_HELP)
+    which.add_argument("--annotated", metavar="MASK", help="only the voxels of MASK are labelled: "
+                       + MASK_HELP)
     p.set_defaults(func=_add_sample)
+
+    p = sub.add_parser("annotated", help="say which slices or voxels of a sample are labelled",
+                       description="Say which voxels of a sample are labelled (annotated); the rest "
+                                   "is unknown, not background: training ignores it and evaluation "
+                                   "does not score it. Without an option, print what is annotated.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--slices", metavar="LIST", help=SLICES_HELP)
+    which.add_argument("--evenly", metavar="N", type=int,
+                       help="N evenly spaced slices (the labels must hold those slices' truth)")
+    which.add_argument("--mask", metavar="MASK", help=MASK_HELP)
+    which.add_argument("--all", action="store_true", help="everything is labelled (the default)")
+    which.add_argument("--none", action="store_true",
+                       help="nothing is labelled (a volume to predict or to paint)")
+    p.set_defaults(func=_annotated)
 
     p = sub.add_parser("info", help="list a dataset's samples and layers",
                        description="List a dataset's samples, their shape (Z, Y, X) and layers.")
@@ -126,7 +153,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-# -- module-level functions (the seed's --create-dataset / --add-sample call these) -------------
+# -- module-level functions (the original DeepSCEM's --create-dataset / --add-sample call these) -------------
 def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) -> None:
     """Create an empty dataset ``filename`` named ``name`` with ``n_labels`` labels per sample."""
     from deepscem.dataset import Dataset
@@ -134,13 +161,16 @@ def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) 
     Dataset.create(filename, name, n_labels, overwrite=overwrite).close()
 
 
-def add_sample(filename: str, name: str, image: str, labels) -> None:
-    """Add sample ``name`` (image path, label paths; "" or - = blank) with a progress bar."""
+def add_sample(filename: str, name: str, image: str, labels, *, slices: str | None = None,
+               mask: str | None = None) -> None:
+    """Add sample ``name`` (image path, label paths; "" or - = blank) with a progress bar;
+    ``slices`` ("0,40,80", "0-9") or ``mask`` (path) say which voxels are labelled."""
     from deepscem.dataset import Dataset
     from deepscem.progress import TqdmProgress
 
     with Dataset.open(filename, "r+") as ds, TqdmProgress(f"{name}:") as bar:
-        ds.add_sample(name, image, list(labels), progress=bar)
+        ds.add_sample(name, image, list(labels), annotated_slices=slices, annotated_mask=mask,
+                      progress=bar)
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -149,7 +179,56 @@ def _create(args) -> None:
 
 
 def _add_sample(args) -> None:
-    add_sample(args.file, args.sample, args.image, args.labels)
+    add_sample(args.file, args.sample, args.image, args.labels, slices=args.labelled_slices,
+               mask=args.annotated)
+
+
+def _annotated(args) -> None:
+    from deepscem.dataset import Dataset
+    from deepscem.dataset.annotation import evenly_spaced, parse_slices
+    from deepscem.progress import TqdmProgress
+
+    change = args.slices or args.evenly is not None or args.mask or args.all or args.none
+    with Dataset.open(args.file, "r+" if change else "r") as ds:
+        sample = ds.sample(args.sample)
+        with TqdmProgress(f"{args.sample}:") as bar:
+            if args.slices:
+                sample.set_annotated_slices(parse_slices(args.slices, sample.shape[0]), progress=bar)
+            elif args.evenly is not None:
+                if args.evenly < 1:
+                    raise DatasetError(f"--evenly needs at least 1 slice, got {args.evenly}")
+                sample.set_annotated_slices(evenly_spaced(args.evenly, sample.shape[0]), progress=bar)
+            elif args.mask:
+                sample.set_annotated_mask(args.mask, progress=bar)
+            elif args.all:
+                sample.set_all_annotated()
+            elif args.none:
+                sample.set_none_annotated()
+        print(f"{args.sample}: {annotation_summary(sample)[1]}")
+
+
+def annotation_summary(sample) -> tuple[float, str]:
+    """(annotated fraction, words): "all annotated", "nothing annotated (...)" or
+    "20.0 % annotated, slices 3, 7 (2 of 10)"; the layer is streamed once."""
+    if sample.dataset.n_labels == 0:
+        return 1.0, "images only"
+    if not sample.has_annotation():
+        return 1.0, "all annotated"
+    per_slice = sample.annotated_per_slice()
+    total = int(per_slice.sum())
+    if total == 0:
+        return 0.0, "nothing annotated (a volume to predict or to paint)"
+    full = per_slice == sample.shape[1] * sample.shape[2]
+    touched = per_slice > 0
+    fraction = total / per_slice.size / (sample.shape[1] * sample.shape[2])
+    text = f"{100.0 * fraction:.1f} % annotated"
+    if (full == touched).all():  # whole slices only: say which
+        zs = [int(z) for z in full.nonzero()[0]]
+        shown = ", ".join(map(str, zs[:12])) + (", ..." if len(zs) > 12 else "")
+        text += f", slices {shown} ({len(zs)} of {per_slice.size})"
+    else:
+        text += f" in {int(touched.sum())} of {per_slice.size} slices"
+    return fraction, text
 
 
 def _info(args) -> None:
@@ -160,13 +239,13 @@ def _info(args) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    aliases = ", ".join(info["label_aliases"])
+    aliases = ", ".join(info["label_aliases"]) or "images only: for prediction and viewing"
     print(f"{info['path']}: dataset {info['name']!r}, {info['labels']} label(s) ({aliases}), "
           f"{len(info['samples'])} sample(s)")
     for s in info["samples"]:
         z, y, x = s["shape"]
         layers = ", ".join(f"{n} {d['dtype']}" for n, d in s["layers"].items())
-        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X); {layers}")
+        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X); {layers}; {s['annotated']}")
 
 
 def describe(ds) -> dict:
@@ -180,8 +259,10 @@ def describe(ds) -> dict:
                             "compression": data.compression}
         attrs = s.layer("image").attrs if "image" in s.group else {}
         stored = [float(attrs["norm_min"]), float(attrs["norm_max"])] if "norm_min" in attrs else None
+        fraction, words = annotation_summary(s)
         samples.append({"name": s.name, "shape": list(s.shape), "layers": layers,
-                        "image_range": stored})
+                        "image_range": stored, "annotated_fraction": fraction,
+                        "annotated": words})
     return {"path": str(ds.path), "name": ds.name, "labels": ds.n_labels,
             "label_aliases": ds.label_aliases, "samples": samples}
 

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from deepscem.errors import ConfigError, DatasetError
+from deepscem.outputs import check_output, same_file
 
 
 def register(subparsers) -> None:
@@ -34,6 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--no-objects", dest="objects", action="store_false",
                         help="skip object-level figures (they hold a whole sample in memory, "
                              "about 9 bytes per voxel)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the --csv / --json files if they exist")
     parser.set_defaults(func=run)
 
 
@@ -43,9 +46,13 @@ def run(args: argparse.Namespace) -> int:
             raise DatasetError(f"dataset file {path} does not exist")
     if not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    for path in (args.csv, args.json):
-        if path and Path(path).parent and not Path(path).parent.is_dir():
-            raise ConfigError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+    inputs = {"REFERENCE_DS": args.reference, "SEGMENTATION_DS": args.segmentation}
+    for option, path in (("--csv", args.csv), ("--json", args.json)):
+        if path:
+            check_output(path, inputs=inputs, overwrite=args.overwrite, what=f"{option} file",
+                         error=ConfigError)
+    if args.csv and args.json and same_file(args.csv, args.json):
+        raise ConfigError("--csv and --json name the same file: give two different names")
     from deepscem.evaluation import evaluate
     from deepscem.progress import TqdmProgress
 

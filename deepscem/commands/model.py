@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from deepscem.errors import ModelError
+from deepscem.outputs import check_output
 
 DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
     "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
@@ -30,7 +31,8 @@ def register(subparsers) -> None:
         "create", help="create a new untrained U-Net and save it to OUT",
         description="Create a new untrained U-Net (the GUI's 'Create a new model') and save it. "
                     "Architecture: a model is a deep neural network (its layers and weights).")
-    create.add_argument("out", metavar="OUT", help="model file to write (.keras, or .h5 as in the seed)")
+    create.add_argument("out", metavar="OUT",
+                        help="model file to write (.keras, or .h5 as the original DeepSCEM)")
     create.add_argument("--dim", type=int, choices=(2, 3), default=DEFAULTS["dim"],
                         help="2: works on 2D images / slices of a volume; 3: works on 3D volumes "
                              "(default %(default)s)")
@@ -79,9 +81,7 @@ def register(subparsers) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ModelError(f"{out} already exists; choose another name or add --overwrite")
+    out = check_output(args.out, overwrite=args.overwrite, what="model", error=ModelError)
     if out.suffix.lower() not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"cannot save a model as {out.name!r}: use a .keras or .h5 file name")
     from deepscem.config import UNetConfig

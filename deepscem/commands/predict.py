@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from deepscem.errors import DatasetError, ModelError
+from deepscem.outputs import check_output
 
 DEFAULT_OVERLAP = 0.25  # mirrors deepscem.config.PredictConfig (not imported: keep --help light)
 
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise ModelError(f"model file {model_path} does not exist")
     if not dataset_path.is_file():
         raise DatasetError(f"dataset file {dataset_path} does not exist")
-    if out.exists() and not args.overwrite:
-        raise DatasetError(f"{out} already exists: choose another output file or add --overwrite")
+    check_output(out, inputs={"MODEL": model_path, "DATASET": dataset_path}, overwrite=args.overwrite,
+                 what="prediction dataset OUT_DS", error=DatasetError)
     from deepscem.config import PredictConfig
 
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,

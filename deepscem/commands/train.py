@@ -1,18 +1,20 @@
-"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the seed's ``--train-model``.
+"""``run.py train MODEL_IN MODEL_OUT TRAIN_DS VALID_DS [options]`` and the original DeepSCEM's
+``--train-model``.
 
 Paths and options are checked before Keras is imported; the model, the datasets and the
 patch are checked against each other before the first batch (``training.trainer``).
-Ctrl+C once stops after the current batch and still saves the best model; twice aborts.
+Ctrl+C (or SIGTERM) once stops after the current batch, saves the best model so far and exits 1;
+twice aborts without saving.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 
 from deepscem.config import BATCH_WORKERS, TrainConfig
-from deepscem.errors import ConfigError, DatasetError, DeepScemError, ModelError
+from deepscem.errors import ConfigError, DatasetError, DeepScemError, Interrupted, ModelError
+from deepscem.outputs import check_output
 from deepscem.training.stop_reasons import StopReason
 
 _DEFAULT = TrainConfig()
@@ -61,7 +63,7 @@ def register(subparsers) -> None:
                    help="training steps (batches) per epoch (default %(default)s)")
     p.add_argument("--epochs", type=int, action=_Given, default=d.epochs, metavar="E",
                    help="default %(default)s")
-    p.add_argument("--validation-steps", type=int, action=_Given, default=d.validation_steps, metavar="V",
+    p.add_argument("--validation-steps", type=int, default=d.validation_steps, metavar="V",
                    help="validation batches per epoch; 0 = no validation (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
                    help="initial learning rate of Adam (default %(default)s)")
@@ -97,7 +99,7 @@ def register(subparsers) -> None:
                    help="threads building batches (default %(default)s; 1 hands batching to tf.data, "
                         "which can stall ~20 s at the start of an epoch)")
     p.add_argument("--log", metavar="CSV", help="per-epoch CSV log (default: MODEL_OUT with .csv)")
-    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL_OUT and its CSV log if they exist")
     p.set_defaults(func=run)
 
 
@@ -147,15 +149,13 @@ def run(args: argparse.Namespace) -> int:
                          holdout=args.holdout, keep_best_on=args.keep_best_on)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    auto = None
-    if args.auto:
-        auto = (set(getattr(args, "given", set())), args.memory)
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
-                       log_path=args.log, overwrite=args.overwrite, workers=args.workers, auto=auto)
+                       log_path=args.log, overwrite=args.overwrite, workers=args.workers,
+                       auto=(set(getattr(args, "given", set())), args.memory) if args.auto else None)
 
 
 def run_legacy(values: dict[str, str]) -> int:
-    """The seed's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
+    """The original DeepSCEM's ``--train-model`` with its 12 values (``cli.TRAIN_MODEL_FIELDS``).
 
     As the original: keep the best checkpoint (validation loss), write the CSV log next to
     MODEL_OUT, save the model (replacing MODEL_OUT). Other options keep TrainConfig's defaults.
@@ -167,6 +167,8 @@ def run_legacy(values: dict[str, str]) -> int:
             raise ConfigError(f"--train-model {field.upper()} must be a whole number, "
                               f"got {values[field]!r}") from None
 
+    check_files(values["model_in"], values["model_out"], [values["train_dataset"]],
+                [values["valid_dataset"]], overwrite=True)  # before the slow Keras import
     from deepscem.models.losses import canonical_loss_name
 
     config = TrainConfig(loss=canonical_loss_name(values["loss"]), batch_size=number("batch_size"),
@@ -187,17 +189,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     """Load, train with a tqdm bar, save; returns 0. A NaN/inf loss saves the last good weights
     and then raises DeepScemError (exit code 1). auto: (options given explicitly, memory budget
     in GiB or None) to fill in the others from the data (deepscem.training.autoconfig)."""
-    model_in_path, out = Path(model_in), Path(model_out)
-    if not model_in_path.is_file():
-        raise ModelError(f"model file {model_in_path} does not exist; create one with 'run.py model create'")
-    if not out.parent.is_dir():
-        raise ModelError(f"folder {out.parent} of MODEL_OUT does not exist; create it first")
-    if out.exists() and not overwrite:
-        raise ModelError(f"{out} already exists: choose another output file or add --overwrite")
-    for path in [*train_ds, *valid_ds]:
-        if not Path(path).is_file():
-            raise DatasetError(f"dataset file {path} does not exist")
-    log = Path(log_path) if log_path else out.with_suffix(".csv")
+    model_in_path, out, log = check_files(model_in, model_out, train_ds, valid_ds, log_path,
+                                          overwrite=overwrite)
 
     from deepscem.devices import describe_device
     from deepscem.models.storage import H5_SUFFIXES, KERAS_SUFFIXES, load_model, save_model
@@ -205,7 +198,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
         raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
     from deepscem.devices import bf16_supported, cpu_name
-    from deepscem.progress import CancelToken, TqdmProgress
+    from deepscem.progress import CancelToken, TqdmProgress, process_cancelled, process_token
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)
@@ -227,20 +220,20 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     if not config.mixed_precision and bf16_supported():
         print("hint: this device computes bfloat16 fast: --mixed-precision trains ~20% faster "
               "(measured on a 2-core CPU with bf16 instructions, bench/README.md)")
-    cancel = CancelToken()
-    previous = _cancel_on_first_interrupt(cancel)
-    try:
-        with TqdmProgress() as bar:
-            result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
-                           cancel=cancel, workers=workers)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    # The command line's Ctrl+C/SIGTERM token (deepscem.interrupts): the first signal stops
+    # after the current batch and the best weights so far are saved; a second aborts.
+    cancel = process_token() or CancelToken()
+    with TqdmProgress() as bar:
+        result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
+                       cancel=cancel, workers=workers)
     save_model(result.model, out, result.info, overwrite=True)
     best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
     print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")
     if result.stopped_reason == StopReason.NAN:
         raise DeepScemError(f"{result.message}; saved them to {out}")
+    if process_cancelled():
+        raise Interrupted(f"{process_cancelled()} after {result.steps_done} steps; saved the best "
+                          f"weights so far to {out}{best}")
     return 0
 
 
@@ -281,19 +274,22 @@ def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds
     return dataclasses.replace(auto, **kept)
 
 
-def _cancel_on_first_interrupt(token):
-    """First Ctrl+C: stop after the current batch and save; a second one raises KeyboardInterrupt."""
-    import threading
+def check_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],
+                log_path: str | None = None, *, overwrite: bool) -> tuple[Path, Path, Path]:
+    """The inputs exist, and every file training writes (MODEL_OUT and its CSV log) can be written
+    and destroys no input, checked before the model loads: a run of hours is never thrown away
+    at the end. Returns (MODEL_IN, MODEL_OUT, log) paths."""
+    model_in, out = Path(model_in), Path(model_out)
+    if not model_in.is_file():
+        raise ModelError(f"model file {model_in} does not exist; create one with 'run.py model create'")
+    for path in [*train_ds, *valid_ds]:
+        if not Path(path).is_file():
+            raise DatasetError(f"dataset file {path} does not exist")
+    log = Path(log_path) if log_path else out.with_suffix(".csv")
+    inputs = [("MODEL_IN", model_in), *(("a training dataset (TRAIN_DS)", p) for p in train_ds),
+              *(("a validation dataset (VALID_DS)", p) for p in valid_ds)]
+    check_output(out, inputs=inputs, overwrite=overwrite, what="MODEL_OUT", error=ModelError)
+    check_output(log, inputs=[*inputs, ("MODEL_OUT", out)], overwrite=overwrite,
+                 what="CSV log", error=ModelError)
+    return model_in, out, log
 
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum, frame):
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-        print("\nstopping after this batch (Ctrl+C again to abort without saving)")
-
-    signal.signal(signal.SIGINT, handler)
-    return previous

@@ -23,7 +23,7 @@ from deepscem.dataset.format import (
     stored_image_dtype,
     write_mask_slab,
 )
-from deepscem.dataset.layers import label_name
+from deepscem.dataset.layers import ANNOTATED, label_name
 from deepscem.errors import DatasetError, InputFileError
 
 
@@ -32,9 +32,16 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
     # One label given bare (a path or an array) rather than in a list: list("a.tif") would
     # silently become five "labels".
     labels = [labels] if isinstance(labels, (str, os.PathLike, np.ndarray)) else list(labels)
+    # No label at all in an N-label dataset: a volume to predict or to paint. Its labels are
+    # blank and nothing is annotated (deepscem.dataset.annotation), so evaluation does not
+    # score it as "background everywhere" and training refuses it until slices are marked.
+    unannotated = not labels and ds.n_labels > 0
+    if unannotated:
+        labels = [None] * ds.n_labels
     if len(labels) != ds.n_labels:
         raise DatasetError(f"{ds.path} needs {ds.n_labels} label(s) per sample, got "
-                           f"{len(labels)}; give \"\" for a blank label")
+                           f"{len(labels)}; give \"\" for a blank label, or no label at all for "
+                           "a volume to predict or to paint")
     with ExitStack() as stack:
         img = stack.enter_context(_source(image, "image"))
         lbls = [None if _is_blank(lbl) else stack.enter_context(_source(lbl, f"label {i}"))
@@ -48,10 +55,11 @@ def add_sample(ds, name: str, image, labels, *, progress=None, cancel=None):
         except OSError as err:  # a file vanished or cannot be read any more
             raise InputFileError(f"reading the inputs failed ({err.strerror or err}); nothing "
                                  "was written") from err
-        return _write(ds, name, img, lbls, lo, hi, progress, cancel)
+        return _write(ds, name, img, lbls, lo, hi, progress, cancel, unannotated=unannotated)
 
 
-def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
+def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel, *,
+           unannotated: bool = False):
     """Second pass: create the group and write slab by slab; remove it again on any error."""
 
     shape = img.shape
@@ -66,6 +74,9 @@ def _write(ds, name: str, img, lbls, lo: float, hi: float, progress, cancel):
         layers = [group.create_dataset(label_name(i), shape=shape, dtype=np.uint8, fillvalue=0,
                                        **layer_options(shape, np.dtype(np.uint8), label_name(i)))
                   for i in range(len(lbls))]
+        if unannotated:  # all zero: no chunk is written
+            group.create_dataset(ANNOTATED, shape=shape, dtype=np.uint8, fillvalue=0,
+                                 **layer_options(shape, np.dtype(np.uint8), ANNOTATED))
         with closing(_read_slabs(img, lbls, depth)) as slabs:
             for z0, z1, slab, label_slabs in slabs:
                 prog.check(cancel)

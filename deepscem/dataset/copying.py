@@ -3,7 +3,6 @@ the original DeepSCEM's layout (float32 [0, 1] images, contiguous, uncompressed)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -11,9 +10,11 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.dataset.format import layer_options, write_mask_slab
+from deepscem.dataset.layers import ANNOTATED
 from deepscem.dataset.ops import os_errors, slabs
 from deepscem.dataset.store import Dataset
 from deepscem.errors import DatasetError
+from deepscem.outputs import atomic_path, check_output
 
 
 def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
@@ -22,31 +23,21 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
 
     ``original=True`` writes what the original DeepSCEM wrote: images float32 min-max normalised
     to [0, 1] over the whole volume (computed in float64, then cast), every layer contiguous and
-    uncompressed, no ``norm_*`` attrs. A constant image becomes zeros, not the original's NaN.
+    uncompressed, no ``norm_*`` attrs, no ``annotated`` layer (the original would treat every
+    voxel as labelled anyway). A constant image becomes zeros, not the original's NaN.
     The copy is written to a temporary file and moved into place, so ``dst`` is never half-written.
     """
     src, dst = Path(src), Path(dst)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise DatasetError(f"{dst} is the dataset being saved; choose another file name")
-    if dst.exists() and not overwrite:
-        raise DatasetError(f"{dst} already exists; choose another file name or allow overwriting")
-    if dst.is_dir():
-        raise DatasetError(f"{dst} is a folder; give a file name ending in .hdf5")
-    if not dst.absolute().parent.is_dir():
-        raise DatasetError(f"{dst}: the folder {dst.absolute().parent} does not exist")
-    tmp = dst.with_name(f".{dst.name}.part")
-    with Dataset.open(src) as ds, os_errors(f"saving {dst}"):
-        try:
-            with h5py.File(tmp, "w") as out:
-                for key, value in ds.file.attrs.items():
-                    out.attrs[key] = value
-                total = sum(s.shape[0] * len(s.layer_names()) for s in ds)
-                done = 0
-                for sample in ds:
-                    done = _copy_sample(sample, out, original, done, total, progress, cancel)
-            os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
+    check_output(dst, inputs={"the dataset being saved": src}, overwrite=overwrite,
+                 what="copy", error=DatasetError)
+    with Dataset.open(src) as ds, os_errors(f"saving {dst}"), atomic_path(dst) as tmp:
+        with h5py.File(tmp, "w") as out:
+            for key, value in ds.file.attrs.items():
+                out.attrs[key] = value
+            total = sum(s.shape[0] * len(_copied_layers(s, original)) for s in ds)
+            done = 0
+            for sample in ds:
+                done = _copy_sample(sample, out, original, done, total, progress, cancel)
     return dst
 
 
@@ -55,7 +46,7 @@ def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, 
     for key, value in sample.group.attrs.items():
         group.attrs[key] = value
     group.attrs["shape"] = np.asarray(sample.shape, np.int64)
-    for layer in sample.layer_names():
+    for layer in _copied_layers(sample, original):
         src = sample.layer(layer)
         dtype = np.dtype(np.float32) if (original and layer == "image") else src.dtype
         options = {} if original else layer_options(sample.shape, dtype, layer)
@@ -76,3 +67,8 @@ def _copy_sample(sample, out: h5py.File, original: bool, done: int, total: int, 
             done += b - a
             prog.emit(progress, done, total, "slices", "saving")
     return done
+
+
+def _copied_layers(sample, original: bool) -> list[str]:
+    # The original does not know partial labels: it would take every voxel as labelled.
+    return [n for n in sample.layer_names() if not (original and n == ANNOTATED)]

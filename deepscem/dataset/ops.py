@@ -8,7 +8,6 @@ memory stays bounded by the slab size; the exception is the whole-sample distanc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from deepscem import progress as prog
 from deepscem.dataset.format import layer_options, slab_depth, validate_name, write_mask_slab
 from deepscem.dataset.layers import label_name
 from deepscem.errors import DatasetError
+from deepscem.outputs import atomic_path, check_output
 
 
 @contextmanager
@@ -114,9 +114,9 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
     with os_errors(f"exporting to {folder}"):
         folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}_{layer}.tif" for layer in layers]
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise DatasetError(f"{existing[0]} already exists; choose another folder or allow overwriting")
+    for path in paths:
+        check_output(path, inputs={"the dataset": ds.path}, overwrite=overwrite, what="TIFF file",
+                     error=DatasetError)
     total, done = sample.shape[0] * len(layers), 0
     for layer, path in zip(layers, paths):
         data = sample.layer(layer)
@@ -129,16 +129,11 @@ def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
                 done += b - a
                 prog.emit(progress, done, total, "slices", "exporting")
 
-        tmp = path.with_name(f".{path.name}.part")
-        try:
-            with os_errors(f"exporting {path}"):
-                tifffile.imwrite(tmp, data=pages(), shape=sample.shape, dtype=data.dtype,
-                                 photometric="minisblack",
-                                 bigtiff=data.size * data.dtype.itemsize > 2**31,
-                                 compression="zlib" if data.dtype == np.uint8 else None)
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with os_errors(f"exporting {path}"), atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, data=pages(), shape=sample.shape, dtype=data.dtype,
+                             photometric="minisblack",
+                             bigtiff=data.size * data.dtype.itemsize > 2**31,
+                             compression="zlib" if data.dtype == np.uint8 else None)
     return paths
 
 

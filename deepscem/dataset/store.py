@@ -1,4 +1,5 @@
-"""The dataset file: one HDF5 file of samples, each an image and its labels (see DESIGN.md §3).
+"""The dataset file: one HDF5 file of samples, each an image and its labels (layout described in
+docs/ARCHITECTURE.md, 'Dataset file').
 
 Layout (compatible with the original DeepSCEM's files, which every reader here accepts):
 
@@ -24,6 +25,7 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
+from deepscem.dataset import annotation
 from deepscem.dataset import ops as dataset_ops
 from deepscem.dataset.format import (
     chunk_shape,
@@ -34,13 +36,17 @@ from deepscem.dataset.format import (
 )
 from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.errors import DatasetError
+from deepscem.outputs import atomic_path, check_output
 from deepscem.progress import CancelToken, ProgressCallback
 
 Region = tuple[slice, ...] | None
 
 
-class Sample:
-    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X)."""
+class Sample(annotation.SampleAnnotation):
+    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X).
+
+    Partial-label methods (``annotated_fraction``, ``read_annotated``, ``mark_annotated``...)
+    come from :class:`deepscem.dataset.annotation.SampleAnnotation`."""
 
     def __init__(self, dataset: Dataset, name: str) -> None:
         self.dataset = dataset
@@ -56,8 +62,11 @@ class Sample:
         return f"Sample({self.name!r}, shape={self.shape})"
 
     def layer_names(self) -> list[str]:
-        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``)."""
-        names = sorted(self.group.keys())
+        """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``).
+
+        Hidden work layers (names starting with ".", e.g. a half-written ``.annotated.part``
+        left by a killed command) are not listed."""
+        names = sorted(n for n in self.group.keys() if not n.startswith("."))
         rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
         return sorted(names, key=lambda n: (rank[n], n))
@@ -144,23 +153,21 @@ class Dataset:
                overwrite: bool = False) -> Dataset:
         """Create an empty dataset file (opened read-write) named ``name`` with ``n_labels``."""
         path = Path(path)
-        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 1:
-            raise DatasetError(f"the number of labels must be a whole number >= 1, got {n_labels!r}")
+        # 0 labels: a dataset of images only, for prediction and viewing (DESIGN.md §3)
+        if not isinstance(n_labels, (int, np.integer)) or isinstance(n_labels, bool) or n_labels < 0:
+            raise DatasetError(f"the number of labels must be a whole number >= 0, got {n_labels!r}")
         if not str(name).strip():
             raise DatasetError("the dataset name must not be empty")
-        if path.exists() and not overwrite:
-            raise DatasetError(f"{path} already exists; choose another file name, remove it first, "
-                               "or replace it on purpose (--overwrite on the command line)")
-        if path.is_dir():
-            raise DatasetError(f"{path} is a folder; give a file name ending in .hdf5")
-        if not path.absolute().parent.is_dir():
-            raise DatasetError(f"{path}: the folder {path.absolute().parent} does not exist")
+        check_output(path, overwrite=overwrite, what="dataset", error=DatasetError)
+        # Written to a temporary file and moved into place: a full disk or a kill leaves no
+        # empty file that would block the next try.
         try:
-            file = h5py.File(path, "w")
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+                file.attrs["name"] = str(name)
+                file.attrs["labels"] = np.int64(n_labels)
+            file = _open_h5(path, "r+", None)
         except OSError as err:
-            raise DatasetError(f"{path}: cannot create the file ({err})") from None
-        file.attrs["name"] = str(name)
-        file.attrs["labels"] = np.int64(n_labels)
+            raise DatasetError(f"{path}: cannot create the file ({_h5_reason(err)})") from None
         return cls(path, file)
 
     @classmethod
@@ -270,12 +277,17 @@ class Dataset:
                                "name or remove it first")
 
     def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   annotated_slices: str | Sequence[int] | None = None, annotated_mask=None,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Sample:
         """Add sample ``name`` from an image and ``n_labels`` labels.
 
         ``image``: path (.tif/.tiff/.npy) or ndarray, (Z, Y, X) or (Y, X), any int/float dtype.
-        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label.
+        ``labels``: one per dataset label; path, ndarray, or None/""/"-" for a blank label;
+        none at all (in a dataset with labels) = a volume to predict or paint: blank labels,
+        nothing annotated. ``annotated_slices`` (Z indices, or text "0,40,80" / "0-9") or
+        ``annotated_mask`` (path or array, non-zero = annotated): only these voxels are labelled
+        (see :mod:`deepscem.dataset.annotation`); default: all (or none without labels).
         Everything is checked (readable, grey, binary, same shape) and the image's range is
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
@@ -283,7 +295,23 @@ class Dataset:
 
         self._require_writable()
         self._check_new_name(name)
-        return dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is not None and annotated_mask is not None:
+            raise DatasetError("give annotated slices or an annotated mask, not both")
+        sample = dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        if annotated_slices is None and annotated_mask is None:
+            return sample
+        try:
+            if annotated_mask is not None:
+                sample.set_annotated_mask(annotated_mask, progress=progress, cancel=cancel)
+            else:
+                if isinstance(annotated_slices, str):
+                    annotated_slices = annotation.parse_slices(annotated_slices, sample.shape[0])
+                sample.set_annotated_slices(annotated_slices, progress=progress, cancel=cancel)
+        except BaseException:
+            del self.file[name]  # all or nothing: no sample that claims more than was said
+            self.file.flush()
+            raise
+        return sample
 
     def add_empty_sample(self, name: str, shape_zyx: Sequence[int], *,
                          image_from: Sample | None = None) -> Sample:
@@ -359,8 +387,14 @@ def _h5_reason(err: OSError) -> str:
         return "it is open for writing in another program; close it there first"
     if "already open" in text:
         return "it is already open read-only in this program; close it there before changing it"
-    if "permission" in text:
+    if "permission" in text or "errno = 13" in text:
         return "permission denied"
+    if "read-only file system" in text or "errno = 30" in text:
+        return "the file system is read-only"
+    if "no space left" in text or "errno = 28" in text:
+        return "no space left on the device"
+    if "errno = 2," in text or "no such file" in text:
+        return "no such file"
     return "the HDF5 file is damaged or truncated"
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.evaluation.metrics import ObjectCounts, VoxelCounts, binarize, object_counts
+from deepscem.outputs import atomic_write
 
 #: Voxels read per slab when streaming voxel counts (bounds memory, not results).
 SLAB_VOXELS = 1 << 25
@@ -79,7 +80,8 @@ class EvaluationReport:
 
     def to_json(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        with atomic_write(path) as fh:
+            fh.write(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     def to_csv(self, path: str | Path) -> Path:
@@ -89,7 +91,7 @@ class EvaluationReport:
         columns: list[str] = []
         for rec in records:
             columns += [k for k in rec if k not in columns]
-        with path.open("w", newline="") as fh:
+        with atomic_write(path, newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns or ["label", "sample", "f1", "iou"])
             writer.writeheader()
             writer.writerows(records)

@@ -16,7 +16,6 @@ never leaves a half-written file under the requested name.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,12 +39,14 @@ from deepscem.models.introspection import (
     single_softmax,
     tile_multiple,
 )
+from deepscem.outputs import atomic_path, check_output
 from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 
 Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
 
 #: Default prediction tile (Z, Y, X) when the config gives none: larger than a typical
-#: training patch, as the seed advises (no gradients at prediction time), clamped to the volume.
+#: training patch, as the original DeepSCEM's manual advises (no gradients at prediction time),
+#: clamped to the volume.
 DEFAULT_TILE_2D = (1, 512, 512)
 DEFAULT_TILE_3D = (32, 256, 256)
 #: Largest Z-slab blending buffer before a volume is predicted in Y bands (see Predictor.bands).
@@ -311,18 +312,11 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
 
     config = config or PredictConfig()
     src_path, out_path = Path(dataset_path), Path(out_path)
-    if out_path.exists() and not overwrite:
-        raise DatasetError(f"{out_path} already exists: choose another output file or pass "
-                           "--overwrite")
-    if out_path.exists() and src_path.exists() and out_path.resolve() == src_path.resolve():
-        raise DatasetError(f"the output {out_path} is the input dataset: choose another file")
-    if out_path.is_dir():
-        raise DatasetError(f"{out_path} is a folder: give a .hdf5 file name for the output")
+    check_output(out_path, inputs={"the dataset to predict": src_path}, overwrite=overwrite,
+                 what="prediction dataset", error=DatasetError)
     predictor = Predictor(model, info, config)
     dtype = np.float32 if config.threshold is None else np.uint8
-    _remove_stale_partials(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.partial-{os.getpid()}")
-    try:
+    with atomic_path(out_path) as tmp:
         with Dataset.open(src_path) as src:
             names = src.sample_names()
             total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
@@ -348,10 +342,6 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
                                                     done=done, total=total)
                 if config.min_size > 1:
                     _remove_small_objects(out, config.min_size, progress, cancel)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out_path
 
 
@@ -377,12 +367,3 @@ def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallba
         layer.attrs["removal_exact"] = removed.exact
         done += int(layer.shape[0])
 
-
-def _remove_stale_partials(out_path: Path) -> None:
-    """Delete ``.<name>.partial-<pid>`` files left by a killed run (its process is gone)."""
-    import psutil
-
-    for stale in out_path.parent.glob(f".{out_path.name}.partial-*"):
-        pid = stale.name.rsplit("-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not psutil.pid_exists(int(pid)):
-            stale.unlink(missing_ok=True)

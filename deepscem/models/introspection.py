@@ -16,7 +16,7 @@ from deepscem import __version__
 from deepscem.config import UNetConfig, from_dict, to_dict
 from deepscem.errors import DeepScemError, ModelError
 
-# Input normalisation the datasets apply (DESIGN.md §3): grey values mapped to [0, 1]
+# Input normalisation the datasets apply (): grey values mapped to [0, 1]
 # with the volume-wide min/max (never per patch).
 NORMALIZATION_MINMAX = "minmax"
 

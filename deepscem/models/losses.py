@@ -5,7 +5,7 @@ Written with ``keras.ops`` only (any backend). Tensors are channels-last:
 for softmax); ``y_pred`` the same shape, probabilities in [0, 1] (sigmoid/softmax) or
 values for tanh/linear outputs (distance maps, used with MSE).
 
-Names accepted by :func:`get_loss` (case-insensitive, as in the seed's ``--train-model``):
+Names accepted by :func:`get_loss` (case-insensitive, as in the original DeepSCEM's ``--train-model``):
 "Dice", "CrossEntropy", "MSE", and "Dice+CrossEntropy".
 """
 

@@ -1,4 +1,4 @@
-"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the seed's examples).
+"""Model files: ``.keras`` (native) and ``.h5`` (legacy Keras format, the original DeepSCEM's examples).
 
 A DeepSCEM model file carries, next to the network, a :class:`ModelInfo` (JSON) with what
 prediction needs: dimension, outputs and label names, training patch size, input
@@ -36,6 +36,7 @@ from deepscem.models.introspection import (  # noqa: F401  (ModelInfo/model_info
     model_info_from,
     tile_multiple,
 )
+from deepscem.outputs import atomic_path, check_output
 
 METADATA_MEMBER = "deepscem_metadata.json"   # inside a .keras zip
 METADATA_ATTR = "deepscem_metadata"          # root attribute of a .h5 file
@@ -95,36 +96,29 @@ def save_model(model, path: str | os.PathLike, info: ModelInfo, *, overwrite: bo
     """
     path = Path(path)
     kind = _format(path)
-    if path.exists() and not overwrite:
-        raise ModelError(f"{path} already exists; choose another name or allow overwriting")
-    if not path.parent.is_dir():
-        raise ModelError(f"folder {path.parent} does not exist; create it first")
+    check_output(path, overwrite=overwrite, what="model", error=ModelError)
     # The version is the writer's, whatever the info was loaded from.
     metadata = json.dumps({**info.to_dict(), "version": __version__}, default=_json_default)
-    tmp = None
+    # The temporary name keeps the lower-cased extension: Keras checks it case-sensitively.
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
-                                         suffix=path.suffix.lower())  # Keras checks it case-sensitively
-        os.close(fd)
-        tmp = Path(tmp_name)
-        os.unlink(tmp)  # Keras writes the file itself; it only needed a unique name
-        with _quiet_h5_warning():
-            model.save(tmp)
-        if kind == "keras":
-            with zipfile.ZipFile(tmp, "a") as archive:
-                archive.writestr(METADATA_MEMBER, metadata)
-        else:
-            import h5py
-
-            with h5py.File(tmp, "a") as f:
-                f.attrs[METADATA_ATTR] = metadata
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            _write(model, tmp, kind, metadata)
     except OSError as err:
         raise ModelError(f"could not write {path}: {err.strerror or err}") from err
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
     return path
+
+
+def _write(model, tmp: Path, kind: str, metadata: str) -> None:
+    with _quiet_h5_warning():
+        model.save(tmp)
+    if kind == "keras":
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(METADATA_MEMBER, metadata)
+    else:
+        import h5py
+
+        with h5py.File(tmp, "a") as f:
+            f.attrs[METADATA_ATTR] = metadata
 
 
 class _DropLegacyNotice(logging.Filter):
@@ -135,7 +129,7 @@ class _DropLegacyNotice(logging.Filter):
 @contextlib.contextmanager
 def _quiet_h5_warning():
     """Keras logs "HDF5 ... is considered legacy" on every .h5 save; .h5 is a deliberate
-    user choice here (the seed's format), so the notice is only noise on the console."""
+    user choice here (the original DeepSCEM's format), so the notice is only noise on the console."""
     logger, notice = logging.getLogger("absl"), _DropLegacyNotice()
     logger.addFilter(notice)
     try:

@@ -206,7 +206,7 @@ def _samplers(run: _Run, train_paths, valid_paths, config: TrainConfig, opened: 
                                      z_fraction=(1.0 - holdout, 1.0), **common)
         opened.append(valid_sampler)
     elif validate and valid_paths and same:
-        valid_sampler = train_sampler  # the seed's habit: one file for both; index it once
+        valid_sampler = train_sampler  # the original DeepSCEM's habit: one file for both; index it once
     elif validate and valid_paths:
         valid_sampler = PatchSampler(valid_paths, run.patch, role="validation", **common)
         opened.append(valid_sampler)

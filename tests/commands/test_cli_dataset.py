@@ -11,7 +11,7 @@ from synthetic_data import synthetic_volume
 from deepscem import cli
 from deepscem.dataset import Dataset, imageio
 
-# The seed README's dataset examples, verbatim.
+# The original DeepSCEM README's dataset examples, verbatim.
 SEED_EXAMPLES = [
     "--create-dataset I3_EXAMPLE.hdf5 I3 2",
     "--add-sample I3_EXAMPLE.hdf5 i31 i3_1.tif i3_label_11.tif i3_label_12.tif ",
@@ -24,7 +24,7 @@ SEED_COMBINED = (
 
 @pytest.fixture
 def i3_files(tmp_path, monkeypatch):
-    """i3_1.tif, i3_label_11.tif ... in the working directory, as the seed's examples expect."""
+    """i3_1.tif, i3_label_11.tif ... in the working directory, as the original DeepSCEM's examples expect."""
     monkeypatch.chdir(tmp_path)
     for i, shape in ((1, (4, 32, 40)), (2, (3, 24, 24))):
         image, mask = synthetic_volume(shape, np.uint8, seed=i)

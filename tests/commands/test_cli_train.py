@@ -29,7 +29,7 @@ def files(tmp_path, monkeypatch):
 
 
 def test_seed_train_model_form(files, capsys):
-    # the seed README's example, with a small patch and few steps:
+    # the original DeepSCEM README's example, with a small patch and few steps:
     # --train-model i3-unet-3d-bin-mito.h5 i3-unet-3d-bin-mito-train.h5 I3-MITO-BIN.hdf5 I3-MITO-BIN.hdf5
     #               Dice 1 128 128 128 192 32 64
     code, out, err = run("--train-model unet-3d.h5 unet-3d-train.h5 DS.hdf5 DS.hdf5 Dice 1 2 16 16 2 2 1",

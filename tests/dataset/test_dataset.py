@@ -103,7 +103,7 @@ def test_constant_image_reads_as_zeros_not_nan(tmp_path):
 def test_create_errors(tmp_path, ds_path):
     with pytest.raises(DatasetError, match="already exists"):
         Dataset.create(ds_path, "x", 1)
-    for bad in (0, -1, 1.5, "2"):
+    for bad in (-1, 1.5, "2"):  # 0 is allowed: a dataset of images only
         with pytest.raises(DatasetError, match="number of labels"):
             Dataset.create(tmp_path / "n.hdf5", "x", bad)
     with pytest.raises(DatasetError, match="does not exist"):

@@ -61,7 +61,7 @@ def test_images_without_labels_predict_into_the_original_layout(identity2, unlab
                 values = pred.sample(name).read_layer(layer)
                 assert values.dtype == np.float32
                 np.testing.assert_allclose(values, image, rtol=2e-6, atol=1e-6)
-    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+    assert [p.name for p in tmp_path.iterdir() if ".part-" in p.name] == []
 
 
 def test_threshold_writes_uint8_masks(identity2, unlabelled, tmp_path):
@@ -79,7 +79,7 @@ def test_existing_output_is_refused_and_left_unchanged(identity2, unlabelled, tm
     with pytest.raises(DatasetError, match="already exists.*--overwrite"):
         predict_dataset(identity2, INFO, unlabelled, out)
     assert out.read_bytes() == b"precious"
-    with pytest.raises(DatasetError, match="is the input dataset"):
+    with pytest.raises(DatasetError, match="is also the dataset to predict"):
         predict_dataset(identity2, INFO, unlabelled, unlabelled, overwrite=True)
     predict_dataset(identity2, INFO, unlabelled, out, overwrite=True)
     assert h5py.is_hdf5(out)
@@ -121,7 +121,7 @@ def test_partial_file_of_a_killed_run_is_cleaned_up(identity2, unlabelled, tmp_p
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    stale = tmp_path / f".pred.hdf5.partial-{dead}"
+    stale = tmp_path / f".pred.hdf5.part-{dead}-00aa11.hdf5"
     stale.write_bytes(b"left by a killed run")
     predict_dataset(identity2, INFO, unlabelled, tmp_path / "pred.hdf5")
     assert not stale.exists() and (tmp_path / "pred.hdf5").exists()
