@@ -99,6 +99,10 @@ BATCH_THREAD_NICE = int(os.environ.get("DEEPSCEM_BATCH_THREAD_NICE", "0"))
 # fewer patches/s; passes of 4 peak at ~1.5 GiB (bench/README.md, "Training").
 MICRO_BATCH = 2
 
+# Fraction of every sample's slices held back for validation when training is given no
+# validation data of its own (train --auto, the GUI's Train dialog with the same file ticked).
+HOLDOUT = 0.15
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deepscem.config import TrainConfig
+from deepscem.config import HOLDOUT, TrainConfig
 
 #: Memory of a training process besides the activations (Python, TensorFlow, the model,
 #: gradient accumulation; MiB) and per 256² patch in a pass, float32 default U-Net: peak RSS
@@ -37,8 +37,6 @@ MEMORY_GIB = 1.5
 #: Default time budgets (minutes): what the CPU benches measure; a GPU gets more steps anyway.
 MINUTES_CPU = 15.0
 MINUTES_GPU = 30.0
-#: Fraction of each sample's slices held back for validation when none is given.
-HOLDOUT = 0.15
 #: Pixels shifted in-plane when measuring anisotropy (beyond: "more than this").
 MAX_LAG = 24
 
