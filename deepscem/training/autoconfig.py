@@ -212,9 +212,11 @@ def _context_reason(aniso: float | None, depth: int, context: int) -> str:
     return f"{kind} stack (see bench/README.md, 2.5D)"
 
 
-#: 2.5D context chosen per kind of stack (measured in bench/quality.py; see bench/README.md).
+#: 2.5D context chosen per kind of stack (bench/quality.py, 4 CPU-minutes, shared machine; see
+#: bench/README.md): on drosophila-vnc (anisotropy ~9) 3 slices scored IoU 0.611 against 0.703
+#: for single slices, so anisotropic stacks stay 2D.
 CONTEXT_ISOTROPIC = 1
-CONTEXT_ANISOTROPIC = 1
+CONTEXT_ANISOTROPIC = 0
 
 
 def _patch(dim: int, depth: int, plane: int, gpu: bool) -> tuple[int, int, int]:

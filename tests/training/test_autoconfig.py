@@ -6,7 +6,15 @@ from scipy.ndimage import gaussian_filter
 from training_data import write_dataset
 
 from deepscem.config import TrainConfig
-from deepscem.training.autoconfig import DataSummary, apply, choose, measure_anisotropy, summarize
+from deepscem.training.autoconfig import (
+    CONTEXT_ANISOTROPIC,
+    CONTEXT_ISOTROPIC,
+    DataSummary,
+    apply,
+    choose,
+    measure_anisotropy,
+    summarize,
+)
 
 
 def field(shape, every: int, seed=0):
@@ -31,7 +39,7 @@ def summary(shapes, aniso=None, corr=None):
 
 def test_choices_for_stacks_single_slices_and_gpus():
     iso = choose(summary([(165, 512, 640)], 1.0, 0.88), validation_given=False)
-    assert iso.dim == 2 and iso.context >= 1 and iso.patch == (1, 256, 256)
+    assert iso.dim == 2 and iso.context == CONTEXT_ISOTROPIC and iso.patch == (1, 256, 256)
     assert iso.batch_size == 8 and iso.micro_batch == 2  # 1.5 GiB: 900 + 2 x 180 MiB fits, 4 does not
     assert iso.holdout == 0.15 and iso.keep_best_on == "score" and iso.time_limit_minutes == 15
     assert any("held back" in r for r in iso.reasons) and len(iso.lines()) == len(iso.reasons)
@@ -44,7 +52,7 @@ def test_choices_for_stacks_single_slices_and_gpus():
     aniso_gpu = choose(summary([(64, 512, 512)], 9.0, 0.34), validation_given=True, gpu=True)
     assert aniso_gpu.dim == 2  # serial sections stay 2D even on a GPU
     big = choose(summary([(20, 1024, 1024)], 9.0, 0.34), validation_given=False, memory_gib=4)
-    assert big.micro_batch == 8
+    assert big.micro_batch == 8 and big.context == CONTEXT_ANISOTROPIC
     mine = choose(summary([(20, 1024, 1024)], 9.0), validation_given=False, context=0, dim=2, minutes=5)
     assert mine.context == 0 and mine.time_limit_minutes == 5
 
