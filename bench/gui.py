@@ -7,7 +7,10 @@ Prints (numbers, not pass/fail):
 - for a generated uint8 volume of ``--gib`` GiB stored as a DeepSCEM dataset: time to load the
   dataset into the list and show its middle slice, per Z change (with a label overlay), to draw
   the XZ / YZ planes, and the process's peak RSS, which stays far below the volume size
-  because only the visible planes are read.
+  because only the visible planes are read;
+- painting on the 4096² slice: the GUI thread's time per mouse move of a brush stroke (only
+  the dirty rectangle is composed again), at the fitted zoom and at 1:1, and the time to write
+  a stroke into the file on release (its bounding box, chunk by chunk, flushed).
 """
 
 from __future__ import annotations
@@ -58,6 +61,44 @@ def make_volume(folder: Path, gib: float) -> Path:
     (folder / "image.npy").unlink()
     (folder / "label.npy").unlink()
     return path
+
+
+def stroke_latency(app, window, shape) -> None:
+    """Brush strokes through the paint controller's press / drag / release (the slots the
+    canvas signals call), timed on the GUI thread."""
+    import time as _time
+
+    view, painter = window.view, window.painter
+    painter.set_tool("brush")
+    painter.set_size(15)
+    while view.loading:
+        app.processEvents()
+        _time.sleep(0.001)
+    for label, zoom in (("fitted", None), ("1:1", 1.0)):
+        if zoom:
+            view.canvas.resetTransform()
+            view.canvas.zoom(zoom)
+            view.canvas.centerOn(shape[2] / 2, shape[1] / 2)
+            app.processEvents()
+        moves = []
+        for k in range(3):  # three strokes of 60 moves, 8 px apart
+            row = shape[1] // 2 + 40 * k
+            painter._press(view.canvas, row, 1000)
+            for i in range(1, 61):
+                t = _time.perf_counter()
+                painter._drag(view.canvas, row + (i % 7), 1000 + 8 * i)
+                app.processEvents()  # includes repainting the dirty rectangle
+                moves.append(_time.perf_counter() - t)
+            painter._release(view.canvas, row, 1480)
+            while view.loading:
+                app.processEvents()
+                _time.sleep(0.001)
+        moves.sort()
+        print(f"brush stroke on {shape[1]}x{shape[2]} at {label} zoom (stride {view.canvas.stride()}): "
+              f"per mouse move median {moves[len(moves) // 2] * 1000:.1f} ms, max {moves[-1] * 1000:.1f} ms")
+    commits = sorted(painter.latencies_ms)
+    print(f"stroke written to the file on release (bounding box, flushed): median "
+          f"{commits[len(commits) // 2]:.0f} ms, max {commits[-1]:.0f} ms over {len(commits)} strokes")
 
 
 def main() -> int:
@@ -146,6 +187,8 @@ def main() -> int:
     print(f"XZ + YZ planes through all {shape[0]} slices: {t_ortho * 1000:.0f} ms until shown "
           f"(the GUI thread held {ortho_held * 1000:.0f} ms when they were switched on)")
     print(f"RSS while viewing: max {max(rss):.0f} MiB (before the window: {rss[0]:.0f} MiB)")
+    window.view.ortho_box.setChecked(False)
+    stroke_latency(app, window, shape)
     if not args.keep:
         path.unlink()
     return 0

@@ -6,11 +6,16 @@
 (b) the original DeepSCEM's naive loop (one ``model.predict`` + ``clear_session`` per tile) on
     the same volume, model and device (goal: ours >= 20x faster);
 (c) peak RSS while predicting a >= 2 GiB volume, and a 4x smaller one, in fresh processes
-    (goal < 1.5 GiB, independent of the volume size).
+    (goal < 1.5 GiB, independent of the volume size);
+(d) with ``--model TRAINED.keras``: the inference engines side by side on Lucchi++ (raw and
+    whole-volume Mvox/s, ratio to Keras float32 and to the raw forward pass, test IoU, largest
+    probability difference to Keras) and the default tiling vs the previous default (see
+    bench/predict_engines.py).
 
     python bench/predict.py                       # all three (c takes minutes on 2 CPU cores)
     python bench/predict.py --skip-rss            # (a) and (b) only
     python bench/predict.py --rss-child 2.0 OUT   # internal: one (c) measurement
+    python bench/predict.py --skip-throughput --skip-rss --model lucchi.keras --batch-size 4
 
 The model for (a)/(b) is the original's 31k-parameter 2D U-Net
 (``../shared/data/original-format/orig_unet2d_res_f8_d3_o2.h5``) when present, else the same
@@ -208,6 +213,16 @@ def main() -> None:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--model", type=Path,
+                        help="(d) a trained 2D model (.keras) to compare the inference engines "
+                             "and tilings with on Lucchi++, e.g. the lucchi.keras that "
+                             "`python bench/lucchi.py --minutes 7 --work DIR` leaves in DIR")
+    parser.add_argument("--data", type=Path, help="Lucchi++ TIFF folder (default ../shared/data/"
+                        "lucchi-pp)")
+    parser.add_argument("--test-slices", type=int, default=40,
+                        help="(d) Lucchi++ test slices predicted and scored (default %(default)s)")
+    parser.add_argument("--int8", action="store_true", help="(d) also ONNX Runtime int8")
+    parser.add_argument("--tiling-only", action="store_true", help="(d) only the tiling part")
     parser.add_argument("--rss-child", nargs=3, metavar=("GIB", "KIND", "DIR"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,6 +235,27 @@ def main() -> None:
             bench_throughput(args, Path(tmp))
         if not args.skip_rss:
             bench_rss(args, Path(tmp))
+        if args.model:
+            bench_engines_on_lucchi(args, Path(tmp))
+
+
+def bench_engines_on_lucchi(args, tmp: Path) -> None:
+    """(d): see bench/predict_engines.py."""
+    import tifffile
+    from lucchi import DEFAULT_DATA, build_datasets
+    from predict_engines import bench_engines
+
+    from deepscem.dataset import Dataset
+
+    data = args.data or DEFAULT_DATA
+    _, test_ds = build_datasets(data, tmp, args.test_slices)
+    wide = tmp / "wide.hdf5"
+    image = tifffile.imread(data / "test_image.tif", key=range(min(8, args.test_slices)))
+    image = np.pad(image, ((0, 0), (0, 512), (0, 640)), mode="symmetric")  # 1024 x 1280
+    with Dataset.create(wide, "wide", 1) as ds:
+        ds.add_sample("wide", image, [None])
+    bench_engines(args.model, test_ds, wide, tmp, batch=args.batch_size, repeats=args.repeats,
+                  int8=args.int8, tiling_only=args.tiling_only)
 
 
 if __name__ == "__main__":

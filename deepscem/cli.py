@@ -20,6 +20,7 @@ with ``--debug``), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -38,7 +39,10 @@ COMMAND_MODULES = (
     "deepscem.commands.train",
     "deepscem.commands.predict",
     "deepscem.commands.evaluate",
+    "deepscem.commands.instances",
+    "deepscem.commands.measure",
     "deepscem.commands.demo",
+    "deepscem.commands.gui",
 )
 
 LEGACY_FLAGS = ("--create-dataset", "--add-sample", "--train-model", "--gui-no-safe")
@@ -108,7 +112,8 @@ def _is_legacy(argv: Sequence[str]) -> bool:
 
 
 def _command_names() -> set[str]:
-    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui"}
+    return {"dataset", "model", "train", "predict", "evaluate", "demo", "gui", "instances",
+            "measure"}
 
 
 def _print_our_warnings() -> None:
@@ -157,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
+        _exit_now_if_hdf5_failed()
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -166,6 +172,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not an error; point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:
+        # What the user can fix on their side (permissions, read-only mounts, names too long,
+        # a full disk) is one line, wherever it surfaced; anything else stays a bug's traceback.
+        if err.errno not in _USER_ERRNOS:
+            raise
+        if debug:
+            traceback.print_exc()
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{os.strerror(err.errno).lower()}", file=sys.stderr)
+        _exit_now_if_hdf5_failed()
+        return 1
+
+
+_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOSPC,
+                errno.EDQUOT, errno.EISDIR, errno.ENOTDIR}
+
+
+def _exit_now_if_hdf5_failed() -> None:
+    """After a failed HDF5 write (disk full) freeing h5py objects can crash in HDF5's close:
+    leave at once with exit code 1; the dataset is as last flushed (edits write under hidden
+    names first, see deepscem.dataset.pending)."""
+    from deepscem.dataset.pending import write_failed
+
+    if "h5py" in sys.modules and write_failed():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
 
 
 def _interruptible(func, args: argparse.Namespace, *, gui: bool) -> int:
@@ -219,8 +252,9 @@ def gui_package() -> str:
     return "ui" if checkout.is_file() else "deepscem_ui"
 
 
-def open_gui(safe: bool = True) -> int:
-    """Open the desktop application (``ui/``); a plain message where it is not available."""
+def open_gui(safe: bool = True, files: Sequence[str] = ()) -> int:
+    """Open the desktop application (``ui/``) with ``files`` (datasets, OME-Zarr images) loaded;
+    a plain message where it is not available."""
     import importlib
 
     package = gui_package()
@@ -233,7 +267,7 @@ def open_gui(safe: bool = True) -> int:
                   file=sys.stderr)
             return 1
         raise
-    return run_app(safe=safe)
+    return run_app(safe=safe, files=list(files)) if files else run_app(safe=safe)
 
 
 if __name__ == "__main__":  # pragma: no cover

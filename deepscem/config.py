@@ -9,6 +9,7 @@ with a clear error so a typo in a saved config does not pass silently.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,6 +17,11 @@ from typing import Any, TypeVar
 from deepscem.errors import ConfigError
 
 T = TypeVar("T")
+
+
+# Patches (or tiles) per step: far above what fits any accelerator, low enough to refuse a typo
+# (--batch-size 10**20) at once.
+MAX_BATCH = 4096
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -69,9 +75,13 @@ class UNetConfig:
         if self.activation not in ("sigmoid", "softmax", "tanh", "linear"):
             raise ConfigError("activation must be sigmoid, softmax, tanh or linear, "
                               f"got {self.activation!r}")
-        for field_name in ("kernel_size", "filters", "blocks_per_level", "outputs"):
-            if int(getattr(self, field_name)) < 1:
-                raise ConfigError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
+        # Upper bounds far above any useful network, so a typo is refused at once instead of
+        # exhausting memory (--filters 100000) or the recursion limit (--blocks-per-level 300).
+        for field_name, top in (("kernel_size", 15), ("filters", 2048), ("blocks_per_level", 16),
+                                ("outputs", 1000)):
+            if not 1 <= int(getattr(self, field_name)) <= top:
+                raise ConfigError(f"{field_name} must be between 1 and {top}, got "
+                                  f"{getattr(self, field_name)}")
         if not 0 <= int(self.depth) <= 8:
             raise ConfigError(f"depth must be between 0 and 8, got {self.depth}")
         if not 0 <= int(self.context) <= 4 or (int(self.context) and int(self.dim) != 2):
@@ -109,8 +119,9 @@ class TrainConfig:
     """How to train (). Patch is (Z, Y, X); a 2D model needs Z = 1.
 
     loss: "dice", "crossentropy", "mse" or "dice+crossentropy" (their sum; case-insensitive).
-    target: "label" (binary masks) or "distance" (``label_XXXX_dt`` maps, for MSE with a
-    tanh/linear output).
+    target: "label" (binary masks), "label+boundary" (masks and object boundaries derived
+    from them, for a model created with boundary outputs) or "distance" (``label_XXXX_dt``
+    maps, for MSE with a tanh/linear output).
     validation_steps = 0 means no validation. label_focus: fraction of patches centred on a
     labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
     in 3D), intensity (brightness/contrast/gamma jitter, noise, blur), defects (missing and
@@ -179,9 +190,16 @@ class TrainConfig:
             raise ConfigError(f"time_limit_minutes must be positive, got {self.time_limit_minutes}")
         if len(self.patch) != 3 or any(int(p) < 1 for p in self.patch):
             raise ConfigError(f"patch must be three positive sizes (Z, Y, X), got {self.patch}")
-        for field_name in ("batch_size", "steps_per_epoch", "epochs"):
-            if int(getattr(self, field_name)) < 1:
-                raise ConfigError(f"{field_name} must be at least 1, got {getattr(self, field_name)}")
+        for field_name, top in (("batch_size", MAX_BATCH), ("steps_per_epoch", 10**9),
+                                ("epochs", 10**6)):
+            if not 1 <= int(getattr(self, field_name)) <= top:
+                raise ConfigError(f"{field_name} must be between 1 and {top}, got "
+                                  f"{getattr(self, field_name)}")
+        if not (math.isfinite(float(self.learning_rate)) and 0 < float(self.learning_rate) <= 10):
+            raise ConfigError(f"the learning rate must be a number > 0 (typically 1e-4 to 1e-2), got "
+                              f"{self.learning_rate}")
+        if self.seed is not None and not 0 <= int(self.seed) < 2**32:
+            raise ConfigError(f"the seed must be a whole number between 0 and {2**32 - 1}, got {self.seed}")
         if int(self.validation_steps) < 0:
             raise ConfigError(f"validation_steps must be 0 or more, got {self.validation_steps}")
         if self.micro_batch_size is not None and (
@@ -190,8 +208,9 @@ class TrainConfig:
                               f"{self.micro_batch_size}: e.g. {max(1, int(self.batch_size) // 2)}")
         if not 0.0 <= float(self.label_focus) <= 1.0:
             raise ConfigError(f"label_focus is a fraction between 0 and 1, got {self.label_focus}")
-        if self.target not in ("label", "distance"):
-            raise ConfigError(f"target must be 'label' or 'distance', got {self.target!r}")
+        if self.target not in ("label", "distance", "label+boundary"):
+            raise ConfigError(f"target must be 'label', 'distance' or 'label+boundary', got "
+                              f"{self.target!r}")
         parse_normalization(self.normalization)
 
 
@@ -239,21 +258,28 @@ def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:
 class PredictConfig:
     """How to predict (). Patch is the tile (Z, Y, X); None = the model's default
     (larger than its training patch). overlap: fraction of a tile shared with its neighbour
-    (0 = none). threshold: None keeps float outputs, a value writes uint8 {0, 1}.
+    (0 = none); None (default) = tile and overlap chosen from the volume, the memory budget and
+    the network's border effect (deepscem.inference.tile_choice). threshold: None keeps float
+    outputs, a value writes uint8 {0, 1}.
     tta: average over flips/rotations. z_smooth: Gaussian smoothing of the outputs along Z,
     sigma in slices (0 = off), before the threshold: slices a 2D model predicted one by one
     then agree with their neighbours; choose it well below the Z extent of the smallest
     object. min_size: after thresholding, remove connected objects of fewer voxels (0 = keep
-    all; see deepscem.postprocessing.small_objects).
+    all; see deepscem.postprocessing.small_objects). engine: what runs the network
+    ("keras", "onnxruntime", "openvino", or "auto": Keras on a GPU, the fastest engine that
+    keeps the accuracy on a CPU; see deepscem.inference.engines); precision: None (the
+    engine's default), "float32" or "bfloat16" (openvino only).
     """
 
     patch: tuple[int, int, int] | None = None
-    overlap: float = 0.25
+    overlap: float | None = None
     batch_size: int = 4
     threshold: float | None = None
     tta: bool = False
     min_size: int = 0
     z_smooth: float = 0.0
+    engine: str = "keras"
+    precision: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.z_smooth) <= 50.0:
@@ -266,9 +292,11 @@ class PredictConfig:
                               "(e.g. --threshold 0.5)")
         if self.patch is not None and (len(self.patch) != 3 or any(int(p) < 1 for p in self.patch)):
             raise ConfigError(f"patch must be three positive sizes (Z, Y, X), got {self.patch}")
-        if not 0.0 <= float(self.overlap) < 1.0:
+        if self.overlap is not None and not 0.0 <= float(self.overlap) < 1.0:
             raise ConfigError(f"overlap is a fraction in [0, 1), got {self.overlap}")
-        if int(self.batch_size) < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not 1 <= int(self.batch_size) <= MAX_BATCH:
+            raise ConfigError(f"batch_size must be between 1 and {MAX_BATCH}, got {self.batch_size}")
+        if self.engine not in ("auto", "keras", "onnxruntime", "openvino"):
+            raise ConfigError(f"engine must be auto, keras, onnxruntime or openvino, got {self.engine!r}")
         if self.threshold is not None and not 0.0 <= float(self.threshold) <= 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold}")

@@ -177,6 +177,8 @@ class LineProgress:
         self._last_bucket = -1.0
 
     def __call__(self, p: Progress) -> None:
+        if p.total == 0:  # nothing to do: no line
+            return
         now = time.monotonic()
         key = (p.stage, p.total)
         if key != self._key:  # a new stage: start its clock
@@ -195,7 +197,8 @@ class LineProgress:
               file=self.stream or sys.stderr, flush=True)
 
     def format(self, p: Progress, elapsed: float, done_here: int) -> str:
-        label = " ".join(s for s in (self.description, p.stage) if s) or "progress"
+        parts = [self.description] + ([p.stage] if p.stage != self.description else [])
+        label = " ".join(s for s in parts if s) or "progress"
         text = f"{label}: {p.done}" + (f"/{p.total}" if p.total else "") + f" {p.unit}"
         if p.fraction is not None:
             text += f" ({100 * p.fraction:.0f}%)"
@@ -229,3 +232,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def part(progress: ProgressCallback | None, index: int, count: int,
+         stage: str) -> ProgressCallback | None:
+    """A callback for part ``index`` of ``count`` equal parts of a job (e.g. one layer of
+    several): its reports become per mille of the whole job."""
+    if progress is None:
+        return None
+
+    def report(p: Progress) -> None:
+        emit(progress, index * 1000 + int(1000 * (p.fraction or 0)), count * 1000, "‰", stage)
+
+    return report

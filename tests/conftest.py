@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ from synthetic_data import synthetic_volume  # noqa: F401  (re-exported for fixt
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# converted models (ONNX) of the test run go to a private folder, not the user's cache
+os.environ.setdefault("DEEPSCEM_CACHE", tempfile.mkdtemp(prefix="deepscem-test-cache-"))
+# bioimage.io validation checks URLs (DOIs, git repo) over the network unless told not to
+os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
 
 SHARED_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA")
                    or Path(__file__).resolve().parents[1].parent / "shared" / "data")

@@ -5,12 +5,39 @@ background (to name the device in Help > About and to make the first model actio
 
 ``DEEPSCEM_GUI_QUIT_AFTER_SHOW=1`` quits as soon as the window is shown and prints
 ``time-to-window: X.XX s`` (seconds since the process started), to measure start-up.
+``DEEPSCEM_LOG=info`` (or debug) logs the start-up steps on stderr, among them
+``TensorFlow loaded: <device>`` once the background import is done.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+
+log = logging.getLogger("deepscem.gui")
+
+
+def avoid_glx_integration() -> None:
+    """Keep Qt's xcb platform off GLX unless the user chose otherwise (before Qt starts).
+
+    Qt's GLX integration loads Mesa's driver and its libLLVM into the process; TensorFlow,
+    imported later in the background, brings its own LLVM and the two clash: on Debian
+    with ``libgl1-mesa-dri`` (Xvfb, most desktops) ``run.py`` segfaulted ~1 s after the
+    window appeared, 5 starts out of 5. The window is painted by the raster engine, so
+    nothing is lost; a user who needs GLX sets ``QT_XCB_GL_INTEGRATION`` themselves.
+    """
+    os.environ.setdefault("QT_XCB_GL_INTEGRATION", "none")
+
+
+def configure_logging() -> None:
+    """``DEEPSCEM_LOG=info|debug`` sends the GUI's log lines to stderr (default: warnings)."""
+    level = getattr(logging, os.environ.get("DEEPSCEM_LOG", "warning").upper(), logging.WARNING)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("deepscem: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level)
 
 
 def seconds_since_process_start() -> float | None:
@@ -28,8 +55,11 @@ def seconds_since_process_start() -> float | None:
         return None
 
 
-def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
-    """Open the main window (``safe=False``: number of labels unlocked) and run the event loop."""
+def run_app(safe: bool = True, argv: list[str] | None = None, files: list[str] | None = None) -> int:
+    """Open the main window (``safe=False``: number of labels unlocked) with ``files``
+    (datasets, OME-Zarr images) loaded, and run the event loop."""
+    avoid_glx_integration()  # before the first Qt import: the platform plugin reads it at start
+    configure_logging()
     from PyQt5.QtCore import Qt, QTimer
     from PyQt5.QtWidgets import QApplication
 
@@ -44,6 +74,8 @@ def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
     window = MainWindow(safe=safe)
     install_excepthook(lambda: window)
     window.show()
+    for path in files or []:
+        window.dataset_actions.load_or_report(path)
 
     if os.environ.get("DEEPSCEM_GUI_QUIT_AFTER_SHOW"):
         def report() -> None:
@@ -57,5 +89,6 @@ def run_app(safe: bool = True, argv: list[str] | None = None) -> int:
     else:
         QTimer.singleShot(500, window.detect_device)
     code = app.exec_()
+    log.info("event loop ended (exit code %d)", code)
     window.tasks.cancel_all(5000)
     return code

@@ -7,15 +7,17 @@ the user (dialogs) and call those methods, so tests call the methods directly.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PyQt5.QtCore import QObject
-from PyQt5.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PyQt5.QtWidgets import QInputDialog, QMessageBox
 
 from deepscem import dataset as ds_core
 from deepscem.dataset import Dataset
 from deepscem.errors import DatasetError
 
+from .dialogs import file_dialogs
 from .dialogs.base import DATASET_FILTER
 from .dialogs.dataset_dialogs import (
     AddSampleDialog,
@@ -34,6 +36,7 @@ from .errors import guard, show_error
 from .workers import Worker
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
+log = logging.getLogger("deepscem.gui")
 
 
 # Core calls run in workers: each opens the file for writing only for its own duration.
@@ -116,6 +119,7 @@ class DatasetActions(QObject):
         summary = self.tree.add_dataset(path)
         self.tree.select(summary.path, next(iter(summary.samples), None))
         self.w.statusBar().showMessage(f"loaded {summary.path}", 5000)
+        log.info("dataset loaded: %s", summary.path)
         return summary.path
 
     def unload(self, path: str | Path) -> None:
@@ -136,10 +140,10 @@ class DatasetActions(QObject):
             pass
         return self.load(req.path)
 
-    def add_sample(self, req: AddSampleRequest) -> Worker:
+    def add_sample(self, req: AddSampleRequest, on_error=None) -> Worker:
         """Control 3: stream an image and its labels into the dataset, in a worker."""
         return self.w.tasks.run(_add_sample, req, title=f"Adding sample {req.name}",
-                                on_result=lambda r: self.refresh(r.dataset, r.name))
+                                on_result=lambda r: self.refresh(r.dataset, r.name), on_error=on_error)
 
     def remove_sample(self, path: Path, sample: str) -> None:
         """Control 4 (the file keeps its size until "save as", as in the original)."""
@@ -185,12 +189,25 @@ class DatasetActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load datasets", "", DATASET_FILTER)
+        paths = file_dialogs.open_files(self.w, "Load datasets", DATASET_FILTER, kind="dataset")
         for path in paths:
             try:
                 self.load(path)
             except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
                 show_error(self.w, err, "Load dataset")
+
+    def load_or_report(self, path: str | Path) -> None:
+        """Load ``path`` (given on the command line); a message box if it cannot be."""
+        try:
+            self.load(path)
+        except Exception as err:  # noqa: BLE001 - one bad file must not stop the others
+            show_error(self.w, err, "Load dataset")
+
+    def open_zarr_clicked(self) -> None:
+        """An OME-Zarr image is a folder: a folder picker, then the same read-only load."""
+        folder = file_dialogs.folder(self.w, "Open OME-Zarr image (a .ome.zarr folder)", kind="dataset")
+        if folder:
+            self.load(folder)
 
     def unload_clicked(self) -> None:
         self.unload(self._selected_dataset())
@@ -200,7 +217,8 @@ class DatasetActions(QObject):
         if req is not None:
             self.create(req)
 
-    def add_sample_clicked(self, image: str = "", labels: list[str] | None = None) -> None:
+    def add_sample_clicked(self, image: str = "", labels: list[str] | None = None,
+                           current: Path | None = None, name: str = "") -> None:
         summaries = list(self.tree.summaries.values())
         if not summaries:
             if QMessageBox.question(self.w, "Add sample", "No dataset is loaded. Create a new one?") \
@@ -210,10 +228,13 @@ class DatasetActions(QObject):
             summaries = list(self.tree.summaries.values())
             if not summaries:
                 return
-        current, _, _ = self.tree.selection()
-        req = AddSampleDialog(summaries, current, image, labels, self.w).ask()
+        current = current or self.tree.selection()[0]
+        dialog = AddSampleDialog(summaries, current, image, labels, self.w, name=name)
+        req = dialog.ask()
         if req is not None:
-            self.add_sample(req)
+            # A failure found while reading (after the form closed) opens it again as it was.
+            preset = dialog.preset()
+            self.add_sample(req, on_error=lambda _err: self.add_sample_clicked(**preset))
 
     def add_files_dropped(self, files: list[str]) -> None:
         """Dropped files: datasets are loaded; images open "Add sample" (image, then labels)."""
@@ -265,6 +286,6 @@ class DatasetActions(QObject):
 
     def export_clicked(self) -> None:
         path, sample = self._selected_sample()
-        folder = QFileDialog.getExistingDirectory(self.w, f"Export {sample} as TIFF to")
+        folder = file_dialogs.folder(self.w, f"Export {sample} as TIFF to")
         if folder:
             self.export(path, sample, Path(folder))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -32,8 +33,14 @@ def error_text(err: BaseException) -> str:
             "Please report it with the details below.\n\n" + "\n".join(short))
 
 
+def plain_title(title: str) -> str:
+    """A menu text as a window title: ``"&Quit..."`` -> ``"Quit"`` (``"&&"`` stays ``"&"``)."""
+    return title.replace("&&", "\0").replace("&", "").replace("\0", "&").replace("...", "").strip()
+
+
 def show_error(parent: QWidget | None, err: BaseException, title: str = "DeepSCEM") -> None:
     """Show ``err`` in a message box (warning for user errors, critical for bugs)."""
+    title = plain_title(title) or "DeepSCEM"
     if isinstance(err, DeepScemError):
         QMessageBox.warning(parent, title, error_text(err))
         return
@@ -41,19 +48,41 @@ def show_error(parent: QWidget | None, err: BaseException, title: str = "DeepSCE
     QMessageBox.critical(parent, title, error_text(err))
 
 
+def positional_arity(slot: Callable[..., Any]) -> int | None:
+    """How many signal arguments ``slot`` should get; None = all of them (it takes ``*args``).
+
+    Python callables: their required positional parameters (so ``clicked(bool)`` never lands
+    in an optional parameter). Qt's own methods (``close``, ``toggle``, ``setChecked``) have
+    no Python signature; their docstring lists the overloads, e.g. ``"update(self)\n
+    update(self, a0: QRect)"``: the fewest parameters of any overload, so ``triggered(bool)``
+    is not passed to ``close()`` (a TypeError) while ``toggled(bool)`` still reaches
+    ``setChecked(bool)``.
+    """
+    try:
+        params = inspect.signature(slot).parameters.values()
+    except (TypeError, ValueError):
+        counts = []
+        for line in (getattr(slot, "__doc__", None) or "").splitlines():
+            match = _OVERLOAD.match(line.strip())
+            if match:
+                names = [p.strip() for p in match.group(1).split(",") if p.strip()]
+                counts.append(sum(1 for p in names if p != "self" and "=" not in p))
+        return min(counts) if counts else 0
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return None
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+               for p in params)
+
+
+_OVERLOAD = re.compile(r"^\w+\((.*)\)(\s*->.*)?$")
+
+
 def guard(parent: QWidget | None, slot: Callable[..., Any], title: str = "DeepSCEM") -> Callable[..., None]:
     """Wrap a slot so any exception it raises becomes a message box (the window lives on).
 
-    Signal arguments beyond the slot's required positional ones are dropped (Qt's
-    ``clicked(bool)`` must not land in an optional parameter).
+    The slot gets as many of the signal's arguments as it takes (:func:`positional_arity`).
     """
-
-    try:
-        params = inspect.signature(slot).parameters.values()
-        takes = None if any(p.kind == p.VAR_POSITIONAL for p in params) else sum(
-            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params)
-    except (TypeError, ValueError):
-        takes = None
+    takes = positional_arity(slot)
 
     @functools.wraps(slot)
     def wrapper(*args: Any) -> None:

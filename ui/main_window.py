@@ -11,13 +11,15 @@ The window only lays things out and routes: dataset actions live in
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
-    QFileDialog,
+    QDockWidget,
+    QGraphicsView,
     QGridLayout,
     QGroupBox,
     QMainWindow,
@@ -25,20 +27,28 @@ from PyQt5.QtWidgets import (
     QPushButton,
     QSplitter,
     QVBoxLayout,
+    QWidget,
 )
 
 from deepscem.errors import DatasetError
 
 from .about import detect_device, show_about
+from .annotation.toolbar import install as install_painting
 from .dataset_actions import IMAGE_SUFFIXES, DatasetActions
 from .dataset_tree import DatasetTree
+from .dialogs import file_dialogs
 from .errors import guard
 from .model_actions import ModelActions
 from .model_list import ModelList
+from .objects import ObjectPanel
 from .render import to_qimage
 from .task_runner import TaskRunner
 from .volume_view import VolumeView
 
+log = logging.getLogger("deepscem.gui")
+# Closing while tasks run: the window hides at once and closes when they have stopped;
+# a task that does not stop within this time (ms) is left behind and the app quits anyway.
+CLOSE_GRACE_MS = 20000
 
 class MainWindow(QMainWindow):
     def __init__(self, safe: bool = True) -> None:
@@ -56,7 +66,17 @@ class MainWindow(QMainWindow):
         self.model_actions = ModelActions(self)
         self.buttons: dict[str, QPushButton] = {}
         self._build_central()
+        self.objects = ObjectPanel(self)  # instance layers: object table and proofreading
+        self.objects_dock = QDockWidget("Objects", self)
+        self.objects_dock.setWidget(self.objects)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.objects_dock)
+        self.objects_dock.hide()
         self._build_menus()
+        install_painting(self)  # toolbar, Label menu, shortcut help (ui/annotation)
+        self._closing = False   # closing, waiting for cancelled tasks to stop
+        self._give_up = False   # ... and no longer waiting (CLOSE_GRACE_MS passed)
+        self._watch_view()
+        self.view.z_slider.valueChanged.connect(lambda z: log.debug("slice z %d shown", z))
         self.tasks.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.view.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.statusBar().showMessage("Load or create a dataset to begin (drop .tif or .hdf5 files here)")
@@ -136,6 +156,8 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&New dataset...", d.new_clicked, "Ctrl+N")
         self._action(file, "&Load dataset...", d.load_clicked, "Ctrl+O")
+        self._action(file, "Open OME-&Zarr image...", d.open_zarr_clicked, "Ctrl+Shift+O",
+                     "Open an OME-Zarr image folder read-only, to view and predict it")
         self._action(file, "&Save dataset as...", d.save_as_clicked, "Ctrl+S")
         self._action(file, "&Unload dataset", d.unload_clicked)
         file.addSeparator()
@@ -144,7 +166,7 @@ class MainWindow(QMainWindow):
         self._action(file, "Export &slice as PNG...", self.export_slice_clicked, None,
                      "Save the current slice with its overlays at full resolution")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.Quit)
+        self._action(file, "&Quit", self.close, "Ctrl+Q")  # QKeySequence.Quit is empty on Windows
         data = bar.addMenu("&Data")
         self._action(data, "&Add sample...", d.add_sample_clicked, "Ctrl+B")
         self._action(data, "&Remove sample", d.remove_sample_clicked, "Ctrl+W")
@@ -160,6 +182,7 @@ class MainWindow(QMainWindow):
         self._action(model, "&Predict...", m.predict_clicked, "Ctrl+P")
         self._action(model, "&Evaluate...", m.evaluate_clicked, "Ctrl+E")
         self._action(model, "&Save model as...", m.save_clicked, "Ctrl+Shift+S")
+        self._action(model, "E&xport (bioimage.io / ONNX)...", m.export_clicked)
         model.addSeparator()
         self._action(model, "Model &info", m.info_clicked, "Ctrl+I")
         self._action(model, "&Remove model from memory", m.forget_clicked)
@@ -171,6 +194,8 @@ class MainWindow(QMainWindow):
         ortho = self._action(view, "&Orthogonal views (XZ / YZ)", v.ortho_box.toggle, "Ctrl+Shift+V")
         ortho.setCheckable(True)
         v.ortho_box.toggled.connect(ortho.setChecked)
+        view.addAction(self.objects_dock.toggleViewAction())
+        self.objects_dock.toggleViewAction().setShortcut(QKeySequence("Ctrl+Shift+O"))
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&About DeepSCEM", self.about_clicked, "F1")
 
@@ -186,9 +211,15 @@ class MainWindow(QMainWindow):
         show_about(self, self.device)
 
     def detect_device(self):
-        """Find the compute device in the background (imports TensorFlow)."""
+        """Find the compute device in the background (imports TensorFlow).
+
+        When it is done the status bar and the log (``DEEPSCEM_LOG=info``) say
+        ``TensorFlow loaded: <device>``: from then on model actions start without delay.
+        """
         def done(text: str) -> None:
             self.device = text
+            self.statusBar().showMessage(f"TensorFlow loaded: {text}", 8000)
+            log.info("TensorFlow loaded: %s", text)
         return self.tasks.run(detect_device, title="Loading TensorFlow", on_result=done, dialog=False)
 
     def save_screenshot(self, path: str | Path) -> Path:
@@ -199,7 +230,7 @@ class MainWindow(QMainWindow):
         return path
 
     def screenshot_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "deepscem_view.png", "PNG (*.png)")
+        path = file_dialogs.save_file(self, "Save screenshot", "deepscem_view.png", "PNG (*.png)")
         if path:
             self.save_screenshot(path if path.lower().endswith(".png") else path + ".png")
 
@@ -207,14 +238,42 @@ class MainWindow(QMainWindow):
         rgb = self.view.current_rgb()
         if rgb is None:
             raise DatasetError("select a sample to show first")
-        path, _ = QFileDialog.getSaveFileName(self, "Export slice", "slice.png", "PNG (*.png)")
+        path = file_dialogs.save_file(self, "Export slice", "slice.png", "PNG (*.png)")
         if path:
             to_qimage(rgb).save(path, "PNG")
 
-    # --- drag and drop, closing ----------------------------------------------------------
+    # --- drag and drop, keys on the image, closing ------------------------------------------
+    def _watch_view(self) -> None:
+        """Route drops and Up/Down keys on the image view's canvases to the window.
+
+        The canvases are QGraphicsViews: their viewports accept drops themselves (and then
+        refuse files), and they use the arrow keys to scroll, so without this filter the
+        window's drop handling and the Z keys the docs promise never see those events.
+        """
+        for widget in [self.view, *self.view.findChildren(QWidget)]:
+            if isinstance(widget, QGraphicsView) or widget.acceptDrops():
+                widget.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.DragEnter, QEvent.DragMove) and event.mimeData().hasUrls():
+            # Files: the window decides, as on the dataset list (the canvas' scene refused them).
+            if _dropped_files(event):
+                event.acceptProposedAction()
+            else:
+                event.ignore()
+            return True
+        elif kind == QEvent.Drop and _dropped_files(event):
+            self.dropEvent(event)
+            return True
+        elif kind == QEvent.KeyPress and isinstance(watched, QGraphicsView) \
+                and event.key() in (Qt.Key_Up, Qt.Key_Down) and event.modifiers() == Qt.NoModifier:
+            self.view.set_z(self.view.z + (1 if event.key() == Qt.Key_Up else -1))
+            return True
+        return super().eventFilter(watched, event)
+
     def dragEnterEvent(self, event) -> None:
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        if any(Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES + (".hdf5", ".h5") for u in urls):
+        if _dropped_files(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
@@ -223,18 +282,62 @@ class MainWindow(QMainWindow):
         guard(self, self.dataset_actions.add_files_dropped, "Drop files")(files)
 
     def closeEvent(self, event) -> None:
-        unsaved = self.models.unsaved()
-        if unsaved:
-            names = ", ".join(e.name for e in unsaved)
-            answer = QMessageBox.question(
-                self, "Unsaved models",
-                f"These models are not saved and will be lost: {names}.\nQuit anyway?",
-                QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
-            if answer != QMessageBox.Yes:
+        if self._closing:
+            if self.tasks.active and not self._give_up:  # still stopping: wait for them, hidden
                 event.ignore()
                 return
+            self.view.shutdown()
+            event.accept()
+            return
+        if not self._confirm_close():
+            event.ignore()
+            return
         if self.tasks.active:
-            self.statusBar().showMessage("cancelling running tasks...")
-            self.tasks.cancel_all()
+            self._close_when_idle()
+            event.ignore()
+            return
         self.view.shutdown()
         event.accept()
+
+    def _confirm_close(self) -> bool:
+        """Ask before losing a running training or unsaved models; True = close."""
+        training = sorted(self.model_actions.training)
+        if training and QMessageBox.question(
+                self, "Training is running",
+                f"Training of {', '.join(training)} is running; quitting stops it and this run's "
+                "training is lost.\nQuit anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+            return False
+        unsaved = [e.name for e in self.models.unsaved()]
+        if unsaved and QMessageBox.question(
+                self, "Unsaved models",
+                f"These models are not saved and will be lost: {', '.join(unsaved)}.\nQuit anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+            return False
+        return True
+
+    def _close_when_idle(self) -> None:
+        """Cancel the running tasks and close once they have stopped, without blocking the
+        GUI thread (a training batch can take seconds to end: waiting here froze the window)."""
+        self._closing = True
+        log.info("closing: cancelling %d running task(s)", len(self.tasks.active))
+        for worker in list(self.tasks.active):
+            worker.cancel()
+            if getattr(worker, "dialog", None) is not None:
+                worker.dialog.hide()
+        self.hide()
+        self.tasks.busyChanged.connect(lambda busy: busy or self.close())
+        QTimer.singleShot(CLOSE_GRACE_MS, self._close_anyway)
+
+    def _close_anyway(self) -> None:
+        if self.isHidden() and self.tasks.active:
+            log.warning("closing with %d task(s) still running", len(self.tasks.active))
+            self._give_up = True
+            self.close()
+
+
+def _dropped_files(event) -> list[str]:
+    """Local dataset or image files carried by a drag event (empty if none)."""
+    urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+    return [u.toLocalFile() for u in urls
+            if Path(u.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES + (".hdf5", ".h5")]

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt5.QtCore import QObject
-from PyQt5.QtWidgets import QFileDialog, QMessageBox
+from PyQt5.QtWidgets import QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
 from deepscem.training.stop_reasons import StopReason
 
+from .dialogs import file_dialogs
 from .dialogs.base import MODEL_FILTER
 from .dialogs.evaluation_result import EvaluationResultDialog
 from .dialogs.model_dialogs import (
@@ -32,10 +33,30 @@ from .workers import Worker
 
 
 def _load_model(path: Path, *, progress=None, cancel=None):
+    from deepscem.models.bioimageio import is_package, load_package
     from deepscem.models.storage import load_model
 
-    model, info = load_model(path)
+    # a bioimage.io package: the "model" is its forward function (predict only)
+    model, info = load_package(path) if is_package(path) else load_model(path)
     return path, model, info
+
+
+def _keras_only(entry: ModelEntry, action: str) -> None:
+    if not hasattr(entry.model, "count_params"):
+        raise ModelError(f"{entry.name} is an imported bioimage.io package: it can predict, not "
+                         f"{action}")
+
+
+def _export_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
+    if path.suffix.lower() == ".onnx":
+        from deepscem.models.export import export_onnx
+
+        return export_onnx(entry.model, path)
+    from deepscem.models.export import ExportCard, export_bioimageio
+
+    history = getattr(entry.info, "history", None) or {}
+    card = ExportCard(training_data=", ".join(history.get("train_datasets", [])))
+    return export_bioimageio(entry.model, entry.info, path, card=card, name=entry.name)
 
 
 def _create_model(config: UNetConfig, *, progress=None, cancel=None):
@@ -49,6 +70,7 @@ def _create_model(config: UNetConfig, *, progress=None, cancel=None):
 def _save_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
     from deepscem.models.storage import save_model
 
+    _keras_only(entry, "be saved as a .keras/.h5 file")
     save_model(entry.model, path, entry.info, overwrite=True)
     return path
 
@@ -56,14 +78,18 @@ def _save_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
 def _train(entry: ModelEntry, req: TrainRequest, log_path, *, progress=None, cancel=None):
     from deepscem.training.trainer import train
 
+    _keras_only(entry, "be trained")
     return train(entry.model, entry.info, list(req.train), list(req.valid), req.config,
                  log_path=log_path, progress=progress, cancel=cancel)
 
 
 def _predict(entry: ModelEntry, req: PredictRequest, overwrite: bool, *, progress=None, cancel=None):
-    from deepscem.inference.predictor import predict_dataset
+    from deepscem.inference.predictor import Predictor, predict_dataset
 
-    return predict_dataset(entry.model, entry.info, req.dataset, req.output, req.config,
+    model = entry.model
+    if not hasattr(model, "count_params"):  # an imported bioimage.io package
+        model = Predictor(None, entry.info, req.config, forward=model)
+    return predict_dataset(model, entry.info, req.dataset, req.output, req.config,
                            overwrite=overwrite, progress=progress, cancel=cancel)
 
 
@@ -74,6 +100,24 @@ def _evaluate(req: EvaluateRequest, *, progress=None, cancel=None):
                     progress=progress, cancel=cancel)
 
 
+def _trained(entry: ModelEntry) -> bool:
+    """Whether the model has learnt already (then training it is fine-tuning)."""
+    info = entry.info
+    return info is not None and (getattr(info, "patch_size", None) is not None
+                                 or getattr(info, "history", None) is not None
+                                 or bool(getattr(info, "legacy", False)))
+
+
+def _accept_fine_tuned(parent, name: str, result) -> bool:
+    """Ask whether the fine-tuned weights replace the previous ones (kept until then)."""
+    reason = getattr(result, "stopped_reason", "") or "finished"
+    return QMessageBox.question(
+        parent, "Fine-tuning done",
+        f"Fine-tuning of {name}: {reason}. Keep the new weights?\n"
+        "No restores the weights it had before.",
+        QMessageBox.Yes | QMessageBox.No, QMessageBox.Yes) == QMessageBox.Yes
+
+
 class ModelActions(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -81,6 +125,7 @@ class ModelActions(QObject):
         self.models = window.models
         self.result_dialogs: list[EvaluationResultDialog] = []
         self.training: set[str] = set()  # models being trained: their weights are changing
+        self.prediction_sources: dict[Path, Path] = {}  # prediction file -> dataset it segments
 
     def _entry(self, name: str | None = None, idle: bool = False) -> ModelEntry:
         entry = self.models.entry(name) if name else self.models.current_entry()
@@ -108,8 +153,12 @@ class ModelActions(QObject):
     def train(self, req: TrainRequest, log_path: Path | None = None) -> Worker:
         """Control 9: train in a worker, with live curves; the entry gets the trained weights."""
         entry = self._entry(req.model, idle=True)
+        previous = entry.model.get_weights() if _trained(entry) else None  # fine-tuning: kept
 
         def done(result) -> None:
+            if previous is not None and not _accept_fine_tuned(self.w, entry.name, result):
+                entry.model.set_weights(previous)
+                return
             entry.model = getattr(result, "model", entry.model)
             entry.info = getattr(result, "info", entry.info)
             entry.saved = False
@@ -117,15 +166,22 @@ class ModelActions(QObject):
             reason = str(result.stopped_reason)
             message = getattr(result, "message", "")
             self.w.statusBar().showMessage(f"training of {entry.name}: {reason} {message}", 10000)
-            if reason == StopReason.NAN:  # the user must know the weights are the last good ones
+            # The user must know the weights are the last good ones (unless the window is closing).
+            if reason == StopReason.NAN and self.w.isVisible():
                 QMessageBox.warning(self.w, "Training stopped", message or "the loss became NaN")
 
         worker = Worker(_train, entry, req, log_path, title=f"Training {entry.name}")
-        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch)
+        limit = req.config.time_limit_minutes
+        dialog = TrainProgressDialog(worker, self.w, req.config.steps_per_epoch,
+                                     time_limit_s=float(limit) * 60 if limit else None)
         self.train_dialog = dialog
         self.training.add(entry.name)
-        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog,
-                                       on_done=lambda: self.training.discard(entry.name))
+        self.models.set_training(entry.name, True)
+
+        def ended() -> None:
+            self.training.discard(entry.name)
+            self.models.set_training(entry.name, False)
+        return self.w.tasks.run_worker(worker, on_result=done, dialog=dialog, on_done=ended)
 
     def predict(self, req: PredictRequest, overwrite: bool = False) -> Worker:
         """Control 10: segment a dataset into a new prediction file, then load and show it."""
@@ -133,6 +189,7 @@ class ModelActions(QObject):
 
         def done(out_path) -> None:
             path = Path(out_path) if out_path else req.output
+            self.prediction_sources[path] = req.dataset
             if path in self.w.tree.summaries:  # overwritten: re-read it
                 self.w.dataset_actions.refresh(path)
             else:
@@ -177,7 +234,7 @@ class ModelActions(QObject):
 
     # --- slots: ask, then act ------------------------------------------------------------
     def forget_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         if not entry.saved and QMessageBox.question(
                 self.w, "Remove model", f"{entry.name} is not saved; remove it from memory anyway?",
                 QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
@@ -192,7 +249,7 @@ class ModelActions(QObject):
                                 else entry.describe())
 
     def load_clicked(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.w, "Load models", "", MODEL_FILTER)
+        paths = file_dialogs.open_files(self.w, "Load models", MODEL_FILTER, kind="model")
         for path in paths:
             self.load(path)
 
@@ -202,19 +259,21 @@ class ModelActions(QObject):
             self.create(config)
 
     def _names(self) -> list[str]:
-        return [e.name for e in self.models.entries()]
+        """The models a dialog may offer: not those being trained (their weights change)."""
+        return [e.name for e in self.models.entries() if e.name not in self.training]
 
     def train_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                              self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
-                             parent=self.w)
+                             parent=self.w,
+                             trained=frozenset(e.name for e in self.models.entries() if _trained(e)))
         req = dialog.ask()
         if req is not None:
             self.train(req, dialog.log_path())
 
     def predict_clicked(self) -> None:
-        entry = self._entry()
+        entry = self._entry(idle=True)  # refused now, not after the dialog's OK
         dialog = PredictDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                                self.w.tree.selection()[0], self.w)
         req = dialog.ask()
@@ -222,13 +281,34 @@ class ModelActions(QObject):
             self.predict(req, overwrite=dialog.overwrite.isChecked())
 
     def evaluate_clicked(self) -> None:
-        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w).ask()
+        req = EvaluateDialog(list(self.w.tree.summaries.values()), self.w,
+                             sources=self.prediction_sources).ask()
         if req is not None:
             self.evaluate(req)
 
-    def save_clicked(self) -> None:
+    def export(self, name: str, path: str | Path) -> Worker:
+        """Model > Export: a bioimage.io package (.zip) or an ONNX file (.onnx)."""
+        entry = self._entry(name, idle=True)
+        _keras_only(entry, "be exported")
+        path = Path(path)
+        if path.suffix.lower() not in (".zip", ".onnx"):
+            raise ModelError(f"{path.name}: export to a .zip (bioimage.io package) or .onnx file")
+
+        def done(written) -> None:
+            self.w.statusBar().showMessage(f"exported {written}", 5000)
+        return self.w.tasks.run(_export_model, entry, path, title=f"Exporting {path.name}",
+                                on_result=done)
+
+    def export_clicked(self) -> None:
         entry = self._entry()
+        path = file_dialogs.save_file(self.w, f"Export {entry.name}", f"{entry.name}.zip",
+                                      "bioimage.io package (*.zip);;ONNX (*.onnx)", kind="model")
+        if path:
+            self.export(entry.name, path)
+
+    def save_clicked(self) -> None:
+        entry = self._entry(idle=True)
         start = str(entry.path or f"{entry.name}.keras")
-        path, _ = QFileDialog.getSaveFileName(self.w, f"Save {entry.name}", start, MODEL_FILTER)
+        path = file_dialogs.save_file(self.w, f"Save {entry.name}", start, MODEL_FILTER, kind="model")
         if path:
             self.save(entry.name, path if Path(path).suffix else path + ".keras")

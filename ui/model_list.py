@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QPalette
 from PyQt5.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
 
@@ -39,6 +40,7 @@ class ModelList(QListWidget):
         super().__init__(parent)
         self.setToolTip("Models in memory (* = not saved yet); select one to train, predict or save")
         self._entries: dict[str, ModelEntry] = {}
+        self._training: set[str] = set()
 
     def unique_name(self, base: str) -> str:
         name, i = base, 2
@@ -56,6 +58,15 @@ class ModelList(QListWidget):
         self.setCurrentItem(item)
         return entry
 
+    def set_training(self, name: str, on: bool) -> None:
+        """Mark a model as being trained ("(training...)", greyed italic) or not any more."""
+        (self._training.add if on else self._training.discard)(name)
+        if name in self._entries:
+            self.update_entry(self._entries[name])
+
+    def is_training(self, name: str) -> bool:
+        return name in self._training
+
     def update_entry(self, entry: ModelEntry) -> None:
         for i in range(self.count()):
             if self.item(i).data(Qt.UserRole) == entry.name:
@@ -63,8 +74,15 @@ class ModelList(QListWidget):
 
     def _decorate(self, item: QListWidgetItem) -> None:
         entry = self._entries[item.data(Qt.UserRole)]
-        item.setText(entry.name + ("" if entry.saved else " *"))
-        item.setToolTip(entry.describe())
+        training = entry.name in self._training
+        item.setText(entry.name + ("" if entry.saved else " *") + ("  (training...)" if training else ""))
+        item.setToolTip(entry.describe() + ("\nbeing trained: predict, save and remove wait for "
+                                            "the end of training" if training else ""))
+        font = item.font()
+        font.setItalic(training)
+        item.setFont(font)
+        item.setForeground(self.palette().color(QPalette.Disabled if training else QPalette.Active,
+                                                QPalette.Text))
 
     def remove_entry(self, name: str) -> None:
         self._entries.pop(name, None)

@@ -52,6 +52,7 @@ class TaskDialog(QDialog):
         self.setAttribute(Qt.WA_DeleteOnClose)  # one per task: freed when it closes
         self.setMinimumWidth(380)
         self._eta = EtaEstimator()
+        self._eta_seconds: float | None = None  # the last rate-based estimate
 
         self.stage_label = QLabel(worker.title)
         self.bar = QProgressBar()
@@ -82,7 +83,7 @@ class TaskDialog(QDialog):
     def reject(self) -> None:  # Escape / window close = cancel, the dialog closes on finished
         self.request_cancel()
 
-    def on_progress(self, record: Progress) -> None:
+    def on_progress(self, record: Progress, now: float | None = None) -> None:
         stage = f"{self.worker.title}: {record.stage}" if record.stage else self.worker.title
         self.stage_label.setText(stage)
         if record.total:
@@ -91,7 +92,8 @@ class TaskDialog(QDialog):
             self.bar.setFormat(f"{record.stage + ': ' if record.stage else ''}%v / %m {record.unit}")
         else:
             self.bar.setRange(0, 0)
-        self.eta_label.setText(f"ETA {format_eta(self._eta.update(record))}")
+        self._eta_seconds = self._eta.update(record, now)
+        self.eta_label.setText(f"ETA {format_eta(self._eta_seconds)}")
         if record.metrics:
             self.metrics_label.setText("  ".join(f"{k} {_fmt(v)}" for k, v in record.metrics.items()))
 

@@ -31,17 +31,22 @@ class TaskRunner(QObject):
     def run(self, fn: Callable[..., Any], *args: Any, title: str,
             on_result: Callable[[Any], None] | None = None,
             on_done: Callable[[], None] | None = None,
+            on_error: Callable[[BaseException], None] | None = None,
             dialog: QWidget | bool = True, **kwargs: Any) -> Worker:
         """Run ``fn(*args, progress=, cancel=, **kwargs)`` in a worker.
 
         ``dialog``: True shows a :class:`TaskDialog`; a widget (e.g. the training dialog)
         is shown instead and must follow the worker itself; False shows nothing.
+        ``on_error`` runs after the error's message box (e.g. to open the form again).
         """
         worker = Worker(fn, *args, title=title, **kwargs)
-        return self.run_worker(worker, on_result=on_result, on_done=on_done, dialog=dialog)
+        return self.run_worker(worker, on_result=on_result, on_done=on_done, on_error=on_error,
+                               dialog=dialog)
 
     def run_worker(self, worker: Worker, *, on_result: Callable[[Any], None] | None = None,
-                   on_done: Callable[[], None] | None = None, dialog: QWidget | bool = True) -> Worker:
+                   on_done: Callable[[], None] | None = None,
+                   on_error: Callable[[BaseException], None] | None = None,
+                   dialog: QWidget | bool = True) -> Worker:
         """Start an already built worker (when its dialog must exist before it starts)."""
         title = worker.title
         signals = worker.signals
@@ -51,6 +56,8 @@ class TaskRunner(QObject):
             signals.result.connect(guard(self.parent_widget, on_result, title))
         signals.error.connect(lambda _err: self.message.emit(f"{title}: failed"))
         signals.error.connect(lambda err: show_error(self.parent_widget, err, title))
+        if on_error is not None:
+            signals.error.connect(guard(self.parent_widget, on_error, title))
         signals.aborted.connect(lambda: self.message.emit(f"{title}: cancelled"))
         signals.finished.connect(lambda: self._finished(worker, on_done))
         if dialog is True:

@@ -1,50 +1,34 @@
-"""The main view (control 15) with its Z selector (control 14).
+"""The main view (control 15) with its Z selector (control 14): display and routing only.
 
-Reads only what is on screen: the current Z slice of the image and of each checked layer
-(plus one XZ and one YZ plane when the orthogonal views are on), through
-``Sample.read_layer(layer, region)``; so a volume far larger than RAM opens instantly.
-The file is opened for each read and closed again, so the view never holds a handle a
-worker would need for writing.
-
-Z changes (slider, Page Up/Down) read the new slice on a background thread, so the window
-stays responsive while a large slice (16k x 16k) comes off the disk: the Z label follows
-the slider at once, the picture when its slice is read. While one read runs, further Z
-changes only remember the newest Z, which is read next (dragging the slider across a
-thousand slices reads a handful, not a thousand). The XZ / YZ planes (a plane across every
-slice of a large volume touches many chunks) are read on a second background thread the
-same way: the old planes stay until the new ones arrive. A new sample or a change of the
-ticked layers is read synchronously when its slices are small (up to
-``SYNC_SLICE_VOXELS``, where reading takes a few tens of milliseconds), in the background
-above that.
+Reads only what is on screen (the current Z slice of the image and the ticked layers, plus one
+XZ and one YZ plane when shown) with :func:`deepscem.dataset.slice_loader.read_planes`, never
+holding the file open. Z changes and the XZ / YZ planes are read by two
+:class:`~deepscem.dataset.slice_loader.NewestWinsLoader` (dragging the slider across a thousand
+slices reads a handful); a new sample or new layers are read at once when slices are small
+(up to ``SYNC_SLICE_VOXELS``). Painting: :mod:`ui.annotation`; styles: :mod:`ui.layer_style`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import Qt, pyqtSignal
-from PyQt5.QtWidgets import (
-    QCheckBox,
-    QDoubleSpinBox,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QSlider,
-    QVBoxLayout,
-    QWidget,
-)
+from PyQt5.QtWidgets import QGridLayout, QVBoxLayout, QWidget
 
 from deepscem.dataset import Dataset
+from deepscem.dataset.slice_loader import NewestWinsLoader, read_planes
 from deepscem.errors import DeepScemError
 
+from . import view_settings
 from .dataset_tree import split_ref
-from .render import compose, layer_colour, outline, to_grey
+from .layer_panel import LayerPanel
+from .layer_style import LayerStyles, compose_planes
+from .ortho_planes import OrthoPlanes
 from .slice_canvas import SliceCanvas
+from .view_controls import ContrastAndReadout, ViewControls
 
 # Slices of up to this many pixels (2048 x 2048) are read synchronously when a sample is shown
 # or its layers change (tens of ms); larger ones in the background like Z changes.
@@ -65,136 +49,120 @@ class ViewSource:
     layers: list[str] = field(default_factory=lambda: ["image"])
 
 
-class VolumeView(QWidget):
+class VolumeView(OrthoPlanes, ContrastAndReadout, QWidget):
     """Grey image + coloured semi-transparent overlays, contrast, Z slider, zoom/pan,
     cursor read-out and optional orthogonal XZ / YZ planes."""
 
+    READ_ERRORS = READ_ERRORS
     message = pyqtSignal(str)   # read problems, shown in the status bar
-    _slice_read = pyqtSignal(object)  # (ticket, z, Future) from the reader thread
-    _planes_read = pyqtSignal(object)  # (ticket, (path, sample), Future) from the plane reader
+    _slice_read = pyqtSignal(object)  # (z, planes, error) from the slice loader's thread
+    _planes_read = pyqtSignal(object)  # ((path, sample), planes, error) from the plane loader
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.source: ViewSource | None = None
         self.z = 0
         self.cross = (0, 0)                      # (y, x) where the orthogonal planes cut
+        self.highlight: int | None = None        # object id drawn highlighted (ui.objects)
         self._plane: dict[str, np.ndarray] = {}  # raw arrays of the current Z slice, by layer
-        self._ortho: tuple[dict, dict] | None = None
+        self._ortho: tuple[dict, dict] | None = None  # raw XZ and YZ planes (they do not depend on z)
+        self._ortho_for: tuple[Path, str] | None = None  # whose planes self._ortho holds
+        self._ortho_waiting = False
         self._stride = 1
-        self._rendering = False  # raw XZ and YZ planes (they do not depend on z)
+        self._rendering = False
         self._rgb: np.ndarray | None = None
         self._plane_z: int | None = None  # the Z that self._plane holds
-        # Background Z reads: one thread; `_ticket` changes whenever what is shown changes
-        # (sample, layers, a synchronous refresh), so a read started before is dropped.
-        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slice-reader")
-        self._ticket = 0
-        self._in_flight = False
+        self._hover: tuple[int, int] | None = None  # the voxel under the cursor (read-out)
+        self._refreshing = False  # reload() asked, its read not yet shown
+        self.hold = False  # a stroke is being painted: arriving reads are dropped (re-read after it)
+        self.shown: dict[SliceCanvas, tuple[dict, tuple[int, int]]] = {}  # planes drawn, stride
+        self.styles = LayerStyles()
+        view_settings.load_styles(self.styles)
         self._slice_read.connect(self._on_slice_read)
-        self._plane_reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plane-reader")
-        self._ortho_ticket = 0
-        self._ortho_for: tuple[Path, str] | None = None  # whose planes self._ortho holds
-        self._ortho_in_flight = False
-        self._ortho_pending = False
         self._planes_read.connect(self._on_planes_read)
+        self._loader = NewestWinsLoader(self._emitter(self._slice_read), "slice-reader")
+        self._plane_loader = NewestWinsLoader(self._emitter(self._planes_read), "plane-reader")
 
         self.canvas = SliceCanvas()
-        self.canvas.setToolTip("Main view: wheel to zoom, drag to pan, click to place the XZ/YZ planes")
+        self.canvas.setToolTip("Main view: wheel to zoom (or scroll Z, see View menu), drag to pan, "
+                               "click to place the XZ/YZ planes")
         self.xz_canvas = SliceCanvas(scrollbars=False)
         self.yz_canvas = SliceCanvas(scrollbars=False)
         for ortho in (self.xz_canvas, self.yz_canvas):
             ortho.setVisible(False)
-        self.xz_canvas.setToolTip("XZ plane through the crosshair (Z downwards)")
-        self.yz_canvas.setToolTip("YZ plane through the crosshair (Z to the right)")
+        self.xz_canvas.setToolTip("XZ plane through the crosshair (Z downwards); click to go there")
+        self.yz_canvas.setToolTip("YZ plane through the crosshair (Z to the right); click to go there")
+        self.layer_panel = LayerPanel(self.styles)
+        self.layer_panel.setVisible(False)
 
-        self.z_slider = QSlider(Qt.Horizontal)
-        self.z_slider.setToolTip("Z selector: the slice shown (also Page Up / Page Down)")
-        self.z_slider.setEnabled(False)
-        self.z_label = QLabel("Z -")
-        self.z_label.setMinimumWidth(70)
-        self.lo_box, self.hi_box = QDoubleSpinBox(), QDoubleSpinBox()
-        for box, tip in ((self.lo_box, "Contrast: raw value shown black"),
-                         (self.hi_box, "Contrast: raw value shown white")):
-            box.setDecimals(3)
-            box.setRange(-1e9, 1e9)
-            box.setToolTip(tip)
-            box.setKeyboardTracking(False)
-            box.setMaximumWidth(110)
-        self.auto_button = QPushButton("Auto")
-        self.auto_button.setToolTip("Stretch contrast to the 0.5-99.5 percentiles of this slice")
-        self.reset_button = QPushButton("Reset")
-        self.reset_button.setToolTip("Contrast of the whole volume (its normalisation range)")
-        self.opacity = QSlider(Qt.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setValue(45)
-        self.opacity.setMaximumWidth(100)
-        self.opacity.setToolTip("Opacity of the label and prediction overlays")
-        self.ortho_box = QCheckBox("XZ / YZ")
-        self.ortho_box.setToolTip("Show orthogonal planes through the crosshair (3D volumes; "
-                                  "reads a plane across all slices)")
-        self.fit_button = QPushButton("Fit")
-        self.fit_button.setToolTip("Zoom to fit the slice in the view")
-        self.position_label = QLabel("")
-        self.position_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-
-        self._build_layout()
+        self.controls = ViewControls()
+        c = self.controls
+        self.z_slider, self.z_label, self.lo_box, self.hi_box = c.z_slider, c.z_label, c.lo_box, c.hi_box
+        self.auto_button, self.reset_button, self.opacity = c.auto_button, c.reset_button, c.opacity
+        self.ortho_box, self.fit_button, self.position_label = c.ortho_box, c.fit_button, c.position_label
+        grid = QGridLayout()
+        grid.addWidget(self.canvas, 0, 0)
+        grid.addWidget(self.yz_canvas, 0, 1)
+        grid.addWidget(self.xz_canvas, 1, 0)
+        grid.addWidget(self.layer_panel, 0, 2, 2, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setRowStretch(0, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(c.top)
+        layout.addLayout(grid, 1)
+        layout.addLayout(c.z_row)
+        layout.addWidget(self.position_label)
         self.z_slider.valueChanged.connect(self.set_z)
-        self.lo_box.valueChanged.connect(self._render_all)
-        self.hi_box.valueChanged.connect(self._render_all)
+        self.lo_box.valueChanged.connect(self._contrast_changed)
+        self.hi_box.valueChanged.connect(self._contrast_changed)
         self.opacity.valueChanged.connect(self._render_all)
+        self.layer_panel.changed.connect(self._render_all)
         self.auto_button.clicked.connect(self.auto_contrast)
         self.reset_button.clicked.connect(self.reset_contrast)
         self.ortho_box.toggled.connect(self._toggle_ortho)
         self.fit_button.clicked.connect(self.canvas.fit)
         self.canvas.hovered.connect(self._show_position)
         self.canvas.clicked.connect(self._place_cross)
+        self.xz_canvas.clicked.connect(lambda z, x: self._navigate(z, self.cross[0], x))
+        self.yz_canvas.clicked.connect(lambda y, z: self._navigate(z, y, self.cross[1]))
         self.canvas.zoomed.connect(lambda _scale: self._on_zoom())
+        self.set_wheel_scrolls_z(view_settings.wheel_scrolls_z())
+        for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
+            canvas.wheelSteps.connect(lambda steps: self.set_z(self.z + steps))
         self._set_controls_enabled(False)
 
-    def _build_layout(self) -> None:
-        grid = QGridLayout()
-        grid.addWidget(self.canvas, 0, 0)
-        grid.addWidget(self.yz_canvas, 0, 1)
-        grid.addWidget(self.xz_canvas, 1, 0)
-        grid.setColumnStretch(0, 3)
-        grid.setRowStretch(0, 3)
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Contrast"))
-        controls.addWidget(self.lo_box)
-        controls.addWidget(self.hi_box)
-        controls.addWidget(self.auto_button)
-        controls.addWidget(self.reset_button)
-        controls.addSpacing(12)
-        controls.addWidget(QLabel("Overlay"))
-        controls.addWidget(self.opacity)
-        controls.addWidget(self.ortho_box)
-        controls.addWidget(self.fit_button)
-        controls.addStretch(1)
-        z_row = QHBoxLayout()
-        z_row.addWidget(self.z_label)
-        z_row.addWidget(self.z_slider, 1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addLayout(grid, 1)
-        layout.addLayout(z_row)
-        layout.addWidget(self.position_label)
+    def _emitter(self, signal):
+        def deliver(key, result, error) -> None:
+            try:
+                signal.emit((key, result, error))
+            except RuntimeError:  # the view was deleted meanwhile
+                pass
+        return deliver
 
     def _set_controls_enabled(self, on: bool) -> None:
-        for widget in (self.lo_box, self.hi_box, self.auto_button, self.reset_button, self.ortho_box,
-                       self.fit_button, self.opacity):
+        for widget in self.controls.widgets():
             widget.setEnabled(on)
         self.z_slider.setEnabled(on and self.source is not None and self.source.shape[0] > 1)
 
+    def set_wheel_scrolls_z(self, on: bool) -> None:
+        """The wheel scrolls Z (Ctrl+wheel zooms) instead of zooming."""
+        for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
+            canvas.wheel_scrolls = bool(on)
+
     # --- what is shown -------------------------------------------------------------------
     def show_sample(self, path: str | Path, sample: str, layers: list[str] | None = None) -> None:
-        """Show ``sample`` of the dataset at ``path`` (middle slice, whole-volume contrast)."""
+        """Show ``sample`` of the dataset at ``path`` (middle slice, whole-volume contrast, or
+        the contrast it had in the last session)."""
         with Dataset.open(path, check_samples=False) as ds:
             s = ds.sample(sample)
             shape = tuple(int(v) for v in s.shape)
             lo, hi = (float(v) for v in s.image_range)
+            self.controls.whole_numbers = s.layer("image").dtype.kind in "iu"
         same = self.source is not None and self.source.path == Path(path) and \
             self.source.sample == sample and self.source.shape == shape
         self.source = ViewSource(Path(path), sample, shape, (lo, hi), list(layers or ["image"]))
+        self.layer_panel.set_layers(self.source.layers)
         self.z_slider.blockSignals(True)
         self.z_slider.setRange(0, shape[0] - 1)
         if not same:
@@ -204,7 +172,7 @@ class VolumeView(QWidget):
         self.z_slider.setValue(self.z)
         self.z_slider.blockSignals(False)
         if not same:
-            self._set_contrast(lo, hi)
+            self.controls.set_contrast(*(view_settings.saved_contrast(path, sample) or (lo, hi)))
         self._set_controls_enabled(True)
         self.ortho_box.setEnabled(shape[0] > 1)
         self._reload(new_sample=not same)
@@ -213,6 +181,8 @@ class VolumeView(QWidget):
         """Which layers are drawn ("image" and any label/prediction layers)."""
         if self.source is not None:
             self.source.layers = list(layers)
+            self.layer_panel.set_layers(self.source.layers)
+            view_settings.save_layers(self.source.path, self.source.sample, self.source.layers)
             self._reload(new_sample=False)
 
     def _reload(self, new_sample: bool) -> None:
@@ -223,7 +193,7 @@ class VolumeView(QWidget):
         if y * x <= SYNC_SLICE_VOXELS:
             self.refresh()
             return
-        self._ticket += 1  # a read under way is for what was shown before
+        self._loader.invalidate()  # a read under way is for what was shown before
         self._show_z_label()
         if new_sample:
             self._plane, self._rgb = {}, None
@@ -231,6 +201,14 @@ class VolumeView(QWidget):
         self._plane_z = None
         self._read_ortho()
         self._request_slice()
+
+    def reload(self) -> None:
+        """Read the shown planes again in the background (the file was edited); the old
+        picture stays, and can be painted on, until they arrive."""
+        if self.source is not None:
+            self._refreshing = True
+            self._request_slice()
+            self._read_ortho()
 
     def showing(self, path: str | Path, sample: str | None = None) -> bool:
         """Whether the view shows (a sample of) the dataset at ``path``."""
@@ -241,10 +219,12 @@ class VolumeView(QWidget):
     def clear(self) -> None:
         """Show nothing (the shown dataset or sample went away)."""
         self.source = None
-        self._ticket += 1
+        self._loader.invalidate()
+        self._plane_loader.invalidate()
         self._plane, self._plane_z = {}, None
-        self._ortho = None
-        self._rgb = None
+        self._ortho, self._ortho_waiting = None, False
+        self._rgb, self._refreshing = None, False
+        self.shown = {}
         for canvas in (self.canvas, self.xz_canvas, self.yz_canvas):
             canvas.set_image(None)
         self.z_label.setText("Z -")
@@ -266,67 +246,46 @@ class VolumeView(QWidget):
     @property
     def loading(self) -> bool:
         """True while the shown slice is not yet the one at ``z`` (a background read runs)."""
-        return self.source is not None and (self._in_flight or self._plane_z != self.z
-                                            or self._ortho_in_flight)
+        return self.source is not None and (self._loader.busy or self._plane_z != self.z
+                                            or self._ortho_waiting or self._refreshing)
 
     def shutdown(self) -> None:
-        """Stop the reader thread (the window is closing); a read under way is abandoned."""
-        self._ticket += 1
-        self._ortho_ticket += 1
-        self._reader.shutdown(wait=False, cancel_futures=True)
-        self._plane_reader.shutdown(wait=False, cancel_futures=True)
+        """Stop the reader threads (the window is closing); a read under way is abandoned."""
+        self._loader.shutdown()
+        self._plane_loader.shutdown()
 
-    # --- reading and drawing -------------------------------------------------------------
+    # --- reading -------------------------------------------------------------------------
     def _show_z_label(self) -> None:
         self.z_label.setText(f"Z {self.z} (0-{self.source.shape[0] - 1})")  # 0-based, like the crop dialog
 
     def _request_slice(self) -> None:
-        """Read slice ``self.z`` on the reader thread, unless a read is under way (then the
-        newest Z is read when it ends)."""
-        if self._in_flight or self.source is None:
+        """Read slice ``self.z`` in the background (the newest request wins)."""
+        if self.source is None:
             return
         z, source = self.z, self._snapshot()
         region = (slice(z, z + 1), slice(None), slice(None))
-        # Set before submitting: a read that ends at once reports before submit returns.
-        self._in_flight = True
-        if not self._submit(self._reader, self._slice_read, (self._ticket, z),
-                            lambda: self._read(region, source)):
-            self._in_flight = False
+        self._loader.request(z, lambda: self._read(region, source))
 
     def _snapshot(self) -> ViewSource:
         """A copy of what is shown, for a reader thread (the GUI thread may change it)."""
         return dataclasses.replace(self.source, layers=list(self.source.layers))
 
-    @staticmethod
-    def _submit(reader: ThreadPoolExecutor, signal, tag: tuple, job) -> bool:
-        """Run ``job`` on ``reader``; ``signal`` receives ``(*tag, future)`` on the GUI thread
-        when it ends. False when the reader is shut down (the window is closing)."""
-        def emit(future: Future) -> None:
-            try:
-                signal.emit((*tag, future))
-            except RuntimeError:  # the view was deleted meanwhile
-                pass
-
-        try:
-            reader.submit(job).add_done_callback(emit)
-        except RuntimeError:
-            return False
-        return True
-
     def _on_slice_read(self, result) -> None:
-        ticket, z, future = result
-        self._in_flight = False
-        if ticket != self._ticket or self.source is None:
-            self._request_if_behind()
+        z, planes, error = result
+        if self.source is None:
             return
-        try:
-            planes = future.result()
-        except READ_ERRORS as err:
-            self._read_failed(err)
+        if self.hold:  # a stroke is drawn over the old planes; they are read again after it
             return
+        self._refreshing = False
+        if error is not None:
+            if isinstance(error, READ_ERRORS):
+                self._read_failed(error)
+                return
+            raise error
         self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, z
-        self._render_all()
-        self._request_if_behind()
+        self._render_all()  # (a newer Z asked for meanwhile is already queued in the loader)
+        if self._hover is not None and all(np.less(self._hover, self._plane["image"].shape)):
+            self._show_position(*self._hover)  # the read-out follows the new slice, not the old z
 
     def _read_failed(self, err: Exception) -> None:
         """The file changed under us (sample removed, file moved): show nothing rather than
@@ -334,107 +293,41 @@ class VolumeView(QWidget):
         self.clear()
         self.message.emit(f"cannot show the sample: {err}")
 
-    def _request_if_behind(self) -> None:
-        if self.source is not None and self._plane_z != self.z:
-            self._request_slice()
-
     def _read(self, region: tuple[slice, slice, slice], source: ViewSource | None = None
               ) -> dict[str, np.ndarray]:
         """The image and the ticked layers in ``region``, keyed by layer ref (see
         :func:`ui.dataset_tree.split_ref`: a layer may come from another loaded file), of
         ``source`` (default: what is shown now)."""
         src = source or self.source
-        by_file: dict[Path, list[tuple[str, str]]] = {src.path: [("image", "image")]}
+        wanted = [("image", src.path, "image")]
         for ref in src.layers:
             if ref != "image":
                 layer, other = split_ref(ref)
-                by_file.setdefault(other or src.path, []).append((ref, layer))
-        planes = {}
-        for path, wanted in by_file.items():
-            with Dataset.open(path, check_samples=False) as ds:
-                s = ds.sample(src.sample)
-                present = set(s.layer_names())
-                planes.update({ref: np.asarray(s.read_layer(layer, region))
-                               for ref, layer in wanted if layer in present})
-        return planes
+                wanted.append((ref, other or src.path, layer))
+        return read_planes(src.sample, wanted, region)
 
     def refresh(self, ortho: bool = True) -> None:
         """Re-read the visible planes from the file and redraw them (``ortho=False``: a Z
         change, the XZ / YZ planes are kept and only their Z marker moves)."""
         if self.source is None:
             return
-        self._ticket += 1  # a background read started before this is out of date
+        self._loader.invalidate()  # a background read started before this is out of date
         self._show_z_label()
         try:
             planes = self._read((slice(self.z, self.z + 1), slice(None), slice(None)))
             self._plane, self._plane_z = {n: a[0] for n, a in planes.items()}, self.z
-            if ortho or (self._ortho is None and not self._ortho_in_flight):
+            self._refreshing = False
+            if ortho or (self._ortho is None and not self._ortho_waiting):
                 self._read_ortho()
             self._render_all()
         except READ_ERRORS as err:
             self._read_failed(err)
 
-    def _read_ortho(self) -> None:
-        """Read the XZ and YZ planes through the crosshair in the background (only while
-        they are shown: a plane across every slice of a large volume touches many chunks)."""
-        self._ortho_ticket += 1  # a read under way is out of date
-        if not self.ortho_box.isChecked():
-            self._ortho = None
-            return
-        self._request_planes()
-
-    def _request_planes(self) -> None:
-        if self.source is None:
-            return
-        if self._ortho_in_flight:
-            self._ortho_pending = True  # read again when this one ends
-            return
-        self._ortho_pending = False
-        (y, x), source = self.cross, self._snapshot()
-
-        def job():
-            xz = self._read((slice(None), slice(y, y + 1), slice(None)), source)
-            yz = self._read((slice(None), slice(None), slice(x, x + 1)), source)
-            # YZ drawn with Z along the horizontal axis so it sits beside the main view.
-            return {n: a[:, 0, :] for n, a in xz.items()}, {n: a[:, :, 0].T for n, a in yz.items()}
-
-        self._ortho_in_flight = True  # before submitting, as in _request_slice
-        if not self._submit(self._plane_reader, self._planes_read,
-                            (self._ortho_ticket, (source.path, source.sample)), job):
-            self._ortho_in_flight = False
-
-    def _on_planes_read(self, result) -> None:
-        ticket, whose, future = result
-        self._ortho_in_flight = False
-        if ticket == self._ortho_ticket and self.source is not None and self.ortho_box.isChecked():
-            try:
-                self._ortho, self._ortho_for = future.result(), whose
-            except READ_ERRORS as err:
-                self._read_failed(err)
-                return
-            self._render_all()
-        elif self._ortho_pending and self.ortho_box.isChecked():
-            self._request_planes()
-
+    # --- drawing -------------------------------------------------------------------------
     def _compose(self, planes: dict[str, np.ndarray]) -> np.ndarray:
-        lo, hi = self.lo_box.value(), self.hi_box.value()
-        src = self.source
-        if "image" in src.layers:
-            grey = to_grey(planes["image"], lo, hi)
-        else:
-            grey = np.zeros(planes["image"].shape, np.uint8)
-        shown = [n for n in src.layers if n != "image" and n in planes]
-        # Labels next to a prediction are drawn as outlines, so the prediction's fill does
-        # not hide the reference it is compared with.
-        compare = any(split_ref(n)[0].startswith("prediction_") for n in shown)
-        fills, outlines = [], []
-        for n in shown:
-            layer = split_ref(n)[0]
-            if compare and layer.startswith("label_") and not layer.endswith("_dt"):
-                outlines.append((outline(planes[n]), layer_colour(layer), 1.0))  # opaque, on top
-            else:
-                fills.append((planes[n], layer_colour(layer)))
-        return compose(grey, fills + outlines, self.opacity.value() / 100.0)
+        return compose_planes(planes, self.source.layers, self.styles,
+                              (self.lo_box.value(), self.hi_box.value()), self.opacity.value() / 100.0,
+                              highlight=self.highlight)
 
     def _render_all(self, *_args) -> None:
         """Redraw from the planes already read (contrast, opacity, Z marker changes).
@@ -451,7 +344,7 @@ class VolumeView(QWidget):
         step = self._stride = self.canvas.stride()
         self._rgb = None  # full-resolution composition is made on demand (current_rgb)
         self.canvas.cross = (self.cross[0], self.cross[1]) if self.ortho_box.isChecked() else None
-        self.canvas.set_image(self._compose(_strided(self._plane, step, step)), (step, step))
+        self._draw(self.canvas, self._plane, (step, step))
         if self.ortho_box.isChecked() and self._ortho is not None and \
                 self._ortho_for == (self.source.path, self.source.sample):
             # Z stays whole in the orthogonal planes (a few hundred slices at most).
@@ -459,78 +352,40 @@ class VolumeView(QWidget):
             xz, yz = self._ortho
             self.xz_canvas.cross = (self._plane_z, x)
             self.xz_canvas.set_extent(xz["image"].shape)
-            self.xz_canvas.set_image(self._compose(_strided(xz, 1, step)), (1, step))
+            self._draw(self.xz_canvas, xz, (1, step))
             self.yz_canvas.cross = (y, self._plane_z)
             self.yz_canvas.set_extent(yz["image"].shape)
-            self.yz_canvas.set_image(self._compose(_strided(yz, step, 1)), (step, 1))
+            self._draw(self.yz_canvas, yz, (step, 1))
             self._match_ortho_zoom()
+
+    def _draw(self, canvas: SliceCanvas, planes: dict[str, np.ndarray], stride: tuple[int, int]) -> None:
+        self.shown[canvas] = (planes, stride)
+        canvas.set_image(self._compose(_strided(planes, *stride)), stride)
+
+    def redraw_box(self, canvas: SliceCanvas, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Compose again only voxels rows r0:r1, cols c0:c1 of ``canvas`` (after an edit of
+        its planes in place) and repaint that rectangle: a brush dab on a 4096² slice costs
+        a few thousand pixels, not 16 million."""
+        if canvas not in self.shown or self.source is None:
+            return
+        planes, (sr, sc) = self.shown[canvas]
+        rows, cols = planes["image"].shape
+        # display pixels covering the box, one more each side so outlines stay right inside it
+        d0, d1 = max(r0 // sr - 1, 0), min(-(-r1 // sr) + 1, -(-rows // sr))
+        e0, e1 = max(c0 // sc - 1, 0), min(-(-c1 // sc) + 1, -(-cols // sc))
+        if d1 <= d0 or e1 <= e0:
+            return
+        cut = {n: a[d0 * sr:d1 * sr:sr, e0 * sc:e1 * sc:sc] for n, a in planes.items()}
+        rgb = self._compose(cut)
+        inner = (slice(min(1, d0), None if d1 == -(-rows // sr) else -1),
+                 slice(min(1, e0), None if e1 == -(-cols // sc) else -1))
+        canvas.update_patch(d0 + inner[0].start, e0 + inner[1].start, rgb[inner])
+        self._rgb = None
 
     def _on_zoom(self) -> None:
         self._match_ortho_zoom()
         if not self._rendering and self.source is not None and self.canvas.stride() != self._stride:
             self._render_all()
-
-    def _match_ortho_zoom(self) -> None:
-        """Give the orthogonal planes the main view's zoom, so a voxel is the same size in
-        all three and the planes line up with the main view's axes."""
-        if self.source is None or not self.ortho_box.isChecked():
-            return
-        scale = self.canvas.transform().m11()
-        z_px = int(self.source.shape[0] * scale) + 6
-        for ortho in (self.xz_canvas, self.yz_canvas):
-            ortho.resetTransform()
-            ortho.scale(scale, scale)
-            ortho.centerOn(ortho.sceneRect().center())
-        self.xz_canvas.setFixedHeight(min(max(z_px, 40), 260))
-        self.yz_canvas.setFixedWidth(min(max(z_px, 40), 260))
-
-    def _toggle_ortho(self, on: bool) -> None:
-        self.xz_canvas.setVisible(on)
-        self.yz_canvas.setVisible(on)
-        if self.source is not None:
-            self._read_ortho()  # in the background; the Z slice shown stays as it is
-            self._render_all()
-
-    def _place_cross(self, row: int, col: int) -> None:
-        self.cross = (row, col)
-        if self.ortho_box.isChecked():
-            self._read_ortho()
-            self._render_all()  # the crosshair moves now, the planes when they are read
-
-    # --- contrast ------------------------------------------------------------------------
-    def _set_contrast(self, lo: float, hi: float) -> None:
-        for box, value in ((self.lo_box, lo), (self.hi_box, hi)):
-            box.blockSignals(True)
-            box.setValue(value)
-            box.blockSignals(False)
-        step = max((hi - lo) / 100.0, 1e-3)
-        self.lo_box.setSingleStep(step)
-        self.hi_box.setSingleStep(step)
-
-    def auto_contrast(self) -> None:
-        if "image" not in self._plane:
-            return
-        lo, hi = np.percentile(self._plane["image"], (0.5, 99.5))
-        self._set_contrast(float(lo), float(max(hi, lo + 1e-6)))
-        self._render_all()
-
-    def reset_contrast(self) -> None:
-        if self.source is not None:
-            self._set_contrast(*self.source.image_range)
-            self._render_all()
-
-    # --- cursor read-out and export ------------------------------------------------------
-    def _show_position(self, row: int, col: int) -> None:
-        if row < 0 or "image" not in self._plane:
-            self.position_label.setText("")
-            return
-        parts = [f"z {self._plane_z}  y {row}  x {col}"]
-        for name, plane in self._plane.items():
-            value = plane[row, col]
-            text = f"{value:.4g}" if np.issubdtype(plane.dtype, np.floating) else str(int(value))
-            layer, other = split_ref(name)
-            parts.append(f"{layer}{f'[{other.name}]' if other else ''} {text}")
-        self.position_label.setText("   ".join(parts))
 
     def current_rgb(self) -> np.ndarray | None:
         """The composed current slice at full resolution, uint8 (Y, X, 3)."""

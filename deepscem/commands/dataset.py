@@ -13,7 +13,11 @@ import sys
 
 from deepscem.errors import DatasetError
 
-IMAGE_HELP = "the image: a 3D or 2D grayscale image (.tif, .tiff or .npy)"
+# Labels per sample: far above any real annotation, low enough to refuse a typo at once.
+MAX_LABELS = 1000
+
+IMAGE_HELP = ("the image: a 3D or 2D grayscale image (.tif, .tiff or .npy), or a folder of 2D "
+              "slices, an OME-Zarr image, file.h5:/path or an MRC file (docs/big_volumes.md)")
 LABEL_HELP = ("the labels, one per dataset label: each a 3D or 2D binary image (.tif, .tiff or .npy) "
               "of the image's size, holding 0 and one other value; \"\" or - for a blank label; "
               "none at all for a volume to predict or to paint (blank labels, nothing annotated)")
@@ -49,11 +53,28 @@ def register(subparsers) -> None:
     p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
     p.add_argument("image", metavar="IMAGE", help=IMAGE_HELP)
     p.add_argument("labels", metavar="LABEL", nargs="*", help=LABEL_HELP)
+    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="physical voxel size in nm, e.g. 50 5 5 (default: read from the TIFF's "
+                        "ImageJ or OME metadata when it has one, else unknown)")
+    p.add_argument("--instances", nargs="+", metavar="IDS",
+                   help="label images holding object ids (0 = background, 1, 2, ... one per "
+                        "object), one per label in order (\"\" or - to skip one); stored as "
+                        "instance_XXXX references for measure and evaluate")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--labelled-slices", metavar="LIST", help=SLICES_HELP)
     which.add_argument("--annotated", metavar="MASK", help="only the voxels of MASK are labelled: "
                        + MASK_HELP)
     p.set_defaults(func=_add_sample)
+
+    p = sub.add_parser("voxel-size", help="show or set a sample's voxel size (nm)",
+                       description="Show a sample's voxel size (Z, Y, X in nm), or set it. Used "
+                                   "by measure (volumes in nm³) and distance transforms.")
+    p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP + "; 'all' for every sample")
+    p.add_argument("size", metavar="NM", nargs="*", type=float,
+                   help="Z Y X in nm (e.g. 50 5 5); leave out to show it")
+    p.add_argument("--clear", action="store_true", help="forget the voxel size (unknown)")
+    p.set_defaults(func=_voxel_size)
 
     p = sub.add_parser("annotated", help="say which slices or voxels of a sample are labelled",
                        description="Say which voxels of a sample are labelled (annotated); the rest "
@@ -103,15 +124,21 @@ def register(subparsers) -> None:
     p.add_argument("--new-name", metavar="NAME", help="add the crop as a new sample NAME instead")
     p.set_defaults(func=_crop)
 
-    p = sub.add_parser("export", help="export a sample's layers as TIFF files",
+    p = sub.add_parser("export", help="export a sample's layers as TIFF files or OME-Zarr",
                        description="Write a sample's layers as multi-page TIFFs FOLDER/SAMPLE_LAYER.tif "
-                                   "(values as stored: labels 0/1).")
+                                   "(values as stored: labels 0/1), or with --format ome-zarr as "
+                                   "one OME-Zarr image FOLDER/SAMPLE.ome.zarr: the image, and "
+                                   "labels, thresholded predictions and instances as NGFF labels "
+                                   "(napari, Fiji/MoBIE, neuroglancer open it).")
     p.add_argument("file", metavar="FILE", help=FILE_HELP)
     p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
     p.add_argument("folder", metavar="FOLDER", help="output folder (created if missing)")
     p.add_argument("--layers", nargs="+", metavar="LAYER",
                    help="layers to export (default: all; e.g. image label_0000)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing TIFF files")
+    p.add_argument("--format", choices=("tiff", "ome-zarr"), default="tiff",
+                   help="tiff: one multi-page TIFF per layer (default); ome-zarr: one multiscale "
+                        "OME-Zarr image with its masks as labels (float maps under predictions/)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("save-as", help="save a compact copy of a dataset",
@@ -140,7 +167,8 @@ def register(subparsers) -> None:
     p.add_argument("label", metavar="LABEL", type=int, help="label index (0 = first label)")
     p.add_argument("--scale", type=float, default=5.0, help="distance scale in voxels (default 5)")
     p.add_argument("--sampling", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size, e.g. 4 1 1 for slices 4x thicker than pixels (default 1 1 1)")
+                   help="voxel size, e.g. 4 1 1 for slices 4x thicker than pixels (default: the "
+                        "sample's voxel size relative to X, or 1 1 1 when unknown)")
     p.add_argument("--per-slice", action="store_true",
                    help="2D distances slice by slice (little memory); default: whole 3D sample, "
                         "about 30 bytes per voxel")
@@ -158,19 +186,22 @@ def create(filename: str, name: str, n_labels: int, *, overwrite: bool = False) 
     """Create an empty dataset ``filename`` named ``name`` with ``n_labels`` labels per sample."""
     from deepscem.dataset import Dataset
 
+    if n_labels > MAX_LABELS:
+        raise DatasetError(f"the number of labels must be at most {MAX_LABELS}, got {n_labels}")
     Dataset.create(filename, name, n_labels, overwrite=overwrite).close()
 
 
 def add_sample(filename: str, name: str, image: str, labels, *, slices: str | None = None,
-               mask: str | None = None) -> None:
+               mask: str | None = None, voxel_size=None, instances=()) -> None:
     """Add sample ``name`` (image path, label paths; "" or - = blank) with a progress bar;
-    ``slices`` ("0,40,80", "0-9") or ``mask`` (path) say which voxels are labelled."""
+    ``slices`` ("0,40,80", "0-9") or ``mask`` (path) say which voxels are labelled;
+    ``voxel_size`` (Z, Y, X nm) and ``instances`` (object-id images) as Dataset.add_sample."""
     from deepscem.dataset import Dataset
     from deepscem.progress import TqdmProgress
 
     with Dataset.open(filename, "r+") as ds, TqdmProgress(f"{name}:") as bar:
         ds.add_sample(name, image, list(labels), annotated_slices=slices, annotated_mask=mask,
-                      progress=bar)
+                      voxel_size=voxel_size, instances=list(instances or ()), progress=bar)
 
 
 # -- handlers ----------------------------------------------------------------------------------
@@ -180,7 +211,26 @@ def _create(args) -> None:
 
 def _add_sample(args) -> None:
     add_sample(args.file, args.sample, args.image, args.labels, slices=args.labelled_slices,
-               mask=args.annotated)
+               mask=args.annotated, voxel_size=args.voxel_size, instances=args.instances)
+
+
+def _voxel_size(args) -> None:
+    from deepscem.dataset import Dataset
+    from deepscem.dataset.voxel_size import check, describe
+    from deepscem.errors import ConfigError
+
+    if args.size and args.clear:
+        raise ConfigError("give a voxel size or --clear, not both")
+    if args.size:
+        check(args.size, "--voxel-size")
+    change = bool(args.size) or args.clear
+    with Dataset.open(args.file, "r+" if change else "r") as ds:
+        names = ds.sample_names() if args.sample == "all" and "all" not in ds else [args.sample]
+        samples = [ds.sample(n) for n in names]  # every name checked before anything changes
+        for sample in samples:
+            if change:
+                sample.set_voxel_size(None if args.clear else args.size)
+            print(f"{sample.name}: {describe(sample.voxel_size)} (Z, Y, X)")
 
 
 def _annotated(args) -> None:
@@ -233,6 +283,7 @@ def annotation_summary(sample) -> tuple[float, str]:
 
 def _info(args) -> None:
     from deepscem.dataset import Dataset
+    from deepscem.dataset.voxel_size import describe as describe_voxel
 
     with Dataset.open(args.file) as ds:
         info = describe(ds)
@@ -245,11 +296,20 @@ def _info(args) -> None:
     for s in info["samples"]:
         z, y, x = s["shape"]
         layers = ", ".join(f"{n} {d['dtype']}" for n, d in s["layers"].items())
-        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X); {layers}; {s['annotated']}")
+        voxel = describe_voxel(s["voxel_size"])
+        print(f"  {s['name']}: {z} x {y} x {x} (Z, Y, X), voxel {voxel}; {layers}; "
+              f"{s['annotated']}")
+        if s["missing_labels"]:
+            print(f"  warning: sample {s['name']!r} has no {', '.join(s['missing_labels'])} "
+                  f"(the dataset has {info['labels']} label(s)): it can be viewed and predicted, "
+                  "not trained on or used as a reference")
 
 
 def describe(ds) -> dict:
-    """A JSON-ready summary: name, labels, aliases, and per sample shape and layers."""
+    """A JSON-ready summary: name, labels, aliases, and per sample shape, layers and the label
+    layers it lacks (``missing_labels``)."""
+    from deepscem.dataset.layers import label_name
+
     samples = []
     for s in ds:
         layers = {}
@@ -259,10 +319,12 @@ def describe(ds) -> dict:
                             "compression": data.compression}
         attrs = s.layer("image").attrs if "image" in s.group else {}
         stored = [float(attrs["norm_min"]), float(attrs["norm_max"])] if "norm_min" in attrs else None
+        missing = [label_name(i) for i in range(ds.n_labels) if label_name(i) not in layers]
         fraction, words = annotation_summary(s)
         samples.append({"name": s.name, "shape": list(s.shape), "layers": layers,
                         "image_range": stored, "annotated_fraction": fraction,
-                        "annotated": words})
+                        "annotated": words, "missing_labels": missing,
+                        "voxel_size": list(s.voxel_size) if s.voxel_size else None})
     return {"path": str(ds.path), "name": ds.name, "labels": ds.n_labels,
             "label_aliases": ds.label_aliases, "samples": samples}
 
@@ -271,9 +333,10 @@ def _remove(args) -> None:
     from deepscem.dataset import Dataset
 
     with Dataset.open(args.file, "r+", check_samples=False) as ds:
-        for name in args.samples:
+        names = list(dict.fromkeys(args.samples))  # `remove-sample ds s1 s1` removes s1 once
+        for name in names:
             ds.sample(name)  # all names checked before any is removed
-        for name in args.samples:
+        for name in names:
             ds.remove_sample(name)
 
 
@@ -299,8 +362,14 @@ def _export(args) -> None:
     from deepscem.progress import TqdmProgress
 
     with Dataset.open(args.file) as ds, TqdmProgress(f"{args.sample}:") as bar:
-        paths = ds.export_sample(args.sample, args.folder, layers=args.layers,
-                                 overwrite=args.overwrite, progress=bar)
+        if args.format == "ome-zarr":
+            from deepscem.dataset.ome_zarr_export import export_sample
+
+            paths = [export_sample(ds, args.sample, args.folder, layers=args.layers,
+                                   overwrite=args.overwrite, progress=bar)]
+        else:
+            paths = ds.export_sample(args.sample, args.folder, layers=args.layers,
+                                     overwrite=args.overwrite, progress=bar)
     for path in paths:
         print(path)
 

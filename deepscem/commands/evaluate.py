@@ -20,8 +20,9 @@ def register(subparsers) -> None:
                     "label (label_* or prediction_* layers on either side). Prints F1 (Dice), "
                     "IoU (Jaccard), precision and recall per label per sample and pooled over "
                     "all samples, plus object figures (connected objects, object F1 at IoU >= "
-                    "0.5). Both masks empty scores 1.0. Samples or labels that cannot be "
-                    "compared are listed as warnings.")
+                    "0.5), and instance scores (AP-50 / AP-75 as MitoEM, split / merged / "
+                    "missed / false objects; JSON keys ap50, ap75). Both masks empty scores 1.0. "
+                    "Samples or labels that cannot be compared are listed as warnings.")
     parser.add_argument("reference", metavar="REFERENCE_DS", help="dataset with the reference "
                         "(ground truth) labels")
     parser.add_argument("segmentation", metavar="SEGMENTATION_DS", help="dataset with the "
@@ -35,6 +36,10 @@ def register(subparsers) -> None:
     parser.add_argument("--no-objects", dest="objects", action="store_false",
                         help="skip object-level figures (they hold a whole sample in memory, "
                              "about 9 bytes per voxel)")
+    parser.add_argument("--no-instances", dest="instances", action="store_false",
+                        help="skip instance scores (AP at IoU 0.5 / 0.75 and matched / split / "
+                             "merged / missed / false objects, from instance_XXXX layers or "
+                             "connected objects)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the --csv / --json files if they exist")
     parser.set_defaults(func=run)
@@ -58,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     with TqdmProgress("evaluate") as bar:
         report = evaluate(args.reference, args.segmentation, threshold=args.threshold,
-                          objects=args.objects, progress=bar)
+                          objects=args.objects, instances=args.instances, progress=bar)
+    if not report.rows:  # nothing compared: a score table of nothing is not a result
+        reasons = "; ".join(report.problems[:3]) or "the datasets hold no samples"
+        raise DatasetError(f"nothing could be compared between {args.reference} and "
+                           f"{args.segmentation}: {reasons}")
     print(report.format_table())
     if args.csv:
         print(f"wrote {report.to_csv(args.csv)}")

@@ -1,4 +1,5 @@
-"""``run.py model create|info``: make a new U-Net file, or describe an existing model file.
+"""``run.py model create|info|export``: make a new U-Net file, describe a model file, or
+export it as a bioimage.io package / ONNX file.
 
 Keras is imported inside the handlers only, so ``run.py model --help`` stays instant.
 """
@@ -68,6 +69,10 @@ def register(subparsers) -> None:
                         help="with --context auto: the training dataset (.hdf5; several: commas)")
     create.add_argument("--label-names", nargs="+", metavar="NAME",
                         help="one name per output (e.g. mito er), stored in the model file")
+    create.add_argument("--boundary", action="store_true",
+                        help="also predict each label's object boundaries (2 x N outputs; "
+                             "trained from the labels, or instance_XXXX layers when present), so "
+                             "'predict --instances' can split touching objects with a watershed")
     create.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     create.set_defaults(func=run_create)
 
@@ -78,6 +83,31 @@ def register(subparsers) -> None:
     info.add_argument("model", metavar="MODEL", help="model file (.keras or .h5)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=run_info)
+
+    export = actions.add_parser(
+        "export", help="write the model as a bioimage.io package or an ONNX file (to share it)",
+        description="Export a model so other tools run it: a bioimage.io model package (.zip: "
+                    "Keras + ONNX weights, test tensors, cover, model card; opens in Fiji/"
+                    "deepImageJ, ilastik, napari, BiaPy) or a plain ONNX file.")
+    export.add_argument("model", metavar="MODEL", help="model file (.keras or .h5)")
+    export.add_argument("out", metavar="OUT", help="file to write (.zip for bioimageio, .onnx)")
+    export.add_argument("--format", choices=("bioimageio", "onnx"), required=True,
+                        help="bioimageio: model package for the bioimage.io ecosystem; onnx: the "
+                             "network alone")
+    export.add_argument("--sample", nargs=2, metavar=("DATASET", "SAMPLE"),
+                        help="take the package's test image and cover from this sample (default: "
+                             "a synthetic EM-like image)")
+    export.add_argument("--author", action="append", metavar="NAME",
+                        help="author of the model (repeat for several; default: your user name)")
+    export.add_argument("--license", default="CC-BY-4.0", metavar="SPDX",
+                        help="licence of the model, an SPDX id (default %(default)s)")
+    export.add_argument("--description", default="", help="one-paragraph description for the "
+                        "model card")
+    export.add_argument("--score", action="append", metavar="NAME=VALUE",
+                        help="a measured score for the model card, e.g. 'lucchi test IoU=0.81' "
+                             "(repeat for several)")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    export.set_defaults(func=run_export)
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -90,16 +120,20 @@ def run_create(args: argparse.Namespace) -> int:
 
     config = UNetConfig(dim=args.dim, block=args.block, kernel_size=args.kernel_size,
                         filters=args.filters, blocks_per_level=args.blocks_per_level,
-                        normalization=args.normalization, depth=args.depth, outputs=args.outputs,
+                        normalization=args.normalization, depth=args.depth,
+                        outputs=args.outputs * (2 if args.boundary else 1),
                         activation=args.activation, name=args.name,
                         context=_context(args.context, args.data, args.dim))
     model = build_unet(config)
     info = model_info_from(model, config)
-    if args.label_names:
-        if len(args.label_names) != config.outputs:
-            raise ModelError(f"--label-names gives {len(args.label_names)} names for "
-                             f"{config.outputs} outputs; give one name per output")
-        info.label_names = list(args.label_names)
+    names = list(args.label_names or [f"label {i}" for i in range(args.outputs)])
+    if len(names) != args.outputs:
+        raise ModelError(f"--label-names gives {len(names)} names for "
+                         f"{args.outputs} outputs; give one name per output")
+    info.label_names = names
+    if args.boundary:
+        info.targets = "label+boundary"
+        info.label_names = names + [f"{n} boundary" for n in names]
     save_model(model, out, info, overwrite=args.overwrite)
     print(f"created {out}: {config.dim}D U-Net, {model.count_params():,} parameters, "
           f"{config.outputs} output(s)")
@@ -176,4 +210,57 @@ def run_info(args: argparse.Namespace) -> int:
                                                   if not isinstance(v, (list, dict))))
     lines += [f"note:         {note}" for note in data["notes"]]
     print("\n".join(lines))
+    return 0
+
+
+def _scores(items: list[str] | None) -> dict[str, float]:
+    scores = {}
+    for item in items or []:
+        name, _, value = item.rpartition("=")
+        try:
+            scores[name.strip()] = float(value)
+        except ValueError:
+            raise ModelError(f"--score {item!r}: write NAME=VALUE with a number, e.g. "
+                             "'test IoU=0.81'") from None
+        if not name.strip():
+            raise ModelError(f"--score {item!r}: give a name before '='")
+    return scores
+
+
+def run_export(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    suffix = ".zip" if args.format == "bioimageio" else ".onnx"
+    if out.suffix.lower() != suffix:
+        raise ModelError(f"a {args.format} export is a {suffix} file: name it {out.stem}{suffix}")
+    check_output(out, inputs={"MODEL": args.model}, overwrite=args.overwrite,
+                 what="export", error=ModelError)
+    scores = _scores(args.score)
+    image, training_data = None, ""
+    from deepscem.models.storage import load_model
+
+    model, info = load_model(args.model)
+    history = info.history or {}
+    training_data = ", ".join(history.get("train_datasets", []))
+    if args.sample:
+        from deepscem.dataset import Dataset
+
+        with Dataset.open(args.sample[0]) as ds:
+            sample = ds.sample(args.sample[1])
+            z = sample.shape[0]
+            keep = slice(z // 2, z // 2 + 1) if info.dimension == 2 else slice(0, min(z, 32))
+            image = sample.read_image((keep, slice(None), slice(None)))
+    if args.format == "onnx":
+        from deepscem.models.export import export_onnx
+
+        export_onnx(model, out)
+    else:
+        from deepscem.models.export import ExportCard, export_bioimageio
+
+        card = ExportCard(license=args.license, description=args.description,
+                          training_data=training_data, scores=scores)
+        if args.author:
+            card.authors = list(args.author)
+        export_bioimageio(model, info, out, image=image, card=card,
+                          name=Path(args.model).stem)
+    print(f"wrote {out}")
     return 0

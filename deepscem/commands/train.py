@@ -180,6 +180,9 @@ def run_legacy(values: dict[str, str]) -> int:
 
 
 def _split(text: str) -> list[str]:
+    """Comma-separated dataset files; an existing file whose name holds a comma is one file."""
+    if Path(text).is_file():
+        return [text]
     return [p for p in (s.strip() for s in text.split(",")) if p]
 
 

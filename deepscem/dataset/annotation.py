@@ -170,8 +170,9 @@ def set_annotated_slices(sample, slices: Iterable[int], *, progress=None, cancel
                 prog.check(cancel)
                 part[z, y0:y0 + rows] = np.ones((min(rows, y - y0), x), np.uint8)
             prog.emit(progress, i + 1, len(zs), "slices", "marking annotated slices")
-    except BaseException:
+    except BaseException as err:
         _drop_part(sample)
+        _reword(sample, err)
         raise
     _swap_in(sample, part)
 
@@ -197,8 +198,9 @@ def set_annotated_mask(sample, mask, *, progress=None, cancel=None) -> None:
                 check.update(slab)
                 part[z0:z0 + len(slab)] = imageio.to_label(slab)
                 prog.emit(progress, z0 + len(slab), sample.shape[0], "slices", "writing annotated mask")
-        except BaseException:
+        except BaseException as err:
             _drop_part(sample)
+            _reword(sample, err)
             raise
     _swap_in(sample, part)
 
@@ -212,8 +214,19 @@ def _new_part(sample):
 
 
 def _drop_part(sample) -> None:
-    if PART in sample.group:
-        del sample.group[PART]
+    try:
+        if PART in sample.group:
+            del sample.group[PART]
+    except OSError:  # e.g. the disk is full: the hidden layer stays, the next change removes it
+        pass
+
+
+def _reword(sample, err: BaseException) -> None:
+    """A file-system failure (disk full...) as a one-line error; the old mask is kept."""
+    if isinstance(err, OSError):
+        raise DatasetError(f"{sample.dataset.path}: changing the annotated voxels of sample "
+                           f"{sample.name!r} failed ({err.strerror or err}); the previous ones are "
+                           "kept") from err
 
 
 def _swap_in(sample, part) -> None:

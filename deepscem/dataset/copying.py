@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from deepscem import progress as prog
-from deepscem.dataset.format import layer_options, write_mask_slab
+from deepscem.dataset.format import layer_options, require_space, write_mask_slab
 from deepscem.dataset.layers import ANNOTATED
 from deepscem.dataset.ops import os_errors, slabs
 from deepscem.dataset.store import Dataset
@@ -30,6 +30,7 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
     src, dst = Path(src), Path(dst)
     check_output(dst, inputs={"the dataset being saved": src}, overwrite=overwrite,
                  what="copy", error=DatasetError)
+    require_space(dst, src.stat().st_size if src.is_file() else 0, f"the copy {dst.name}")
     with Dataset.open(src) as ds, os_errors(f"saving {dst}"), atomic_path(dst) as tmp:
         with h5py.File(tmp, "w") as out:
             for key, value in ds.file.attrs.items():
@@ -38,6 +39,7 @@ def save_as(src, dst, *, original: bool = False, overwrite: bool = False,
             done = 0
             for sample in ds:
                 done = _copy_sample(sample, out, original, done, total, progress, cancel)
+        prog.check(cancel)  # the last safe point: interrupted here, OUT is not replaced
     return dst
 
 

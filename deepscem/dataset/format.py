@@ -11,8 +11,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from deepscem.dataset.layers import index_of, is_label
+from deepscem.dataset.layers import index_of, is_instance, is_label
 from deepscem.errors import DatasetError
+from deepscem.outputs import check_free_space
 
 # Values that mean "blank label" on the command line and in add_sample.
 BLANK = ("", "-")
@@ -43,10 +44,11 @@ def layer_options(shape, dtype: np.dtype, layer: str) -> dict:
 
     Images and float layers are uncompressed: EM barely compresses (54 -> 46 MB with gzip on
     lucchi-pp) while gzip makes random patch reads 40-180x slower. uint8 masks (labels,
-    thresholded predictions) compress > 100x and decompress quickly, so they are gzipped.
+    thresholded predictions) and instance ids (mostly 0, runs of one id) compress > 100x and
+    decompress quickly, so they are gzipped.
     """
     options: dict = {"chunks": chunk_shape(shape)}
-    if np.dtype(dtype) == np.uint8 and layer != "image":
+    if (np.dtype(dtype) == np.uint8 and layer != "image") or is_instance(layer):
         options.update(compression="gzip", compression_opts=1)
     return options
 
@@ -107,6 +109,17 @@ def stored_image_dtype(dtype: np.dtype) -> np.dtype:
     return dtype
 
 
+# Free space an edit needs beyond its data: HDF5's metadata of a small edit. A dataset opened for
+# writing on a fuller disk is refused: a write failing half-way can make an HDF5 file unreadable.
+FREE_MARGIN = 1 << 20
+
+
+def require_space(path, nbytes: int, what: str) -> None:
+    """:class:`DatasetError` unless ``nbytes`` + :data:`FREE_MARGIN` are free next to ``path``."""
+    check_free_space(Path(path).absolute().parent, int(nbytes) + FREE_MARGIN, what=what,
+                     error=DatasetError)
+
+
 def validate_name(name: str) -> None:
     if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith("."):
         raise DatasetError(f"invalid sample name {name!r}: use a non-empty name without '/' "
@@ -127,6 +140,8 @@ def validate_file(path: Path, file: h5py.File, *, check_samples: bool = True) ->
     if not check_samples:
         return
     for name, item in file.items():
+        if name.startswith("."):  # an edit in progress (deepscem.dataset.pending)
+            continue
         if not isinstance(item, h5py.Group):
             raise DatasetError(f"{path}: {name!r} is not a sample group; not a DeepSCEM dataset")
         check_sample(path, name, item, n_labels)
@@ -143,6 +158,8 @@ def check_sample(path: Path, name: str, group: h5py.Group, n_labels: int) -> Non
         raise DatasetError(f"{where} has neither an image nor a 'shape' attribute")
     labels = []
     for layer, data in group.items():
+        if layer.startswith("."):  # an edit in progress (deepscem.dataset.pending)
+            continue
         if not isinstance(data, h5py.Dataset):
             raise DatasetError(f"{where}: {layer!r} is a group, expected an image layer")
         if data.ndim != 3:

@@ -29,7 +29,13 @@ HOW_TO_GREY = ("convert it to a single-channel grey stack first (Fiji: Image > T
 
 
 class VolumeSource:
-    """A (Z, Y, X) volume read slab by slab. ``shape`` and ``dtype`` are known up front."""
+    """A (Z, Y, X) volume read slab by slab or by region; ``shape`` and ``dtype`` are known up
+    front. ``voxel_size``: (Z, Y, X) in nm when the file says, else None. ``value_range``: a
+    stored volume-wide (min, max) for normalisation, else None (it is then measured).
+    Subclasses implement :meth:`read` or :meth:`read_region` (each defaults to the other)."""
+
+    voxel_size: tuple[float, float, float] | None = None
+    value_range: tuple[float, float] | None = None
 
     def __init__(self, path: str, shape: tuple[int, int, int], dtype: np.dtype) -> None:
         self.path = path
@@ -42,7 +48,12 @@ class VolumeSource:
 
     def read(self, z0: int, z1: int) -> np.ndarray:
         """Slices ``z0:z1`` as a new (z1 - z0, Y, X) array in the native dtype."""
-        raise NotImplementedError
+        return self.read_region((slice(z0, z1), slice(None), slice(None)))
+
+    def read_region(self, region: tuple[slice, slice, slice]) -> np.ndarray:
+        """The box ``region`` (slices over Z, Y, X, steps of 1) in the native dtype."""
+        zs = region[0].indices(self.shape[0])
+        return self.read(zs[0], max(zs[0], zs[1]))[:, region[1], region[2]]
 
     def slabs(self, depth: int) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(z0, slab)`` for consecutive slabs of ``depth`` slices."""
@@ -169,6 +180,11 @@ def _open_npy(path: str) -> VolumeSource:
         raise InputFileError(f"{path}: not a readable .npy file ({err})") from None
     _check_dtype(path, dtype)
     zyx = _as_zyx(path, tuple(shape), _array_axes(tuple(shape)))
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = os.path.getsize(path)
+    if size < expected:
+        raise InputFileError(f"{path}: truncated .npy file ({size} bytes, its header promises "
+                             f"{expected}); copy or save it again")
     if fortran:  # rare; a memory map handles the strides
         return ArraySource(np.load(path, mmap_mode="r").reshape(zyx), path)
     return RawSource(path, zyx, dtype, offset)
@@ -183,6 +199,10 @@ def _open_tiff(path: str) -> VolumeSource:
         raise InputFileError(f"{path}: not a readable TIFF file ({err})") from None
     try:
         series = tif.series[0]
+        if len(tif.series) > 1 and len({tuple(s.shape[-2:]) for s in tif.series}) > 1:
+            sizes = ", ".join(" x ".join(map(str, s.shape[-2:])) for s in tif.series[:4])
+            raise InputFileError(f"{path}: its pages have different sizes ({sizes}); a volume "
+                                 "needs slices of one size: crop or pad them to one size")
         dtype = np.dtype(series.dtype)
         _check_dtype(path, dtype)
         zyx = _as_zyx(path, tuple(series.shape), series.axes)
@@ -210,8 +230,10 @@ def image_array(image: np.ndarray, name: str = "array") -> np.ndarray:
 
 def _array_axes(shape: tuple[int, ...]) -> str:
     """Axes of a bare array: (..., Y, X); a trailing channel axis when it is 1, or 3/4 after
-    a 3D stack ((Z, Y, X, 3) is RGB; (Z, Y, 3) stays a stack 3 pixels wide)."""
-    if (len(shape) >= 3 and shape[-1] == 1) or (len(shape) == 4 and shape[-1] in (3, 4)):
+    a 3D stack ((Z, Y, X, 3) is RGB), or 2-4 after a 2D image ((64, 64, 3) is RGB, refused like
+    an RGB TIFF; (3, 64, 64) is a stack of 3 slices)."""
+    channels_last = len(shape) == 3 and shape[-1] in (2, 3, 4) and min(shape[:2]) > 4
+    if channels_last or (len(shape) >= 3 and shape[-1] == 1) or (len(shape) == 4 and shape[-1] in (3, 4)):
         return "Q" * (len(shape) - 3) + "YXS"
     return "Q" * max(0, len(shape) - 2) + "YX"
 

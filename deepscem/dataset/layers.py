@@ -2,7 +2,7 @@
 
 ``image``; ``label_0000``... (uint8 {0, 1}); ``prediction_0000``... (a model's output);
 ``label_0000_dt`` (signed distance map); optional ``annotated`` (which voxels are labelled) and
-``instance_0000``... (object ids).
+``instance_0000``... (object ids); ``prediction_0000_boundary`` (a boundary model's contour output).
 
 >>> label_name(3), prediction_name(0), distance_name(1)
 ('label_0003', 'prediction_0000', 'label_0001_dt')
@@ -19,9 +19,11 @@ import re
 IMAGE = "image"
 ANNOTATED = "annotated"
 DISTANCE_SUFFIX = "_dt"
+BOUNDARY_SUFFIX = "_boundary"
 
 _INDEXED = re.compile(r"(label|prediction|instance)_(\d{4})$")
 _DISTANCE = re.compile(r"label_(\d{4})_dt$")
+_BOUNDARY = re.compile(r"prediction_(\d{4})_boundary$")
 
 
 def label_name(i: int) -> str:
@@ -40,19 +42,40 @@ def distance_name(i: int) -> str:
     return label_name(i) + DISTANCE_SUFFIX
 
 
+def boundary_name(i: int) -> str:
+    """The boundary output of label ``i`` in a prediction file: ``prediction_0000_boundary``."""
+    return prediction_name(i) + BOUNDARY_SUFFIX
+
+
+def output_layers(outputs: int, targets: str = "label") -> list[str]:
+    """Prediction layer names for a model's ``outputs`` channels: ``prediction_XXXX`` each, or
+    for a boundary model (``targets`` "label+boundary") the second half ``prediction_XXXX_boundary``.
+
+    >>> output_layers(2, "label+boundary")
+    ['prediction_0000', 'prediction_0000_boundary']
+    """
+    if targets == "label+boundary" and outputs % 2 == 0:
+        half = outputs // 2
+        return [prediction_name(i) for i in range(half)] + [boundary_name(i) for i in range(half)]
+    return [prediction_name(i) for i in range(outputs)]
+
+
 def kind_of(layer: str) -> str:
-    """'image', 'label', 'prediction', 'instance', 'distance', 'annotated' or 'other'."""
+    """'image', 'label', 'prediction', 'instance', 'distance', 'boundary', 'annotated' or
+    'other'."""
     if layer in (IMAGE, ANNOTATED):
         return layer
     if _DISTANCE.match(layer):
         return "distance"
+    if _BOUNDARY.match(layer):
+        return "boundary"
     match = _INDEXED.match(layer)
     return match.group(1) if match else "other"
 
 
 def index_of(layer: str) -> int | None:
     """The label index a ``label_``/``prediction_``/``instance_``/``_dt`` layer refers to, else None."""
-    match = _INDEXED.match(layer) or _DISTANCE.match(layer)
+    match = _INDEXED.match(layer) or _DISTANCE.match(layer) or _BOUNDARY.match(layer)
     if match is None:
         return None
     return int(match.groups()[-1])

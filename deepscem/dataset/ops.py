@@ -8,6 +8,7 @@ memory stays bounded by the slab size; the exception is the whole-sample distanc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +16,21 @@ from pathlib import Path
 import numpy as np
 
 from deepscem import progress as prog
-from deepscem.dataset.format import layer_options, slab_depth, validate_name, write_mask_slab
+from deepscem.dataset.format import (
+    layer_options,
+    require_space,
+    slab_depth,
+    validate_name,
+    write_mask_slab,
+)
 from deepscem.dataset.layers import label_name
+from deepscem.dataset.pending import (
+    discard,
+    failure_reason,
+    hdf5_failure,
+    mark_write_failed,
+    pending_name,
+)
 from deepscem.errors import DatasetError
 from deepscem.outputs import atomic_path, check_output
 
@@ -26,8 +40,10 @@ def os_errors(what: str):
     """Turn a file-system failure (disk full, permission denied...) into a one-line error."""
     try:
         yield
-    except OSError as err:
-        raise DatasetError(f"{what} failed ({err.strerror or err}); check the free space and "
+    except (OSError, RuntimeError) as err:
+        if hdf5_failure(err):
+            mark_write_failed()  # HDF5 cannot be trusted to close this file cleanly any more
+        raise DatasetError(f"{what} failed ({failure_reason(err)}); check the free space and "
                            "permissions there") from None
 
 
@@ -61,17 +77,21 @@ def crop_sample(ds, name: str, z, y, x, *, new_name: str | None = None,
     ds._require_writable()
     sample = ds.sample(name)
     ranges = [_check_range(a, v, s) for a, v, s in zip("zyx", (z, y, x), sample.shape)]
-    target = new_name if new_name is not None else f".crop-{name}"
     if new_name is not None:
         ds._check_new_name(new_name)
-    elif target in ds.file:
-        del ds.file[target]  # left over by a killed process
+    # Written under a hidden name, flushed, then swapped in (deepscem.dataset.pending): a killed
+    # run leaves the dataset as it was (plus a hidden leftover the next writer removes).
+    target = pending_name("crop", new_name or name)
     shape = tuple(b - a for a, b in ranges)
     (z0, _), (y0, y1), (x0, x1) = ranges
     layers = sample.layer_names()
+    require_space(ds.path, int(np.prod(shape)) * sum(sample.layer(n).dtype.itemsize for n in layers),
+                  f"the crop of {name!r}")
     group = ds.file.create_group(target)
     try:
         group.attrs["shape"] = np.asarray(shape, np.int64)
+        if sample.voxel_size is not None:
+            group.attrs["voxel_size"] = np.asarray(sample.voxel_size, np.float64)
         done, total = 0, shape[0] * len(layers)
         for layer in layers:
             src = sample.layer(layer)
@@ -86,15 +106,32 @@ def crop_sample(ds, name: str, z, y, x, *, new_name: str | None = None,
                 write_mask_slab(out, a, src[z0 + a:z0 + b, y0:y1, x0:x1])
                 done += b - a
                 prog.emit(progress, done, total, "slices", "cropping")
-        if new_name is None:
-            del ds.file[name]
-            ds.file.move(target, name)
+        prog.check(cancel)
         ds.file.flush()
-    except BaseException:
-        if target in ds.file:
-            del ds.file[target]
+        _swap_in(ds.file, target, new_name or name, replace=new_name is None)
+    except BaseException as err:
+        discard(ds.file, target, err)
+        if isinstance(err, (OSError, RuntimeError)):
+            raise DatasetError(f"{ds.path}: cropping {name!r} failed ({failure_reason(err)}); the "
+                               "dataset was left as it was") from err
         raise
     return ds.sample(new_name or name)
+
+
+def _swap_in(group, hidden: str, name: str, *, replace: bool, old_kind: str = "old") -> None:
+    """Move the finished ``hidden`` object to ``name``; with ``replace`` the original is first set
+    aside under a hidden name (restored by pending.recover if the run dies in between) and
+    deleted once the new one is in place."""
+    if replace and name in group:
+        old = pending_name(old_kind, name)
+        group.move(name, old)
+        group.move(hidden, name)
+        group.file.flush()
+        del group[old]
+    else:
+        group.move(hidden, name)
+    group.file.flush()
+
 
 
 def export_sample(ds, name: str, folder, *, layers: Sequence[str] | None = None,
@@ -145,7 +182,9 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
     Inside the object ``tanh(d / scale)`` with d the distance to the nearest background voxel,
     outside ``-tanh(d / scale)`` with d the distance to the nearest foreground voxel (as the
     original's Data menu; scale 5 by default); float32 in (-1, 1). ``sampling`` is the voxel
-    size (Z, Y, X), e.g. (4, 1, 1) for slices 4x thicker than the pixel size. No foreground
+    size (Z, Y, X), e.g. (4, 1, 1) for slices 4x thicker than the pixel size; None uses the
+    sample's ``voxel_size`` relative to its X size (50 x 5 x 5 nm -> (10, 1, 1)), so
+    ``scale`` stays in X pixels, or (1, 1, 1) when unknown. No foreground
     gives -1 everywhere, all foreground +1.
 
     Memory: the whole-sample 3D transform (scipy.ndimage.distance_transform_edt) needs about
@@ -161,15 +200,24 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
             or not 0 <= label < ds.n_labels:
         raise DatasetError(f"label index must be 0..{ds.n_labels - 1}, got {label!r}")
     source = sample.layer(label_name(label))
-    if not scale > 0:
-        raise DatasetError(f"the distance scale must be > 0, got {scale}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise DatasetError(f"the distance scale must be a finite number > 0, got {scale}")
+    if not sampling and sample.voxel_size:
+        sampling = tuple(v / sample.voxel_size[2] for v in sample.voxel_size)
     sampling = tuple(float(v) for v in (sampling or (1.0, 1.0, 1.0)))
-    if len(sampling) != 3 or not all(v > 0 for v in sampling):
+    if len(sampling) != 3 or not all(math.isfinite(v) and v > 0 for v in sampling):
         raise DatasetError(f"sampling is the voxel size Z Y X (three numbers > 0), got {sampling}")
     layer = label_name(label) + "_dt"
     validate_name(layer)
-    existed = layer in sample.group
-    out = sample.create_layer(layer, np.float32, overwrite=overwrite)
+    if layer in sample.group and not overwrite:
+        raise DatasetError(f"{ds.path}: sample {name!r} already has a layer {layer!r}; remove it "
+                           "first or allow overwriting (--overwrite)")
+    require_space(ds.path, int(np.prod(sample.shape)) * 4, f"the distance transform of {name!r}")
+    # Written under a hidden name, flushed, then swapped in: a killed or failed run never leaves
+    # a partial (or all-zero) layer under the real name (deepscem.dataset.pending).
+    hidden = pending_name("dt", layer)
+    out = sample.group.create_dataset(hidden, shape=sample.shape, dtype=np.float32,
+                                      **layer_options(sample.shape, np.dtype(np.float32), layer))
     try:
         if per_slice:
             for z in range(sample.shape[0]):
@@ -183,9 +231,14 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
                 prog.check(cancel)
                 out[a:b] = result[a:b]
                 prog.emit(progress, b, sample.shape[0], "slices", "distance transform")
-    except BaseException:
-        if not existed and layer in sample.group:
-            del sample.group[layer]
+        prog.check(cancel)
+        ds.file.flush()
+        _swap_in(sample.group, hidden, layer, replace=True, old_kind="olddt")
+    except BaseException as err:
+        discard(sample.group, hidden, err)
+        if isinstance(err, (OSError, RuntimeError)):
+            raise DatasetError(f"{ds.path}: the distance transform of {name!r} failed "
+                               f"({failure_reason(err)}); the dataset was left as it was") from err
         raise
     return layer
 

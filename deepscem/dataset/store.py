@@ -25,18 +25,22 @@ import h5py
 import numpy as np
 
 from deepscem.dataset import add as dataset_add
-from deepscem.dataset import annotation
+from deepscem.dataset import annotation, ome_zarr, pending
 from deepscem.dataset import ops as dataset_ops
+from deepscem.dataset import voxel_size as voxel_size_attr
 from deepscem.dataset.format import (
     chunk_shape,
     layer_options,
+    require_space,
     slab_depth,
     validate_file,
     validate_name,
 )
 from deepscem.dataset.layers import is_label, is_prediction
+from deepscem.dataset.locking import WriterLock
+from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
-from deepscem.outputs import atomic_path, check_output
+from deepscem.outputs import atomic_path, check_output, is_temp_name
 from deepscem.progress import CancelToken, ProgressCallback
 
 Region = tuple[slice, ...] | None
@@ -61,12 +65,22 @@ class Sample(annotation.SampleAnnotation):
     def __repr__(self) -> str:
         return f"Sample({self.name!r}, shape={self.shape})"
 
+    @property
+    def voxel_size(self) -> tuple[float, float, float] | None:
+        """Physical size of a voxel (Z, Y, X) in nm, or None when unknown (attr ``voxel_size``)."""
+        return voxel_size_attr.read(self.group)
+
+    def set_voxel_size(self, values: Sequence[float] | None) -> None:
+        """Set the voxel size (Z, Y, X) in nm (three positive numbers); None makes it unknown."""
+        self.dataset._require_writable()
+        voxel_size_attr.write(self.group, values)
+
     def layer_names(self) -> list[str]:
         """``image`` first, then labels, predictions, then any other layer (e.g. ``_dt``).
 
         Hidden work layers (names starting with ".", e.g. a half-written ``.annotated.part``
         left by a killed command) are not listed."""
-        names = sorted(n for n in self.group.keys() if not n.startswith("."))
+        names = sorted(n for n in self.group.keys() if not is_hidden(n))
         rank = {n: (0 if n == "image" else 1 if is_label(n) else 2 if is_prediction(n) else 3)
                 for n in names}
         return sorted(names, key=lambda n: (rank[n], n))
@@ -143,9 +157,10 @@ class Sample(annotation.SampleAnnotation):
 class Dataset:
     """An open dataset file. Use :meth:`create` or :meth:`open`, ideally as a context manager."""
 
-    def __init__(self, path: Path, file: h5py.File) -> None:
+    def __init__(self, path: Path, file: h5py.File, lock: WriterLock | None = None) -> None:
         self.path = path
         self.file = file
+        self._lock = lock
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -161,14 +176,14 @@ class Dataset:
         check_output(path, overwrite=overwrite, what="dataset", error=DatasetError)
         # Written to a temporary file and moved into place: a full disk or a kill leaves no
         # empty file that would block the next try.
+        require_space(path, 0, "new dataset")
         try:
             with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
                 file.attrs["name"] = str(name)
                 file.attrs["labels"] = np.int64(n_labels)
-            file = _open_h5(path, "r+", None)
         except OSError as err:
             raise DatasetError(f"{path}: cannot create the file ({_h5_reason(err)})") from None
-        return cls(path, file)
+        return cls.open(path, "r+")
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", *, check_samples: bool = True,
@@ -185,25 +200,57 @@ class Dataset:
         if mode not in ("r", "r+"):
             raise DatasetError(f"invalid mode {mode!r}: use 'r' (read) or 'r+' (read and write)")
         path = Path(path)
+        if path.is_dir() and ome_zarr.is_zarr(path):
+            # An OME-Zarr image opens as a read-only dataset of one sample (viewing, predicting)
+            if mode != "r":
+                raise DatasetError(f"{path} is an OME-Zarr image and opens read-only; add it to a "
+                                   "dataset (dataset add-sample) to edit it")
+            from deepscem.dataset.zarr_view import ZarrDataset
+
+            return ZarrDataset(path)  # type: ignore[return-value]
         if not path.is_file():
             raise DatasetError(f"{path}: no such file")
         if not h5py.is_hdf5(path):
             raise DatasetError(f"{path}: not an HDF5 file; a DeepSCEM dataset is an .hdf5 file made "
                                "with 'dataset create' (or the original DeepSCEM)")
+        lock = None
+        if mode == "r+":
+            # Before HDF5 writes anything: a full disk must not make the file unreadable.
+            require_space(path, 0, f"changes to {path.name}")
+            # A temporary file of atomic_path (a prediction being written) is private: no lock.
+            lock = None if is_temp_name(path.name) else WriterLock(path).acquire()
         try:
-            file = _open_h5(path, mode, cache_mb)
-        except OSError as err:
-            raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
-        try:
-            validate_file(path, file, check_samples=check_samples)
+            try:
+                file = _open_h5(path, mode, cache_mb)
+            except OSError as err:
+                raise DatasetError(f"{path}: cannot open it ({_h5_reason(err)})") from None
+            try:
+                validate_file(path, file, check_samples=check_samples)
+                if mode == "r+":
+                    pending.recover(file, path)
+            except BaseException:
+                file.close()
+                raise
         except BaseException:
-            file.close()
+            if lock is not None:
+                lock.release()
             raise
-        return cls(path, file)
+        return cls(path, file, lock)
 
     def close(self) -> None:
-        if self.file.id.valid:
-            self.file.close()
+        """Close the file (writing HDF5's cached metadata) and release the writer's lock."""
+        try:
+            if self.file.id.valid and not pending.write_failed():
+                try:
+                    self.file.close()
+                except (OSError, RuntimeError) as err:
+                    pending.mark_write_failed()
+                    raise DatasetError(f"{self.path}: could not finish writing it "
+                                       f"({_h5_reason(err)})") from None
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Dataset:
         return self
@@ -248,13 +295,14 @@ class Dataset:
         self.file.attrs["labels_aliases"] = aliases
 
     def sample_names(self) -> list[str]:
-        return sorted(self.file.keys())
+        """Sample names, sorted (hidden edits in progress, ``.<kind>-<pid>-<name>``, excluded)."""
+        return sorted(n for n in self.file.keys() if not is_hidden(n))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.file
+        return isinstance(name, str) and not is_hidden(name) and name in self.file
 
     def __len__(self) -> int:
-        return len(self.file.keys())
+        return len(self.sample_names())
 
     def __iter__(self):
         return (self.sample(n) for n in self.sample_names())
@@ -277,6 +325,7 @@ class Dataset:
                                "name or remove it first")
 
     def add_sample(self, name: str, image, labels: Sequence = (), *,
+                   voxel_size: Sequence[float] | None = None, instances: Sequence = (),
                    annotated_slices: str | Sequence[int] | None = None, annotated_mask=None,
                    progress: ProgressCallback | None = None,
                    cancel: CancelToken | None = None) -> Sample:
@@ -291,13 +340,17 @@ class Dataset:
         Everything is checked (readable, grey, binary, same shape) and the image's range is
         measured in a first streamed pass before anything is written; the second pass writes
         slab by slab. On an error or cancel the half-written sample is removed.
+        ``voxel_size``: (Z, Y, X) in nm; None reads it from the image's TIFF metadata when
+        there (else unknown). ``instances``: label images of object ids (0 = background), one
+        per label or fewer, stored as ``instance_0000``... (uint32).
         """
 
         self._require_writable()
         self._check_new_name(name)
         if annotated_slices is not None and annotated_mask is not None:
             raise DatasetError("give annotated slices or an annotated mask, not both")
-        sample = dataset_add.add_sample(self, name, image, labels, progress=progress, cancel=cancel)
+        sample = dataset_add.add_sample(self, name, image, labels, voxel_size=voxel_size,
+                                        instances=instances, progress=progress, cancel=cancel)
         if annotated_slices is None and annotated_mask is None:
             return sample
         try:
@@ -327,8 +380,12 @@ class Dataset:
         group = self.file.create_group(name)
         try:
             group.attrs["shape"] = np.asarray(shape, np.int64)
-            if image_from is not None:
+            if isinstance(image_from, Sample):
                 self.file.copy(image_from.layer("image"), group, "image")
+                if image_from.voxel_size is not None:
+                    voxel_size_attr.write(group, image_from.voxel_size)
+            elif image_from is not None:  # another kind of sample (an OME-Zarr image): streamed
+                _copy_image(image_from, group, shape)
         except BaseException:
             del self.file[name]
             raise
@@ -379,6 +436,20 @@ def _open_h5(path: Path, mode: str, cache_mb: float | None) -> h5py.File:
         if "errno = 38" not in str(err) and "not implemented" not in str(err).lower():
             raise
     return h5py.File(path, mode, locking=False, **cache)
+
+
+def _copy_image(source, group: h5py.Group, shape: tuple[int, ...]) -> None:
+    """Copy ``source``'s image (any sample-like object) into ``group`` slab by slab, with its
+    normalisation range."""
+    raw = source.layer("image")
+    dtype = np.dtype(raw.dtype)
+    image = group.create_dataset("image", shape=shape, dtype=dtype,
+                                 **layer_options(shape, dtype, "image"))
+    image.attrs["norm_min"], image.attrs["norm_max"] = source.image_range
+    depth = slab_depth(shape, dtype.itemsize)
+    for z0 in range(0, shape[0], depth):
+        image[z0:z0 + depth] = source.read_layer("image", (slice(z0, min(shape[0], z0 + depth)),
+                                                           slice(None), slice(None)))
 
 
 def _h5_reason(err: OSError) -> str:

@@ -54,11 +54,17 @@ class VoxelCounts:
                            self.total + other.total)
 
     @classmethod
-    def of(cls, reference: np.ndarray, segmentation: np.ndarray) -> VoxelCounts:
-        """Counts for two boolean masks of the same shape."""
+    def of(cls, reference: np.ndarray, segmentation: np.ndarray,
+           within: np.ndarray | None = None) -> VoxelCounts:
+        """Counts for two boolean masks of the same shape; only voxels where ``within`` is
+        true (the reference's annotated voxels) when given."""
+        total = int(reference.size)
+        if within is not None:
+            reference, segmentation = reference & within, segmentation & within
+            total = int(np.count_nonzero(within))
         tp = int(np.count_nonzero(reference & segmentation))
         return cls(tp, int(np.count_nonzero(segmentation)) - tp,
-                   int(np.count_nonzero(reference)) - tp, int(reference.size))
+                   int(np.count_nonzero(reference)) - tp, total)
 
     def scores(self) -> dict[str, float]:
         """f1, iou, precision and recall in [0, 1] (both masks empty -> all 1.0)."""

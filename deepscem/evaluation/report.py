@@ -8,6 +8,11 @@ prediction-vs-prediction and label-vs-label comparisons all work. Scores follow
 sample on one side only, a missing label index, different shapes) is listed in
 ``report.problems``; the rest is still scored.
 
+Partial labels (:mod:`deepscem.dataset.annotation`): when a reference sample says which voxels
+are annotated, only those are scored (the others are unknown, neither hit nor miss), object
+figures are skipped for it (an object may cross unknown voxels), and a sample with nothing
+annotated (a volume added without labels) is not scored; ``problems`` says so for each.
+
 Voxel counts are streamed slab by slab; object-level figures need a whole sample's masks
 (about 9 bytes per voxel) and can be switched off with ``objects=False``.
 """
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from deepscem import progress as prog
+from deepscem.evaluation.instance_metrics import InstanceScores, score_layers
 from deepscem.evaluation.metrics import ObjectCounts, VoxelCounts, binarize, object_counts
 from deepscem.outputs import atomic_write
 
@@ -44,6 +50,7 @@ class EvaluationRow:
     objects: ObjectCounts | None = None
     reference_layer: str = ""
     segmentation_layer: str = ""
+    instances: InstanceScores | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Flat record: label, sample, f1, iou, precision, recall, counts, object figures."""
@@ -53,6 +60,8 @@ class EvaluationRow:
                    voxels=self.voxels.total)
         if self.objects is not None:
             row.update(self.objects.scores())
+        if self.instances is not None:
+            row.update(self.instances.as_dict())
         row.update(reference_layer=self.reference_layer,
                    segmentation_layer=self.segmentation_layer)
         return row
@@ -100,7 +109,7 @@ class EvaluationReport:
     def format_table(self) -> str:
         """A fixed-width table for the terminal, problems listed below it."""
         head = ("sample", "label", "F1", "IoU", "precision", "recall", "ref obj", "seg obj",
-                "obj F1")
+                "obj F1", "AP50", "AP75")
         lines = [tuple(head)]
         for row in self.rows + self.overall:
             d = row.as_dict()
@@ -108,7 +117,8 @@ class EvaluationReport:
                           ("f1", "iou", "precision", "recall")),
                           *(str(d.get(k, "-")) for k in ("reference_objects",
                                                          "segmentation_objects")),
-                          f"{d['object_f1']:.4f}" if "object_f1" in d else "-"))
+                          f"{d['object_f1']:.4f}" if "object_f1" in d else "-",
+                          *(f"{d[k]:.4f}" if k in d else "-" for k in ("ap50", "ap75"))))
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
         text = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                           for i, (c, w) in enumerate(zip(line, widths))) for line in lines]
@@ -120,12 +130,14 @@ class EvaluationReport:
 
 
 def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
-             threshold: float = 0.5, objects: bool = True,
+             threshold: float = 0.5, objects: bool = True, instances: bool = True,
              progress: prog.ProgressCallback | None = None,
              cancel: prog.CancelToken | None = None) -> EvaluationReport:
     """Score every matching (sample, label) of ``segmentation_path`` against
     ``reference_path`` (both DeepSCEM dataset files). Float layers are foreground above
     ``threshold``; integer layers where non-zero. Progress counts (sample, label) pairs.
+    ``instances``: also AP-50/AP-75 and split/merge counts (:mod:`.instance_metrics`), from
+    ``instance_XXXX`` layers or connected components, streamed (any sample size).
     """
     from deepscem.dataset import Dataset
 
@@ -142,12 +154,15 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
                                        "reference: not scored")
         jobs = []
         for name in (n for n in ref_names if n in seg_names):
-            jobs += _match_layers(ref.sample(name), seg.sample(name), report.problems)
+            if _annotated_enough(ref.sample(name), report.problems):
+                jobs += _match_layers(ref.sample(name), seg.sample(name), report.problems)
         pooled: dict[int, tuple[VoxelCounts, ObjectCounts | None]] = {}
+        pooled_instances: dict[int, InstanceScores] = {}
         too_big: set[str] = set()
         for done, (rs, ss, index, rl, sl) in enumerate(jobs):
             prog.emit(progress, done, len(jobs), "layers", "evaluate")
-            with_objects = objects and int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
+            with_objects = (objects and int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
+                            and not rs.has_annotation())
             if objects and not with_objects and rs.name not in too_big:
                 too_big.add(rs.name)
                 report.problems.append(
@@ -155,12 +170,32 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
                     f"{OBJECT_VOXEL_LIMIT:,}: object figures skipped (they need the whole sample "
                     "in memory); voxel scores are complete")
             voxels, objs = _score(rs, ss, rl, sl, threshold, with_objects, cancel)
-            report.rows.append(EvaluationRow(rs.name, index, voxels, objs, rl, sl))
+            inst = score_layers(rs, rl, ss, sl, threshold=threshold, cancel=cancel) \
+                if instances else None
+            if inst is not None:
+                pooled_instances[index] = pooled_instances.get(index, InstanceScores()) + inst
+            report.rows.append(EvaluationRow(rs.name, index, voxels, objs, rl, sl, inst))
             v0, o0 = pooled.get(index, (VoxelCounts(), ObjectCounts() if objects else None))
             pooled[index] = (v0 + voxels, o0 + objs if o0 is not None and objs else None)
         prog.emit(progress, len(jobs), len(jobs), "layers", "evaluate")
-    report.overall = [EvaluationRow(OVERALL, i, v, o) for i, (v, o) in sorted(pooled.items())]
+    report.overall = [EvaluationRow(OVERALL, i, v, o, instances=pooled_instances.get(i))
+                      for i, (v, o) in sorted(pooled.items())]
     return report
+
+
+def _annotated_enough(rs: Any, problems: list[str]) -> bool:
+    """False (with a problem noted) for a reference sample with nothing annotated; a note for a
+    partially annotated one."""
+    if not rs.has_annotation():
+        return True
+    fraction = rs.annotated_fraction()
+    if fraction == 0:
+        problems.append(f"sample {rs.name!r} has nothing annotated in the reference (a volume to "
+                        "predict or to paint): not scored")
+        return False
+    problems.append(f"sample {rs.name!r}: only its annotated voxels ({100 * fraction:.1f} %) are "
+                    "scored; no object figures")
+    return True
 
 
 def _indexed_layers(sample: Any, prefer: str) -> tuple[str, dict[int, str]]:
@@ -207,7 +242,8 @@ def _score(rs: Any, ss: Any, ref_layer: str, seg_layer: str, threshold: float, o
         region = (slice(z0, min(z, z0 + step)), slice(0, y), slice(0, x))
         r = binarize(np.asarray(rs.read_layer(ref_layer, region)), threshold)
         s = binarize(np.asarray(ss.read_layer(seg_layer, region)), threshold)
-        counts = counts + VoxelCounts.of(r, s)
+        within = rs.read_annotated(region) != 0 if rs.has_annotation() else None
+        counts = counts + VoxelCounts.of(r, s, within)
         if masks is not None:
             masks[0][region], masks[1][region] = r, s
     if masks is None:

@@ -1,17 +1,19 @@
-"""Run a model over whole volumes, tile by tile, and write a prediction dataset.
+"""A model set up for tiled prediction (:class:`Predictor`) and in-memory volume prediction.
 
 A :class:`Predictor` is set up once per model (tile shape rules, test-time augmentation)
-and reused for every sample. For each volume it walks a :class:`~deepscem.inference.tiling.TileGrid`
+and reused for every volume. For each volume it walks a :class:`~deepscem.inference.tiling.TileGrid`
 in Z order, sends batches of tiles through ``model.predict_on_batch`` (one compiled forward
 call per batch; never a per-tile ``model.predict``), blends the outputs in a Z-slab
-accumulator and writes each finished slab into caller-supplied arrays (h5py datasets), so
-peak memory is about ``tile_z x Y x X x outputs x 4`` bytes plus one batch, whatever the
-volume depth. A 2D model sees (1, ty, tx) tiles: slice by slice, several tiles per batch.
+accumulator and writes each finished slab into caller-supplied arrays
+(:mod:`deepscem.inference.slab_writer`), so peak memory is about
+``tile_z x Y x X x outputs x 4`` bytes plus one batch, whatever the volume depth. A 2D model
+sees (1, ty, tx) tiles: slice by slice, several tiles per batch.
 
-:func:`predict_dataset` writes a DeepSCEM prediction file (attrs ``name``, ``labels``; per
-sample the ``image`` and ``prediction_0000``... one per model output) into a temporary file
-next to the target and renames it only when every sample is done, so a cancel or an error
-never leaves a half-written file under the requested name.
+Other jobs live beside it: :mod:`~deepscem.inference.dataset_prediction` (a whole dataset
+file, ``predict_dataset``, importable from here too), :mod:`~deepscem.inference.blocks`
+(blocks of a volume, each blended exactly as in one pass), :mod:`~deepscem.inference.volume_job`
+(any input volume into .hdf5 / .ome.zarr / .tif, resumable) and
+:mod:`~deepscem.inference.distributed` (the same blocks on a Dask cluster).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,8 +28,9 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.dataset.context import context_reader, model_context
-from deepscem.errors import DatasetError, DeepScemWarning
-from deepscem.evaluation.metrics import binarize
+from deepscem.errors import DeepScemWarning
+from deepscem.inference.slab_writer import RowWindow, SlabWriter
+from deepscem.inference.tile_choice import auto_batch, auto_grid
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
@@ -39,7 +41,6 @@ from deepscem.models.introspection import (
     single_softmax,
     tile_multiple,
 )
-from deepscem.outputs import atomic_path, check_output
 from deepscem.postprocessing.zsmooth import ZSmoother, z_radius
 
 Reader = Callable[[tuple[slice, slice, slice]], np.ndarray]
@@ -61,21 +62,37 @@ class Predictor:
     """
 
     def __init__(self, model: Any, info: ModelInfo | None = None,
-                 config: PredictConfig | None = None) -> None:
+                 config: PredictConfig | None = None, *, forward: Any = None) -> None:
         self.model = model
         self.config = config or PredictConfig()
+        # (engine, precision) that runs the forward pass, for the "device:" line
+        self.engine = tuple(getattr(forward, "engine", ("custom", "")))
+        if model is None:  # an imported model (e.g. bioimage.io): ``forward`` and ``info`` say all
+            self.dim, self.outputs, self._softmax1 = int(info.dimension), int(info.outputs), False
+            self.multiple = ((1,) if self.dim == 2 else ()) + (int(info.tile_multiple),) * self.dim
+            self.tile = self._tile_shape(info)
+            self._tile_filters = int(getattr(info, "filters", 16))
+            self._forward = forward
+            return
         self.dim = model_dimension(model, info)
         self.outputs = output_channels(model)
         check_grey_input(model)  # one grey channel, or 1 + 2c slices for a 2.5D model
         # 2.5D (issue 16): a 2D model with 1 + 2c input channels sees slices z-c..z+c
         self.context = model_context(model) if self.dim == 2 else 0
         self.normalization = getattr(info, "normalization", None)  # replayed by predict_dataset
+        if forward is None:
+            from deepscem.inference import engines
+
+            self.engine = engines.resolve(self.config.engine, self.config.precision)
+            forward = engines.make_forward(model, *self.engine)
+        self._forward = forward
         self._softmax1 = single_softmax(model, info)
         if self._softmax1:
             warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
         m = tile_multiple(model, info)
         self.multiple = (1, m, m) if self.dim == 2 else (m, m, m)
         self.tile = self._tile_shape(info)
+        self._tile_filters = int(getattr(getattr(info, "unet", None), "filters", 16))
 
     def _tile_shape(self, info: ModelInfo | None) -> tuple[int, int, int]:
         patch = self.config.patch
@@ -93,14 +110,26 @@ class Predictor:
     def grid(self, shape_zyx: Sequence[int]) -> TileGrid:
         """The tile grid this predictor uses for a volume of ``shape_zyx``.
 
-        With the default tile, an axis up to 1.5 tiles long is taken whole (one tile instead
-        of two mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
+        Default (overlap None): see :func:`auto_grid`. With an explicit overlap and the default
+        tile, an axis up to 1.5 tiles long is taken whole (one tile instead of two
+        mostly-overlapping ones): Lucchi's 512 x 640 slices -> one 512 x 640 tile.
         """
+        if self.config.overlap is None:  # the default: tiles and seams sized for this volume
+            tile, overlap = auto_grid(shape_zyx, self.tile, self.multiple, self.config,
+                                      self._tile_filters)
+            return make_grid(tuple(shape_zyx), tile, overlap, self.multiple)  # type: ignore[arg-type]
         tile = self.tile
         if self.config.patch is None:
             tile = tuple(s if s <= 1.5 * t else t for s, t in zip(shape_zyx, tile))
         return make_grid(tuple(shape_zyx), tile, self.config.overlap,  # type: ignore[arg-type]
                          self.multiple)
+
+    def batch_size(self, grid: TileGrid) -> int:
+        """Tiles per forward pass: the config's, lowered by the default tiling when its big
+        tiles would pass the memory budget (tile_choice.auto_batch)."""
+        if self.config.overlap is not None:
+            return int(self.config.batch_size)
+        return auto_batch(grid.tile_shape, self.config, self._tile_filters)
 
     def forward(self, tiles: np.ndarray) -> np.ndarray:
         """Model output for a batch of tiles (B, tz, ty, tx) float32 -> (B, tz, ty, tx, C)
@@ -125,9 +154,9 @@ class Predictor:
         if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
-                out = self.model.predict_on_batch(self._channels_last(x))
+                out = self._forward(self._channels_last(x))
         else:
-            out = self.model.predict_on_batch(self._channels_last(x))
+            out = self._forward(self._channels_last(x))
         return np.asarray(out, dtype=np.float32)
 
     def _channels_last(self, x: np.ndarray) -> np.ndarray:
@@ -151,13 +180,15 @@ class Predictor:
             raise ValueError(f"{len(outputs)} output arrays for a model with {self.outputs} "
                              "outputs")
         total = self.count_tiles(shape_zyx) if total is None else total
+        if hasattr(self._forward, "prepare"):  # volume statistics of an imported model
+            self._forward.prepare(read, shape_zyx)
         z, _, x = (int(s) for s in shape_zyx)
         read = context_reader(read, self.context, z)  # 2.5D: slices z-c..z+c, mirrored at the ends
         for c0, c1, e0, e1 in self.bands(shape_zyx):
             def band_read(r, e0=e0):
                 return read((r[0], slice(r[1].start + e0, r[1].stop + e0), r[2]))
 
-            band_outputs = [_RowWindow(out, e0, c0, c1) for out in outputs]
+            band_outputs = [RowWindow(out, e0, c0, c1) for out in outputs]
             done = self._predict_block(band_read, (z, e1 - e0, x), band_outputs,
                                        progress, cancel, done, total)
         return done
@@ -182,7 +213,11 @@ class Predictor:
         halo = ty // 4  # as much context as a seam between tiles overlapping by half that
         # Bands read exactly ty + n steps of rows, so their tiles sit on the same step as in
         # one big grid and the halo is the only extra work.
-        step = max(1, int(ty * (1.0 - self.config.overlap)))
+        overlap = self.config.overlap
+        if overlap is None:
+            overlap = auto_grid(shape_zyx, self.tile, self.multiple, self.config,
+                                self._tile_filters)[1]
+        step = max(1, int(ty * (1.0 - overlap)))
         read_rows = ty + max(1, (BUFFER_BYTES // row_bytes - ty) // step) * step
         core = max(1, read_rows - 2 * halo)
         bands = []
@@ -203,7 +238,7 @@ class Predictor:
                        cancel: prog.CancelToken | None, done: int, total: int) -> int:
         grid = self.grid(shape_zyx)
         acc = BlendingAccumulator(grid, self.outputs)
-        writer = _SlabWriter(outputs, 0.5 if self.config.threshold is None
+        writer = SlabWriter(outputs, 0.5 if self.config.threshold is None
                              else float(self.config.threshold))
         sink = writer.add
         if self.config.z_smooth > 0:
@@ -214,7 +249,7 @@ class Predictor:
 
         # Tiles are generated lazily (a 100 GB volume has millions), and the next batch is
         # read in a thread while the model runs on this one.
-        batches = batched(grid, int(self.config.batch_size))
+        batches = batched(grid, self.batch_size(grid))
         batch = next(batches)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(load, batch)
@@ -237,53 +272,6 @@ class Predictor:
         return done
 
 
-class _RowWindow:
-    """A band's view of an output array: rows [core_start, core_stop) of the volume, given as
-    blocks of the band's rows [read_start, ...); rows outside the core (the halo) are dropped."""
-
-    def __init__(self, out: Any, read_start: int, core_start: int, core_stop: int) -> None:
-        self.out, self.offset = out, read_start
-        self.core = slice(core_start, core_stop)
-        self.band_core = slice(core_start - read_start, core_stop - read_start)
-        self.dtype = out.dtype
-        self.chunks = getattr(out, "chunks", None)
-
-    def __setitem__(self, z: slice, values: np.ndarray) -> None:
-        self.out[z, self.core] = values[:, self.band_core]
-
-
-class _SlabWriter:
-    """Writes finished (z0, (dz, Y, X, C)) blocks into the output arrays, gathering consecutive
-    blocks until they span a whole chunk depth: a compressed HDF5 chunk is then written once
-    instead of being decompressed and recompressed for every slice of a 2D prediction."""
-
-    def __init__(self, outputs: Sequence[Any], threshold: float) -> None:
-        self.outputs = outputs
-        self.threshold = threshold
-        chunks = [getattr(out, "chunks", None) for out in outputs]
-        self.depth = max([c[0] for c in chunks if c] or [1])
-        self.pending: list[np.ndarray] = []
-        self.start = 0
-
-    def add(self, z0: int, block: np.ndarray) -> None:
-        if not self.pending:
-            self.start = z0
-        self.pending.append(block)
-        if (z0 + len(block)) % self.depth == 0:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        block = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
-        self.pending = []
-        for c, out in enumerate(self.outputs):
-            values = block[..., c]
-            if np.issubdtype(out.dtype, np.integer):
-                values = binarize(values, self.threshold).astype(out.dtype)
-            out[self.start:self.start + len(block)] = values
-
-
 def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
                    config: PredictConfig | None = None, *, info: ModelInfo | None = None,
                    progress: prog.ProgressCallback | None = None,
@@ -296,74 +284,12 @@ def predict_volume(model: Any, image: Any, outputs: Sequence[Any],
                              progress=progress, cancel=cancel)
 
 
-def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path, out_path: str | Path,
-                    config: PredictConfig | None = None, *, overwrite: bool = False,
-                    progress: prog.ProgressCallback | None = None,
-                    cancel: prog.CancelToken | None = None) -> Path:
-    """Predict every sample of ``dataset_path`` into a new prediction dataset ``out_path``.
+def __getattr__(name: str) -> Any:
+    # A compatibility alias: predict_dataset lives in dataset_prediction (which depends on this
+    # module, not the other way round); `from deepscem.inference.predictor import
+    # predict_dataset` keeps working, resolved at first use.
+    if name == "predict_dataset":
+        import importlib
 
-    The output keeps the original's layout: attrs ``name`` and ``labels`` (= the model's
-    outputs), per sample the ``image`` and ``prediction_0000``... (float32, or uint8 {0, 1}
-    with a threshold). An existing ``out_path`` is refused unless ``overwrite``; it is replaced
-    only once the new file is complete. Progress counts tiles over all samples.
-    """
-    from deepscem.dataset import Dataset, prediction_name
-    from deepscem.dataset.normalization import image_reader
-
-    config = config or PredictConfig()
-    src_path, out_path = Path(dataset_path), Path(out_path)
-    check_output(out_path, inputs={"the dataset to predict": src_path}, overwrite=overwrite,
-                 what="prediction dataset", error=DatasetError)
-    predictor = Predictor(model, info, config)
-    dtype = np.float32 if config.threshold is None else np.uint8
-    with atomic_path(out_path) as tmp:
-        with Dataset.open(src_path) as src:
-            names = src.sample_names()
-            total = sum(predictor.count_tiles(src.sample(n).shape) for n in names)
-            prog.emit(progress, 0, total, "tiles", "predict")
-            with Dataset.create(tmp, f"{src.name} prediction", predictor.outputs,
-                                overwrite=True) as out:
-                aliases = list(info.label_names if info is not None else [])
-                if len(aliases) == predictor.outputs:
-                    out.set_label_aliases(aliases)
-                done = 0
-                for name in names:
-                    prog.check(cancel)
-                    sample = src.sample(name)
-                    target = out.add_empty_sample(name, tuple(sample.shape), image_from=sample)
-                    layers = [target.create_layer(prediction_name(i), dtype)
-                              for i in range(predictor.outputs)]
-                    if config.z_smooth > 0:
-                        for layer in layers:
-                            layer.attrs["z_smooth"] = float(config.z_smooth)
-                    read = image_reader(sample, predictor.normalization)  # as in training
-                    done = predictor.predict_volume(read, sample.shape, layers,
-                                                    progress=progress, cancel=cancel,
-                                                    done=done, total=total)
-                if config.min_size > 1:
-                    _remove_small_objects(out, config.min_size, progress, cancel)
-    return out_path
-
-
-def _remove_small_objects(out: Any, min_size: int, progress: prog.ProgressCallback | None,
-                          cancel: prog.CancelToken | None) -> None:
-    """Clean every prediction layer of ``out`` (one progress bar over all of them); each
-    layer records ``min_size`` and what was removed in its attrs."""
-    from deepscem.postprocessing.small_objects import remove_small_objects
-
-    samples = [out.sample(name) for name in out.sample_names()]
-    layers = [sample.layer(name) for sample in samples for name in sample.layer_names()
-              if name.startswith("prediction_")]
-    total = sum(int(layer.shape[0]) for layer in layers)
-    done = 0
-    for layer in layers:
-        def report(p: prog.Progress, offset: int = done) -> None:
-            prog.emit(progress, offset + p.done, total, "slices", "remove small objects")
-
-        removed = remove_small_objects(layer, min_size, progress=report, cancel=cancel)
-        layer.attrs["min_size"] = min_size
-        layer.attrs["removed_objects"] = removed.objects
-        layer.attrs["removed_voxels"] = removed.voxels
-        layer.attrs["removal_exact"] = removed.exact
-        done += int(layer.shape[0])
-
+        return importlib.import_module("deepscem.inference.dataset_prediction").predict_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

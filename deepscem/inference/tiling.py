@@ -279,3 +279,4 @@ class BlendingAccumulator:
         self._buffer[len(self._buffer) - n:] = 0
         start, self._start = self._start, z_stop
         return [(start, block)]
+

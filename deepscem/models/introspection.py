@@ -35,6 +35,9 @@ class ModelInfo:
     e.g. epochs, final/best losses), None if untrained. legacy: the network comes from a
     file written by the original DeepSCEM (its label names, patch size and normalisation
     are defaults, not what it was trained with); it stays set when such a model is re-saved.
+    targets: what the outputs predict: "label" (one mask per label) or "label+boundary"
+    (``outputs / 2`` masks, then each label's object boundaries, for the instance watershed;
+    ``model create --boundary``).
     """
 
     dimension: int
@@ -46,6 +49,12 @@ class ModelInfo:
     version: str | None = __version__
     history: dict | None = None
     legacy: bool = False
+    targets: str = "label"
+
+    @property
+    def n_labels(self) -> int:
+        """Labels the model segments (its outputs, less the boundary channels)."""
+        return int(self.outputs) // 2 if self.targets == "label+boundary" else int(self.outputs)
 
     def __post_init__(self) -> None:
         if not self.label_names:

@@ -7,6 +7,13 @@ values for tanh/linear outputs (distance maps, used with MSE).
 
 Names accepted by :func:`get_loss` (case-insensitive, as in the original DeepSCEM's ``--train-model``):
 "Dice", "CrossEntropy", "MSE", and "Dice+CrossEntropy".
+
+Partial labels: ``y_true`` may carry one channel more than ``y_pred``, the annotated mask
+(1 = labelled, 0 = unknown; see :mod:`deepscem.dataset.annotation`). Every loss and metric here
+then counts only annotated voxels: a Dice over them, a mean cross-entropy / squared error over
+them. Without that channel they are the usual dense losses. The mask travels inside the target
+(not as Keras sample weights) because a Dice is a ratio over the batch, not a mean of
+per-voxel terms that weights could scale; and the saved losses need no new option.
 """
 
 from __future__ import annotations
@@ -24,19 +31,81 @@ def _spatial_and_batch_axes(x) -> tuple[int, ...]:
     return tuple(range(len(x.shape) - 1))
 
 
+def split_mask(y_true, y_pred):
+    """(targets, mask) as float32: ``mask`` (..., 1) is the extra last channel of ``y_true``
+    when it has one more channel than ``y_pred`` (partial labels), else None (all annotated)."""
+    y_true = ops.cast(y_true, "float32")
+    channels = y_pred.shape[-1]
+    if channels is not None and y_true.shape[-1] == channels + 1:
+        return y_true[..., :channels], y_true[..., channels:]
+    return y_true, None
+
+
+def masked_mean(values, mask):
+    """Mean of per-voxel ``values`` (batch, [Z,] Y, X) over annotated voxels (all if mask is
+    None); 0 when nothing in the batch is annotated (the sampler never draws such a batch)."""
+    if mask is None:
+        return ops.mean(values)
+    mask = mask[..., 0]
+    return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
 def soft_dice_per_channel(y_true, y_pred, smooth: float = 1.0):
     """Soft Dice per channel over the whole batch: (C,) float32 in [0, 1].
 
     Summing over the batch (not per patch) keeps patches without foreground from adding a
     noisy all-or-nothing term; ``smooth`` makes an empty mask with an empty prediction
-    score 1 instead of 0/0 = NaN.
+    score 1 instead of 0/0 = NaN. With a mask channel (see the module docstring) only
+    annotated voxels count.
     """
-    y_true = ops.cast(y_true, "float32")
+    y_true, mask = split_mask(y_true, y_pred)
     y_pred = ops.cast(y_pred, "float32")
+    if mask is not None:
+        y_true, y_pred = y_true * mask, y_pred * mask
     axes = _spatial_and_batch_axes(y_pred)
     intersection = ops.sum(y_true * y_pred, axis=axes)
     total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
     return (2.0 * intersection + smooth) / (total + smooth)
+
+
+def crossentropy(y_true, y_pred, categorical: bool = False):
+    """Mean cross-entropy over (annotated) voxels: binary per channel averaged over channels
+    (sigmoid, multi-label) or categorical over one-hot channels (softmax)."""
+    y_true, mask = split_mask(y_true, y_pred)
+    y_pred = ops.cast(y_pred, "float32")
+    if categorical:
+        per_voxel = keras.losses.categorical_crossentropy(y_true, y_pred)
+    else:
+        per_voxel = keras.losses.binary_crossentropy(y_true, y_pred)
+    return masked_mean(per_voxel, mask)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CrossEntropyLoss(keras.losses.Loss):
+    """Cross-entropy (binary for sigmoid outputs, categorical for softmax) over annotated voxels."""
+
+    def __init__(self, categorical: bool = False, name: str = "crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.categorical = bool(categorical)
+
+    def call(self, y_true, y_pred):
+        return crossentropy(y_true, y_pred, self.categorical)
+
+    def get_config(self):
+        return {**super().get_config(), "categorical": self.categorical}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanSquaredErrorLoss(keras.losses.Loss):
+    """Squared error averaged over channels and (annotated) voxels (distance maps, any output)."""
+
+    def __init__(self, name: str = "mse", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_true, mask = split_mask(y_true, y_pred)
+        per_voxel = ops.mean(ops.square(y_true - ops.cast(y_pred, "float32")), axis=-1)
+        return masked_mean(per_voxel, mask)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -69,14 +138,8 @@ class DiceCrossEntropyLoss(keras.losses.Loss):
         self.categorical = bool(categorical)
 
     def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "float32")
-        y_pred = ops.cast(y_pred, "float32")
-        if self.categorical:
-            ce = keras.losses.categorical_crossentropy(y_true, y_pred)
-        else:
-            ce = keras.losses.binary_crossentropy(y_true, y_pred)
         dice = 1.0 - ops.mean(soft_dice_per_channel(y_true, y_pred, self.smooth))
-        return ops.mean(ce) + dice
+        return crossentropy(y_true, y_pred, self.categorical) + dice
 
     def get_config(self):
         return {**super().get_config(), "smooth": self.smooth, "categorical": self.categorical}
@@ -116,7 +179,7 @@ def get_loss(name: str, activation: str = "sigmoid") -> keras.losses.Loss:
     """
     loss = canonical_loss_name(name)
     if loss == "mse":
-        return keras.losses.MeanSquaredError(name="mse")
+        return MeanSquaredErrorLoss()
     if activation not in PROBABILITY_ACTIVATIONS:
         raise ConfigError(f"the {loss} loss needs a sigmoid or softmax output, this model has "
                           f"{activation}; use MSE, or a model with a sigmoid output")
@@ -124,9 +187,7 @@ def get_loss(name: str, activation: str = "sigmoid") -> keras.losses.Loss:
     if loss == "dice":
         return DiceLoss()
     if loss == "crossentropy":
-        if categorical:
-            return keras.losses.CategoricalCrossentropy(name="crossentropy")
-        return keras.losses.BinaryCrossentropy(name="crossentropy")
+        return CrossEntropyLoss(categorical=categorical)
     return DiceCrossEntropyLoss(categorical=categorical)
 
 
@@ -146,12 +207,15 @@ class _ConfusionMetric(keras.metrics.Metric):
         self.fn = self.add_variable(shape=(), initializer="zeros", name="fn", dtype="float32")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, mask = split_mask(y_true, y_pred)
         y_pred = ops.cast(y_pred, "float32")
-        truth = ops.cast(ops.cast(y_true, "float32") >= self.threshold, "float32")
+        truth = ops.cast(y_true >= self.threshold, "float32")
         if self.one_hot:
             pred = ops.one_hot(ops.argmax(y_pred, axis=-1), ops.shape(y_pred)[-1], dtype="float32")
         else:
             pred = ops.cast(y_pred >= self.threshold, "float32")
+        if mask is not None:  # unannotated voxels are neither hits nor misses
+            truth, pred = truth * mask, pred * mask
         self.tp.assign_add(ops.sum(truth * pred))
         self.fp.assign_add(ops.sum((1.0 - truth) * pred))
         self.fn.assign_add(ops.sum(truth * (1.0 - pred)))
@@ -194,4 +258,28 @@ def get_metrics(activation: str = "sigmoid") -> list[keras.metrics.Metric]:
     if activation in PROBABILITY_ACTIVATIONS:
         one_hot = activation == "softmax"
         return [F1Score(one_hot=one_hot), IoUScore(one_hot=one_hot)]
-    return [keras.metrics.MeanAbsoluteError(name="mae")]
+    return [MeanAbsoluteError()]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanAbsoluteError(keras.metrics.Metric):
+    """Absolute error averaged over channels and (annotated) voxels of all batches."""
+
+    def __init__(self, name: str = "mae", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total", dtype="float32")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count", dtype="float32")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true, mask = split_mask(y_true, y_pred)
+        per_voxel = ops.mean(ops.abs(y_true - ops.cast(y_pred, "float32")), axis=-1)
+        weight = ops.ones_like(per_voxel) if mask is None else mask[..., 0]
+        self.total.assign_add(ops.sum(per_voxel * weight))
+        self.count.assign_add(ops.sum(weight))
+
+    def reset_state(self):
+        for v in (self.total, self.count):
+            v.assign(0.0)
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)

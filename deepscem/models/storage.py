@@ -233,6 +233,48 @@ def _detect_kind(path: Path) -> str:
                      "if it should be one, it is damaged")
 
 
+def _check_spatial(model, path: Path, in_shape: tuple) -> None:
+    """The output map must have the input's spatial shape (tiles are blended voxel for voxel).
+
+    Refused with one line: a fixed input size (DeepSCEM tiles volumes of any size), and
+    networks whose output is smaller (valid convolutions) or larger (extra upsampling) than
+    their input, found by a symbolic probe of 2 x 16 x the pooling factor per axis.
+    """
+    fixed = [int(s) for s in in_shape[1:-1] if s is not None]
+    if fixed:
+        raise ModelError(f"{path.name} accepts only inputs of exactly "
+                         f"{' x '.join(str(s) for s in in_shape[1:-1])} voxels; DeepSCEM cuts "
+                         "volumes into tiles of any size, so it needs a model built with an input "
+                         "of unknown size (None) on every spatial axis")
+    try:
+        side = 2 * max(16, tile_multiple(model))
+    except DeepScemError:
+        side = 64
+    probe = (1, *([side] * (len(in_shape) - 2)), 1)
+    try:
+        result = model.compute_output_shape(probe)
+        if result and isinstance(result[0], (tuple, list)):  # [(1, 32, 32, 2)] from some files
+            result = result[0]
+        result = tuple(result)
+        if len(result) != len(probe):
+            raise ValueError(result)
+    except Exception:  # noqa: BLE001 - a layer without shape inference: run the model once
+        import numpy as np
+
+        try:
+            result = tuple(model(np.zeros(probe, np.float32), training=False).shape)
+        except Exception as err:  # noqa: BLE001 - any failure means the model cannot tile
+            raise ModelError(f"{path.name} cannot process a {' x '.join(map(str, probe[1:-1]))} "
+                             f"tile ({str(err).splitlines()[0][:120]}); DeepSCEM needs a fully "
+                             "convolutional model") from None
+    if tuple(result[1:-1]) != probe[1:-1]:
+        kind = "smaller" if any(int(o) < side for o in result[1:-1]) else "larger"
+        raise ModelError(f"{path.name} turns a {' x '.join(map(str, probe[1:-1]))} input into a "
+                         f"{' x '.join(map(str, result[1:-1]))} output ({kind} than its input: "
+                         f"{'valid convolutions or pooling' if kind == 'smaller' else 'extra upsampling'}); "
+                         "DeepSCEM needs an output of the input's size ('same' padding)")
+
+
 def _check_model(model, path: Path, meta: dict | None, keras_version: str | None) -> ModelInfo:
     from deepscem.models.legacy import infer_unet_config
 
@@ -254,6 +296,7 @@ def _check_model(model, path: Path, meta: dict | None, keras_version: str | None
         raise ModelError(f"{path.name} outputs shape {out_shape[1:]}, not a segmentation map of the "
                          "input's shape")
     dimension, outputs = len(in_shape) - 2, int(out_shape[-1])
+    _check_spatial(model, path, in_shape)
     if meta is None:
         legacy = bool(keras_version and str(keras_version).startswith("2."))
         return ModelInfo(dimension=dimension, outputs=outputs, unet=infer_unet_config(model),

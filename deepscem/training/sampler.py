@@ -12,6 +12,13 @@ streaming over each label in strips. A focused patch picks a label uniformly (ra
 labels get as many patches as common ones), a sample and a block in proportion to that
 label's voxel count, and then a labelled voxel inside the block. Together that is a
 uniform draw over the label's voxels, without a list of their coordinates.
+
+Partial labels (:mod:`deepscem.dataset.annotation`): a sample with an ``annotated`` layer gets
+the same kind of index over that layer. Its random patches are placed around an annotated voxel
+drawn uniformly (so every patch holds some; for 2D models: an annotated slice), samples are drawn
+in proportion to their annotated voxels, label focus centres on voxels both labelled and
+annotated (its index counts those), and targets carry the mask as one extra last channel (the
+losses split it off). A sample with nothing annotated is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepscem.dataset.layers import ANNOTATED
 from deepscem.errors import ConfigError, DatasetError
 
 # Block of the foreground index when the label layer is not chunked (or its chunks are
@@ -56,16 +64,18 @@ class ForegroundIndex:
     """
 
     def __init__(self, shape: tuple[int, int, int], block: tuple[int, int, int],
-                 blocks: list[np.ndarray], cumulative: list[np.ndarray]) -> None:
+                 blocks: list[np.ndarray], cumulative: list[np.ndarray], within: bool = False) -> None:
         self.shape = shape
         self.block = block
+        self.within = within
         self.grid = tuple(math.ceil(s / b) for s, b in zip(shape, block))
         self.blocks = blocks
         self.cumulative = cumulative
 
     @classmethod
-    def build(cls, sample, layers: Sequence[str]) -> ForegroundIndex:
-        """Count each layer's non-zero voxels per block by streaming (Z-slab, Y-strip) reads."""
+    def build(cls, sample, layers: Sequence[str], *, within_annotated: bool = False) -> ForegroundIndex:
+        """Count each layer's non-zero voxels per block by streaming (Z-slab, Y-strip) reads;
+        ``within_annotated``: only those that are also annotated (label focus on partial labels)."""
         shape = tuple(int(s) for s in sample.shape)
         block = _index_block(sample, layers, shape)
         grid = tuple(math.ceil(s / b) for s, b in zip(shape, block))
@@ -80,12 +90,12 @@ class ForegroundIndex:
                     region = (slice(iz * bz, min(shape[0], (iz + 1) * bz)),
                               slice(iy * by, min(shape[1], (iy + rows) * by)),
                               slice(0, shape[2]))
-                    strip = np.asarray(sample.read_layer(layer, region)) != 0
+                    strip = _hits(sample, layer, region, within_annotated)
                     counts[iz, iy:iy + rows] = _block_sums(strip, block)[0]
             flat = np.flatnonzero(counts)
             blocks.append(flat.astype(np.int64))
             cumulative.append(np.cumsum(counts.ravel()[flat], dtype=np.int64))
-        return cls(shape, block, blocks, cumulative)
+        return cls(shape, block, blocks, cumulative, within_annotated)
 
     def total(self, label: int) -> int:
         """Number of labelled voxels of ``label`` in the sample."""
@@ -99,9 +109,17 @@ class ForegroundIndex:
         bz, by, bx = np.unravel_index(int(self.blocks[label][k]), self.grid)
         lo = (bz * self.block[0], by * self.block[1], bx * self.block[2])
         region = tuple(slice(o, min(s, o + b)) for o, s, b in zip(lo, self.shape, self.block))
-        hits = np.argwhere(np.asarray(sample.read_layer(layer, region)) != 0)
+        hits = np.argwhere(_hits(sample, layer, region, self.within))
         z, y, x = hits[rng.integers(len(hits))]
         return int(lo[0] + z), int(lo[1] + y), int(lo[2] + x)
+
+
+def _hits(sample, layer: str, region, within_annotated: bool) -> np.ndarray:
+    """Bool mask of ``layer``'s non-zero voxels in ``region`` (and annotated, if asked)."""
+    hits = np.asarray(sample.read_layer(layer, region)) != 0
+    if within_annotated:
+        hits &= sample.read_annotated(region) != 0
+    return hits
 
 
 def _index_block(sample, layers: Sequence[str], shape: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -130,7 +148,9 @@ class PatchSampler:
 
     paths: dataset files (each with at least one sample overall).
     patch: (Z, Y, X); Z = 1 for 2D models (one slice per patch).
-    target: "label" (``label_XXXX``, uint8 {0, 1}) or "distance" (``label_XXXX_dt``).
+    target: "label" (``label_XXXX``, uint8 {0, 1}), "distance" (``label_XXXX_dt``), or
+    "label+boundary" (the labels, then each label's object boundaries derived on the fly,
+    see :mod:`deepscem.training.boundary`: 2 x n_labels channels).
     label_focus: fraction of patches centred on a labelled voxel (0..1).
     context: slices read on either side of a 2D patch (2.5D input, patch Z must be 1): the
     image is then (1 + 2 * context, Y, X), mirrored at the ends of the volume (see
@@ -170,7 +190,11 @@ class PatchSampler:
         if not self.samples:
             raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} has no "
                                "samples; add a sample to it first")
+        if self.n_labels == 0:
+            raise DatasetError(f"the {role} dataset {', '.join(str(p) for p in self.paths)} holds "
+                               "images only (0 labels); train on a dataset with labels")
         suffix = "_dt" if target == "distance" else ""
+        self.channels = self.n_labels * (2 if target == "label+boundary" else 1)
         self.label_layers = [label_name(i) for i in range(self.n_labels)]
         self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
         for sample, path in zip(self.samples, self._files):
@@ -183,7 +207,20 @@ class PatchSampler:
         self.normalization = normalization
         self._readers = [image_reader(s, normalization) for s in self.samples]
         self.z_windows = [z_window(s.shape[0], self.patch[0], z_fraction) for s in self.samples]
-        volumes = np.array([math.prod(s.shape) for s in self.samples], np.float64)
+        # Annotated-voxel index per partially labelled sample (None: all annotated).
+        self.annotated = [ForegroundIndex.build(s, [ANNOTATED]) if s.has_annotation() else None
+                          for s in self.samples]
+        for sample, path, index in zip(self.samples, self._files, self.annotated):
+            if index is not None and index.total(0) == 0:
+                raise DatasetError(
+                    f"sample '{sample.name}' of {path.name} has nothing annotated (a volume to "
+                    "predict or to paint); mark its labelled slices with 'run.py dataset annotated "
+                    f"{path} {sample.name} --slices LIST', or leave it out of the {role} data")
+        #: targets carry the annotated mask as an extra last channel (set by the trainer so
+        #: the training and validation batches agree)
+        self.with_mask = any(index is not None for index in self.annotated)
+        volumes = np.array([math.prod(s.shape) if ix is None else ix.total(0)
+                            for s, ix in zip(self.samples, self.annotated)], np.float64)
         self.weights = volumes / volumes.sum()
         self._index: list[ForegroundIndex] | None = None
         self._focus_totals: np.ndarray | None = None  # (n_samples, n_labels) labelled voxels
@@ -208,7 +245,8 @@ class PatchSampler:
         """Count labelled voxels per block of every sample (done once; streams the labels)."""
         if self._index is not None:
             return
-        self._index = [ForegroundIndex.build(s, self.label_layers) for s in self.samples]
+        self._index = [ForegroundIndex.build(s, self.label_layers, within_annotated=ix is not None)
+                       for s, ix in zip(self.samples, self.annotated)]
         self._focus_totals = np.array([[ix.total(i) for i in range(self.n_labels)] for ix in self._index],
                                       np.float64).reshape(len(self.samples), self.n_labels)
 
@@ -220,8 +258,15 @@ class PatchSampler:
 
     # -- drawing -------------------------------------------------------------------------------
 
+    @property
+    def target_channels(self) -> int:
+        """Channels of a target patch: one per label (two with boundary targets), plus the
+        annotated mask if :attr:`with_mask`."""
+        return self.channels + int(self.with_mask)
+
     def draw(self, rng: np.random.Generator) -> PatchSpec:
-        """Choose where the next patch comes from (no pixel data read unless focused)."""
+        """Choose where the next patch comes from (no pixel data read unless focused or
+        partially annotated)."""
         if self.label_focus > 0 and rng.random() < self.label_focus:
             labels = self.focus_labels
             if labels:  # no labelled voxel anywhere: every patch is a random one
@@ -235,10 +280,21 @@ class PatchSampler:
                         return PatchSpec(s, self._origin_around(s, centre), label)
         s = int(rng.choice(len(self.samples), p=self.weights))
         shape = self.samples[s].shape
-        z0, z1 = self.z_windows[s]
-        origin = (int(rng.integers(z0, z1 - self.patch[0] + 1)),) + tuple(
-            int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape[1:], self.patch[1:]))
+        if self.annotated[s] is None:
+            z0, z1 = self.z_windows[s]  # held-back validation slices (issue 16)
+            origin = (int(rng.integers(z0, z1 - self.patch[0] + 1)),) + tuple(
+                int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape[1:], self.patch[1:]))
+            return PatchSpec(s, origin)
+        # Any placement that contains an annotated voxel drawn uniformly: along an axis of size
+        # 100, patch 64, voxel 10 -> origin in 0..10; voxel 90 -> origin in 27..36.
+        voxel = self.annotated[s].draw(0, self.samples[s], ANNOTATED, rng)
+        origin = tuple(int(rng.integers(max(0, c - p + 1), min(c, int(n) - p) + 1))
+                       for c, p, n in zip(voxel, self.patch, shape))
         return PatchSpec(s, origin)
+
+    def _region(self, spec: PatchSpec) -> tuple[slice, ...]:
+        return tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
+
 
     def _origin_around(self, s: int, centre: tuple[int, int, int]) -> tuple[int, int, int]:
         # Centre the patch on the voxel, then slide it back inside the volume:
@@ -250,20 +306,28 @@ class PatchSampler:
 
     def read(self, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
         """The patch: image (Z, Y, X) float32 in [0, 1] (Z = 1 + 2 * context for 2.5D),
-        target (Z, Y, X, n_labels) float32 (Z = 1 for 2.5D: the centre slice)."""
+        target (Z, Y, X, :attr:`target_channels`) float32 (labels, then the annotated mask when
+        :attr:`with_mask`; Z = 1 for 2.5D: the centre slice)."""
         from deepscem.dataset.context import read_with_context
 
         sample = self.samples[spec.sample]
-        region = tuple(slice(o, o + p) for o, p in zip(spec.origin, self.patch))
+        region = self._region(spec)
         reader = self._readers[spec.sample]
         if self.context:
             image = read_with_context(reader, region, self.context, int(sample.shape[0]))
         else:
             image = reader(region)
         image = np.asarray(image, np.float32)
-        target = np.empty(self.patch + (self.n_labels,), np.float32)
+        target = np.empty(self.patch + (self.target_channels,), np.float32)
         for i, layer in enumerate(self.layers):
             target[..., i] = sample.read_layer(layer, region)
+        if self.channels > self.n_labels:  # boundary targets (model create --boundary)
+            from deepscem.training.boundary import sample_boundaries
+
+            target[..., self.n_labels:self.channels] = sample_boundaries(sample, region,
+                                                                         self.n_labels)
+        if self.with_mask:
+            target[..., -1] = sample.read_annotated(region)
         return image, target
 
     def patch_at(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, PatchSpec]:

@@ -23,7 +23,8 @@ class PatchSequence(keras.utils.PyDataset):
 
     x: (B, Y, X, 1) for ``dim`` 2 (patch Z must be 1; (B, Y, X, 1 + 2c) with a sampler of
     context c) or (B, Z, Y, X, 1) for ``dim`` 3,
-    float32 in [0, 1]; y: the same spatial shape with one channel per label, float32.
+    float32 in [0, 1]; y: the same spatial shape with one channel per label (plus the annotated
+    mask as a last channel for partial labels, see :mod:`deepscem.training.sampler`), float32.
     workers > 1 builds batches in threads (h5py reads are serialised, NumPy work and the
     training step overlap); workers = 1 lets tf.data prefetch from one thread.
     thread_nice: raise the scheduling niceness of the threads that build batches by this much
@@ -54,7 +55,7 @@ class PatchSequence(keras.utils.PyDataset):
     def batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One batch (x, y) drawn with ``rng`` (see the class docstring for shapes; a 2.5D
         sampler gives x (B, Y, X, 1 + 2 * context): the slices are the channels)."""
-        patch, n = self.sampler.patch, self.sampler.n_labels
+        patch, n = self.sampler.patch, self.sampler.target_channels
         depth = patch[0] + 2 * getattr(self.sampler, "context", 0)
         x = np.empty((self.batch_size, depth) + patch[1:], np.float32)
         y = np.empty((self.batch_size,) + patch + (n,), np.float32)

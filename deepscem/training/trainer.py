@@ -114,6 +114,8 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
     and data do not fit together.
     """
     check(cancel)
+    if getattr(info, "targets", "label") == "label+boundary" and config.target == "label":
+        config = dataclasses.replace(config, target="label+boundary")  # model create --boundary
     run = _prepare(model, info, config)
     samplers: list[PatchSampler] = []
     try:
@@ -213,6 +215,10 @@ def _samplers(run: _Run, train_paths, valid_paths, config: TrainConfig, opened: 
     for sampler, role in ((train_sampler, "training"), (valid_sampler, "validation")):
         if sampler is not None:
             _check_outputs(run.outputs, sampler, role)
+    # Partial labels anywhere: both sequences carry the annotated mask (the losses and
+    # metrics then count only annotated voxels, in training and in validation).
+    for sampler in opened:
+        sampler.with_mask = any(sm.with_mask for sm in opened)
     if config.label_focus > 0:
         for i, sampler in enumerate(opened):
             emit(progress, i, len(opened), "datasets", "index labels")
@@ -317,7 +323,11 @@ def _same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) 
 
 
 def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
-    if outputs != sampler.n_labels:
+    if outputs != sampler.channels:
+        if sampler.channels != sampler.n_labels:
+            raise ModelError(f"the model has {outputs} output(s); with boundary targets the "
+                             f"{role} dataset's {sampler.n_labels} label(s) need "
+                             f"{sampler.channels}")
         raise ModelError(f"the model has {outputs} output(s) but the {role} dataset has {sampler.n_labels} "
                          f"label(s); use a model with {sampler.n_labels} output(s) or another dataset")
 

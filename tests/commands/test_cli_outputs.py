@@ -42,7 +42,7 @@ def _unchanged(files):
     ("evaluate ref.hdf5 seg.hdf5 --csv ref.hdf5 --overwrite", "is also REFERENCE_DS"),
     ("evaluate ref.hdf5 seg.hdf5 --json seg.hdf5 --overwrite", "is also SEGMENTATION_DS"),
     ("predict in.keras ds.hdf5 in.keras --overwrite", "is also MODEL"),
-    ("predict in.keras ds.hdf5 ./ds.hdf5 --overwrite", "is also DATASET"),
+    ("predict in.keras ds.hdf5 ./ds.hdf5 --overwrite", "is also INPUT"),
     ("dataset save-as ds.hdf5 ./ds.hdf5 --overwrite", "is also the dataset being saved"),
 ])
 def test_an_input_given_as_output_is_refused_untouched(files, capsys, argv, says):

@@ -73,7 +73,7 @@ def test_z_smooth_smooths_the_saved_probabilities_along_z(tiny_model, labelled, 
 def test_overlap_flag_forms():
     parser = cli.build_parser()
     base = ["predict", "m", "d", "o"]
-    assert parser.parse_args(base).overlap == 0.25
+    assert parser.parse_args(base).overlap is None  # auto: sized from volume, memory, network
     assert parser.parse_args(base + ["--overlap"]).overlap == 0.25
     assert parser.parse_args(base + ["--overlap", "0.5"]).overlap == 0.5
     assert parser.parse_args(base + ["--no-overlap"]).overlap == 0.0

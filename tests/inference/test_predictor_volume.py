@@ -100,10 +100,19 @@ def test_cancel_stops_between_batches(model2d):
 
 
 def test_default_tiles_are_large_and_take_short_axes_whole(model2d):
+    # with an explicit overlap: the base tile, at least 2 x the training patch
     p = Predictor(model2d, ModelInfo(dimension=2, outputs=1, unet=UNetConfig(depth=4),
-                                     patch_size=(1, 256, 384)), PredictConfig())
+                                     patch_size=(1, 256, 384)), PredictConfig(overlap=0.25))
     assert p.grid((165, 512, 640)).tile_shape == (1, 512, 640)    # Lucchi slices: one tile
     assert p.grid((2, 2048, 2048)).tile_shape == (1, 512, 768)    # 2 x the training patch
+    # the default: tiles from the memory budget, seams of 2 x 64 voxels (tile_choice)
+    p = Predictor(model2d, ModelInfo(dimension=2, outputs=1, unet=UNetConfig(depth=4),
+                                     patch_size=(1, 256, 384)), PredictConfig())
+    assert p.grid((165, 512, 640)).tile_shape == (1, 512, 640)
+    grid = p.grid((2, 2048, 2048))
+    assert grid.tile_shape == (1, 1088, 1088)
+    assert all(grid.tile_shape[a] - (o[1] - o[0]) >= 128 for a, o in ((1, grid.origins[1]),
+                                                                       (2, grid.origins[2])))
 
 
 def test_tta_3d_is_undone_exactly(model3d):

@@ -182,7 +182,7 @@ def test_loss_errors():
         losses.get_loss("hinge", "sigmoid")
     with pytest.raises(ConfigError, match="MSE"):
         losses.get_loss("crossentropy", "tanh")
-    assert isinstance(losses.get_loss("mse", "linear"), keras.losses.MeanSquaredError)
+    assert isinstance(losses.get_loss("mse", "linear"), losses.MeanSquaredErrorLoss)
 
 
 def test_f1_and_iou_metrics():

@@ -107,8 +107,10 @@ def test_nan_guard_stops_and_keeps_finite_weights(data):
     # a linear output cannot saturate (a sigmoid can, and then its gradient vanishes before
     # anything overflows on some CPUs), so a learning rate this large drives it to inf
     model, info = tiny_unet(dim=2, activation="linear", normalization="none")
-    result = train(model, info, [data["one"]], None,
-                   quick(loss="mse", learning_rate=1e30, epochs=3, steps_per_epoch=4, keep_best=False))
+    config = quick(loss="mse", learning_rate=1.0, epochs=3, steps_per_epoch=4, keep_best=False)
+    # TrainConfig refuses rates above 10 (a typo); force one far past that to make the run diverge
+    object.__setattr__(config, "learning_rate", 1e30)
+    result = train(model, info, [data["one"]], None, config)
     assert result.stopped_reason == "nan", result.rows
     assert "finite" in result.message
     assert all(np.isfinite(w).all() for w in result.model.get_weights())

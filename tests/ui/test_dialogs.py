@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import tifffile
+
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from ui.dataset_tree import DatasetSummary
 from ui.dialogs.dataset_dialogs import (
@@ -38,7 +41,7 @@ def test_create_dataset_dialog(qtbot, tmp_path):
 def test_add_sample_dialog_has_one_row_per_label_and_checks_files(qtbot, tmp_path):
     summary = _summary(tmp_path)
     image = tmp_path / "img.tif"
-    image.write_bytes(b"x")
+    tifffile.imwrite(image, np.zeros((4, 32, 32), np.uint8))
     dialog = AddSampleDialog([summary], summary.path, image=str(image))
     qtbot.addWidget(dialog)
     assert len(dialog.label_edits) == 2 and dialog.name_edit.text() == "img"

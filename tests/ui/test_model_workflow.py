@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 from gui_helpers import wait_worker
-from PyQt5.QtWidgets import QFileDialog
+from PyQt5.QtWidgets import QFileDialog, QMessageBox
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from deepscem.dataset import Dataset
@@ -132,3 +132,24 @@ def test_an_invalid_model_file_gives_a_message_box(window, qtbot, messages, tmp_
     wait_worker(qtbot, window.model_actions.load(bad))
     assert messages.kinds() == ["warning"] and "broken.h5" in messages.texts()
     assert "Traceback" not in messages.texts() and window.models.count() == 0
+
+
+@pytest.mark.slow  # two trainings (~90 s on the shared CPU machine)
+def test_fine_tuning_a_trained_model_keeps_the_old_weights_until_accepted(window, qtbot, messages,
+                                                                         tiny_dataset):
+    window.dataset_actions.load(tiny_dataset)
+    wait_worker(qtbot, window.model_actions.create(TINY))
+    entry = window.models.current_entry()
+    req = TrainRequest("tiny", (tiny_dataset,), (tiny_dataset,), TRAIN)
+    wait_worker(qtbot, window.model_actions.train(req), timeout=120000)
+    assert entry.info.patch_size is not None and not messages.shown  # first training: no question
+    dialog = model_dialogs.TrainDialog(["tiny"], list(window.tree.summaries.values()), "tiny",
+                                       tiny_dataset, trained=frozenset({"tiny"}), parent=window)
+    assert dialog.time_limit.value() == model_dialogs.FINE_TUNE_MINUTES
+    assert "Fine-tune" in dialog.windowTitle()
+    before = [w.copy() for w in entry.model.get_weights()]
+    messages.answer = QMessageBox.No  # refuse the fine-tuned weights
+    wait_worker(qtbot, window.model_actions.train(req), timeout=120000)
+    assert messages.kinds() == ["question"]
+    for old, new in zip(before, window.models.entry("tiny").model.get_weights()):
+        np.testing.assert_array_equal(old, new)

@@ -9,7 +9,6 @@ from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,7 +22,7 @@ from deepscem.errors import ConfigError, DeepScemError
 
 DATASET_FILTER = "DeepSCEM datasets (*.hdf5 *.h5);;All files (*)"
 IMAGE_FILTER = "Images (*.tif *.tiff *.npy);;All files (*)"
-MODEL_FILTER = "Models (*.keras *.h5);;All files (*)"
+MODEL_FILTER = "Models (*.keras *.h5 *.zip);;All files (*)"  # .zip: bioimage.io package
 
 
 class PathEdit(QWidget):
@@ -54,13 +53,15 @@ class PathEdit(QWidget):
         self.edit.setText(str(text))
 
     def browse(self) -> None:
+        from . import file_dialogs
+
         start = self.text()
         if self.mode == "folder":
-            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", start)
+            chosen = file_dialogs.folder(self, "Choose a folder", start)
         elif self.mode == "save":
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save as", start, self.file_filter)
+            chosen = file_dialogs.save_file(self, "Save as", start, self.file_filter)
         else:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Open", start, self.file_filter)
+            chosen = file_dialogs.open_file(self, "Open", self.file_filter, start)
         if chosen:
             self.setText(chosen)
 

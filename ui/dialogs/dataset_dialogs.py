@@ -93,7 +93,8 @@ class AddSampleDialog(ConfigDialog):
     """
 
     def __init__(self, datasets: list[DatasetSummary], current: Path | None = None,
-                 image: str = "", labels: list[str] | None = None, parent: QWidget | None = None) -> None:
+                 image: str = "", labels: list[str] | None = None, parent: QWidget | None = None,
+                 name: str = "") -> None:
         super().__init__("Add sample", parent)
         self.datasets = datasets
         self.dataset_combo = QComboBox()
@@ -102,7 +103,8 @@ class AddSampleDialog(ConfigDialog):
         if current is not None:
             index = self.dataset_combo.findData(str(current))
             self.dataset_combo.setCurrentIndex(max(index, 0))
-        self.name_edit = QLineEdit()
+        self.name_edit = QLineEdit(name)
+        self._auto_name = ""  # the name last filled in from the image path
         self.image_edit = PathEdit("open", IMAGE_FILTER, "grey image (.tif, .tiff, .npy)")
         self.image_edit.setText(image)
         self.form.addRow("Dataset", self.dataset_combo)
@@ -133,8 +135,16 @@ class AddSampleDialog(ConfigDialog):
             self.form.addRow(f"Label {i} ({alias})", edit)
 
     def _suggest_name(self, image: str) -> None:
-        if image and not self.name_edit.text():
-            self.name_edit.setText(Path(image).stem)
+        """Name the sample after the image file (its stem), unless the user typed a name.
+
+        Follows the path while it is typed ("/d/t" then "/d/top.tif" -> "top"), so the name
+        is never left at the path's first letters.
+        """
+        current = self.name_edit.text().strip()
+        if current and current != self._auto_name:
+            return  # the user's own name
+        self._auto_name = Path(image.strip()).stem if image.strip() else ""
+        self.name_edit.setText(self._auto_name)
 
     def build(self) -> AddSampleRequest:
         summary = self._summary()
@@ -148,7 +158,29 @@ class AddSampleDialog(ConfigDialog):
         image = require_file(self.image_edit.text(), "image")
         labels = tuple(require_file(e.text(), f"label {i}") if e.text() else None
                        for i, e in enumerate(self.label_edits))
+        _check_shapes(image, labels)
         return AddSampleRequest(summary.path, name, image, labels)
+
+    def preset(self) -> dict:
+        """What the form holds, to open it again as it was (after the add failed)."""
+        return dict(current=self._summary().path if self._summary() else None,
+                    image=self.image_edit.text(), labels=[e.text() for e in self.label_edits],
+                    name=self.name_edit.text().strip())
+
+
+def _check_shapes(image: Path, labels: tuple[Path | None, ...]) -> None:
+    """The files open as grey volumes of one (Z, Y, X) shape (headers only, no voxels read),
+    so a mismatch is said under the form instead of after it closed."""
+    from deepscem.dataset.imageio import open_volume
+
+    with open_volume(image) as img:
+        shape = img.shape
+    for i, label in enumerate(labels):
+        if label is not None:
+            with open_volume(label) as src:
+                if src.shape != shape:
+                    raise ConfigError(f"label {i} ({label.name}) has shape {src.shape} (Z, Y, X); the "
+                                      f"image {image.name} has {shape}: they must match")
 
 
 class CropDialog(ConfigDialog):

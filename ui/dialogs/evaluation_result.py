@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from PyQt5.QtWidgets import (
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -16,6 +15,7 @@ from PyQt5.QtWidgets import (
 )
 
 from ..errors import show_error
+from . import file_dialogs
 
 
 def report_table(report) -> tuple[list[str], list[list[str]]]:
@@ -69,7 +69,7 @@ class EvaluationResultDialog(QDialog):
 
     def save_csv(self, path: str | None = None) -> str | None:
         if not path:
-            path, _ = QFileDialog.getSaveFileName(self, "Save evaluation", "evaluation.csv", "CSV (*.csv)")
+            path = file_dialogs.save_file(self, "Save evaluation", "evaluation.csv", "CSV (*.csv)")
         if not path:
             return None
         try:

@@ -11,6 +11,40 @@ from PyQt5.QtWidgets import QSizePolicy, QWidget
 SERIES_COLOURS = {"loss": QColor(0, 114, 178), "val_loss": QColor(213, 94, 0)}
 
 
+def format_value(value: float) -> str:
+    """A loss as the legend and the text under the plot both show it: 4 significant digits."""
+    return f"{value:.4g}"
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """About ``count`` round tick values in [lo, hi] (steps of 1, 2, 2.5 or 5 x 10^k; whole
+    numbers only when ``integer``): 1..3 steps -> 1, 2, 3 (not 1, 1.5, 2, 2.5, 3 shown as
+    "1 2 2 2 3")."""
+    span = hi - lo
+    if not math.isfinite(span) or span <= 0:
+        return [lo]
+    raw = span / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if integer:
+        step = max(1.0, round(step))
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, i = [], 0
+    while first + i * step <= hi + step * 1e-9:
+        ticks.append(first + i * step)
+        i += 1
+    return ticks
+
+
+def tick_labels(ticks: list[float]) -> list[str]:
+    """The fewest decimals that keep every label distinct (0.4446, 0.4448 -> "0.4446", "0.4448")."""
+    for decimals in range(0, 10):
+        labels = [f"{t:.{decimals}f}" for t in ticks]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{t:.6g}" for t in ticks]
+
+
 class LossPlot(QWidget):
     """Series of (x, y) points drawn with shared axes, a legend and tick labels."""
 
@@ -54,7 +88,10 @@ class LossPlot(QWidget):
             painter.drawText(frame, Qt.AlignCenter, "waiting for the first training steps...")
             return
         x0, x1, y0, y1 = self._bounds()
-        y_ticks = [(y0 + (y1 - y0) * i / 4, f"{y0 + (y1 - y0) * i / 4:.3g}") for i in range(5)]
+        y_values = nice_ticks(y0, y1)
+        y_ticks = list(zip(y_values, tick_labels(y_values)))
+        x_values = nice_ticks(x0, x1, integer=True)
+        x_ticks = list(zip(x_values, tick_labels(x_values)))
         left = 8 + max(metrics.horizontalAdvance(t) for _, t in y_ticks)
         frame = QRectF(left, line / 2 + 4, self.width() - left - 16, self.height() - 2.5 * line - 10)
         painter.setPen(QPen(QColor(160, 160, 160)))
@@ -65,12 +102,12 @@ class LossPlot(QWidget):
                            frame.bottom() - (y - y0) / (y1 - y0) * frame.height())
 
         painter.setPen(QColor(90, 90, 90))
-        for i, (fy, text) in enumerate(y_ticks):  # 5 ticks on each axis
+        for fy, text in y_ticks:  # round values, each label once
             py = to_px(x0, fy).y()
             painter.drawText(QRectF(0, py - line / 2, left - 4, line), Qt.AlignRight | Qt.AlignVCenter, text)
-            fx = x0 + (x1 - x0) * i / 4
+        for fx, text in x_ticks:
             px = to_px(fx, y0).x()
-            painter.drawText(QRectF(px - 40, frame.bottom() + 2, 80, line), Qt.AlignCenter, f"{fx:.0f}")
+            painter.drawText(QRectF(px - 40, frame.bottom() + 2, 80, line), Qt.AlignCenter, text)
         painter.drawText(QRectF(frame.left(), frame.bottom() + 2 + line, frame.width(), line), Qt.AlignCenter,
                          self.x_label)
         entries = []
@@ -86,7 +123,7 @@ class LossPlot(QWidget):
                 for p in points:
                     painter.drawEllipse(to_px(*p), 2.5, 2.5)
                 painter.setBrush(Qt.NoBrush)
-            entries.append((colour, f"{name} {points[-1][1]:.4g}"))
+            entries.append((colour, f"{name} {format_value(points[-1][1])}"))
         self._legend(painter, frame, entries)
 
     @staticmethod

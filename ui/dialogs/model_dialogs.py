@@ -3,6 +3,7 @@ predict (PredictConfig), evaluate (reference vs segmentation)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QSpinBox,
     QWidget,
 )
@@ -24,6 +27,7 @@ from deepscem.errors import ConfigError
 from ..dataset_tree import DatasetSummary
 from .base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
 from .dataset_dialogs import _pair
+from .evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -40,13 +44,6 @@ class PredictRequest:
     dataset: Path
     output: Path
     config: PredictConfig
-
-
-@dataclass(frozen=True)
-class EvaluateRequest:
-    reference: Path
-    segmentation: Path
-    threshold: float
 
 
 def _spin(low: int, high: int, value: int, tip: str = "") -> QSpinBox:
@@ -131,12 +128,17 @@ class DatasetChecklist(QListWidget):
             self.item(i).setCheckState(Qt.Checked if on else Qt.Unchecked)
 
 
+FINE_TUNE_MINUTES = 5  # default time limit when the chosen model is already trained
+
+
 class TrainDialog(ConfigDialog):
     """Model, training and validation datasets and every :class:`TrainConfig` option."""
 
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
-                 current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None) -> None:
+                 current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None,
+                 trained: frozenset[str] = frozenset()) -> None:
         super().__init__("Train model", parent)
+        self.trained = trained  # models that already learnt: training them is fine-tuning
         d = TrainConfig()
         self.datasets = {summary.path: summary for summary in datasets}
         self.model_combo = _combo(models, current_model or (models[0] if models else ""))
@@ -208,6 +210,52 @@ class TrainDialog(ConfigDialog):
                 ("Augmentation", _pair(self.rotate, self.flip, self.intensity)), ("Log", self.log_edit))
         for label, widget in rows:
             self.form.addRow(label, widget)
+        self.warning_label = QLabel("")
+        self.warning_label.setStyleSheet("color: #b9770e")
+        self.warning_label.setWordWrap(True)
+        self.body.insertWidget(1, self.warning_label)
+        for widget in (self.train_list, self.valid_list):
+            widget.itemChanged.connect(self._show_warnings)
+        self.valid_steps.valueChanged.connect(self._show_warnings)
+        self._show_warnings()
+        self.model_combo.currentTextChanged.connect(self._fine_tune_default)
+        self._fine_tune_default(self.model_combo.currentText())
+
+    def _fine_tune_default(self, model: str) -> None:
+        """A trained model starts from its weights: a short time budget (fine-tuning) by default."""
+        if model in self.trained:
+            self.time_limit.setValue(FINE_TUNE_MINUTES)
+            self.setWindowTitle(f"Fine-tune {model} (starts from its trained weights)")
+        else:
+            self.setWindowTitle("Train model")
+
+    def warnings(self) -> tuple[list[str], list[str]]:
+        """(same-dataset warnings, test-volume warnings) for the ticked datasets."""
+        train = self.train_list.ticked()
+        valid = self.valid_list.ticked() if self.valid_steps.value() > 0 else ()
+        same = [f"{', '.join(p.name for p in train if p in valid)} is both a training and the "
+                "validation dataset: the validation loss then scores patches the model trains on "
+                "(optimistic), and 'keep best' / early stopping choose by it; tick a separate "
+                "validation dataset if you have one"] if set(train) & set(valid) else []
+        tests = [f"{path.name} holds {', '.join(repr(n) for n in names)}, which looks like a test "
+                 "volume: a volume trained on scores too well when evaluated"
+                 for path in train for names in [_test_like(self.datasets[path])] if names]
+        return same, tests
+
+    def _show_warnings(self, *_args) -> None:
+        same, tests = self.warnings()
+        self.warning_label.setText("\n".join(same + tests))
+        self.warning_label.setVisible(bool(same or tests))
+
+    def accept(self) -> None:
+        """A test volume among the training data is asked about once; then trained on if
+        the user insists (training on everything before a final run is legitimate)."""
+        _, tests = self.warnings()
+        if tests and QMessageBox.question(
+                self, "Train on a test volume?", "\n".join(tests) + ".\nTrain on it anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+            return
+        super().accept()
 
     def log_path(self) -> Path | None:
         return Path(self.log_edit.text()) if self.log_edit.text() else None
@@ -244,6 +292,11 @@ class TrainDialog(ConfigDialog):
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
 
 
+def _test_like(summary: DatasetSummary) -> list[str]:
+    """Sample names of ``summary`` that say they are test data ("test", "I3_test", "Test 2")."""
+    return [name for name in summary.samples if re.search(r"(^|[^a-z])test", name, re.IGNORECASE)]
+
+
 def _smallest_sample(datasets: list[DatasetSummary]) -> tuple[int, int, int] | None:
     """The per-axis minimum (Z, Y, X) over every sample of ``datasets``; None if none."""
     shapes = [shape for summary in datasets for shape, _ in summary.samples.values()]
@@ -265,6 +318,7 @@ class PredictDialog(ConfigDialog):
         if current_dataset is not None:
             self.dataset_combo.setCurrentIndex(max(self.dataset_combo.findData(str(current_dataset)), 0))
         self.output = PathEdit("save", DATASET_FILTER, "prediction .hdf5")
+        self._suggested = ""  # the output last proposed (replaced while the user keeps it)
         self.auto_patch = QCheckBox("Model default (larger than its training patch)")
         self.auto_patch.setChecked(True)
         self.patch = [_spin(1, 8192, v, "Tile (Z, Y, X): as large as memory allows") for v in (1, 512, 512)]
@@ -272,9 +326,16 @@ class PredictDialog(ConfigDialog):
         for spin in self.patch:
             spin.setEnabled(False)
         self.overlap = QDoubleSpinBox()
-        self.overlap.setRange(0.0, 0.9)
+        self.overlap.setRange(-0.05, 0.9)  # the minimum shows "auto" (None)
         self.overlap.setSingleStep(0.05)
-        self.overlap.setValue(d.overlap)
+        self.overlap.setSpecialValueText("auto")
+        self.overlap.setValue(-0.05 if d.overlap is None else d.overlap)
+        self.overlap.setToolTip("Fraction of a tile shared with its neighbour; auto: tiles as large "
+                                "as memory allows, seams overlapping by the network's border effect")
+        self.engine = QComboBox()
+        self.engine.addItems(["auto", "keras", "onnxruntime", "openvino"])
+        self.engine.setToolTip("What runs the network. auto: Keras on a GPU; on a CPU the fastest "
+                               "engine that keeps Keras' accuracy (see docs/cli.md)")
         self.batch = _spin(1, 256, d.batch_size, "Tiles per forward pass")
         self.use_threshold = QCheckBox("Threshold to a binary mask at")
         self.threshold = QDoubleSpinBox()
@@ -300,6 +361,7 @@ class PredictDialog(ConfigDialog):
         for label, widget in (("Model", self.model_combo), ("Dataset", self.dataset_combo),
                               ("Output", self.output), ("Tile", self.auto_patch), ("", _pair(*self.patch)),
                               ("Overlap", self.overlap), ("Batch size", self.batch),
+                              ("Engine", self.engine),
                               ("Smooth along Z", self.z_smooth),
                               ("", _pair(self.use_threshold, self.threshold)),
                               ("Remove objects under", self.min_size), ("", self.tta),
@@ -308,10 +370,14 @@ class PredictDialog(ConfigDialog):
         self._suggest_output()
 
     def _suggest_output(self) -> None:
+        """``<dataset>_prediction.hdf5`` next to the chosen dataset, following the dataset
+        combo until the user types or browses an output of their own."""
         path = self.dataset_combo.currentData()
-        if path and not self.output.text():
-            p = Path(path)
-            self.output.setText(str(p.with_name(p.stem + "_prediction.hdf5")))
+        if not path or self.output.text() not in ("", self._suggested):
+            return
+        p = Path(path)
+        self._suggested = str(p.with_name(p.stem + "_prediction.hdf5"))
+        self.output.setText(self._suggested)
 
     def build(self) -> PredictRequest:
         if not self.model_combo.currentText():
@@ -324,34 +390,10 @@ class PredictDialog(ConfigDialog):
         if output.resolve() == dataset.resolve():
             raise ConfigError("the prediction must go to a new file, not the dataset itself")
         patch = None if self.auto_patch.isChecked() else tuple(s.value() for s in self.patch)
-        config = PredictConfig(patch=patch, overlap=self.overlap.value(), batch_size=self.batch.value(),
+        overlap = None if self.overlap.value() < 0 else self.overlap.value()
+        config = PredictConfig(patch=patch, overlap=overlap, batch_size=self.batch.value(),
+                               engine=self.engine.currentText(),
                                threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
                                tta=self.tta.isChecked(), z_smooth=self.z_smooth.value(),
                                min_size=self.min_size.value() if self.use_threshold.isChecked() else 0)
         return PredictRequest(self.model_combo.currentText(), dataset, output, config)
-
-
-class EvaluateDialog(ConfigDialog):
-    """Reference (labels) vs segmentation (predictions), matched by sample name."""
-
-    def __init__(self, datasets: list[DatasetSummary], parent: QWidget | None = None) -> None:
-        super().__init__("Evaluate", parent)
-        self.reference, self.segmentation = QComboBox(), QComboBox()
-        for summary in datasets:
-            for combo in (self.reference, self.segmentation):
-                combo.addItem(f"{summary.name} [{summary.path.name}]", str(summary.path))
-        if len(datasets) > 1:  # the usual pair: the dataset, then the prediction made from it
-            self.segmentation.setCurrentIndex(len(datasets) - 1)
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.0, 1.0)
-        self.threshold.setValue(0.5)
-        self.threshold.setToolTip("Float predictions above this count as foreground")
-        self.form.addRow("Reference (labels)", self.reference)
-        self.form.addRow("Segmentation", self.segmentation)
-        self.form.addRow("Threshold", self.threshold)
-
-    def build(self) -> EvaluateRequest:
-        if self.reference.currentData() is None:
-            raise ConfigError("load the reference and segmentation datasets first")
-        return EvaluateRequest(Path(self.reference.currentData()), Path(self.segmentation.currentData()),
-                               self.threshold.value())
