@@ -73,6 +73,8 @@ class Predictor:
             self.tile = self._tile_shape(info)
             self._tile_filters = int(getattr(info, "filters", 16))
             self._forward = forward
+            # one grey channel; the package's own preprocessing replaces DeepSCEM's mapping
+            self.context, self.normalization = 0, None
             return
         self.dim = model_dimension(model, info)
         self.outputs = output_channels(model)
