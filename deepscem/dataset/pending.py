@@ -30,15 +30,18 @@ def pending_name(kind: str, name: str) -> str:
     return f".{kind}-{os.getpid()}-{name}"
 
 
-_write_failed = False
+_failed: set[str] = set()  # files (or "" for a new file being written) whose HDF5 write failed
 
 
-def write_failed() -> bool:
-    """Whether an HDF5 write of this process failed (disk full, I/O error). HDF5 then holds
-    metadata it cannot write, and touching the file again (deleting, flushing, closing, even
-    freeing its objects) can crash the interpreter (a segmentation fault in HDF5's close): the
-    command line exits at once instead (``os._exit``), leaving the file as last flushed."""
-    return _write_failed
+def write_failed(path: str | os.PathLike | None = None) -> bool:
+    """Whether an HDF5 write of this process failed (disk full, I/O error), for ``path`` or
+    for any file. HDF5 then holds metadata it cannot write, and touching that file again
+    (deleting, flushing, closing, even freeing its objects) can crash the interpreter (a
+    segmentation fault in HDF5's close): the file is left as last flushed, and the command
+    line exits at once (``os._exit``)."""
+    if path is None:
+        return bool(_failed)
+    return os.fspath(path) in _failed
 
 
 def hdf5_failure(err: BaseException) -> bool:
@@ -49,25 +52,24 @@ def hdf5_failure(err: BaseException) -> bool:
         key in text for key in ("errno =", "Unable to", "Can't", "file write failed")))
 
 
-def mark_write_failed() -> None:
-    global _write_failed
-    _write_failed = True
+def mark_write_failed(path: str | os.PathLike | None = None) -> None:
+    _failed.add(os.fspath(path) if path is not None else "")
 
 
 def discard(group: h5py.Group, name: str, err: BaseException | None = None) -> None:
     """Remove ``name`` (the hidden object of an edit that failed or was cancelled). After a
     failed write (``err`` an OSError/RuntimeError from HDF5) it is left alone: it is hidden,
     and the next writer's :func:`recover` removes it."""
-    global _write_failed
+    filename = group.file.filename
     if err is not None and hdf5_failure(err):
-        _write_failed = True
+        mark_write_failed(filename)
         return
     try:
         if name in group:
             del group[name]
         group.file.flush()
     except (OSError, RuntimeError, KeyError):
-        _write_failed = True
+        mark_write_failed(filename)
 
 
 def failure_reason(err: BaseException) -> str:

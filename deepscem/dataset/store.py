@@ -240,11 +240,11 @@ class Dataset:
     def close(self) -> None:
         """Close the file (writing HDF5's cached metadata) and release the writer's lock."""
         try:
-            if self.file.id.valid and not pending.write_failed():
+            if self.file.id.valid and not pending.write_failed(self.file.filename):
                 try:
                     self.file.close()
                 except (OSError, RuntimeError) as err:
-                    pending.mark_write_failed()
+                    pending.mark_write_failed(self.file.filename)
                     raise DatasetError(f"{self.path}: could not finish writing it "
                                        f"({_h5_reason(err)})") from None
         finally:
