@@ -104,7 +104,9 @@ class PaintToolbar(QToolBar):
 
 def install(window) -> PaintController:
     """Add painting to ``window``: toolbar, Label menu, View menu entries, help, and the
-    connections to the dataset list (tick the painted label, list a new ``annotated`` layer)."""
+    connections to the dataset list (tick the painted label, list a new ``annotated`` layer).
+
+    Long because it is a flat list of actions, each with its shortcut and tooltip."""
     view, tree = window.view, window.tree
     painter = PaintController(view, window)
     toolbar = PaintToolbar(painter, window)

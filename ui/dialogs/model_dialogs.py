@@ -137,6 +137,8 @@ class TrainDialog(ConfigDialog):
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
                  current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None,
                  trained: frozenset[str] = frozenset()) -> None:
+        """Long because it lays out the form's rows in reading order, one TrainConfig option each;
+        split, the form would be harder to follow than to scroll."""
         super().__init__("Train model", parent)
         self.trained = trained  # models that already learnt: training them is fine-tuning
         d = TrainConfig()
@@ -308,6 +310,7 @@ class PredictDialog(ConfigDialog):
 
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
                  current_dataset: Path | None = None, parent: QWidget | None = None) -> None:
+        """Long because it lays out the form's rows in reading order, one PredictConfig option each."""
         super().__init__("Predict", parent)
         d = PredictConfig()
         self.datasets = datasets
