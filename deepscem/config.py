@@ -195,7 +195,7 @@ class TrainConfig:
             if not 1 <= int(getattr(self, field_name)) <= top:
                 raise ConfigError(f"{field_name} must be between 1 and {top}, got "
                                   f"{getattr(self, field_name)}")
-        if not (math.isfinite(float(self.learning_rate)) and 0 < float(self.learning_rate) <= 10):
+        if not (math.isfinite(float(self.learning_rate)) and float(self.learning_rate) > 0):
             raise ConfigError(f"the learning rate must be a number > 0 (typically 1e-4 to 1e-2), got "
                               f"{self.learning_rate}")
         if self.seed is not None and not 0 <= int(self.seed) < 2**32:

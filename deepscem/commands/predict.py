@@ -98,7 +98,7 @@ def register(subparsers) -> None:
                         help="grey values mapped to 0 and 1 (default: the volume's min and max, "
                              "measured in one pass over it; e.g. 0 255 for 8-bit data)")
     parser.add_argument("--block", nargs=3, type=int, metavar=("Z", "Y", "X"),
-                        help="block size, the unit of work and of --resume (default: about 32 M "
+                        help="block size, the unit of work and of --resume (default: about 16 M "
                              "voxels, whole slices when they fit)")
     # -- instances (deepscem.commands.instances) --
     parser.add_argument("--instances", action="store_true",

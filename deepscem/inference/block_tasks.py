@@ -49,6 +49,14 @@ def _source(spec: str, run_id: str = "") -> Any:
     return _SOURCES[key]
 
 
+def close_sources() -> None:
+    """Close the readers this process opened for blocks (after an in-process run: the input
+    file must not stay open, e.g. for a later command of the same process that writes it)."""
+    for source in _SOURCES.values():
+        source.close()
+    _SOURCES.clear()
+
+
 def job_config(job: dict[str, Any]) -> PredictConfig:
     values = dict(job["config"])
     if values.get("patch") is not None:

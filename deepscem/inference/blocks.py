@@ -9,10 +9,13 @@ the tiles, weights and normalisation it gets in a single pass over the volume, i
 order: the result equals :meth:`Predictor.predict_volume` to float rounding, whatever the
 block shape (the halo a block reads is its border tiles: at least the tile overlap).
 
-Worked example, 2D model, tile (1, 512, 512), volume (1000, 4096, 4096), chunks
-(8, 512, 512): blocks are (8, 4096, 4096) slabs (128 M voxels, 512 MB of float32 blending
-buffer), no tile is run twice. A 3D model with (32, 256, 256) tiles gets blocks of 64
-slices; tiles across a Z border run twice: 1.5x the work of one pass at worst.
+Worked example, 2D model, tile (1, 512, 512), chunks (8, 256, 256): a (1000, 1024, 1024)
+volume gives blocks of (16, 1024, 1024) whole slices (16 M voxels, 64 MB of float32 blending
+buffer), no tile is run twice; a (1000, 4096, 4096) volume gives (8, 1536, 1536) pieces, and
+the tiles across a Y/X border run twice (about 1.6x the work of one pass). A 3D model with
+(32, 256, 256) tiles gets (64, 512, 512) blocks, whose border tiles run twice in all three
+axes (up to about 3x the work of one pass at the default overlap): give 3D models a larger
+``--block`` when memory allows (the duplicated work falls as the block grows).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from deepscem.postprocessing.zsmooth import z_radius
 
 Region = tuple[slice, slice, slice]
 
-#: Output voxels per block by default: 32 M (128 MB of float32 per model output while blending).
-BLOCK_VOXELS = 2**25
+#: Output voxels per block by default: 16 M (64 MB of float32 per model output while blending,
+#: 64 MB of normalised input, and the halo).
+BLOCK_VOXELS = 2**24
 #: Output chunk (Z, Y, X) before clipping to the volume: 1 MB (uint8) to 4 MB (float32).
 CHUNK_ZYX = (8, 256, 256)
 
@@ -134,10 +138,12 @@ def predict_block(predictor: Any, read: Callable[[Region], np.ndarray], grid: Ti
         for tile, y in zip(batch, out):
             _add_tile(acc, need, tile, y, window)
     sz, sy, sx = grid.weight_sums()
-    # the same float64 product cast to float32 as BlendingAccumulator, so values match bit
-    # for bit up to the order of additions
-    norm = (sz[need[0], None, None] * sy[None, need[1], None] * sx[None, None, need[2]])
-    blended = acc / norm.astype(np.float32)[..., None]
+    # the same float64 product (sz * sy) * sx cast to float32 as BlendingAccumulator, so values
+    # match bit for bit up to the order of additions; slice by slice and in place, so the
+    # block's memory is its accumulator (not 3 more copies of it)
+    for k, z in enumerate(range(need[0].start, need[0].stop)):
+        acc[k] /= ((sz[z] * sy[need[1], None]) * sx[None, need[2]]).astype(np.float32)[..., None]
+    blended = acc
     if radius:
         from scipy.ndimage import gaussian_filter1d
 

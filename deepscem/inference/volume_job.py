@@ -28,6 +28,7 @@ from deepscem.inference import prediction_store as store
 from deepscem.inference.block_tasks import (
     BlockMeter,
     cached_predictor,
+    close_sources,
     job_blocks,
     run_block,
     task_job,
@@ -97,6 +98,19 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
     model_path = Path(model_path).absolute()
     spec = volumes.absolute_spec(spec)
     source = volumes.open_volume(spec)
+    try:
+        return _predict_source(model_path, spec, out, config, source, cluster=cluster,
+                               cluster_config=cluster_config, resume=resume,
+                               value_range=value_range, block=block, progress=progress,
+                               cancel=cancel)
+    finally:
+        source.close()
+        close_sources()
+
+
+def _predict_source(model_path: Path, spec: str, out: Path, config: PredictConfig, source: Any, *,
+                    cluster, cluster_config, resume, value_range, block, progress,
+                    cancel) -> dict[str, Any]:
     predictor = cached_predictor(str(model_path), config)
     info = predictor.info
     work = store.work_path(out)

@@ -131,7 +131,9 @@ def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
     dialog.min_size.setValue(100)
     dialog.auto_patch.setChecked(False)
     dialog.accept()
-    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5, min_size=100)
+    # engine "auto", as the command line's default (PredictConfig's own default is "keras")
+    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5, min_size=100,
+                                                engine="auto")
     assert dialog.z_smooth.text() == "off"
     dialog.z_smooth.setValue(1.5)
     dialog.accept()
