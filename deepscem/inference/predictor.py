@@ -67,6 +67,8 @@ class Predictor:
         self.config = config or PredictConfig()
         # (engine, precision) that runs the forward pass, for the "device:" line
         self.engine = tuple(getattr(forward, "engine", ("custom", "")))
+        self.context = 0  # 2.5D slices per side (issue 16), set below for Keras models
+        self.normalization = getattr(info, "normalization", None)  # replayed by predict_dataset
         if model is None:  # an imported model (e.g. bioimage.io): ``forward`` and ``info`` say all
             self.dim, self.outputs, self._softmax1 = int(info.dimension), int(info.outputs), False
             self.multiple = ((1,) if self.dim == 2 else ()) + (int(info.tile_multiple),) * self.dim
@@ -81,7 +83,6 @@ class Predictor:
         check_grey_input(model)  # one grey channel, or 1 + 2c slices for a 2.5D model
         # 2.5D (issue 16): a 2D model with 1 + 2c input channels sees slices z-c..z+c
         self.context = model_context(model) if self.dim == 2 else 0
-        self.normalization = getattr(info, "normalization", None)  # replayed by predict_dataset
         if forward is None:
             from deepscem.inference import engines
 
