@@ -119,6 +119,8 @@ def _predict_source(model_path: Path, spec: str, out: Path, config: PredictConfi
         if value_range is None and old is not None:
             value_range = tuple(old["value_range"])
         if value_range is None:
+            value_range = model_range(predictor.normalization, source)
+        if value_range is None:
             value_range = _measure_range(client, source, spec, progress, cancel)
         workers = len(client.scheduler_info()["workers"]) if client is not None else 1
         job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
@@ -163,6 +165,33 @@ def _run_here(job: dict, todo: list[Block], total: int, progress, cancel) -> Non
     for blk in todo:
         prog.check(cancel)
         meter.add(run_block(slim, blk, cancel=cancel))
+
+
+def model_range(method: str | None, source: Any) -> tuple[float, float] | None:
+    """The grey-value range the model's recorded normalisation maps to [0, 1] on ``source``
+    (as in training): a percentile model's percentiles of this volume; None for min/max."""
+    from deepscem.dataset import normalization
+
+    kind, low, high = normalization.parse(method)
+    if kind == normalization.MINMAX:
+        return None
+    lo, hi = normalization.percentile_range(_SourceAsSample(source), low, high)
+    return (lo, hi) if hi > lo else None
+
+
+class _SourceAsSample:
+    """A volume source seen as a sample with an ``image`` layer, for percentile_range."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.shape, self.dtype = tuple(source.shape), np.dtype(source.dtype)
+
+    def layer(self, name: str) -> _SourceAsSample:
+        return self
+
+    def __getitem__(self, key) -> np.ndarray:  # (z, y-slice) as percentile_range reads it
+        z, rows = key
+        return self.source.read_region((slice(z, z + 1), rows, slice(None)))[0]
 
 
 def _measure_range(client, source, spec: str, progress, cancel) -> tuple[float, float]:
