@@ -38,6 +38,14 @@ def cached_predictor(model_path: str, config: PredictConfig) -> Any:
     return _PREDICTORS[key]
 
 
+def release_sources() -> None:
+    """Close this process's open input readers and output arrays (after a run in it)."""
+    for source in _SOURCES.values():
+        source.close()
+    _SOURCES.clear()
+    store.forget_open()
+
+
 def _source(spec: str, run_id: str = "") -> Any:
     """The process's open reader of ``spec`` for run ``run_id`` (one run's at a time)."""
     key = f"{spec}#{run_id}"
