@@ -162,9 +162,11 @@ def plot(results: dict, args) -> None:
     ax.set_xlabel("evenly spaced annotated training slices (of 165)")
     ax.set_ylabel("test foreground IoU")
     test = f"first {args.test_slices} test slices" if args.test_slices else "165 test slices"
-    ax.set_title(f"Lucchi++, {args.minutes:g} min training per run, {test}", fontsize=10)
+    steps = [r["steps"] for r in results.values()]
+    ax.set_title(f"Lucchi++, {args.minutes:g} min training per run ({min(steps)}-{max(steps)} steps), "
+                 f"{test}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot)

@@ -1,11 +1,13 @@
-"""Training benchmark: patches/s fed by the HDF5 sampler vs by in-memory tensors, and peak RSS.
+"""Training benchmark: patches/s and FLOP/s of train() vs plain fit, idle and busy; peak RSS.
 
     python bench/training.py                      # lucchi-pp + a generated >= 2 GiB dataset
     python bench/training.py --big-gib 0          # throughput only
     python bench/training.py --data DIR           # where lucchi-pp lives (default ../shared/data)
     python bench/training.py --lucchi-3d 8        # only: 8 minutes of 3D training, then test IoU
 
-Prints numbers, never pass/fail.
+Prints numbers, never pass/fail. The throughput pair is measured twice in one run: as the
+machine is, then with a second process spinning on one core (``--no-busy`` skips it); FLOP/s
+are patches/s x the convolutions' operations per training patch (forward + backward).
 
 Throughput: one model (TrainConfig/UNetConfig defaults unless overridden: 2D residual
 U-Net, 16 filters, depth 4, BatchNorm; batch 8 of 256x256 patches, computed in passes of
@@ -106,7 +108,9 @@ def rate(times: list[float], warmup: int, batch: int) -> float:
     return (len(times) - 1 - warmup) * batch / (times[-1] - times[warmup])
 
 
-def throughput(args) -> None:
+def throughput(args):
+    """(patches/s of train() from HDF5, patches/s of plain fit on in-memory tensors, patches per
+    pass, the model), each timed inside one fit() after the warm-up steps."""
     import keras
 
     from deepscem.training.trainer import train
@@ -161,13 +165,76 @@ def throughput(args) -> None:
                                                      else None), loss=get_loss(TrainConfig().loss, "sigmoid"))
     same.fit(Random(), epochs=1, verbose=0, callbacks=[Timer()])  # same model and step
     memory = rate(mem, args.warmup, args.batch)
-    print(f"model: 2D U-Net filters {args.filters} depth {args.depth}, {model.count_params():,} parameters; "
-          f"batch {args.batch} x {args.patch}x{args.patch} in passes of {micro}; {args.steps} timed steps "
-          f"after {args.warmup}")
-    print(f"patches/s fed by the HDF5 sampler (label focus, rotate/flip): {hdf5:.2f}")
-    print(f"patches/s fed by in-memory random tensors (upper limit):     {memory:.2f}")
-    print(f"ratio: {hdf5 / memory:.3f}")
-    sampler_alone(args, path)
+    return hdf5, memory, micro, model
+
+
+def training_flops_per_patch(model, patch: int) -> float:
+    """Floating-point operations of one training step per patch (forward + backward ~ 3 x the
+    forward's multiply-adds x 2), counted from the convolution kernels and their output sizes
+    on a ``patch``² input (BatchNorm, activations and the optimizer are left out: < 5 %)."""
+    import keras
+
+    channels = model.inputs[0].shape[-1]
+    fixed = keras.models.clone_model(model, input_tensors=keras.Input((patch, patch, channels)))
+    forward = 0.0
+    for layer in fixed.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+            positions = np.prod(layer.input.shape[1:-1])  # each input pixel scatters a kernel
+        else:
+            positions = np.prod(layer.output.shape[1:-1])
+        forward += 2.0 * float(np.prod(kernel.shape)) * float(positions)
+    return 3.0 * forward
+
+
+class BusyProcess:
+    """A second process spinning on one core (the "busy machine" case), started and stopped
+    around a measurement."""
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def side_by_side(args) -> None:
+    """Throughput of train() and of plain fit, as the machine is and with one more busy process,
+    printed as one table (patches/s and GFLOP/s)."""
+    rows = []
+    flops = None
+    for label, busy in (("as found", False), ("+1 busy process", True)):
+        if busy and args.no_busy:
+            continue
+        load = os.getloadavg()[0]
+        if busy:
+            with BusyProcess():
+                time.sleep(1.0)
+                hdf5, memory, micro, model = throughput(args)
+        else:
+            hdf5, memory, micro, model = throughput(args)
+        flops = flops or training_flops_per_patch(model, args.patch)
+        rows.append((label, load, hdf5, memory))
+    print(f"model: 2D U-Net filters {args.filters} depth {args.depth}, {model.count_params():,} parameters, "
+          f"{flops / 3 / 1e9:.2f} GFLOP per {args.patch}² forward pass ({flops / 1e9:.2f} per training "
+          f"patch); batch {args.batch} in passes of {micro}; {args.steps} timed steps after {args.warmup}; "
+          f"threads: TF intra-op {args.intra or 'default'}, inter-op {args.inter or 'default'}, batch "
+          f"workers {args.workers} (niceness +{_thread_nice()})")
+    print("| machine | load at start | train() patches/s | GFLOP/s | plain fit patches/s | GFLOP/s | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, load, hdf5, memory in rows:
+        print(f"| {label} | {load:.1f} | {hdf5:.2f} | {hdf5 * flops / 1e9:.1f} | {memory:.2f} | "
+              f"{memory * flops / 1e9:.1f} | {hdf5 / memory:.3f} |")
+
+
+def _thread_nice() -> int:
+    import deepscem.training.trainer as trainer
+
+    return trainer.BATCH_THREAD_NICE
 
 
 def sampler_alone(args, path: Path) -> None:
@@ -290,10 +357,27 @@ def main() -> None:
     p.add_argument("--big-gib", type=float, default=2.05, help="size of the generated file (0: skip)")
     p.add_argument("--rss-steps", type=int, default=6)
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--no-busy", action="store_true", help="skip the run with a second busy process")
+    p.add_argument("--intra", type=int, default=0, help="TensorFlow intra-op threads (0: TF's default)")
+    p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: TF's default)")
+    p.add_argument("--sampler-alone", action="store_true", help="also time the sampler on one thread")
+    p.add_argument("--thread-nice", type=int, default=None,
+                   help="niceness added to train()'s batch-building threads (default: "
+                        "deepscem.config.BATCH_THREAD_NICE)")
     p.add_argument("--lucchi-3d", type=float, metavar="MINUTES",
                    help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.intra or args.inter:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra)
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    if args.thread_nice is not None:
+        import deepscem.training.trainer as trainer
+
+        trainer.BATCH_THREAD_NICE = args.thread_nice
     if args.rss_child:
         rss_child(args.rss_child, args)
         return
@@ -308,8 +392,11 @@ def main() -> None:
             lucchi_3d(args)
             return
         if not args.skip_throughput:
-            throughput(args)
-        rss(args)
+            side_by_side(args)
+            if args.sampler_alone:
+                sampler_alone(args, lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5"))
+        if not args.skip_rss:
+            rss(args)
 
 
 if __name__ == "__main__":

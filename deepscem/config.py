@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -48,6 +49,8 @@ class UNetConfig:
     blocks_per_level: conv blocks per level. normalization: "batchnorm" or "none".
     depth: number of poolings (tiles must be multiples of 2**depth).
     outputs: number of output channels (= labels). activation: sigmoid, softmax, tanh, linear.
+    context: 2D only: neighbouring slices on either side given as extra input channels
+    (2.5D, CDeep3M's 3fm/5fm: context 1 = 3 slices, 2 = 5); input (Y, X, 1 + 2 * context).
     """
 
     dim: int = 2
@@ -60,6 +63,7 @@ class UNetConfig:
     outputs: int = 1
     activation: str = "sigmoid"
     name: str = "unet"
+    context: int = 0
 
     def __post_init__(self) -> None:
         if self.dim not in (2, 3):
@@ -80,18 +84,34 @@ class UNetConfig:
                                   f"{getattr(self, field_name)}")
         if not 0 <= int(self.depth) <= 8:
             raise ConfigError(f"depth must be between 0 and 8, got {self.depth}")
+        if not 0 <= int(self.context) <= 4 or (int(self.context) and int(self.dim) != 2):
+            raise ConfigError(f"context (neighbouring slices per side, 0-4) is for 2D models; got "
+                              f"{self.context} for a {self.dim}D model")
+
+    @property
+    def input_channels(self) -> int:
+        """Input channels: 1 grey slice, plus 2 * context neighbouring slices for 2.5D."""
+        return 1 + 2 * int(self.context)
 
 
 # Threads building training batches ahead of the step (Keras's ordered enqueuer). With 1, Keras
 # hands the sequence to tf.data's from_generator + prefetch instead, which on a 2-core CPU sat
 # idle ~20 s at the start of every second or third epoch (bench/README.md, "Training").
 BATCH_WORKERS = 2
+# Niceness added to those threads (Linux), so that on a CPU shared with other jobs the training
+# step's threads get the cores first; the builders run far ahead on a CPU. 0 = leave them.
+# The environment variable DEEPSCEM_BATCH_THREAD_NICE overrides it (bench/training.py compares).
+BATCH_THREAD_NICE = int(os.environ.get("DEEPSCEM_BATCH_THREAD_NICE", "0"))
 
 # Patches per forward/backward pass on a CPU when TrainConfig.micro_batch_size is None. Training
 # memory grows by ~180 MB per patch of 256² in a pass (default U-Net, float32): passes of 2 keep
 # the default run (batches of 8) at ~1.2 GiB instead of ~1.9 GiB for whole batches, for ~5 %
 # fewer patches/s; passes of 4 peak at ~1.5 GiB (bench/README.md, "Training").
 MICRO_BATCH = 2
+
+# Fraction of every sample's slices held back for validation when training is given no
+# validation data of its own (train --auto, the GUI's Train dialog with the same file ticked).
+HOLDOUT = 0.15
 
 
 @dataclass(frozen=True)
@@ -104,7 +124,10 @@ class TrainConfig:
     maps, for MSE with a tanh/linear output).
     validation_steps = 0 means no validation. label_focus: fraction of patches centred on a
     labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
-    in 3D), intensity (brightness/contrast/gamma jitter).
+    in 3D), intensity (brightness/contrast/gamma jitter, noise, blur), defects (missing and
+    misaligned sections; 2.5D and 3D models only). normalization: how grey values become
+    [0, 1] ("minmax" or "percentile LOW HIGH", see deepscem.dataset.normalization); stored
+    in the model so prediction repeats it.
     """
 
     # Defaults chosen for 2D mitochondria on lucchi-pp-sized volumes: Dice + cross-entropy
@@ -124,6 +147,8 @@ class TrainConfig:
     rotate: bool = True
     flip: bool = True
     intensity: bool = False
+    defects: bool = False
+    normalization: str = "percentile 0.5 99.5"
     label_focus: float = 0.5
     target: str = "label"
     mixed_precision: bool = False
@@ -134,14 +159,31 @@ class TrainConfig:
     lr_schedule: str = "plateau"
     # Wall-clock budget: training stops after the batch that crosses it (best weights kept).
     time_limit_minutes: float | None = None
+    # What the time limit counts: "wall" (elapsed) or "cpu" (this process's CPU time, all
+    # threads: the same computation whatever else runs on a shared machine).
+    budget_clock: str = "wall"
     # Patches per forward/backward pass. A batch (one weight update) is computed in
     # batch_size / micro_batch_size passes whose gradients are averaged, so training memory
     # follows the micro-batch, not the batch; BatchNorm normalises each pass on its own.
     # None: MICRO_BATCH on a CPU (the default 8 x 256² batch then trains in < 1.5 GiB of RAM),
     # the whole batch on a GPU. Must divide batch_size.
     micro_batch_size: int | None = None
+    # Fraction of every sample's slices (the last ones) held back for validation when no
+    # validation data of its own is given (none, or the training files): validation then
+    # measures slices the model never trained on. 0 = validate on the training data (the
+    # seed's habit). Samples too thin to split are validated on as a whole.
+    holdout: float = 0.0
+    # What keep_best watches: "loss" (validation loss, the seed's) or "score" (validation F1
+    # at 0.5; the loss when there is no validation or no score).
+    keep_best_on: str = "loss"
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.holdout) < 1.0:
+            raise ConfigError(f"holdout is a fraction of the slices in [0, 1), got {self.holdout}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ConfigError(f"budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
+        if self.keep_best_on not in ("loss", "score"):
+            raise ConfigError(f"keep_best_on must be 'loss' or 'score', got {self.keep_best_on!r}")
         if self.lr_schedule not in ("plateau", "cosine", "constant"):
             raise ConfigError(f"lr_schedule must be plateau, cosine or constant, got {self.lr_schedule!r}")
         if self.time_limit_minutes is not None and float(self.time_limit_minutes) <= 0:
@@ -153,7 +195,7 @@ class TrainConfig:
             if not 1 <= int(getattr(self, field_name)) <= top:
                 raise ConfigError(f"{field_name} must be between 1 and {top}, got "
                                   f"{getattr(self, field_name)}")
-        if not (math.isfinite(float(self.learning_rate)) and 0 < float(self.learning_rate) <= 10):
+        if not (math.isfinite(float(self.learning_rate)) and float(self.learning_rate) > 0):
             raise ConfigError(f"the learning rate must be a number > 0 (typically 1e-4 to 1e-2), got "
                               f"{self.learning_rate}")
         if self.seed is not None and not 0 <= int(self.seed) < 2**32:
@@ -169,6 +211,26 @@ class TrainConfig:
         if self.target not in ("label", "distance", "label+boundary"):
             raise ConfigError(f"target must be 'label', 'distance' or 'label+boundary', got "
                               f"{self.target!r}")
+        parse_normalization(self.normalization)
+
+
+def parse_normalization(method: str | None) -> tuple[str, float, float]:
+    """How grey values map to [0, 1] (see deepscem.dataset.normalization), parsed:
+    "minmax" (or None / "", the models written before this option) -> ("minmax", 0, 100);
+    "percentile 0.5 99.5" -> ("percentile", 0.5, 99.5). ConfigError otherwise."""
+    text = (method or "minmax").strip().lower()
+    if text == "minmax":
+        return "minmax", 0.0, 100.0
+    parts = text.replace(",", " ").split()
+    if parts and parts[0] in ("percentile", "percentiles") and len(parts) in (1, 3):
+        try:
+            low, high = (0.5, 99.5) if len(parts) == 1 else (float(parts[1]), float(parts[2]))
+        except ValueError:
+            low, high = -1.0, -1.0
+        if 0.0 <= low < high <= 100.0:
+            return "percentile", low, high
+    raise ConfigError("normalisation must be 'minmax' or 'percentile LOW HIGH' with 0 <= LOW < HIGH "
+                      f"<= 100 (e.g. 'percentile 0.5 99.5'), got {method!r}")
 
 
 def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:

@@ -79,11 +79,11 @@ def main() -> int:
     wait(app, lambda: counts)
     panel.table.sortItems(1, Qt.DescendingOrder)  # largest first
     rows = sorted(panel.table.rows.values(), key=lambda r: -r["volume"])
-    row = next(r for r in rows if not r["touches_border"])
+    row = rows[0]  # the largest object
+    window.view.canvas.fit()
     panel.table.select_id(row["id"])
     panel.jump_to(row)
-    window.view.canvas.fit()
-    app.processEvents()
+    wait(app, lambda: not window.view.loading)
     window.grab().save(str(OUT / "objects_table.png"))
     print("wrote", OUT / "objects_table.png", f"({counts[-1]} objects, object {row['id']})")
 
@@ -101,8 +101,8 @@ def main() -> int:
         window.view.canvas.clicked.emit(y, x)
     wait(app, lambda: len(counts) > done)
     window.view.highlight = None
-    window.view.refresh(ortho=False)
-    app.processEvents()
+    window.view.reload()
+    wait(app, lambda: not window.view.loading)
     window.grab().save(str(OUT / "objects_split.png"))
     print("wrote", OUT / "objects_split.png", f"({panel.status.text()})")
     return 0

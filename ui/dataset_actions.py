@@ -43,6 +43,8 @@ log = logging.getLogger("deepscem.gui")
 def _add_sample(req: AddSampleRequest, *, progress=None, cancel=None):
     with Dataset.open(req.dataset, "r+") as ds:
         labels = [str(p) if p is not None else None for p in req.labels]
+        if not any(labels):  # no label file at all: a volume to paint or predict (nothing annotated)
+            labels = []
         ds.add_sample(req.name, str(req.image), labels, progress=progress, cancel=cancel)
     return req
 

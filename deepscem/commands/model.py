@@ -16,6 +16,7 @@ from deepscem.outputs import check_output
 DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
     "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
     "normalization": "batchnorm", "depth": 4, "outputs": 1, "activation": "sigmoid", "name": "unet",
+    "context": 0,
 }
 
 
@@ -59,6 +60,13 @@ def register(subparsers) -> None:
                              "mutually exclusive classes (2+ outputs), tanh/linear for distance "
                              "maps (default %(default)s)")
     create.add_argument("--name", default=DEFAULTS["name"], help="model name (default %(default)s)")
+    create.add_argument("--context", default=str(DEFAULTS["context"]), metavar="N|auto",
+                        help="2D models: N neighbouring slices on either side as extra input channels "
+                             "(2.5D: 1 = 3 slices, 2 = 5); 'auto' chooses from the data given with "
+                             "--data (its voxel size, or how alike neighbouring slices are) "
+                             "(default %(default)s)")
+    create.add_argument("--data", metavar="DATASET",
+                        help="with --context auto: the training dataset (.hdf5; several: commas)")
     create.add_argument("--label-names", nargs="+", metavar="NAME",
                         help="one name per output (e.g. mito er), stored in the model file")
     create.add_argument("--boundary", action="store_true",
@@ -114,7 +122,8 @@ def run_create(args: argparse.Namespace) -> int:
                         filters=args.filters, blocks_per_level=args.blocks_per_level,
                         normalization=args.normalization, depth=args.depth,
                         outputs=args.outputs * (2 if args.boundary else 1),
-                        activation=args.activation, name=args.name)
+                        activation=args.activation, name=args.name,
+                        context=_context(args.context, args.data, args.dim))
     model = build_unet(config)
     info = model_info_from(model, config)
     names = list(args.label_names or [f"label {i}" for i in range(args.outputs)])
@@ -129,6 +138,32 @@ def run_create(args: argparse.Namespace) -> int:
     print(f"created {out}: {config.dim}D U-Net, {model.count_params():,} parameters, "
           f"{config.outputs} output(s)")
     return 0
+
+
+def _context(value: str, data: str | None, dim: int) -> int:
+    """--context: a whole number, or 'auto' (measured on --data; prints why)."""
+    from deepscem.errors import ConfigError
+
+    if value.strip().lower() != "auto":
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError("--context takes a number of slices (0, 1, 2...) or 'auto', "
+                              f"got {value!r}") from None
+    if dim != 2:
+        return 0
+    if not data:
+        raise ConfigError("--context auto measures the data: add --data TRAIN_DATASET")
+    from deepscem.errors import DatasetError
+    from deepscem.training.autoconfig import choose, summarize
+
+    paths = [p for p in (s.strip() for s in data.split(",")) if p]
+    for path in paths:
+        if not Path(path).is_file():
+            raise DatasetError(f"dataset file {path} does not exist")
+    choice = choose(summarize(paths), validation_given=True, dim=2)
+    print(next(r for r in choice.reasons if r.startswith("context")))
+    return choice.context
 
 
 def describe(path: str) -> dict:

@@ -20,6 +20,16 @@ from deepscem.training.stop_reasons import StopReason
 _DEFAULT = TrainConfig()
 
 
+class _Given(argparse.Action):
+    """A plain "store" that also notes the option was given on the command line, so --auto
+    fills in only what the user left out."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "given", set()))
+        namespace.given = given | {self.dest}
+
+
 def register(subparsers) -> None:
     d = _DEFAULT
     p = subparsers.add_parser(
@@ -39,18 +49,20 @@ def register(subparsers) -> None:
                    choices=("dice", "crossentropy", "mse", "dice+crossentropy"),
                    help="Dice, cross-entropy, MSE (with --target distance), or Dice+cross-entropy "
                         "(default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+    p.add_argument("--batch-size", type=int, action=_Given, default=d.batch_size, metavar="B",
                    help="patches per training step (default %(default)s)")
-    p.add_argument("--micro-batch", type=int, default=None, metavar="M",
+    p.add_argument("--micro-batch", type=int, action=_Given, default=None, metavar="M",
                    help="patches per forward/backward pass: each batch is computed in B/M passes whose "
                         "gradients are averaged, so memory follows M, not B; must divide B "
                         "(default: 2 on a CPU, B on a GPU; 0 = B)")
-    p.add_argument("--patch", nargs=3, type=int, default=list(d.patch), metavar=("Z", "Y", "X"),
+    p.add_argument("--patch", nargs=3, action=_Given, type=int, default=list(d.patch),
+                   metavar=("Z", "Y", "X"),
                    help="patch size; Z = 1 for 2D models; sizes multiples of 2**depth "
                         "(default %(default)s)")
-    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch, metavar="S",
+    p.add_argument("--steps-per-epoch", type=int, action=_Given, default=d.steps_per_epoch, metavar="S",
                    help="training steps (batches) per epoch (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs, metavar="E", help="default %(default)s")
+    p.add_argument("--epochs", type=int, action=_Given, default=d.epochs, metavar="E",
+                   help="default %(default)s")
     p.add_argument("--validation-steps", type=int, default=d.validation_steps, metavar="V",
                    help="validation batches per epoch; 0 = no validation (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
@@ -64,18 +76,14 @@ def register(subparsers) -> None:
     p.add_argument("--reduce-lr", action=flag, default=d.reduce_lr,
                    help="halve the learning rate when the loss plateaus for 2 epochs (default: on)")
     p.add_argument("--lr-schedule", choices=("plateau", "cosine", "constant"), default=d.lr_schedule,
+                   action=_Given,
                    help="plateau: halve the LR when the loss stalls (with --reduce-lr); cosine: decay "
                         "it smoothly to ~0 over the run, best with --time-limit; constant "
                         "(default %(default)s)")
-    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+    p.add_argument("--time-limit", type=float, action=_Given, default=None, metavar="MINUTES",
                    help="stop after this many minutes of training (after the current batch), keeping "
                         "the best weights; with --lr-schedule cosine the LR decays over this time")
-    p.add_argument("--rotate", action=flag, default=d.rotate,
-                   help="random 90-degree rotations in the patch plane (default: on)")
-    p.add_argument("--flip", action=flag, default=d.flip,
-                   help="random flips (Y, X, and Z for 3D) (default: on)")
-    p.add_argument("--intensity", action=flag, default=d.intensity,
-                   help="random brightness/contrast/gamma jitter (default: off)")
+    _add_data_and_auto_options(p, d)
     p.add_argument("--label-focus", type=float, default=d.label_focus, metavar="FRACTION",
                    help="fraction of patches centred on a labelled voxel, labels chosen evenly so "
                         "rare labels are seen; 0..1, or a percentage up to 100 (default %(default)s)")
@@ -95,6 +103,37 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _add_data_and_auto_options(p, d: TrainConfig) -> None:
+    """Augmentation, normalisation, validation split and --auto (issue 16)."""
+    flag = argparse.BooleanOptionalAction
+    p.add_argument("--rotate", action=flag, default=d.rotate,
+                   help="random 90-degree rotations in the patch plane (default: on)")
+    p.add_argument("--flip", action=flag, default=d.flip,
+                   help="random flips (Y, X, and Z for 3D) (default: on)")
+    p.add_argument("--intensity", action=flag, default=d.intensity,
+                   help="random brightness/contrast/gamma, noise and blur (default: off)")
+    p.add_argument("--defects", action=flag, default=d.defects,
+                   help="EM section defects: missing and misaligned neighbouring sections, for 2.5D "
+                        "(model create --context) and 3D models (default: off)")
+    p.add_argument("--normalization", default=d.normalization, metavar="METHOD",
+                   help="grey values to [0, 1]: 'minmax' (the volume's min/max) or 'percentile LOW HIGH' "
+                        "(those percentiles of each volume; robust to specks and borders); stored in "
+                        "the model and repeated by prediction (default %(default)r)")
+    p.add_argument("--holdout", type=float, default=d.holdout, metavar="FRACTION", action=_Given,
+                   help="without validation data of its own (VALID_DS = TRAIN_DS), validate on the last "
+                        "FRACTION of every sample's slices and never train on them (default "
+                        "%(default)s: validate on the training data, as the seed does)")
+    p.add_argument("--keep-best-on", choices=("loss", "score"), default=d.keep_best_on, action=_Given,
+                   help="what --keep-best watches: validation loss, or validation F1 (default "
+                        "%(default)s)")
+    p.add_argument("--auto", action="store_true",
+                   help="choose patch, batch, passes, held-back validation slices, keep-best on the "
+                        "score and a time budget from the data and the memory budget (printed before "
+                        "training, stored in the model); options given explicitly win")
+    p.add_argument("--memory", type=float, default=None, metavar="GIB",
+                   help="with --auto: memory budget for training on a CPU (default 1.5 GiB)")
+
+
 def run(args: argparse.Namespace) -> int:
     focus = args.label_focus / 100.0 if 1.0 < args.label_focus <= 100.0 else args.label_focus
     micro = args.batch_size if args.micro_batch == 0 else args.micro_batch  # None: auto
@@ -106,11 +145,13 @@ def run(args: argparse.Namespace) -> int:
                          intensity=args.intensity, label_focus=focus, target=args.target,
                          mixed_precision=args.mixed_precision, seed=args.seed,
                          lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit,
-                         micro_batch_size=micro)
+                         micro_batch_size=micro, defects=args.defects, normalization=args.normalization,
+                         holdout=args.holdout, keep_best_on=args.keep_best_on)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
-                       log_path=args.log, overwrite=args.overwrite, workers=args.workers)
+                       log_path=args.log, overwrite=args.overwrite, workers=args.workers,
+                       auto=(set(getattr(args, "given", set())), args.memory) if args.auto else None)
 
 
 def run_legacy(values: dict[str, str]) -> int:
@@ -147,9 +188,10 @@ def _split(text: str) -> list[str]:
 
 def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],
                 config: TrainConfig, *, log_path: str | None = None, overwrite: bool = False,
-                workers: int = BATCH_WORKERS) -> int:
+                workers: int = BATCH_WORKERS, auto: tuple[set, float | None] | None = None) -> int:
     """Load, train with a tqdm bar, save; returns 0. A NaN/inf loss saves the last good weights
-    and then raises DeepScemError (exit code 1)."""
+    and then raises DeepScemError (exit code 1). auto: (options given explicitly, memory budget
+    in GiB or None) to fill in the others from the data (deepscem.training.autoconfig)."""
     model_in_path, out, log = check_files(model_in, model_out, train_ds, valid_ds, log_path,
                                           overwrite=overwrite)
 
@@ -163,6 +205,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)
+    if auto is not None:
+        config = _auto_config(config, model, info, train_ds, valid_ds, *auto)
     device = describe_device()
     print(f"device: {device}" + (f" ({cpu_name()})" if device.endswith("CPU") else ""))
     print(f"model: {model_in_path.name}, {info.dimension}D, {info.outputs} output(s), "
@@ -194,6 +238,43 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
         raise Interrupted(f"{process_cancelled()} after {result.steps_done} steps; saved the best "
                           f"weights so far to {out}{best}")
     return 0
+
+
+# TrainConfig fields --auto sets, by the CLI option (argparse dest) that overrides each.
+_AUTO_FIELDS = {"patch": "patch", "batch_size": "batch_size", "micro_batch_size": "micro_batch",
+                "holdout": "holdout", "keep_best_on": "keep_best_on",
+                "time_limit_minutes": "time_limit", "lr_schedule": "lr_schedule", "epochs": "epochs",
+                "steps_per_epoch": "steps_per_epoch"}
+
+
+def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds: list[str],
+                 given: set, memory: float | None) -> TrainConfig:
+    """``config`` with the automatic choices for the options not given; prints every choice."""
+    import dataclasses
+
+    from deepscem.dataset.context import model_context
+    from deepscem.devices import has_gpu
+    from deepscem.training import autoconfig
+
+    own_validation = bool(valid_ds) and [Path(p).resolve() for p in valid_ds] != [
+        Path(p).resolve() for p in train_ds]
+    summary = autoconfig.summarize(train_ds)
+    choice = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu(),
+                               memory_gib=memory or autoconfig.MEMORY_GIB,
+                               context=model_context(model), dim=info.dimension)
+    if info.dimension == 2:
+        wanted = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu()).context
+        if wanted != choice.context and not info.history:
+            print(f"auto: hint: for this data 'run.py model create --context {wanted}' (a 2.5D model "
+                  f"of {1 + 2 * wanted} slices) is the automatic choice; this model has context "
+                  f"{choice.context}")
+    auto = autoconfig.apply(config, choice)
+    kept = {f: getattr(config, f) for f, dest in _AUTO_FIELDS.items() if dest in given}
+    for line in choice.lines():
+        print(line)
+    if kept:
+        print("auto: kept as given: " + ", ".join(f"{k}={v}" for k, v in kept.items()))
+    return dataclasses.replace(auto, **kept)
 
 
 def check_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],

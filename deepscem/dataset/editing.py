@@ -79,15 +79,16 @@ class Patch:
 def annotated_layer(sample: Sample) -> h5py.Dataset:
     """The sample's ``annotated`` layer, created if absent without changing what it means.
 
-    Absent means "every voxel annotated". A sample whose labels are all blank (added to be
-    painted) gets the layer filled with 0: from now on only what is painted or marked counts.
-    A sample with labels keeps everything annotated (fill value 1, no chunk written), so
-    correcting a few voxels of a full label does not turn the rest into "unknown".
+    Absent means "every voxel annotated" (the rule of :mod:`deepscem.dataset.annotation`), so
+    the layer is created filled with 1 (no chunk written): correcting a few voxels of a full
+    label, or painting on blank labels given on purpose, keeps the rest annotated. A volume
+    added to be painted (no label files: ``add-sample`` without labels, the GUI's Add sample
+    with every label field empty) already has the layer, all 0: only what is painted or
+    marked counts there.
     """
     if ANNOTATED in sample.group:
         return sample.layer(ANNOTATED)
-    fill = 1 if any(_has_content(sample.layer(n)) for n in sample.label_layers()) else 0
-    return sample.create_layer(ANNOTATED, np.uint8, fill=fill)
+    return sample.create_layer(ANNOTATED, np.uint8, fill=1)
 
 
 def _has_content(data: h5py.Dataset) -> bool:

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 from deepscem.errors import DatasetError
@@ -24,6 +25,10 @@ from deepscem.errors import DatasetError
 log = logging.getLogger("deepscem")
 _HELD: dict[Path, int] = {}  # locks this process holds, with a count (one process may open twice)
 _HELD_LOCK = threading.Lock()
+
+
+#: An empty lock file older than this was left by a writer killed while creating it.
+EMPTY_LOCK_GRACE_S = 5.0
 
 
 def lock_path(path: str | os.PathLike) -> Path:
@@ -93,8 +98,19 @@ class WriterLock:
 
     def _remove_if_stale(self) -> bool:
         owner = _owner(self.lock)
-        if owner is None:  # vanished meanwhile, or unreadable/empty (a writer mid-creation)
-            return not self.lock.exists()
+        if owner is None:  # vanished meanwhile, or unreadable/empty (a writer mid-creation...
+            try:
+                age = time.time() - self.lock.stat().st_mtime
+            except FileNotFoundError:
+                return True
+            if age < EMPTY_LOCK_GRACE_S:
+                return False
+            # ... or a writer killed between creating the lock and writing its owner in it)
+            with contextlib.suppress(FileNotFoundError):
+                self.lock.unlink()
+            log.warning("%s: removed an empty lock left by an interrupted writer; check the "
+                        "dataset ('dataset info')", self.path.name)
+            return True
         host, pid = owner
         if host != socket.gethostname() or _alive(pid):
             return False

@@ -161,9 +161,10 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
         too_big: set[str] = set()
         for done, (rs, ss, index, rl, sl) in enumerate(jobs):
             prog.emit(progress, done, len(jobs), "layers", "evaluate")
-            with_objects = (objects and int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
-                            and not rs.has_annotation())
-            if objects and not with_objects and rs.name not in too_big:
+            partial = rs.has_annotation()  # objects may cross unknown voxels: voxel scores only
+            fits = int(np.prod(rs.shape)) <= OBJECT_VOXEL_LIMIT
+            with_objects = objects and fits and not partial
+            if objects and not fits and rs.name not in too_big:
                 too_big.add(rs.name)
                 report.problems.append(
                     f"sample {rs.name!r} has {int(np.prod(rs.shape)):,} voxels, more than "
@@ -171,7 +172,7 @@ def evaluate(reference_path: str | Path, segmentation_path: str | Path, *,
                     "in memory); voxel scores are complete")
             voxels, objs = _score(rs, ss, rl, sl, threshold, with_objects, cancel)
             inst = score_layers(rs, rl, ss, sl, threshold=threshold, cancel=cancel) \
-                if instances else None
+                if instances and not partial else None
             if inst is not None:
                 pooled_instances[index] = pooled_instances.get(index, InstanceScores()) + inst
             report.rows.append(EvaluationRow(rs.name, index, voxels, objs, rl, sl, inst))
@@ -194,7 +195,7 @@ def _annotated_enough(rs: Any, problems: list[str]) -> bool:
                         "predict or to paint): not scored")
         return False
     problems.append(f"sample {rs.name!r}: only its annotated voxels ({100 * fraction:.1f} %) are "
-                    "scored; no object figures")
+                    "scored; no object or instance figures")
     return True
 
 

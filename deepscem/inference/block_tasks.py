@@ -38,14 +38,6 @@ def cached_predictor(model_path: str, config: PredictConfig) -> Any:
     return _PREDICTORS[key]
 
 
-def release_sources() -> None:
-    """Close this process's open input readers and output arrays (after a run in it)."""
-    for source in _SOURCES.values():
-        source.close()
-    _SOURCES.clear()
-    store.forget_open()
-
-
 def _source(spec: str, run_id: str = "") -> Any:
     """The process's open reader of ``spec`` for run ``run_id`` (one run's at a time)."""
     key = f"{spec}#{run_id}"
@@ -55,6 +47,14 @@ def _source(spec: str, run_id: str = "") -> Any:
         _SOURCES.clear()
         _SOURCES[key] = volumes.open_volume(spec)
     return _SOURCES[key]
+
+
+def close_sources() -> None:
+    """Close the readers this process opened for blocks (after an in-process run: the input
+    file must not stay open, e.g. for a later command of the same process that writes it)."""
+    for source in _SOURCES.values():
+        source.close()
+    _SOURCES.clear()
 
 
 def job_config(job: dict[str, Any]) -> PredictConfig:

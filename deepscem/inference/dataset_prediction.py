@@ -16,6 +16,7 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.dataset.format import require_space
+from deepscem.dataset.normalization import image_reader
 from deepscem.errors import DatasetError
 from deepscem.inference.predictor import Predictor
 from deepscem.models.introspection import ModelInfo
@@ -76,7 +77,8 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
                     if config.z_smooth > 0:
                         for layer in layers:
                             layer.attrs["z_smooth"] = float(config.z_smooth)
-                    done = predictor.predict_volume(sample.read_image, sample.shape, layers,
+                    read = image_reader(sample, predictor.normalization)  # as in training
+                    done = predictor.predict_volume(read, sample.shape, layers,
                                                     progress=progress, cancel=cancel,
                                                     done=done, total=total)
                 if config.min_size > 1:

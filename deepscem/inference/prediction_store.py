@@ -109,11 +109,6 @@ def write_block(path: Path, job: dict[str, Any], index: int, core: tuple[slice, 
 _OPEN: dict[str, tuple] = {}  # per process: store path + run -> (image, output arrays)
 
 
-def forget_open() -> None:
-    """Drop this process's open output arrays (zarr keeps no file handles: nothing to close)."""
-    _OPEN.clear()
-
-
 def _arrays(path: Path, job: dict[str, Any]) -> tuple[Any, list]:
     """The store's level-0 arrays, opened once per process (opening reads metadata files)."""
     import zarr

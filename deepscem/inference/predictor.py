@@ -27,6 +27,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
+from deepscem.dataset.context import context_reader, model_context
 from deepscem.errors import DeepScemWarning
 from deepscem.inference.slab_writer import RowWindow, SlabWriter
 from deepscem.inference.tile_choice import auto_batch, auto_grid
@@ -75,7 +76,10 @@ class Predictor:
             return
         self.dim = model_dimension(model, info)
         self.outputs = output_channels(model)
-        check_grey_input(model)
+        check_grey_input(model)  # one grey channel, or 1 + 2c slices for a 2.5D model
+        # 2.5D (issue 16): a 2D model with 1 + 2c input channels sees slices z-c..z+c
+        self.context = model_context(model) if self.dim == 2 else 0
+        self.normalization = getattr(info, "normalization", None)  # replayed by predict_dataset
         if forward is None:
             from deepscem.inference import engines
 
@@ -130,11 +134,12 @@ class Predictor:
     def forward(self, tiles: np.ndarray) -> np.ndarray:
         """Model output for a batch of tiles (B, tz, ty, tx) float32 -> (B, tz, ty, tx, C)
         float32, averaged over the 8 flips/rotations in the YX plane when TTA is on."""
-        x = tiles[:, 0] if self.dim == 2 else tiles  # 2D: (B, ty, tx)
+        x = tiles  # 2D: (B, slices, ty, tx), the slices (1, or 1 + 2c for 2.5D) become channels
         if not self.config.tta:
             y = self._run(x)
         else:
-            y = np.zeros(x.shape + (self.outputs,), np.float32)
+            spatial = x.shape[2:] if self.dim == 2 else x.shape[1:]
+            y = np.zeros(x.shape[:1] + spatial + (self.outputs,), np.float32)
             for k in range(4):
                 for flip in (False, True):
                     t = np.rot90(x, k, axes=(-2, -1))
@@ -149,10 +154,14 @@ class Predictor:
         if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
-                out = self._forward(x[..., None])
+                out = self._forward(self._channels_last(x))
         else:
-            out = self._forward(x[..., None])
+            out = self._forward(self._channels_last(x))
         return np.asarray(out, dtype=np.float32)
+
+    def _channels_last(self, x: np.ndarray) -> np.ndarray:
+        # 2D: (B, slices, ty, tx) -> (B, ty, tx, slices); 3D: (B, tz, ty, tx) -> (..., 1)
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self.dim == 2 else x[..., None]
 
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
                        outputs: Sequence[Any], *, progress: prog.ProgressCallback | None = None,
@@ -174,6 +183,7 @@ class Predictor:
         if hasattr(self._forward, "prepare"):  # volume statistics of an imported model
             self._forward.prepare(read, shape_zyx)
         z, _, x = (int(s) for s in shape_zyx)
+        read = context_reader(read, self.context, z)  # 2.5D: slices z-c..z+c, mirrored at the ends
         for c0, c1, e0, e1 in self.bands(shape_zyx):
             def band_read(r, e0=e0):
                 return read((r[0], slice(r[1].start + e0, r[1].stop + e0), r[2]))

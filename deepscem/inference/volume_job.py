@@ -28,8 +28,8 @@ from deepscem.inference import prediction_store as store
 from deepscem.inference.block_tasks import (
     BlockMeter,
     cached_predictor,
+    close_sources,
     job_blocks,
-    release_sources,
     run_block,
     task_job,
 )
@@ -99,53 +99,62 @@ def predict_to_file(model_path: str | Path, spec: str, out: str | Path,
     spec = volumes.absolute_spec(spec)
     source = volumes.open_volume(spec)
     try:
-        predictor = cached_predictor(str(model_path), config)
-        info = predictor.info
-        work = store.work_path(out)
-        old = store.read_job(work) if resume else None
-        with _maybe_cluster(cluster, cluster_config) as client:
-            if value_range is None and old is not None:
-                value_range = tuple(old["value_range"])
-            if value_range is None:
-                value_range = _measure_range(client, source, spec, progress, cancel)
-            workers = len(client.scheduler_info()["workers"]) if client is not None else 1
-            job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
-                           min_blocks=4 * workers if client is not None else 1)
-            if old is not None and all(old.get(k) == job.get(k) for k in SAME_FOR_RESUME):
-                if block is None or old["blocks"] == job["blocks"]:
-                    job = old
-                    done = store.done_blocks(work)
-                else:
-                    raise DatasetError(f"{work} was cut in other blocks; resume without --block or "
-                                       "with the one it was started with")
-            else:
-                if old is not None:
-                    raise DatasetError(f"{work} was made with another input, model or options; run "
-                                       "again without --resume to start over")
-                store.create(work, job, job["names"], np.float32 if job["threshold"] is None
-                             else np.uint8, source.dtype, source.voxel_size)
-                done = set()
-            todo = [b for b in job_blocks(job) if b.index not in done]
-            if client is not None and todo:
-                from deepscem.inference.distributed import prepare_workers
-
-                prepare_workers(client, job)  # model loads: not counted in the throughput below
-            start = time.monotonic()
-            if client is None:
-                _run_here(job, todo, len(job["blocks"]), progress, cancel)
-            else:
-                from deepscem.inference.distributed import run_blocks
-
-                run_blocks(client, job, todo, len(job["blocks"]), progress=progress, cancel=cancel)
-            seconds = time.monotonic() - start
-        removed = store.finish(work, out, job, source.voxel_size, min_size=config.min_size,
-                               progress=progress, cancel=cancel)
-        voxels = sum(int(np.prod([b.stop - b.start for b in blk.core])) for blk in todo)
-        return {"blocks": len(job["blocks"]), "run": len(todo), "skipped": len(done),
-                "seconds": seconds, "voxels": voxels, "removed": removed}
-    finally:  # an HDF5 input stays open otherwise: a later write to that file would fail
+        return _predict_source(model_path, spec, out, config, source, cluster=cluster,
+                               cluster_config=cluster_config, resume=resume,
+                               value_range=value_range, block=block, progress=progress,
+                               cancel=cancel)
+    finally:
         source.close()
-        release_sources()
+        close_sources()
+
+
+def _predict_source(model_path: Path, spec: str, out: Path, config: PredictConfig, source: Any, *,
+                    cluster, cluster_config, resume, value_range, block, progress,
+                    cancel) -> dict[str, Any]:
+    predictor = cached_predictor(str(model_path), config)
+    info = predictor.info
+    work = store.work_path(out)
+    old = store.read_job(work) if resume else None
+    with _maybe_cluster(cluster, cluster_config) as client:
+        if value_range is None and old is not None:
+            value_range = tuple(old["value_range"])
+        if value_range is None:
+            value_range = _measure_range(client, source, spec, progress, cancel)
+        workers = len(client.scheduler_info()["workers"]) if client is not None else 1
+        job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
+                       min_blocks=4 * workers if client is not None else 1)
+        if old is not None and all(old.get(k) == job.get(k) for k in SAME_FOR_RESUME):
+            if block is None or old["blocks"] == job["blocks"]:
+                job = old
+                done = store.done_blocks(work)
+            else:
+                raise DatasetError(f"{work} was cut in other blocks; resume without --block or "
+                                   "with the one it was started with")
+        else:
+            if old is not None:
+                raise DatasetError(f"{work} was made with another input, model or options; run "
+                                   "again without --resume to start over")
+            store.create(work, job, job["names"], np.float32 if job["threshold"] is None
+                         else np.uint8, source.dtype, source.voxel_size)
+            done = set()
+        todo = [b for b in job_blocks(job) if b.index not in done]
+        if client is not None and todo:
+            from deepscem.inference.distributed import prepare_workers
+
+            prepare_workers(client, job)  # model loads: not counted in the throughput below
+        start = time.monotonic()
+        if client is None:
+            _run_here(job, todo, len(job["blocks"]), progress, cancel)
+        else:
+            from deepscem.inference.distributed import run_blocks
+
+            run_blocks(client, job, todo, len(job["blocks"]), progress=progress, cancel=cancel)
+        seconds = time.monotonic() - start
+    removed = store.finish(work, out, job, source.voxel_size, min_size=config.min_size,
+                           progress=progress, cancel=cancel)
+    voxels = sum(int(np.prod([b.stop - b.start for b in blk.core])) for blk in todo)
+    return {"blocks": len(job["blocks"]), "run": len(todo), "skipped": len(done),
+            "seconds": seconds, "voxels": voxels, "removed": removed}
 
 
 def _run_here(job: dict, todo: list[Block], total: int, progress, cancel) -> None:

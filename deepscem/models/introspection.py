@@ -27,7 +27,9 @@ class ModelInfo:
 
     dimension: 2 (input (Y, X, 1)) or 3 (input (Z, Y, X, 1)). outputs: output channels.
     label_names: one name per output. patch_size: training patch (Z, Y, X), None if never
-    trained. normalization: input intensity mapping ("minmax": volume-wide min-max to [0, 1]).
+    trained. normalization: input intensity mapping ("minmax": volume-wide min-max to [0, 1];
+    "percentile 0.5 99.5": those percentiles of each volume to 0 and 1, see
+    deepscem.dataset.normalization); prediction repeats it.
     unet: the architecture options (None when unknown). version: DeepSCEM version that wrote
     the file (None for the original's files). history: training summary (JSON-able dict:
     e.g. epochs, final/best losses), None if untrained. legacy: the network comes from a
@@ -118,10 +120,15 @@ def model_dimension(model: Any, info: ModelInfo | None = None) -> int:
 
 
 def check_grey_input(model: Any) -> None:
-    """:class:`ModelError` unless the model has one input with one channel (a grey image)."""
-    if len(model.inputs) != 1 or input_channels(model) not in (None, 1):
-        raise ModelError("a DeepSCEM model takes one grey image (one input with one channel); "
-                         f"this one has inputs {[tuple(t.shape) for t in model.inputs]}")
+    """:class:`ModelError` unless the model has one input with one channel (a grey image), or,
+    for a 2D model, an odd number 1 + 2c of channels (2.5D: the slice and c neighbours on
+    either side, see deepscem.dataset.context)."""
+    channels = input_channels(model) if len(model.inputs) == 1 else -1
+    two_and_a_half_d = len(model.inputs[0].shape) == 4 and channels is not None and channels % 2 == 1
+    if len(model.inputs) != 1 or not (channels in (None, 1) or two_and_a_half_d):
+        raise ModelError("a DeepSCEM model takes one grey image (one input with one channel, or "
+                         "1 + 2 x context slices for a 2.5D model); this one has inputs "
+                         f"{[tuple(t.shape) for t in model.inputs]}")
 
 
 def tile_multiple(model: Any = None, info: ModelInfo | None = None) -> int:

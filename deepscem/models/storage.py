@@ -286,9 +286,12 @@ def _check_model(model, path: Path, meta: dict | None, keras_version: str | None
     if len(in_shape) not in (4, 5):
         raise ModelError(f"{path.name} takes inputs of shape {in_shape[1:]}; a DeepSCEM model takes "
                          "2D (Y, X, 1) or 3D (Z, Y, X, 1) images")
-    if in_shape[-1] != 1:
+    unet_meta = (meta or {}).get("unet")
+    context = int(unet_meta.get("context") or 0) if isinstance(unet_meta, dict) else 0  # 2.5D
+    if in_shape[-1] != 1 + 2 * context or (context and len(in_shape) != 4):
         raise ModelError(f"{path.name} expects {in_shape[-1]} input channels; DeepSCEM models take "
-                         "one grey channel (an RGB/multi-channel model cannot be used)")
+                         "one grey channel, or 1 + 2 x context slices for a 2.5D model (an RGB/"
+                         "multi-channel model cannot be used)")
     if len(out_shape) != len(in_shape) or out_shape[-1] is None:
         raise ModelError(f"{path.name} outputs shape {out_shape[1:]}, not a segmentation map of the "
                          "input's shape")

@@ -1,8 +1,9 @@
 """The U-Net builder: a plain function returning a functional ``keras.Model``.
 
 Input (None, None, 1) for 2D (Y, X, grey) and (None, None, None, 1) for 3D (Z, Y, X,
-grey), so prediction tiles can be larger than training patches; output has the same
-spatial shape with ``config.outputs`` channels (one per label).
+grey) (2.5D: (None, None, 1 + 2 * context), the neighbouring slices as channels), so
+prediction tiles can be larger than training patches; output has the same spatial shape
+with ``config.outputs`` channels (one per label).
 
 Every spatial size must be a multiple of 2**depth (each level halves it, and the
 up-sampling path doubles it back): ``introspection.tile_multiple`` tells the predictor how
@@ -46,7 +47,8 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
     common = dict(dim=dim, kernel_size=int(config.kernel_size), blocks=int(config.blocks_per_level),
                   normalization=config.normalization, bn_momentum=float(bn_momentum))
 
-    inputs = keras.Input(shape=(None,) * dim + (1,), name="image")
+    # 2.5D: the neighbouring slices are extra channels of the first convolution (cheap).
+    inputs = keras.Input(shape=(None,) * dim + (config.input_channels,), name="image")
     x = inputs
     skips = []
     for lv in range(config.depth):

@@ -6,8 +6,9 @@ returns an :class:`Edit` holding that box's previous values, so :func:`undo` put
 
 Split: a seeded watershed inside the object, from two (or more) seed voxels, on the negated
 distance to the object's outside (in physical units when the voxel size is given), so the cut
-falls at the object's narrowest place between the seeds; the first seed keeps the id, the
-others get new ids (max id + 1, ...).
+falls at the object's narrowest place between the seeds; where there is no such neck (a part
+would get under 10 % of the object) it is cut halfway between the seeds instead. The first
+seed keeps the id, the others get new ids (max id + 1, ...).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import numpy as np
 from deepscem.errors import DatasetError
 
 Box = tuple[slice, slice, slice]
+#: A split whose smallest part would hold less than this fraction of the object found no neck
+#: between the clicks; the object is then cut halfway between them (geodesically) instead.
+MIN_PART = 0.1
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,13 @@ def split(ids: Any, value: int, seeds: Sequence[Sequence[int]], *, voxel_size=No
         for k, p in enumerate(peaks):
             markers[p] = k + 1
         parts = watershed(elevation, markers=markers, mask=inside)
+        sizes = np.bincount(parts.ravel(), minlength=len(seeds) + 1)[1:]
+        if elevation.any() and sizes.min() < MIN_PART * sizes.sum():
+            # no neck between the clicks (one core, a ridge): cut halfway between them instead
+            for k, p in enumerate(local):
+                markers[markers == k + 1] = 0
+                markers[p] = k + 1
+            parts = watershed(np.zeros_like(distance), markers=markers, mask=inside)
         for k, new in enumerate(new_ids):
             block[parts == k + 2] = new
         return block

@@ -1,9 +1,19 @@
-"""Per-patch data augmentation in NumPy: 90° rotations, flips, intensity jitter.
+"""Per-patch data augmentation in NumPy: 90° rotations, flips, intensity, EM section defects.
 
 Geometric transforms act on the image (Z, Y, X) and its target (Z, Y, X, C) together;
 they stay in the patch plane (Y, X) plus a Z flip for 3D patches, because EM volumes
-are often anisotropic in Z. Intensity jitter touches the image only and keeps it in
-[0, 1].
+are often anisotropic in Z. Intensity changes (gamma, contrast, brightness, Gaussian noise,
+Gaussian blur) touch the image only and keep it in [0, 1].
+
+Section defects imitate what serial sectioning does to a stack (missing or damaged
+sections, sections misaligned against their neighbours; Lee et al. 2017, "Superhuman
+accuracy on the SNEMI3D connectomics challenge"). They need slices around the one being
+learnt, so they apply to stacks: 3D patches (image and target have the same Z), and
+2.5D patches, where the image holds 1 + 2 * context slices and the target only the centre
+slice. In 2.5D the centre slice is never damaged (its labels describe it); a misalignment
+moves the slices on one side of the centre. In 3D a missing section blanks the image only
+(the network must fill it in from the neighbours); a misalignment moves image and target
+from a random section on, so they stay in register.
 """
 
 from __future__ import annotations
@@ -17,8 +27,15 @@ import numpy as np
 class Augmentation:
     """Which augmentations to apply. ``dim`` 3 adds a Z flip to ``flip``.
 
-    Intensity jitter: gamma in [1/gamma, gamma], contrast x[1 - c, 1 + c] around the patch
-    mean, brightness +[-b, b]; each drawn independently per patch.
+    Intensity (``intensity``), each drawn independently per patch: gamma in
+    [1/gamma, gamma], contrast x[1 - c, 1 + c] around the patch mean, brightness +[-b, b];
+    with probability ``noise_probability`` Gaussian noise of standard deviation up to
+    ``noise`` (image units, [0, 1] range); with probability ``blur_probability`` a Gaussian
+    blur in Y/X of sigma up to ``blur`` pixels.
+    Defects (``defects``, stacks only, see the module docstring): per patch, with
+    probability ``missing_probability`` one section is blanked (its values set to the patch
+    mean), with probability ``misalign_probability`` the sections from one on are shifted by
+    up to ``misalign`` pixels in Y and X.
     """
 
     rotate: bool = False
@@ -28,15 +45,24 @@ class Augmentation:
     gamma: float = 1.25
     contrast: float = 0.2
     brightness: float = 0.1
+    noise: float = 0.04
+    noise_probability: float = 0.3
+    blur: float = 1.2
+    blur_probability: float = 0.2
+    defects: bool = False
+    missing_probability: float = 0.15
+    misalign_probability: float = 0.15
+    misalign: int = 8
 
     @property
     def active(self) -> bool:
-        return self.rotate or self.flip or self.intensity
+        return self.rotate or self.flip or self.intensity or self.defects
 
 
 def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
             aug: Augmentation) -> tuple[np.ndarray, np.ndarray]:
-    """Augment one patch. image: (Z, Y, X) float32 in [0, 1]; target: (Z, Y, X, C).
+    """Augment one patch. image: (Z, Y, X) float32 in [0, 1]; target: (Z, Y, X, C), with the
+    image's Z, or Z = 1 for a 2.5D patch (image Z = 1 + 2 * context, target = centre slice).
 
     Returns arrays of the same shapes (contiguous). A non-square patch (Y != X) is only
     rotated by 0 or 180 degrees, so that every patch of a batch keeps its shape.
@@ -48,21 +74,85 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
             image = np.rot90(image, k, axes=(1, 2))
             target = np.rot90(target, k, axes=(1, 2))
     if aug.flip:
-        axes = [1, 2] + ([0] if aug.dim == 3 else [])
+        # A 2.5D stack may be flipped in Z too: its target (the centre slice) does not move.
+        z_flip = aug.dim == 3 or image.shape[0] > target.shape[0]
+        axes = [1, 2] + ([0] if z_flip else [])
         flips = tuple(a for a in axes if rng.random() < 0.5)
         if flips:
             image = np.flip(image, flips)
-            target = np.flip(target, flips)
+            target = np.flip(target, tuple(a for a in flips if target.shape[a] == image.shape[a]))
+    if aug.defects and image.shape[0] > 1:
+        image, target = section_defects(image, target, rng, aug)
     if aug.intensity:
         image = jitter_intensity(image, rng, aug)
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(target)
 
 
 def jitter_intensity(image: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
-    """Random gamma, contrast and brightness of a [0, 1] image; result clipped to [0, 1]."""
+    """Random gamma, contrast, brightness, then (sometimes) blur and noise of a [0, 1] image
+    (Z, Y, X); result float32 clipped to [0, 1]."""
     log_gamma = np.log(aug.gamma)
     out = np.power(np.clip(image, 0.0, 1.0), np.exp(rng.uniform(-log_gamma, log_gamma)))
     mean = float(out.mean())
     out = (out - mean) * rng.uniform(1.0 - aug.contrast, 1.0 + aug.contrast) + mean
     out = out + rng.uniform(-aug.brightness, aug.brightness)
+    if aug.blur > 0 and rng.random() < aug.blur_probability:
+        out = blur(out, float(rng.uniform(0.3, aug.blur)))
+    if aug.noise > 0 and rng.random() < aug.noise_probability:
+        out = add_noise(out, float(rng.uniform(0.0, aug.noise)), rng)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of each (Y, X) slice of a (Z, Y, X) image (sigma in pixels; none in Z,
+    where sections are often much thicker than pixels)."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(image, np.float32), sigma=(0.0, sigma, sigma), mode="reflect")
+
+
+def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Add zero-mean Gaussian noise of standard deviation ``sigma`` (image units)."""
+    return image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
+
+
+def section_defects(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+                    aug: Augmentation) -> tuple[np.ndarray, np.ndarray]:
+    """Missing and misaligned sections of a stack (see the module docstring).
+
+    image (Z, Y, X) with Z > 1; target (Z, Y, X, C) or (1, Y, X, C) for 2.5D. Returns new
+    arrays (the inputs are not modified).
+    """
+    depth = image.shape[0]
+    stacked_target = target.shape[0] == depth  # 3D; else 2.5D (target = centre slice)
+    centre = depth // 2
+    candidates = [z for z in range(depth) if stacked_target or z != centre]
+    image = np.array(image, np.float32)
+    if rng.random() < aug.missing_probability:
+        z = candidates[int(rng.integers(len(candidates)))]
+        image[z] = np.float32(image.mean())
+    if aug.misalign > 0 and rng.random() < aug.misalign_probability:
+        dy, dx = (int(v) for v in rng.integers(-aug.misalign, aug.misalign + 1, size=2))
+        if stacked_target:
+            start = int(rng.integers(1, depth))  # sections start.. move against 0..start-1
+            image[start:] = translate(image[start:], dy, dx)
+            target = np.array(target)
+            target[start:] = translate(target[start:], dy, dx)
+        else:
+            side = slice(centre + 1, depth) if rng.random() < 0.5 else slice(0, centre)
+            image[side] = translate(image[side], dy, dx)
+    return image, target
+
+
+def translate(stack: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Shift a (Z, Y, X[, C]) stack by (dy, dx) pixels; the uncovered border is mirrored.
+
+    Example: a row [0, 1, 2, 3] shifted by dx = 1 gives [1, 0, 1, 2].
+    """
+    py, px = abs(dy), abs(dx)
+    if not py and not px:
+        return stack
+    pads = [(0, 0), (py, py), (px, px)] + [(0, 0)] * (stack.ndim - 3)
+    padded = np.pad(stack, pads, mode="reflect" if min(stack.shape[1:3]) > max(py, px) else "edge")
+    y0, x0 = py - dy, px - dx
+    return padded[:, y0:y0 + stack.shape[1], x0:x0 + stack.shape[2]]

@@ -157,23 +157,31 @@ class NanGuard(keras.callbacks.Callback):
 
 
 class KeepBest(keras.callbacks.Callback):
-    """Remember the weights of the epoch with the lowest ``monitor`` (in memory); restore at the end.
+    """Remember the weights of the best epoch by ``monitor`` (in memory); restore at the end.
 
-    Epochs whose monitored value is not finite, or that were cut short by a cancel, never
-    count as best. ``restore`` False only records the best epoch.
+    Losses (names ending in "loss") are best when lowest, scores (e.g. "val_f1") when
+    highest. Epochs whose monitored value is not finite, or that were cut short by a cancel,
+    never count as best. When ``monitor`` is missing from an epoch's logs, ``fallback`` is
+    watched instead. ``restore`` False only records the best epoch.
     """
 
-    def __init__(self, state: RunState, monitor: str, restore: bool = True) -> None:
+    def __init__(self, state: RunState, monitor: str, restore: bool = True,
+                 fallback: str | None = None) -> None:
         super().__init__()
         self.state, self.monitor, self.restore = state, monitor, restore
+        self.fallback = fallback
         self.weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        value = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        key = self.monitor if self.monitor in logs or self.fallback is None else self.fallback
+        value = logs.get(key)
         if self.state.reason in (StopReason.CANCELLED, StopReason.NAN) or not _finite(value):
             return
-        if self.state.best_value is None or float(value) < self.state.best_value:
-            self.state.best_value, self.state.best_epoch = float(value), epoch
+        # stored as "lower is better" so RunState.best_value compares the same way for both
+        value = float(value) if key.endswith("loss") else -float(value)
+        if self.state.best_value is None or value < self.state.best_value:
+            self.state.best_value, self.state.best_epoch = value, epoch
             if self.restore:
                 self.weights = self.model.get_weights()
 
@@ -237,23 +245,27 @@ class BudgetAndSchedule(keras.callbacks.Callback):
     The run's progress is the larger of steps done / ``total_steps`` and elapsed time /
     ``seconds``, so with a time budget the LR reaches its floor when the time runs out, however
     fast the machine is. Example: lr0 1e-3, 15 min budget, 7.5 min elapsed -> 5.1e-4.
-    The clock starts at the first batch (label indexing and set-up do not count).
+    The clock starts at the first batch (label indexing and set-up do not count). ``clock``
+    "wall" measures elapsed time; "cpu" the process's CPU time (all its threads), so a budget
+    buys the same computation on a machine shared with other jobs (on an idle 2-core machine
+    one wall minute is ~2 CPU minutes).
     """
 
     def __init__(self, state: RunState, *, total_steps: int, seconds: float | None, cosine: bool,
-                 lr0: float, floor: float = 0.02) -> None:
+                 lr0: float, floor: float = 0.02, clock: str = "wall") -> None:
         super().__init__()
         self.state, self.total, self.seconds = state, max(1, total_steps), seconds
         self.cosine, self.lr0, self.floor = cosine, lr0, floor
+        self.clock = time.process_time if clock == "cpu" else time.monotonic
         self.start: float | None = None
         self.steps = 0
 
     def _elapsed(self) -> float:
-        return 0.0 if self.start is None else time.monotonic() - self.start
+        return 0.0 if self.start is None else self.clock() - self.start
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.start is None:
-            self.start = time.monotonic()
+            self.start = self.clock()
         if self.cosine:
             frac = self.steps / self.state.passes_per_step / self.total
             if self.seconds:

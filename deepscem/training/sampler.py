@@ -152,12 +152,23 @@ class PatchSampler:
     "label+boundary" (the labels, then each label's object boundaries derived on the fly,
     see :mod:`deepscem.training.boundary`: 2 x n_labels channels).
     label_focus: fraction of patches centred on a labelled voxel (0..1).
+    context: slices read on either side of a 2D patch (2.5D input, patch Z must be 1): the
+    image is then (1 + 2 * context, Y, X), mirrored at the ends of the volume (see
+    :mod:`deepscem.dataset.context`); the target stays the centre slice.
+    normalization: how grey values map to [0, 1] (:mod:`deepscem.dataset.normalization`;
+    None = the dataset's min/max).
+    z_fraction: (start, stop) fraction of every sample's Z range patches (their labelled
+    slices) come from, e.g. (0, 0.85) for training and (0.85, 1) for held-back validation
+    slices; samples too thin for that keep their whole range.
     Samples are drawn in proportion to their volume. Files stay open until :meth:`close`.
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike], patch: Sequence[int], *,
-                 target: str = "label", label_focus: float = 0.0, role: str = "training") -> None:
+                 target: str = "label", label_focus: float = 0.0, role: str = "training",
+                 context: int = 0, normalization: str | None = None,
+                 z_fraction: tuple[float, float] | None = None) -> None:
         from deepscem.dataset import Dataset, label_name
+        from deepscem.dataset.normalization import image_reader
 
         self.paths = [Path(p) for p in paths]
         self.patch = tuple(int(p) for p in patch)
@@ -188,6 +199,14 @@ class PatchSampler:
         self.layers = [layer + suffix for layer in self.label_layers]  # what the targets read
         for sample, path in zip(self.samples, self._files):
             self._check_sample(sample, path)
+        # -- 2.5D context, normalisation, Z windows (issue 16) --
+        self.context = int(context)
+        if self.context < 0 or (self.context and self.patch[0] != 1):
+            raise ConfigError(f"context slices need 2D patches (Z = 1) and a count >= 0; got patch "
+                              f"{self.patch}, context {context}")
+        self.normalization = normalization
+        self._readers = [image_reader(s, normalization) for s in self.samples]
+        self.z_windows = [z_window(s.shape[0], self.patch[0], z_fraction) for s in self.samples]
         # Annotated-voxel index per partially labelled sample (None: all annotated).
         self.annotated = [ForegroundIndex.build(s, [ANNOTATED]) if s.has_annotation() else None
                           for s in self.samples]
@@ -254,12 +273,17 @@ class PatchSampler:
                 label = labels[int(rng.integers(len(labels)))]
                 totals = self._focus_totals[:, label]
                 s = int(rng.choice(len(self.samples), p=totals / totals.sum()))
-                centre = self._index[s].draw(label, self.samples[s], self.label_layers[label], rng)
-                return PatchSpec(s, self._origin_around(s, centre), label)
+                z0, z1 = self.z_windows[s]
+                for _ in range(20):  # a labelled voxel inside the sample's Z window
+                    centre = self._index[s].draw(label, self.samples[s], self.label_layers[label], rng)
+                    if z0 <= centre[0] < z1:
+                        return PatchSpec(s, self._origin_around(s, centre), label)
         s = int(rng.choice(len(self.samples), p=self.weights))
         shape = self.samples[s].shape
         if self.annotated[s] is None:
-            origin = tuple(int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape, self.patch))
+            z0, z1 = self.z_windows[s]  # held-back validation slices (issue 16)
+            origin = (int(rng.integers(z0, z1 - self.patch[0] + 1)),) + tuple(
+                int(rng.integers(0, int(n) - p + 1)) for n, p in zip(shape[1:], self.patch[1:]))
             return PatchSpec(s, origin)
         # Any placement that contains an annotated voxel drawn uniformly: along an axis of size
         # 100, patch 64, voxel 10 -> origin in 0..10; voxel 90 -> origin in 27..36.
@@ -276,15 +300,24 @@ class PatchSampler:
         # Centre the patch on the voxel, then slide it back inside the volume:
         # shape 100, patch 64, voxel 90 -> origin min(90 - 32, 100 - 64) = 36.
         shape = self.samples[s].shape
-        return tuple(int(min(max(0, c - p // 2), int(n) - p))
-                     for c, p, n in zip(centre, self.patch, shape))
+        lows, highs = (self.z_windows[s][0], 0, 0), (self.z_windows[s][1],) + tuple(shape[1:])
+        return tuple(int(min(max(lo, c - p // 2), int(n) - p))
+                     for c, p, lo, n in zip(centre, self.patch, lows, highs))
 
     def read(self, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
-        """The patch: image (Z, Y, X) float32 in [0, 1], target (Z, Y, X, :attr:`target_channels`)
-        float32 (labels, then the annotated mask when :attr:`with_mask`)."""
+        """The patch: image (Z, Y, X) float32 in [0, 1] (Z = 1 + 2 * context for 2.5D),
+        target (Z, Y, X, :attr:`target_channels`) float32 (labels, then the annotated mask when
+        :attr:`with_mask`; Z = 1 for 2.5D: the centre slice)."""
+        from deepscem.dataset.context import read_with_context
+
         sample = self.samples[spec.sample]
         region = self._region(spec)
-        image = np.asarray(sample.read_image(region), np.float32)
+        reader = self._readers[spec.sample]
+        if self.context:
+            image = read_with_context(reader, region, self.context, int(sample.shape[0]))
+        else:
+            image = reader(region)
+        image = np.asarray(image, np.float32)
         target = np.empty(self.patch + (self.target_channels,), np.float32)
         for i, layer in enumerate(self.layers):
             target[..., i] = sample.read_layer(layer, region)
@@ -304,6 +337,7 @@ class PatchSampler:
         return image, target, spec
 
     def close(self) -> None:
+        self._readers = []
         for ds in self._datasets:
             ds.close()
         self._datasets = []
@@ -313,3 +347,18 @@ class PatchSampler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def z_window(depth: int, patch_z: int, fraction: tuple[float, float] | None) -> tuple[int, int]:
+    """The slices [z0, z1) of a ``depth``-slice sample a ``fraction`` (start, stop) selects,
+    at least ``patch_z`` deep; the whole range when the sample is too thin to split.
+
+    Examples: depth 165, fraction (0, 0.85) -> (0, 140); (0.85, 1) -> (140, 165);
+    depth 1 -> (0, 1) whatever the fraction.
+    """
+    if fraction is None:
+        return 0, depth
+    z0, z1 = (int(round(f * depth)) for f in fraction)
+    if z1 - z0 < max(1, patch_z):
+        return 0, depth
+    return z0, z1

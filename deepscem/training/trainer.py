@@ -35,7 +35,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepscem.config import BATCH_WORKERS, TrainConfig, micro_batch, to_dict
+from deepscem.config import BATCH_THREAD_NICE, BATCH_WORKERS, TrainConfig, micro_batch, to_dict
+from deepscem.dataset.normalization import canonical as canonical_normalization
 from deepscem.devices import bf16_supported
 from deepscem.errors import ConfigError, DeepScemWarning, ModelError
 from deepscem.models.introspection import (
@@ -98,10 +99,13 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
 
     valid_paths: files for validation (may be the training files); None, empty, or
     ``config.validation_steps == 0`` trains without validation (keep best, early stopping
-    and LR reduction then watch the training loss). log_path: per-epoch CSV.
+    and LR reduction then watch the training loss). With ``config.holdout`` > 0 and no
+    validation files of their own (None, or the training files), the last ``holdout`` of
+    every sample's slices is held back for validation and never trained on.
+    log_path: per-epoch CSV.
     Progress: one report per training batch (stage "train", unit "batches", metrics
     ``loss``, ``epoch``, ``val_loss``...). Cancel stops after the current batch and returns
-    the best model so far (``stopped_reason`` ``StopReason.CANCELLED``); it does not raise.
+    the best model so far (``stopped_reason`` "cancelled"); it does not raise.
     workers: threads building batches ahead of the training step (see
         ``deepscem.config.BATCH_WORKERS`` for why the default is not 1).
     run_eagerly: skip tf.function tracing (~5 s on a CPU); only worth it for runs of a
@@ -109,10 +113,62 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
     Raises ModelError / ConfigError / DatasetError before training when model, options
     and data do not fit together.
     """
-    from deepscem.models.losses import get_loss, get_metrics
-    from deepscem.training.batchnorm import recompute_batchnorm
-
     check(cancel)
+    if getattr(info, "targets", "label") == "label+boundary" and config.target == "label":
+        config = dataclasses.replace(config, target="label+boundary")  # model create --boundary
+    run = _prepare(model, info, config)
+    samplers: list[PatchSampler] = []
+    try:
+        train_sampler, valid_sampler = _samplers(run, train_paths, valid_paths, config, samplers,
+                                                 progress, cancel)
+        seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        train_seq, valid_seq = _sequences(run, train_sampler, valid_sampler, config, seed, workers)
+        work = _compiled(model, run, config, run_eagerly)
+        state = RunState(passes_per_step=run.passes)
+        callbacks, early, monitor = _callbacks(state, config, valid_seq is not None, progress, cancel,
+                                               log_path)
+        work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)
+        if early is not None and early.stopped_epoch > 0:
+            state.stop(StopReason.EARLY_STOPPING, f"no improvement of {monitor} for {early.patience} epochs")
+        n_bn = 0
+        if state.steps_done > 0 and state.reason != StopReason.NAN:
+            n_bn = _recompute_batchnorm(work, train_sampler, run, state, seed, progress)
+        if work is not model:
+            model.set_weights(work.get_weights())
+    finally:
+        for sampler in samplers:
+            sampler.close()
+
+    history = _columns(state.rows)
+    validated = valid_paths if valid_sampler is not None and valid_paths else (
+        train_paths if valid_sampler is not None else None)
+    new_info = _updated_info(info, config, run.patch, train_sampler.label_names, history, state,
+                             train_paths, validated, run.micro)
+    return TrainResult(model=model, info=new_info, history=history, stopped_reason=state.reason,
+                       message=state.message, best_epoch=state.best_epoch, steps_done=state.steps_done,
+                       batchnorm_batches=n_bn, rows=state.rows)
+
+
+@dataclass
+class _Run:
+    """What the checks found out about model and options (shared by the steps of train)."""
+
+    dim: int
+    outputs: int
+    context: int
+    patch: tuple[int, int, int]
+    loss: Any
+    metrics: list
+    micro: int
+    passes: int
+    augmentation: Augmentation
+
+
+def _prepare(model: keras.Model, info: ModelInfo, config: TrainConfig) -> _Run:
+    """Check model vs options (before anything heavy) and work out the run's shapes."""
+    from deepscem.dataset.context import model_context
+    from deepscem.models.losses import get_loss, get_metrics
+
     check_grey_input(model)
     dim = model_dimension(model)
     outputs = output_channels(model)
@@ -123,119 +179,132 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
         raise ConfigError(f"distance-map targets lie in [-1, 1] and need a tanh or linear output; this "
                           f"model's output is {activation}: train on labels or use another model")
     if single_softmax(model, info):
-        warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=2)
-    if getattr(info, "targets", "label") == "label+boundary" and config.target == "label":
-        config = dataclasses.replace(config, target="label+boundary")  # model create --boundary
-    loss = get_loss(config.loss, activation)
-    metrics = get_metrics(activation)
+        warnings.warn(SINGLE_SOFTMAX_NOTE, DeepScemWarning, stacklevel=3)
+    # A batch of config.batch_size patches = `passes` forward/backward passes of `micro`
+    # patches; Keras' optimizer averages their gradients and updates once per batch.
+    micro = micro_batch(config)
+    augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
+                                defects=config.defects, dim=dim)
+    return _Run(dim=dim, outputs=outputs, context=model_context(model), patch=patch,
+                loss=get_loss(config.loss, activation), metrics=get_metrics(activation),
+                micro=micro, passes=int(config.batch_size) // micro, augmentation=augmentation)
 
-    validate = bool(valid_paths) and config.validation_steps > 0
-    samplers: list[PatchSampler] = []
-    try:
-        train_sampler = PatchSampler(train_paths, patch, target=config.target,
-                                     label_focus=config.label_focus, role="training")
-        samplers.append(train_sampler)
-        _check_outputs(outputs, train_sampler, "training")
-        valid_sampler = None
-        if validate and _same_files(valid_paths, train_paths):
-            valid_sampler = train_sampler  # the original DeepSCEM's habit: one file for both; index it once
-        elif validate:
-            valid_sampler = PatchSampler(valid_paths, patch, target=config.target,
-                                         label_focus=config.label_focus, role="validation")
-            samplers.append(valid_sampler)
-            _check_outputs(outputs, valid_sampler, "validation")
-        # Partial labels anywhere: both sequences carry the annotated mask (the losses and
-        # metrics then count only annotated voxels, in training and in validation).
-        for sampler in samplers:
-            sampler.with_mask = any(sm.with_mask for sm in samplers)
-        if config.label_focus > 0:
-            for i, sampler in enumerate(samplers):
-                emit(progress, i, len(samplers), "datasets", "index labels")
-                sampler.build_index()
-                check(cancel)
-            emit(progress, len(samplers), len(samplers), "datasets", "index labels")
 
-        seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-        # A batch of config.batch_size patches = `passes` forward/backward passes of `micro`
-        # patches; Keras' optimizer averages their gradients and updates once per batch.
-        micro = micro_batch(config)
-        passes = int(config.batch_size) // micro
-        augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
-                                    dim=dim)
-        train_seq = PatchSequence(train_sampler, micro, config.steps_per_epoch * passes, dim=dim,
-                                  augmentation=augmentation, seed=seed, workers=workers)
-        valid_seq = None
-        if valid_sampler is not None:
-            valid_seq = PatchSequence(valid_sampler, config.batch_size, config.validation_steps, dim=dim,
-                                      seed=seed + 1, fixed=True, workers=workers)
+def _samplers(run: _Run, train_paths, valid_paths, config: TrainConfig, opened: list[PatchSampler],
+              progress: ProgressCallback | None, cancel: CancelToken | None):
+    """(training sampler, validation sampler or None); every sampler opened is appended to
+    ``opened`` (the caller closes them). Label-focus indexes are built here (progress)."""
+    validate = config.validation_steps > 0
+    same = not valid_paths or _same_files(valid_paths, train_paths)
+    holdout = float(config.holdout) if validate and same else 0.0
+    common = dict(target=config.target, label_focus=config.label_focus, context=run.context,
+                  normalization=config.normalization)
+    train_sampler = PatchSampler(train_paths, run.patch, role="training",
+                                 z_fraction=(0.0, 1.0 - holdout) if holdout else None, **common)
+    opened.append(train_sampler)
+    valid_sampler = None
+    if validate and holdout:  # held-back slices of the training files
+        valid_sampler = PatchSampler(train_paths, run.patch, role="validation",
+                                     z_fraction=(1.0 - holdout, 1.0), **common)
+        opened.append(valid_sampler)
+    elif validate and valid_paths and same:
+        valid_sampler = train_sampler  # the original DeepSCEM's habit: one file for both; index it once
+    elif validate and valid_paths:
+        valid_sampler = PatchSampler(valid_paths, run.patch, role="validation", **common)
+        opened.append(valid_sampler)
+    for sampler, role in ((train_sampler, "training"), (valid_sampler, "validation")):
+        if sampler is not None:
+            _check_outputs(run.outputs, sampler, role)
+    # Partial labels anywhere: both sequences carry the annotated mask (the losses and
+    # metrics then count only annotated voxels, in training and in validation).
+    for sampler in opened:
+        sampler.with_mask = any(sm.with_mask for sm in opened)
+    if config.label_focus > 0:
+        for i, sampler in enumerate(opened):
+            emit(progress, i, len(opened), "datasets", "index labels")
+            sampler.build_index()
+            check(cancel)
+        emit(progress, len(opened), len(opened), "datasets", "index labels")
+    return train_sampler, valid_sampler
 
-        if config.mixed_precision and not bf16_supported():
-            warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
-                          "training may be slower than in float32", DeepScemWarning, stacklevel=2)
-        work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
-        batchnorm.limit_momentum(work)
-        optimizer = keras.optimizers.Adam(config.learning_rate,
-                                          gradient_accumulation_steps=passes if passes > 1 else None)
-        work.compile(optimizer=optimizer, loss=loss, metrics=metrics, run_eagerly=run_eagerly)
 
-        state = RunState(passes_per_step=passes)
-        monitor = "val_loss" if valid_seq is not None else "loss"
-        callbacks: list[keras.callbacks.Callback] = [
-            NanGuard(state),
-            ProgressAndCancel(state, config.steps_per_epoch, config.epochs, progress, cancel),
-            EpochLog(state, log_path),
-            KeepBest(state, monitor, restore=config.keep_best),
-        ]
-        early = None
-        if config.early_stopping:
-            early = keras.callbacks.EarlyStopping(monitor=monitor, patience=max(3, config.epochs // 8),
-                                                  min_delta=1e-4)
-            callbacks.append(early)
-        limit = float(config.time_limit_minutes) * 60 if config.time_limit_minutes else None
-        if limit or config.lr_schedule == "cosine":
-            callbacks.append(BudgetAndSchedule(state, total_steps=config.steps_per_epoch * config.epochs,
-                                               seconds=limit, cosine=config.lr_schedule == "cosine",
-                                               lr0=config.learning_rate))
-        if config.reduce_lr and config.lr_schedule == "plateau":
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=0.5, patience=2, min_delta=1e-4,
-                min_lr=config.learning_rate / 64))
-        work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)
-        if early is not None and early.stopped_epoch > 0:
-            state.stop(StopReason.EARLY_STOPPING, f"no improvement of {monitor} for {early.patience} epochs")
+def _sequences(run: _Run, train_sampler: PatchSampler, valid_sampler: PatchSampler | None,
+               config: TrainConfig, seed: int, workers: int):
+    """The training PyDataset (passes of ``run.micro`` patches) and the validation one (whole
+    batches, the same patches every epoch, no augmentation) or None."""
+    train_seq = PatchSequence(train_sampler, run.micro, config.steps_per_epoch * run.passes, dim=run.dim,
+                              augmentation=run.augmentation, seed=seed, workers=workers,
+                              thread_nice=BATCH_THREAD_NICE)
+    valid_seq = None
+    if valid_sampler is not None:
+        valid_seq = PatchSequence(valid_sampler, config.batch_size, config.validation_steps, dim=run.dim,
+                                  seed=seed + 1, fixed=True, workers=workers)
+    return train_seq, valid_seq
 
-        n_bn = 0
-        if state.steps_done > 0 and state.reason != StopReason.NAN:
-            # With the kept weights: average batch statistics over fresh training patches
-            # (no intensity jitter, so the statistics describe the real images).
-            rng = np.random.default_rng([seed, 7])
-            # Passes of the training micro-batch size: the statistics BatchNorm trained with.
-            plain = PatchSequence(train_sampler, micro, 1, dim=dim,
-                                  augmentation=dataclasses.replace(augmentation, intensity=False), seed=seed)
-            # After a cancel the user is waiting: fewer batches (still far better than none).
-            cancelled = state.reason == StopReason.CANCELLED
-            count = min(4 if cancelled else BATCHNORM_BATCHES, max(2, state.steps_done))
-            count *= passes
 
-            def batches():
-                for i in range(count):
-                    emit(progress, i, count, "batches", "batchnorm")
-                    yield plain.batch(rng)[0]
-                emit(progress, count, count, "batches", "batchnorm")
+def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: bool) -> keras.Model:
+    """The model to fit (a bfloat16 copy with mixed precision), compiled with Adam and gradient
+    accumulation over the passes of a batch; BatchNorm momentum capped (batchnorm.py)."""
+    if config.mixed_precision and not bf16_supported():
+        warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
+                      "training may be slower than in float32", DeepScemWarning, stacklevel=3)
+    work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
+    batchnorm.limit_momentum(work)
+    optimizer = keras.optimizers.Adam(config.learning_rate,
+                                      gradient_accumulation_steps=run.passes if run.passes > 1 else None)
+    work.compile(optimizer=optimizer, loss=run.loss, metrics=run.metrics, run_eagerly=run_eagerly)
+    return work
 
-            n_bn = recompute_batchnorm(work, batches())
-        if work is not model:
-            model.set_weights(work.get_weights())
-    finally:
-        for sampler in samplers:
-            sampler.close()
 
-    history = _columns(state.rows)
-    new_info = _updated_info(info, config, patch, train_sampler.label_names, history, state,
-                             train_paths, valid_paths if validate else None, micro)
-    return TrainResult(model=model, info=new_info, history=history, stopped_reason=state.reason,
-                       message=state.message, best_epoch=state.best_epoch, steps_done=state.steps_done,
-                       batchnorm_batches=n_bn, rows=state.rows)
+def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, cancel, log_path):
+    """(callbacks, the EarlyStopping callback or None, the monitored log key)."""
+    monitor = "val_loss" if validated else "loss"
+    # keep best on the validation score (F1 at 0.5) when asked and there is one; else the loss
+    best_on = "val_f1" if validated and config.keep_best_on == "score" else monitor
+    callbacks: list[keras.callbacks.Callback] = [
+        NanGuard(state),
+        ProgressAndCancel(state, config.steps_per_epoch, config.epochs, progress, cancel),
+        EpochLog(state, log_path),
+        KeepBest(state, best_on, restore=config.keep_best, fallback=monitor),
+    ]
+    early = None
+    if config.early_stopping:
+        early = keras.callbacks.EarlyStopping(monitor=monitor, patience=max(3, config.epochs // 8),
+                                              min_delta=1e-4)
+        callbacks.append(early)
+    limit = float(config.time_limit_minutes) * 60 if config.time_limit_minutes else None
+    if limit or config.lr_schedule == "cosine":
+        callbacks.append(BudgetAndSchedule(state, total_steps=config.steps_per_epoch * config.epochs,
+                                           seconds=limit, cosine=config.lr_schedule == "cosine",
+                                           lr0=config.learning_rate, clock=config.budget_clock))
+    if config.reduce_lr and config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.5, patience=2, min_delta=1e-4, min_lr=config.learning_rate / 64))
+    return callbacks, early, monitor
+
+
+def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _Run, state: RunState,
+                         seed: int, progress: ProgressCallback | None) -> int:
+    """Replace BatchNorm's moving statistics by averages over fresh training patches, in
+    passes of the training micro-batch (the statistics BatchNorm trained with), with the
+    kept weights; no intensity or defect augmentation, so they describe the real images."""
+    from deepscem.training.batchnorm import recompute_batchnorm
+
+    rng = np.random.default_rng([seed, 7])
+    plain = PatchSequence(train_sampler, run.micro, 1, dim=run.dim, seed=seed,
+                          augmentation=dataclasses.replace(run.augmentation, intensity=False, defects=False))
+    # After a cancel the user is waiting: fewer batches (still far better than none).
+    cancelled = state.reason == StopReason.CANCELLED
+    count = min(4 if cancelled else BATCHNORM_BATCHES, max(2, state.steps_done))
+    count *= run.passes
+
+    def batches():
+        for i in range(count):
+            emit(progress, i, count, "batches", "batchnorm")
+            yield plain.batch(rng)[0]
+        emit(progress, count, count, "batches", "batchnorm")
+
+    return recompute_batchnorm(work, batches())
 
 
 def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: ModelInfo) -> None:
@@ -289,7 +358,8 @@ def _updated_info(info: ModelInfo, config: TrainConfig, patch: tuple[int, int, i
     previous = info.history
     if isinstance(previous, dict) and previous:
         record["previous"] = previous
-    values: dict[str, Any] = {"patch_size": patch, "history": _jsonable(record)}
+    values: dict[str, Any] = {"patch_size": patch, "history": _jsonable(record),
+                              "normalization": canonical_normalization(config.normalization)}
     if label_names and len(label_names) == info.outputs:
         values["label_names"] = list(label_names)
     return dataclasses.replace(info, **values)

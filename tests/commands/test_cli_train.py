@@ -85,3 +85,38 @@ def test_original_model_and_dataset_train_unchanged(shared_data, tmp_path, capsy
 
     _, info = load_model("trained.h5")
     assert info.patch_size == (1, 64, 64) and info.outputs == 2
+
+
+def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, capsys):
+    blob_dataset(files / "STACK.hdf5", shape=(12, 32, 32))
+    code, out, err = run("train unet-2d.keras auto.keras STACK.hdf5 STACK.hdf5 --auto --patch 1 16 16 "
+                         "--steps-per-epoch 1 --epochs 2 --time-limit 5 --validation-steps 1 --seed 0",
+                         capsys)
+    assert code == 0, err
+    assert "auto: 2D model" in out and "held back" in out and "best validation F1" in out
+    assert "kept as given: patch=(1, 16, 16)" in out and "time_limit_minutes=5.0" in out
+    assert out.index("auto: ") < out.index("patch (1, 16, 16)")  # printed before training starts
+    from deepscem.models.storage import load_model
+
+    _, info = load_model(files / "auto.keras")
+    stored = info.history["config"]
+    assert stored["holdout"] == 0.15 and stored["keep_best_on"] == "score" and stored["epochs"] == 2
+    assert stored["patch"] == [1, 16, 16] and stored["lr_schedule"] == "cosine"
+    assert info.normalization == "percentile 0.5 99.5"
+
+
+def test_model_create_with_context(files, capsys):
+    blob_dataset(files / "STACK.hdf5", shape=(12, 32, 32))
+    code, out, err = run("model create ctx.keras --filters 2 --depth 1 --context 2", capsys)
+    assert code == 0, err
+    from deepscem.models.storage import load_model
+
+    model, info = load_model(files / "ctx.keras")
+    assert model.inputs[0].shape[-1] == 5 and info.unet.context == 2
+    code, out, err = run("model create auto.keras --filters 2 --depth 1 --context auto --data STACK.hdf5",
+                         capsys)
+    assert code == 0 and "context" in out, err
+    code, _, err = run("model create no.keras --context auto", capsys)
+    assert code == 1 and "--data" in err
+    code, _, err = run("model create no.keras --dim 3 --context 1", capsys)
+    assert code == 1 and "context" in err

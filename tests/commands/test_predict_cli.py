@@ -126,3 +126,29 @@ def test_original_models_predict_here(shared_data, tmp_path):
         for sample in orig:
             np.testing.assert_allclose(ours[sample]["prediction_0000"][()],
                                        orig[sample]["prediction_0000"][()], atol=1e-5)
+
+
+def test_images_only_and_unlabelled_samples_predict_but_do_not_train_or_score(tiny_model, tmp_path, capsys):
+    """Issue 12: a 0-label dataset and a sample added without labels predict like any other; train
+    refuses them with one line; evaluate names the unlabelled sample instead of scoring it."""
+    from synthetic_data import synthetic_volume
+
+    image, _ = synthetic_volume((3, 32, 32))
+    images, unlabelled = tmp_path / "U.hdf5", tmp_path / "L.hdf5"
+    np.save(tmp_path / "img.npy", image)
+    assert cli.main(["--create-dataset", str(images), "U", "0", "--add-sample", str(images), "a",
+                     str(tmp_path / "img.npy")]) == 0
+    assert cli.main(["dataset", "create", str(unlabelled), "L", "2"]) == 0
+    assert cli.main(["dataset", "add-sample", str(unlabelled), "a", str(tmp_path / "img.npy")]) == 0
+    for source in (images, unlabelled):
+        out = tmp_path / f"pred_{source.stem}.hdf5"
+        assert cli.main(["predict", str(tiny_model), str(source), str(out), "--patch", "1", "16", "16"]) == 0
+        with h5py.File(out, "r") as f:
+            assert sorted(f["a"]) == ["image", "prediction_0000", "prediction_0001"]
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(unlabelled), str(tmp_path / "pred_L.hdf5")]) == 1  # nothing to score
+    assert "'a' has nothing annotated in the reference" in capsys.readouterr().err
+    for source, words in ((unlabelled, "nothing annotated"), (images, "images only")):
+        code = cli.main(["train", str(tiny_model), str(tmp_path / "m.keras"), str(source), str(source),
+                         "--patch", "1", "16", "16", "--steps-per-epoch", "1", "--epochs", "1"])
+        assert code == 1 and words in capsys.readouterr().err

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _dataset(path: Path, labels=None, shape=(6, 40, 50)) -> Path:
     with Dataset.create(path, "edit", 1) as ds:
         image = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
-        ds.add_sample("s", image, [labels])
+        # no label file: a volume added to be painted (blank label, nothing annotated)
+        ds.add_sample("s", image, [] if labels is None else [labels])
     return path
 
 
@@ -47,7 +48,7 @@ def test_paint_writes_only_the_box_and_marks_annotated(tmp_path):
     patch = paint(path, "s", "label_0000", Plane(0, 2), (10, 20), mask, 1)
     label = _layer(path, "label_0000")
     assert label.sum() == 2 and label[2, 11, 21] == 1 and label[2, 11, 22] == 1
-    annotated = _layer(path, ANNOTATED)  # blank label: the layer starts all "unknown"
+    annotated = _layer(path, ANNOTATED)  # added without labels: the layer starts all "unknown"
     assert annotated.sum() == 2 and annotated[2, 11, 21] == 1
     assert patch.box == (slice(2, 3), slice(10, 13), slice(20, 24))
     # the eraser: value 0, still marked annotated (background checked)
@@ -157,3 +158,13 @@ def test_a_kill_while_painting_leaves_a_valid_dataset(tmp_path):
     assert set(np.unique(label)) <= {0, 1} and annotated.sum() >= 64
     with h5py.File(path, "r+"):  # and it can be written again
         pass
+
+
+def test_painting_blank_labels_given_on_purpose_keeps_everything_annotated(tmp_path):
+    """Blank labels given on purpose ("" / -) mean "annotated, nothing here" (the original's
+    meaning): the first stroke creates the annotated layer all 1, not all "unknown"."""
+    path = tmp_path / "d.hdf5"
+    with Dataset.create(path, "edit", 1) as ds:
+        ds.add_sample("s", np.zeros((2, 8, 8), np.uint8), [None])
+    paint(path, "s", "label_0000", Plane(0, 0), (1, 1), np.ones((2, 2), bool), 1)
+    assert _layer(path, ANNOTATED).all()

@@ -66,3 +66,17 @@ def test_os_errors_the_user_can_fix_are_one_line(tmp_path, capsys):
     assert cli.main(["dataset", "info", str(tmp_path / ("a" * 300 + ".hdf5"))]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "file name too long" in err and err.count("\n") == 1
+
+
+def test_an_empty_lock_is_fresh_for_a_moment_then_stale(ds_path, caplog):
+    """A writer killed between creating its lock and writing its pid leaves an empty file:
+    young, it may be a writer mid-creation (refused); old, it is removed and reported."""
+    lock = lock_path(ds_path)
+    lock.write_text("")
+    with pytest.raises(DatasetError, match="being changed by another program"):
+        Dataset.open(ds_path, "r+")
+    old = lock.stat().st_mtime - 60
+    os.utime(lock, (old, old))
+    with caplog.at_level(logging.WARNING, logger="deepscem"), Dataset.open(ds_path, "r+"):
+        pass
+    assert "empty lock" in caplog.text and not lock.exists()

@@ -131,7 +131,9 @@ def test_inference_mode_matches_training_mode_after_a_short_training(data):
     from deepscem.training.sampler import PatchSampler
     from deepscem.training.sequence import PatchSequence
 
-    with PatchSampler([data["one"]], (1, 32, 32), label_focus=0.5) as sampler:
+    # patches normalised as the model trained on them (the normalisation it records)
+    with PatchSampler([data["one"]], (1, 32, 32), label_focus=0.5,
+                      normalization=result.info.normalization) as sampler:
         x, _ = PatchSequence(sampler, 4, 1, dim=2, seed=123)[0]
     inference = np.asarray(result.model(x, training=False))
     training = np.asarray(result.model(x, training=True))

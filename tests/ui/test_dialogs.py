@@ -106,6 +106,11 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     dialog.micro.setValue(4)
     dialog.accept()
     assert dialog.value.config.micro_batch_size == 4
+    # the same file ticked for validation: its last slices are held back instead
+    dialog.valid_list.set_ticked([summary.path])
+    dialog.valid_steps.setValue(1)
+    dialog.accept()
+    assert dialog.value.valid == (summary.path,) and dialog.value.config.holdout == 0.15
 
 
 def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
@@ -126,7 +131,9 @@ def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
     dialog.min_size.setValue(100)
     dialog.auto_patch.setChecked(False)
     dialog.accept()
-    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5, min_size=100)
+    # engine "auto", as the command line's default (PredictConfig's own default is "keras")
+    assert dialog.value.config == PredictConfig(patch=(1, 512, 512), threshold=0.5, min_size=100,
+                                                engine="auto")
     assert dialog.z_smooth.text() == "off"
     dialog.z_smooth.setValue(1.5)
     dialog.accept()

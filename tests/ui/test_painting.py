@@ -22,11 +22,12 @@ pytest_plugins = ["gui_fixtures"]
 
 @pytest.fixture
 def blank(tmp_path) -> Path:
-    """A (4, 48, 64) sample whose label is blank (to be painted), and a prediction of it."""
+    """A (4, 48, 64) sample added without labels (to be painted: nothing annotated yet), and a
+    prediction of it."""
     path = tmp_path / "paint.hdf5"
     image = (np.arange(4 * 48 * 64) % 251).astype(np.uint8).reshape(4, 48, 64)
     with Dataset.create(path, "paint", 1) as ds:
-        ds.add_sample("s", image, [None])
+        ds.add_sample("s", image, [])
         ds.sample("s").create_layer("prediction_0000", np.float32)[...] = \
             np.linspace(0, 1, 64, dtype=np.float32)[None, None, :]
     return path
@@ -83,9 +84,9 @@ def test_brush_eraser_undo_redo_write_the_file(window, qtbot, blank):
     assert layer_pixels(blank, "s", "label_0000").sum() == 0
     window.paint_toolbar.redo.trigger()
     np.testing.assert_array_equal(layer_pixels(blank, "s", "label_0000"), label)
-    _settle(qtbot, view)
-    assert view._plane["label_0000"][20, 20] == 1
-    assert ANNOTATED in window.tree.summaries[blank].samples["s"][1]  # listed after the first edit
+    # the view re-reads in the background: wait for the redone stroke to show
+    qtbot.waitUntil(lambda: not view.loading and view._plane["label_0000"][20, 20] == 1)
+    assert ANNOTATED in window.tree.summaries[blank].samples["s"][1]
 
 
 def test_fill_and_marks(window, qtbot, blank):

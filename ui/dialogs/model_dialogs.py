@@ -21,7 +21,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+from deepscem.config import HOLDOUT, PredictConfig, TrainConfig, UNetConfig
 from deepscem.errors import ConfigError
 
 from ..dataset_tree import DatasetSummary
@@ -285,7 +285,10 @@ class TrainDialog(ConfigDialog):
                              target=self.target.currentText(), lr_schedule=self.schedule.currentText(),
                              time_limit_minutes=self.time_limit.value() or None,
                              mixed_precision=self.mixed.isChecked(),
-                             micro_batch_size=self.micro.value() or None)
+                             micro_batch_size=self.micro.value() or None,
+                             # issue 16: validating on the training file itself measures nothing new;
+                             # hold its last slices back instead (samples too thin: the whole file)
+                             holdout=HOLDOUT if valid and set(valid) == set(train) else 0.0)
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
 
 

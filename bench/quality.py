@@ -1,0 +1,269 @@
+"""Quality per CPU-minute on both shared EM data sets: the same training budget for every
+(data set, variant), predict the test slices, score them; prints one table.
+
+    python bench/quality.py --minutes 15                          # defaults + baseline, all data sets
+    python bench/quality.py --minutes 4 --variants default,intensity --datasets drosophila-vnc
+    python bench/quality.py --minutes 4 --variants default,small,context1 --test-slices 40
+
+Data sets (``../shared/data`` or ``--data``):
+
+* ``lucchi-pp``: FIB-SEM, 5 nm isotropic, train (165, 512, 640), test the same size (first
+  ``--test-slices`` slices when given), mitochondria;
+* ``drosophila-vnc``: serial-section TEM, 4.6 nm pixels, ~50 nm sections, train slices 0-9,
+  test 10-19 (the data README's split), mitochondria;
+* ``drosophila-vnc-4``: the same split, the four classes (mitochondria, membrane, glia,
+  synapse) in one sigmoid model; every class scored.
+
+Variants: ``default`` (UNetConfig() and TrainConfig() as they are), ``baseline`` (the plain
+Keras script of ``../shared/baselines``, single label only, its own data loader), and named
+changes of the default (see VARIANTS). Each run is a child process (fresh TensorFlow, one at a
+time); every result is also appended as a JSON line to ``WORK/results.jsonl`` so a long series
+survives an interruption. Numbers on a shared machine are lower bounds: the load average at
+the start of every run is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = Path(os.environ.get("DEEPSCEM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+BASELINE = Path(os.environ.get("DEEPSCEM_BASELINE", ROOT.parent / "shared" / "baselines"
+                               / "keras_unet2d_lucchi.py"))
+CLASSES = ("mitochondria", "membrane", "glia", "synapse")
+
+# Named changes of the defaults: {"unet": UNetConfig fields, "train": TrainConfig fields}.
+VARIANTS: dict[str, dict[str, dict]] = {
+    "default": {},
+    "intensity": {"train": {"intensity": True}},
+    "no-intensity": {"train": {"intensity": False}},
+    "minmax": {"train": {"normalization": "minmax"}},
+    "context1": {"unet": {"context": 1}},
+    "context2": {"unet": {"context": 2}},
+    "context0": {"unet": {"context": 0}},
+    "defects": {"unet": {"context": 1}, "train": {"defects": True}},
+    "small": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1}},
+    "f8": {"unet": {"filters": 8}},
+    "vgg1": {"unet": {"block": "vgg", "blocks_per_level": 1}},
+    "batch4": {"train": {"batch_size": 4}},
+    "bf16": {"train": {"mixed_precision": True}},
+}
+
+
+# -- data --------------------------------------------------------------------------------------
+
+def _write_dataset(path: Path, name: str, image, labels, aliases) -> Path:
+    from deepscem.dataset import Dataset
+
+    if not path.exists():
+        tmp = path.with_suffix(".partial")
+        with Dataset.create(tmp, name, len(labels), overwrite=True) as ds:
+            ds.set_label_aliases(list(aliases))
+            ds.add_sample(name, image, list(labels))
+        tmp.rename(path)
+    return path
+
+
+def build(dataset: str, data: Path, work: Path, test_slices: int | None) -> tuple[Path, Path, list[str]]:
+    """(train.hdf5, test.hdf5, label names) for ``dataset`` in ``work`` (reused when there)."""
+    import tifffile
+
+    if dataset == "lucchi-pp":
+        src = data / "lucchi-pp"
+        out = []
+        for split in ("train", "test"):
+            n = test_slices if split == "test" else None
+            keys = range(n) if n else None
+            image = tifffile.imread(src / f"{split}_image.tif", key=keys)
+            label = (tifffile.imread(src / f"{split}_label.tif", key=keys) > 0).astype("uint8")
+            suffix = f"_{n}" if n else ""
+            out.append(_write_dataset(work / f"lucchi_{split}{suffix}.hdf5", f"lucchi_{split}",
+                                      image, [label], ["mitochondria"]))
+        return out[0], out[1], ["mitochondria"]
+    src = data / "drosophila-vnc"
+    classes = CLASSES if dataset == "drosophila-vnc-4" else CLASSES[:1]
+    image = tifffile.imread(src / "image.tif")
+    labels = [(tifffile.imread(src / f"label_{c}.tif") > 0).astype("uint8") for c in classes]
+    tag = "vnc4" if len(classes) > 1 else "vnc"
+    train = _write_dataset(work / f"{tag}_train.hdf5", f"{tag}_train", image[:10],
+                           [lab[:10] for lab in labels], classes)
+    test = _write_dataset(work / f"{tag}_test.hdf5", f"{tag}_test", image[10:],
+                          [lab[10:] for lab in labels], classes)
+    return train, test, list(classes)
+
+
+def baseline_folder(dataset: str, data: Path, work: Path, test_slices: int | None) -> Path:
+    """A folder with the four TIFFs the baseline script reads (train/test image/label)."""
+    import tifffile
+
+    if dataset == "lucchi-pp" and not test_slices:
+        return data / "lucchi-pp"
+    folder = work / f"baseline_{dataset}_{test_slices or 'all'}"
+    if (folder / "test_label.tif").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    if dataset == "lucchi-pp":
+        src = data / "lucchi-pp"
+        for split in ("train", "test"):
+            keys = range(test_slices) if split == "test" else None
+            for kind in ("image", "label"):
+                tifffile.imwrite(folder / f"{split}_{kind}.tif",
+                                 tifffile.imread(src / f"{split}_{kind}.tif", key=keys))
+        return folder
+    src = data / "drosophila-vnc"
+    image, label = tifffile.imread(src / "image.tif"), tifffile.imread(src / "label_mitochondria.tif")
+    for split, sl in (("train", slice(0, 10)), ("test", slice(10, 20))):
+        tifffile.imwrite(folder / f"{split}_image.tif", image[sl])
+        tifffile.imwrite(folder / f"{split}_label.tif", (label[sl] > 0).astype("uint8") * 255)
+    return folder
+
+
+# -- one run (child process) -------------------------------------------------------------------
+
+def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Path) -> dict:
+    import dataclasses
+
+    from deepscem.config import PredictConfig, TrainConfig, UNetConfig
+    from deepscem.evaluation import evaluate
+    from deepscem.inference.predictor import predict_dataset
+    from deepscem.models.storage import model_info_from
+    from deepscem.models.unet import build_unet
+    from deepscem.training.trainer import train
+
+    train_ds, test_ds, names = build(dataset, args.data, work, args.test_slices)
+    change = VARIANTS[variant]
+    unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
+    model = build_unet(unet)
+    info = model_info_from(model, unet)
+    config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=100_000, validation_steps=0,
+                         seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
+                         budget_clock=args.clock)
+    config = dataclasses.replace(config, **change.get("train", {}))
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = train(model, info, [train_ds], None, config, log_path=work / f"{dataset}_{variant}.csv")
+    t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
+    t0 = time.perf_counter()
+    pred = predict_dataset(result.model, result.info, test_ds, work / f"{dataset}_{variant}_pred.hdf5",
+                           PredictConfig(), overwrite=True)
+    t_pred = time.perf_counter() - t0
+    report = evaluate(test_ds, pred, threshold=0.5, objects=True)
+    scores = {names[i] if i < len(names) else str(i): _score(row.as_dict())
+              for i, row in enumerate(report.overall)}
+    return {"steps": result.steps_done, "patches": result.steps_done * config.batch_size,
+            "train_s": round(t_train, 1), "train_cpu_s": round(c_train, 1), "predict_s": round(t_pred, 1),
+            "parameters": int(model.count_params()), "scores": scores}
+
+
+def _score(row: dict) -> dict:
+    return {k: (round(float(row[k]), 4) if isinstance(row.get(k), float) else row.get(k))
+            for k in ("iou", "f1", "precision", "recall", "reference_objects", "segmentation_objects")}
+
+
+def run_baseline(args: argparse.Namespace, dataset: str, work: Path) -> dict:
+    if dataset == "drosophila-vnc-4":
+        return {"skipped": "the baseline script trains one label"}
+    folder = baseline_folder(dataset, args.data, work, args.test_slices)
+    env = {**os.environ, "LUCCHI_DIR": str(folder)}
+    out = work / f"baseline_{dataset}"
+    py = sys.executable
+    t0 = time.perf_counter()
+    subprocess.run([py, str(BASELINE), "train", "--minutes", str(args.minutes), "--out", str(out),
+                    "--ckpt-every", str(10 * args.minutes)], env=env, check=True, capture_output=True)
+    t_train = time.perf_counter() - t0
+    lines = subprocess.run([py, str(BASELINE), "predict", "--model", str(out / "final.keras"),
+                            "--batch", "2"], env=env, check=True, capture_output=True,
+                           text=True).stdout.strip().splitlines()
+    res = json.loads(lines[-1])
+    return {"train_s": round(t_train, 1), "predict_s": res["predict_s"],
+            "scores": {"mitochondria": {"iou": res["iou"], "f1": res["dice"]}}}
+
+
+def child(args: argparse.Namespace) -> None:
+    work = args.work
+    load = os.getloadavg()[0]
+    t0 = time.time()
+    if args.variant == "baseline":
+        res = run_baseline(args, args.dataset, work)
+    else:
+        res = run_deepscem(args, args.dataset, args.variant, work)
+    res.update(dataset=args.dataset, variant=args.variant, minutes=args.minutes,
+               load_start=round(load, 1), load_end=round(os.getloadavg()[0], 1),
+               started=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t0)), test_slices=args.test_slices)
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+def table(results: list[dict]) -> str:
+    lines = ["| data set | variant | label | IoU | Dice | precision / recall | objects (pred / ref) "
+             "| steps (patches) | train s (CPU s) | load |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for label, s in r.get("scores", {}).items():
+            pr = (f"{s['precision']:.3f} / {s['recall']:.3f}" if s.get("precision") is not None else "")
+            objects = (f"{s['segmentation_objects']} / {s['reference_objects']}"
+                       if s.get("reference_objects") is not None else "")
+            lines.append(f"| {r['dataset']} | {r['variant']} | {label} | {s['iou']:.3f} | {s['f1']:.3f} "
+                         f"| {pr} | {objects} | {r.get('steps', '')} ({r.get('patches', '')}) "
+                         f"| {r['train_s']:.0f} ({r.get('train_cpu_s', 0):.0f}) "
+                         f"| {r['load_start']}-{r['load_end']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, required=True, help="training budget per run")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="what --minutes counts: wall-clock minutes, or CPU minutes of the training "
+                             "process (fair between runs on a shared machine; ~2 per idle wall minute "
+                             "on 2 cores). The baseline script only knows wall minutes")
+    parser.add_argument("--datasets", default="lucchi-pp,drosophila-vnc,drosophila-vnc-4")
+    parser.add_argument("--variants", default="default,baseline",
+                        help=f"comma-separated, from: baseline, {', '.join(VARIANTS)}")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, help="folder for datasets, models, results.jsonl")
+    parser.add_argument("--test-slices", type=int, help="score only the first N lucchi-pp test slices")
+    parser.add_argument("--steps-per-epoch", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)   # child mode
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.dataset:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory(prefix="deepscem-quality-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results = []
+        for dataset in args.datasets.split(","):
+            for variant in args.variants.split(","):
+                cmd = [sys.executable, __file__, "--minutes", str(args.minutes), "--data", str(args.data),
+                       "--work", str(work), "--dataset", dataset, "--variant", variant,
+                       "--steps-per-epoch", str(args.steps_per_epoch), "--seed", str(args.seed),
+                       "--clock", args.clock]
+                if args.test_slices:
+                    cmd += ["--test-slices", str(args.test_slices)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                found = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+                if not found:
+                    print(f"{dataset} {variant}: failed\n{proc.stderr[-2000:]}", flush=True)
+                    continue
+                res = json.loads(found[-1])
+                results.append(res)
+                with open(work / "results.jsonl", "a") as f:
+                    f.write(json.dumps(res) + "\n")
+                print(json.dumps(res), flush=True)
+        print(table(results))
+
+
+if __name__ == "__main__":
+    main()

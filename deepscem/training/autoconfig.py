@@ -1,0 +1,254 @@
+"""Automatic training configuration from the data (nnU-Net's idea, sized for a CPU first).
+
+:func:`summarize` looks at the training files once (sample shapes, voxel sizes when stored,
+and the measured similarity of neighbouring slices); :func:`choose` turns that, the memory
+budget and the device into an :class:`AutoConfig`: 2D / 2.5D / 3D, the patch, batch and
+patches per pass, a validation split of held-back slices when no validation data is given,
+keep-best on the validation score, and a time budget. Every choice carries its reason, the
+CLI prints them before training starts, and the trainer stores them in the model.
+
+Anisotropy: with a stored voxel size it is Z / mean(Y, X). Without one it is measured: the
+correlation of neighbouring slices is compared with the correlation of the same slices
+shifted in Y / X by 1, 2, 3... pixels, and the in-plane shift at which the two agree is the
+anisotropy. On the shared data: Lucchi++ (5 nm isotropic) neighbouring slices correlate at
+0.88, as do pixels 1 apart in-plane -> 1.0; drosophila-vnc (4.6 nm pixels, ~50 nm
+sections) at 0.34, as pixels ~9 apart -> 9 (true ratio ~10.8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deepscem.config import HOLDOUT, TrainConfig
+
+#: Memory of a training process besides the activations (Python, TensorFlow, the model,
+#: gradient accumulation; MiB) and per 256² patch in a pass, float32 default U-Net: peak RSS
+#: measured 1006 / 1181 / 1534 MB at 1 / 2 / 4 patches per pass (bench/README.md "Training").
+BASE_MIB = 900
+PATCH_MIB_256 = 180
+#: Default memory budget for training on a CPU (GiB): the issue's 1.5 GiB bound.
+MEMORY_GIB = 1.5
+#: Default time budgets (minutes): what the CPU benches measure; a GPU gets more steps anyway.
+MINUTES_CPU = 15.0
+MINUTES_GPU = 30.0
+#: Pixels shifted in-plane when measuring anisotropy (beyond: "more than this").
+MAX_LAG = 24
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What :func:`summarize` found: shapes (Z, Y, X) per sample, voxel sizes (Z, Y, X nm,
+    None when not stored), neighbouring-slice correlation and anisotropy (None for samples of
+    one slice), the number of labels."""
+
+    shapes: list[tuple[int, int, int]]
+    voxel_sizes: list[tuple[float, float, float] | None]
+    slice_correlation: float | None
+    anisotropy: float | None
+    anisotropy_source: str
+    n_labels: int
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """The automatic choices and why. dim: 2 or 3; context: 2.5D slices per side (2D only);
+    patch (Z, Y, X); batch_size and micro_batch (patches per pass); holdout: fraction of
+    slices held back for validation (0 = use the validation data given); time budget."""
+
+    dim: int
+    context: int
+    patch: tuple[int, int, int]
+    batch_size: int
+    micro_batch: int
+    holdout: float
+    keep_best_on: str
+    time_limit_minutes: float
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "patch": list(self.patch)}
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for the console (one per choice, with its reason)."""
+        return [f"auto: {reason}" for reason in self.reasons]
+
+
+def summarize(paths: Sequence[str | os.PathLike], *, max_samples: int = 4) -> DataSummary:
+    """Shapes, voxel sizes and neighbouring-slice similarity of the samples in ``paths``
+    (similarity measured on at most ``max_samples`` samples of 3+ slices; cheap: a few slices
+    each)."""
+    from deepscem.dataset import Dataset
+
+    shapes, sizes, corrs, anisos = [], [], [], []
+    n_labels = 0
+    for path in paths:
+        with Dataset.open(path) as ds:
+            n_labels = ds.n_labels
+            for name in ds.sample_names():
+                sample = ds.sample(name)
+                shapes.append(tuple(int(s) for s in sample.shape))
+                vs = sample.group.attrs.get("voxel_size")
+                sizes.append(tuple(float(v) for v in vs) if vs is not None and len(vs) == 3 else None)
+                if sample.shape[0] >= 3 and len(corrs) < max_samples:
+                    c, a = measure_anisotropy(sample.layer("image"))
+                    corrs.append(c)
+                    anisos.append(a)
+    known = [s for s in sizes if s]
+    if known:
+        ratios = [z / max(1e-9, (y + x) / 2) for z, y, x in known]
+        anisotropy, source = float(np.median(ratios)), "voxel size"
+    elif anisos:
+        anisotropy, source = float(np.median(anisos)), "measured"
+    else:
+        anisotropy, source = None, "single slices"
+    return DataSummary(shapes, sizes, float(np.mean(corrs)) if corrs else None, anisotropy, source,
+                       n_labels)
+
+
+def measure_anisotropy(image, *, slices: int = 6, crop: int = 512) -> tuple[float, float]:
+    """(mean correlation of neighbouring slices, anisotropy) of a (Z, Y, X) array-like (NumPy
+    or h5py: raw grey values do, correlation ignores the intensity scale), from ``slices``
+    pairs of centre crops of at most ``crop``² pixels (see the module docstring). Z >= 2.
+    Anisotropy lies in [1, MAX_LAG]."""
+    depth, ny, nx = (int(s) for s in image.shape)
+    y0, x0 = max(0, (ny - crop) // 2), max(0, (nx - crop) // 2)
+    starts = np.unique(np.linspace(0, depth - 2, min(slices, depth - 1)).round().astype(int))
+    z_corr, lag_corr = [], {k: [] for k in range(1, MAX_LAG + 1)}
+    for z in starts:
+        pair = np.asarray(image[int(z):int(z) + 2, y0:y0 + crop, x0:x0 + crop], np.float64)
+        z_corr.append(_corr(pair[0], pair[1]))
+        for k in lag_corr:
+            if k < min(pair.shape[1:]):
+                lag_corr[k].append((_corr(pair[0][:, :-k], pair[0][:, k:])
+                                    + _corr(pair[0][:-k], pair[0][k:])) / 2)
+    zc = float(np.mean(z_corr))
+    curve = [(k, float(np.mean(v))) for k, v in lag_corr.items() if v]
+    return zc, _lag_where(curve, zc)
+
+
+def _lag_where(curve: list[tuple[int, float]], value: float) -> float:
+    """The in-plane shift at which the (decreasing) correlation ``curve`` falls to ``value``,
+    interpolated linearly; 1.0 when it is already at or below it at 1 pixel; the last lag
+    when it never gets there."""
+    if not curve or value >= curve[0][1]:
+        return 1.0
+    for (k0, c0), (k1, c1) in zip(curve, curve[1:]):
+        if c1 <= value:
+            return float(k0 + (c0 - value) / max(1e-9, c0 - c1) * (k1 - k0))
+    return float(curve[-1][0])
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / denominator if denominator > 0 else 1.0
+
+
+def choose(summary: DataSummary, *, validation_given: bool, gpu: bool = False,
+           memory_gib: float = MEMORY_GIB, minutes: float | None = None,
+           context: int | None = None, dim: int | None = None) -> AutoConfig:
+    """The automatic configuration for data like ``summary`` (see the module docstring).
+
+    validation_given: the user named validation files other than the training files (then
+    no slices are held back). context / dim: the user's choice when given (not overridden).
+    """
+    reasons: list[str] = []
+    depth = min(s[0] for s in summary.shapes)
+    plane = min(min(s[1], s[2]) for s in summary.shapes)
+    aniso = summary.anisotropy
+    described = ("no stack (single slices)" if aniso is None else
+                 f"anisotropy {aniso:.1f} ({summary.anisotropy_source}"
+                 + (f", neighbouring slices correlate {summary.slice_correlation:.2f})"
+                    if summary.slice_correlation is not None else ")"))
+    if dim is None:
+        # 3D learns far less per CPU-minute (Lucchi++: IoU 0.50 in 8 min against 0.89 for 2D in
+        # 15); only near-isotropic stacks deep enough for 3D patches, and only on a GPU, get it.
+        dim = 3 if gpu and aniso is not None and aniso < 2.0 and depth >= 32 else 2
+        reasons.append(f"{dim}D model: {described}"
+                       + ("" if dim == 3 else "; 3D only for isotropic stacks on a GPU"))
+    else:
+        reasons.append(f"{dim}D model (as created): {described}")
+    if context is None:
+        context = _context_for(aniso, depth) if dim == 2 else 0
+        reasons.append(f"context {context} slice(s) per side ({1 + 2 * context} input channels): "
+                       + _context_reason(aniso, depth, context))
+    else:
+        reasons.append(f"context {context} slice(s) per side (as created)")
+    patch = _patch(dim, depth, plane, gpu)
+    batch, micro = _batch(patch, gpu, memory_gib)
+    reasons.append(f"patch {patch}, batch {batch} in passes of {micro} "
+                   f"({'GPU' if gpu else f'{memory_gib:g} GiB memory budget'})")
+    holdout = 0.0 if validation_given else HOLDOUT
+    if holdout and depth < 2 * patch[0] + 1:
+        holdout = 0.0
+        reasons.append("validation on the training data: the samples are too thin to hold slices back")
+    elif holdout:
+        reasons.append(f"validation on the last {holdout:.0%} of every sample's slices, held back "
+                       "from training (no validation data given)")
+    keep = "score"
+    reasons.append("keep the weights of the epoch with the best validation F1")
+    budget = float(minutes) if minutes else (MINUTES_GPU if gpu else MINUTES_CPU)
+    reasons.append(f"time budget {budget:g} minutes, learning rate decayed over it (cosine)")
+    return AutoConfig(dim=dim, context=context, patch=patch, batch_size=batch, micro_batch=micro,
+                      holdout=holdout, keep_best_on=keep, time_limit_minutes=budget, reasons=reasons)
+
+
+def _context_for(aniso: float | None, depth: int) -> int:
+    if aniso is None or depth < 3:
+        return 0
+    return CONTEXT_ISOTROPIC if aniso < 3.0 else CONTEXT_ANISOTROPIC
+
+
+def _context_reason(aniso: float | None, depth: int, context: int) -> str:
+    if aniso is None or depth < 3:
+        return "single slices have no neighbours"
+    kind = "near-isotropic" if aniso < 3.0 else "anisotropic"
+    return f"{kind} stack (see bench/README.md, 2.5D)"
+
+
+#: 2.5D context chosen per kind of stack (bench/quality.py, 4 CPU-minutes, shared machine; see
+#: bench/README.md): on Lucchi++ (isotropic) 3 slices scored IoU 0.860 against 0.795 for single
+#: slices; on drosophila-vnc (anisotropy ~9) 0.611 against 0.703, so anisotropic stacks stay 2D.
+CONTEXT_ISOTROPIC = 1
+CONTEXT_ANISOTROPIC = 0
+
+
+def _patch(dim: int, depth: int, plane: int, gpu: bool) -> tuple[int, int, int]:
+    """Largest multiple of 16 up to 256 (512 on a GPU) that fits the smallest sample plane;
+    3D: 16 slices (32 on a GPU) by 96² (128² on a GPU), as deep as the samples allow."""
+    def fit(size: int, limit: int) -> int:
+        return max(16, min(limit, size // 16 * 16))
+
+    if dim == 2:
+        side = fit(plane, 512 if gpu else 256)
+        return (1, side, side)
+    side = fit(plane, 128 if gpu else 96)
+    return (max(16, min(32 if gpu else 16, depth // 16 * 16)), side, side)
+
+
+def _batch(patch: tuple[int, int, int], gpu: bool, memory_gib: float) -> tuple[int, int]:
+    """(batch, patches per pass): batch 8 (16 on a GPU); on a CPU the pass holds as many
+    patches as the memory budget allows (PATCH_MIB_256 per 256² patch), a divisor of 8."""
+    batch = 16 if gpu else 8
+    if gpu:
+        return batch, batch
+    per_patch = PATCH_MIB_256 * math.prod(patch) / 256**2
+    fits = max(1, int((memory_gib * 1024 - BASE_MIB) // max(1.0, per_patch)))
+    micro = max(d for d in (1, 2, 4, 8) if d <= fits)
+    return batch, micro
+
+
+def apply(config: TrainConfig, auto: AutoConfig) -> TrainConfig:
+    """``config`` with the automatic choices that belong to training (dim and context belong
+    to the model: see ``model create --context``)."""
+    return dataclasses.replace(config, patch=auto.patch, batch_size=auto.batch_size,
+                               micro_batch_size=auto.micro_batch, holdout=auto.holdout,
+                               keep_best_on=auto.keep_best_on,
+                               time_limit_minutes=auto.time_limit_minutes, lr_schedule="cosine",
+                               epochs=max(config.epochs, 10_000), steps_per_epoch=32)
