@@ -189,3 +189,15 @@ def test_an_ome_zarr_image_predicts_like_a_dataset(setup, tmp_path):
         sample = ds.sample("slices")
         np.testing.assert_array_equal(sample.read_layer("image"), setup["image"])
         assert np.abs(sample.read_layer("prediction_0001") - expected[1]).max() <= 1e-5
+
+
+def test_a_dataset_sample_input_is_closed_after_the_run(setup, tmp_path):
+    """Predicting data.hdf5:SAMPLE leaves no handle open: the dataset can be edited next."""
+    from deepscem.dataset import Dataset
+
+    data = tmp_path / "data.hdf5"
+    with Dataset.create(data, "d", 1) as ds:
+        ds.add_sample("s", setup["image"], [None])
+    predict_to_file(setup["path"], f"{data}:s", tmp_path / "s.ome.zarr", PredictConfig(patch=(1, 16, 16)))
+    with Dataset.open(data, "r+") as ds:
+        ds.rename_sample("s", "t")
