@@ -96,6 +96,36 @@ def test_no_import_cycles_in_the_gui():
     assert _cycles(_graph("ui", "ui")) == []
 
 
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _python_files():
+    for folder in ("deepscem", "ui"):
+        yield from sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_modules_stay_small():
+    """A module over ~400 lines does more than one job: split it by role."""
+    big = {str(p.relative_to(ROOT)): n for p in _python_files()
+           if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert big == {}
+
+
+def test_long_functions_say_why():
+    """A function over ~60 lines either splits or says in its docstring why it is long
+    (a docstring line starting "Long because")."""
+    long = []
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                doc = ast.get_docstring(node) or ""
+                if length > MAX_FUNCTION_LINES and "Long because" not in doc:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert long == []
+
+
 def test_every_module_is_described_in_the_architecture_page():
     page = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
     missing = [str(p.relative_to(ROOT)) for folder in ("deepscem", "ui")

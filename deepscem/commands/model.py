@@ -21,6 +21,8 @@ DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --he
 
 
 def register(subparsers) -> None:
+    """Long because it is one flat argparse declaration per action and option, read top to
+    bottom like the --help it produces; split, the options of one command would scatter."""
     parser = subparsers.add_parser(
         "model", help="create a new U-Net model file, or show what a model file holds",
         description="Create a new (untrained) U-Net model, or describe a model file "

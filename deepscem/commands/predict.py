@@ -25,6 +25,8 @@ DEFAULT_OVERLAP = 0.25  # mirrors deepscem.config.PredictConfig (not imported: k
 
 
 def register(subparsers) -> None:
+    """Long because it is one flat argparse declaration per action and option, read top to
+    bottom like the --help it produces; split, the options of one command would scatter."""
     parser = subparsers.add_parser(
         "predict", help="segment a dataset's samples or any volume with a model",
         description="Predict: apply MODEL to every sample image of DATASET and write OUT_DS, a "

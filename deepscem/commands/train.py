@@ -31,6 +31,8 @@ class _Given(argparse.Action):
 
 
 def register(subparsers) -> None:
+    """Long because it is one flat argparse declaration per action and option, read top to
+    bottom like the --help it produces; split, the options of one command would scatter."""
     d = _DEFAULT
     p = subparsers.add_parser(
         "train", help="train a model on random patches of dataset samples",

@@ -196,17 +196,8 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
 
     ds._require_writable()
     sample = ds.sample(name)
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) \
-            or not 0 <= label < ds.n_labels:
-        raise DatasetError(f"label index must be 0..{ds.n_labels - 1}, got {label!r}")
+    sampling = _check_distance_options(ds, sample, label, scale, sampling)
     source = sample.layer(label_name(label))
-    if not (math.isfinite(scale) and scale > 0):
-        raise DatasetError(f"the distance scale must be a finite number > 0, got {scale}")
-    if not sampling and sample.voxel_size:
-        sampling = tuple(v / sample.voxel_size[2] for v in sample.voxel_size)
-    sampling = tuple(float(v) for v in (sampling or (1.0, 1.0, 1.0)))
-    if len(sampling) != 3 or not all(math.isfinite(v) and v > 0 for v in sampling):
-        raise DatasetError(f"sampling is the voxel size Z Y X (three numbers > 0), got {sampling}")
     layer = label_name(label) + "_dt"
     validate_name(layer)
     if layer in sample.group and not overwrite:
@@ -241,6 +232,21 @@ def distance_transform(ds, name: str, label: int, *, scale: float = 5.0,
                                f"({failure_reason(err)}); the dataset was left as it was") from err
         raise
     return layer
+
+
+def _check_distance_options(ds, sample, label, scale: float, sampling) -> tuple[float, float, float]:
+    """The (Z, Y, X) sampling to use; DatasetError for a bad label index, scale or sampling."""
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) \
+            or not 0 <= label < ds.n_labels:
+        raise DatasetError(f"label index must be 0..{ds.n_labels - 1}, got {label!r}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise DatasetError(f"the distance scale must be a finite number > 0, got {scale}")
+    if not sampling and sample.voxel_size:
+        sampling = tuple(v / sample.voxel_size[2] for v in sample.voxel_size)
+    sampling = tuple(float(v) for v in (sampling or (1.0, 1.0, 1.0)))
+    if len(sampling) != 3 or not all(math.isfinite(v) and v > 0 for v in sampling):
+        raise DatasetError(f"sampling is the voxel size Z Y X (three numbers > 0), got {sampling}")
+    return sampling
 
 
 def _signed_tanh(mask: np.ndarray, sampling, scale: float, edt) -> np.ndarray:

@@ -38,6 +38,9 @@ def predict_dataset(model: Any, info: ModelInfo | None, dataset_path: str | Path
     half as float ``prediction_XXXX_boundary`` layers. ``instances``: an
     :class:`~deepscem.postprocessing.instances.InstanceConfig` to also write
     ``instance_XXXX`` object ids (before the file is renamed into place).
+
+    Long because the per-sample loop and the post-processing share one temporary output file
+    that is renamed into place only when every step succeeded.
     """
     from deepscem.dataset import Dataset
     from deepscem.dataset.layers import is_prediction, kind_of, output_layers

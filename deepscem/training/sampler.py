@@ -167,6 +167,8 @@ class PatchSampler:
                  target: str = "label", label_focus: float = 0.0, role: str = "training",
                  context: int = 0, normalization: str | None = None,
                  z_fraction: tuple[float, float] | None = None) -> None:
+        """Long because it opens and checks every file and sample once, with one clear error
+        per rule broken, before any patch is drawn."""
         from deepscem.dataset import Dataset, label_name
         from deepscem.dataset.normalization import image_reader
 

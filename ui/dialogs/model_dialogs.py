@@ -7,15 +7,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
     QSpinBox,
     QWidget,
@@ -26,6 +23,7 @@ from deepscem.errors import ConfigError
 
 from ..dataset_tree import DatasetSummary
 from .base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
+from .dataset_checklist import DatasetChecklist
 from .dataset_dialogs import _pair
 from .evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
 
@@ -103,29 +101,6 @@ class CreateModelDialog(ConfigDialog):
                           depth=self.depth.value(), outputs=self.outputs.value(),
                           activation=self.activation.currentText(),
                           name=self.name_edit.text().strip() or "unet")
-
-
-class DatasetChecklist(QListWidget):
-    """Loaded datasets with a tick box each (train / validation sets)."""
-
-    def __init__(self, datasets: list[DatasetSummary], ticked: Path | None = None) -> None:
-        super().__init__()
-        for summary in datasets:
-            item = QListWidgetItem(f"{summary.name} [{summary.path.name}]")
-            item.setData(Qt.UserRole, str(summary.path))
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if summary.path == ticked else Qt.Unchecked)
-            self.addItem(item)
-        self.setMaximumHeight(90)
-
-    def ticked(self) -> tuple[Path, ...]:
-        return tuple(Path(self.item(i).data(Qt.UserRole)) for i in range(self.count())
-                     if self.item(i).checkState() == Qt.Checked)
-
-    def set_ticked(self, paths: list[Path]) -> None:
-        for i in range(self.count()):
-            on = Path(self.item(i).data(Qt.UserRole)) in paths
-            self.item(i).setCheckState(Qt.Checked if on else Qt.Unchecked)
 
 
 FINE_TUNE_MINUTES = 5  # default time limit when the chosen model is already trained
