@@ -121,10 +121,17 @@ def predict_block(predictor: Any, read: Callable[[Region], np.ndarray], grid: Ti
     axes = [[o for o in origins if o < n.stop and o + t > n.start]
             for origins, t, n in zip(grid.origins, grid.tile_shape, need)]
     box = tuple(slice(a[0], min(s, a[-1] + t)) for a, t, s in zip(axes, grid.tile_shape, shape))
-    image = read(box)  # every tile below lies in this box: one read, the halo included
+    context = int(getattr(predictor, "context", 0) or 0)
+    if context:  # 2.5D: each tile reads its neighbour slices too, as in one pass
+        from deepscem.dataset.context import context_reader
 
-    def read_local(region: Region) -> np.ndarray:
-        return image[tuple(slice(r.start - b.start, r.stop - b.start) for r, b in zip(region, box))]
+        read_local = context_reader(read, context, shape[0])
+    else:
+        image = read(box)  # every tile below lies in this box: one read, the halo included
+
+        def read_local(region: Region) -> np.ndarray:
+            return image[tuple(slice(r.start - b.start, r.stop - b.start)
+                               for r, b in zip(region, box))]
 
     # the whole grid's tiles that touch the box, in its order (z, y, x), with its pads
     tiles = list(TileGrid(shape, grid.tile_shape, tuple(tuple(a) for a in axes),  # type: ignore
