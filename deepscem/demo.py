@@ -81,7 +81,6 @@ def run_demo(out_dir: str | Path, *, data_dir: str | Path | None = None, minutes
     The training budget is a wall-clock limit: training stops after the batch that crosses
     it and keeps the best weights (on validation loss). ``shape`` is the generated volume's
     (Z, Y, X) when no ``data_dir`` is given.
-    
 
     Long because it is the demo's script: the steps in the order a user runs them, each timed.
     """
