@@ -135,8 +135,9 @@ def register(subparsers) -> None:
                                    "labels, thresholded predictions and instances as NGFF labels "
                                    "(napari, Fiji/MoBIE, neuroglancer open it).")
     p.add_argument("file", metavar="FILE", help=FILE_HELP)
-    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP)
-    p.add_argument("folder", metavar="FOLDER", help="output folder (created if missing)")
+    p.add_argument("sample", metavar="SAMPLE", help=SAMPLE_HELP + "; leave out (dataset export FILE "
+                   "FOLDER) to export every sample")
+    p.add_argument("folder", metavar="FOLDER", nargs="?", help="output folder (created if missing)")
     p.add_argument("--layers", nargs="+", metavar="LAYER",
                    help="layers to export (default: all; e.g. image label_0000)")
     p.add_argument("--format", choices=("tiff", "ome-zarr"), default="tiff",
@@ -298,17 +299,22 @@ def _export(args) -> None:
     from deepscem.dataset import Dataset
     from deepscem.progress import TqdmProgress
 
-    with Dataset.open(args.file) as ds, TqdmProgress(f"{args.sample}:") as bar:
-        if args.format == "ome-zarr":
-            from deepscem.dataset.ome_zarr_export import export_sample
+    # `dataset export FILE FOLDER` (two values): every sample; else FILE SAMPLE FOLDER
+    folder, one = (args.sample, None) if args.folder is None else (args.folder, args.sample)
+    with Dataset.open(args.file) as ds:
+        names = ds.sample_names() if one is None else [one]
+        for name in names:
+            with TqdmProgress(f"{name}:") as bar:
+                if args.format == "ome-zarr":
+                    from deepscem.dataset.ome_zarr_export import export_sample
 
-            paths = [export_sample(ds, args.sample, args.folder, layers=args.layers,
-                                   overwrite=args.overwrite, progress=bar)]
-        else:
-            paths = ds.export_sample(args.sample, args.folder, layers=args.layers,
-                                     overwrite=args.overwrite, progress=bar)
-    for path in paths:
-        print(path)
+                    paths = [export_sample(ds, name, folder, layers=args.layers,
+                                           overwrite=args.overwrite, progress=bar)]
+                else:
+                    paths = ds.export_sample(name, folder, layers=args.layers,
+                                             overwrite=args.overwrite, progress=bar)
+            for path in paths:
+                print(path)
 
 
 def _save_as(args) -> None:

@@ -40,3 +40,17 @@ def test_export_sample_as_ome_zarr(tmp_path):
         np.testing.assert_array_equal(src.read(0, 6), mask * np.float32(0.75))
     assert cli.main(["dataset", "export", str(path), "cell", str(tmp_path / "out"),
                      "--format", "ome-zarr"]) == 1  # exists: refused without --overwrite
+
+
+def test_export_file_folder_form_writes_every_sample(tmp_path):
+    """The design's form `dataset export FILE OUT --format ome-zarr` (no SAMPLE): every sample."""
+    path = tmp_path / "d.hdf5"
+    with Dataset.create(path, "d", 1) as ds:
+        for name in ("a", "b"):
+            ds.add_sample(name, np.full((2, 16, 16), 9, np.uint8), [np.zeros((2, 16, 16), np.uint8)])
+    assert cli.main(["dataset", "export", str(path), str(tmp_path / "out"), "--format", "ome-zarr"]) == 0
+    for name in ("a", "b"):
+        with open_volume(tmp_path / "out" / f"{name}.ome.zarr") as src:
+            assert src.shape == (2, 16, 16)
+    assert cli.main(["dataset", "export", str(path), "a", str(tmp_path / "tif")]) == 0
+    assert sorted(p.name for p in (tmp_path / "tif").iterdir()) == ["a_image.tif", "a_label_0000.tif"]
