@@ -120,10 +120,10 @@ def throughput(args, folder: Path) -> None:
     shape = tuple(args.shape)
     image = make_input(folder / "in.ome.zarr", shape)
     model = make_model(folder / "unet.keras")
-    block = (2, shape[1], shape[2])
+    block = (args.block_slices, shape[1], shape[2])
     mvox = np.prod(shape) / 1e6
     print(f"(a) throughput: {shape} uint8 ({mvox:.1f} Mvox), 2D U-Net 8 filters depth 2, tiles "
-          f"256x256, blocks {block} ({shape[0] // 2} blocks), 1 thread per process")
+          f"256x256, blocks {block} ({-(-shape[0] // block[0])} blocks), 1 thread per process")
     run(model, image, folder / "warm.ome.zarr", None, (2, *shape[1:]))  # traces the model once
     rows = []
     cpu = cpu_seconds()
@@ -178,6 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", nargs=3, type=int, default=[32, 768, 768], metavar=("Z", "Y", "X"))
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--block-slices", type=int, default=2,
+                        help="Z slices per block (a block is the unit of work sent to a worker)")
     parser.add_argument("--rss-gib", type=float, default=2.0, help="size of the big input (b)")
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
