@@ -21,11 +21,7 @@ def _imports(path: Path, module: str, is_package: bool) -> set[str]:
     """Every module ``module`` imports, absolute names, relative imports resolved."""
     found: set[str] = set()
     base = module.split(".") if is_package else module.split(".")[:-1]
-    tree = ast.parse(path.read_text(), str(path))
-    for node in ast.walk(tree):  # imports only for type checkers never run: not a cycle
-        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
-            node.body = []
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):

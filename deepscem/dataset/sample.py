@@ -4,12 +4,12 @@ region (:class:`Sample`); the file and its list of samples are :mod:`deepscem.da
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
 import h5py
 import numpy as np
 
-from deepscem.dataset import annotation
+from deepscem.dataset import annotation, normalization
 from deepscem.dataset import voxel_size as voxel_size_attr
 from deepscem.dataset.format import (
     layer_options,
@@ -19,19 +19,17 @@ from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
 
-if TYPE_CHECKING:
-    from deepscem.dataset.store import Dataset
-
 Region = tuple[slice, ...] | None
 
 
 class Sample(annotation.SampleAnnotation):
-    """One sample of a :class:`Dataset`: a group holding ``image`` and its layers, all (Z, Y, X).
+    """One sample of a :class:`~deepscem.dataset.store.Dataset`: a group holding ``image`` and its
+    layers, all (Z, Y, X).
 
     Partial-label methods (``annotated_fraction``, ``read_annotated``, ``mark_annotated``...)
     come from :class:`deepscem.dataset.annotation.SampleAnnotation`."""
 
-    def __init__(self, dataset: Dataset, name: str) -> None:
+    def __init__(self, dataset: Any, name: str) -> None:  # a deepscem.dataset.store.Dataset
         self.dataset = dataset
         self.name = name
         self.group: h5py.Group = dataset.file[name]
@@ -102,17 +100,7 @@ class Sample(annotation.SampleAnnotation):
         Normalised with the volume-wide :attr:`image_range`, never per patch, so contrast is the
         same everywhere. A constant image (or the original's NaN image) reads as zeros.
         """
-        raw = self.read_layer("image", region)
-        lo, hi = self.image_range
-        if not hi > lo:
-            return np.zeros(raw.shape, np.float32)
-        out = raw.astype(np.float32)
-        out -= np.float32(lo)
-        out /= np.float32(hi - lo)
-        np.clip(out, 0.0, 1.0, out=out)
-        if raw.dtype.kind == "f":
-            np.nan_to_num(out, copy=False, nan=0.0)
-        return out
+        return normalization.scale(self.read_layer("image", region), *self.image_range)
 
     def read_layer(self, layer: str, region: Region = None) -> np.ndarray:
         """``layer`` (or a region of it) in its stored dtype; only the chunks it touches are read."""

@@ -267,17 +267,3 @@ def volume_range(source: VolumeSource, *, progress=None, cancel=None) -> tuple[f
             lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
         prog.emit(progress, min(z, z0 + depth), z, "slices", "intensity range")
     return (lo, hi) if np.isfinite(lo) else (0.0, 0.0)
-
-
-def normalise(raw: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """Grey values -> float32 in [0, 1] with the volume-wide range (as Sample.read_image)."""
-    lo, hi = value_range
-    if not hi > lo:
-        return np.zeros(raw.shape, np.float32)
-    out = raw.astype(np.float32)
-    out -= np.float32(lo)
-    out /= np.float32(hi - lo)
-    np.clip(out, 0.0, 1.0, out=out)
-    if raw.dtype.kind == "f":
-        np.nan_to_num(out, copy=False, nan=0.0)
-    return out

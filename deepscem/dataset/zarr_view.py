@@ -177,9 +177,9 @@ class ZarrSample:
 
     def read_image(self, region=None) -> np.ndarray:
         """The image (or ``region``) as float32 in [0, 1], normalised with :attr:`image_range`."""
-        from deepscem.dataset.volumes import normalise
+        from deepscem.dataset import normalization
 
-        return normalise(self.read_layer("image", region), self.image_range)
+        return normalization.scale(self.read_layer("image", region), *self.image_range)
 
     def create_layer(self, *args: Any, **kwargs: Any) -> Any:
         raise DatasetError(f"{self.dataset.path} is an OME-Zarr image, opened read-only; add it "

@@ -16,7 +16,7 @@ import numpy as np
 
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
-from deepscem.dataset import volumes
+from deepscem.dataset import normalization, volumes
 from deepscem.inference import prediction_store as store
 from deepscem.inference.blocks import Block, predict_block
 
@@ -86,7 +86,7 @@ def run_block(job: dict[str, Any], block: Block, *,
     grid = predictor.grid(tuple(job["shape"]))
 
     def read(region):
-        return volumes.normalise(source.read_region(region), value_range)
+        return normalization.scale(source.read_region(region), *value_range)
 
     out = predict_block(predictor, read, grid, core, cancel=cancel)
     store.write_block(Path(job["store"]), job, index, core, source.read_region(core), out)
