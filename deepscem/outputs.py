@@ -189,7 +189,7 @@ def remove_stale_temps(dst: PathLike) -> list[Path]:
             if match is None or not _names_target(match.group(1), entry.name, dst.name, name_max):
                 continue
             pid = int(match.group(2))
-            if _alive(pid):
+            if process_alive(pid):
                 continue
             with contextlib.suppress(OSError):
                 entry.unlink()
@@ -220,7 +220,10 @@ def is_temp_name(name: str) -> bool:
     return _TEMP_RE.fullmatch(name) is not None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool | None:
+    """Whether process ``pid`` of this machine is running: True, False, or None when ``pid``
+    cannot be a process id (too large: a damaged marker). Callers choose what None means:
+    a temporary file of such a "process" is removed; a lock or an edit of it is left alone."""
     if pid == os.getpid():
         return True
     try:
@@ -230,7 +233,7 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     except OverflowError:
-        return False
+        return None
     return True
 
 

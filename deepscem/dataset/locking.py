@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from deepscem.errors import DatasetError
+from deepscem.outputs import process_alive
 
 log = logging.getLogger("deepscem")
 _HELD: dict[Path, int] = {}  # locks this process holds, with a count (one process may open twice)
@@ -112,7 +113,7 @@ class WriterLock:
                         "dataset ('dataset info')", self.path.name)
             return True
         host, pid = owner
-        if host != socket.gethostname() or _alive(pid):
+        if host != socket.gethostname() or process_alive(pid) is not False:
             return False
         with contextlib.suppress(FileNotFoundError):
             self.lock.unlink()
@@ -133,13 +134,3 @@ def _owner(lock: Path) -> tuple[str, int] | None:
         return host, int(pid)
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True

@@ -18,6 +18,8 @@ import re
 
 import h5py
 
+from deepscem.outputs import process_alive
+
 log = logging.getLogger("deepscem")
 _PENDING = re.compile(r"\.(add|crop|old|dt|olddt)-(\d+)-(.+)")
 WHAT = {"add": "an unfinished new sample", "crop": "an unfinished crop", "dt": "an unfinished "
@@ -109,7 +111,7 @@ def _recover_item(group: h5py.Group, name: str, path, where: str) -> list[str]:
     if match is None:
         return []
     kind, pid, target = match.group(1), int(match.group(2)), match.group(3)
-    if _alive(pid):
+    if process_alive(pid) is not False:
         return []
     run = f"left by an interrupted run (process {pid})"
     if kind in ("old", "olddt"):
@@ -122,15 +124,3 @@ def _recover_item(group: h5py.Group, name: str, path, where: str) -> list[str]:
     del group[name]
     return [f"{path}: {where}removed {WHAT[kind]} {target!r} {run}; the dataset is as it was "
             "before that run"]
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
