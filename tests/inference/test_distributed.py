@@ -224,3 +224,34 @@ def test_slurm_jobs_come_from_the_config_file(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="YAML mapping"):
         _read_config(str(bad))
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from deepscem.inference.distributed import _plain_malloc
+
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        np.ones(1 << 20, np.float32).sum()  # a 4 MB buffer, written, freed
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults()
+plain = faults()
+_plain_malloc()
+faults()
+print(plain, faults())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_worker_allocator_reuses_buffers_despite_the_nanny_setting():
+    """A Dask nanny's MALLOC_TRIM_THRESHOLD_ makes every 4 MB buffer a fresh, page-faulted mmap;
+    after _plain_malloc (the worker plugin's setup) freed buffers are reused."""
+    result = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True,
+                            env=_env(MALLOC_TRIM_THRESHOLD_="65536"), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    nanny, plain = (int(v) for v in result.stdout.split())
+    assert nanny > 50 * 200  # ~512 page faults per buffer (4 KB pages; fewer with huge pages)
+    assert plain < nanny / 10
