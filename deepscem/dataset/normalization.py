@@ -57,14 +57,14 @@ def percentile_range(sample, low: float, high: float) -> tuple[float, float]:
     zs = np.unique(np.linspace(0, depth - 1, min(depth, PERCENTILE_SLICES)).round().astype(int))
     strip = max(1, STRIP_BYTES // max(1, cols * image.dtype.itemsize))
     integer = image.dtype.kind in "ui" and image.dtype.itemsize <= 2
+    offset = int(np.iinfo(image.dtype).min) if integer else 0
+    step = max(1, int(np.sqrt(rows * cols / FLOAT_SAMPLES_PER_SLICE)))
     hist: np.ndarray | None = None
     floats: list[np.ndarray] = []
     for z in zs:
-        step = max(1, int(np.sqrt(rows * cols / FLOAT_SAMPLES_PER_SLICE)))
         for y0 in range(0, rows, strip):
             data = np.asarray(image[int(z), y0:y0 + strip])
             if integer:
-                offset = int(np.iinfo(image.dtype).min)
                 counts = np.bincount((data.ravel().astype(np.int64) - offset),
                                      minlength=2 ** (8 * image.dtype.itemsize))
                 hist = counts if hist is None else hist + counts
@@ -72,7 +72,6 @@ def percentile_range(sample, low: float, high: float) -> tuple[float, float]:
                 values = data[::step, ::step].ravel().astype(np.float64)
                 floats.append(values[np.isfinite(values)])
     if integer:
-        offset = int(np.iinfo(image.dtype).min)
         cum = np.cumsum(hist)
         total = cum[-1]
         lo = int(np.searchsorted(cum, total * low / 100.0, side="right")) + offset

@@ -163,10 +163,9 @@ def _plain_malloc() -> None:
     if not sys.platform.startswith("linux"):
         return
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols: its C library, no library search
         libc.mallopt(-3, _MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, _TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # no glibc mallopt
