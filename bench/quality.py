@@ -56,6 +56,21 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "vgg1": {"unet": {"block": "vgg", "blocks_per_level": 1}},
     "batch4": {"train": {"batch_size": 4}},
     "bf16": {"train": {"mixed_precision": True}},
+    "focus25": {"train": {"label_focus": 0.25}},
+    "focus10": {"train": {"label_focus": 0.1}},
+    "ce": {"train": {"loss": "crossentropy"}},
+    "lr2x": {"train": {"learning_rate": 2e-3}},
+    "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
+                   "train": {"mixed_precision": True}},
+}
+
+# Prediction options scored from the same trained model (``--predict-variants``); "plain" is
+# PredictConfig() as it is, the one every run scores.
+PREDICT_VARIANTS: dict[str, dict] = {
+    "plain": {},
+    "tta": {"tta": True},
+    "zsmooth1": {"z_smooth": 1.0},
+    "tta+zsmooth1": {"tta": True, "z_smooth": 1.0},
 }
 
 
@@ -151,16 +166,28 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(model, info, [train_ds], None, config, log_path=work / f"{dataset}_{variant}.csv")
     t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
-    t0 = time.perf_counter()
-    pred = predict_dataset(result.model, result.info, test_ds, work / f"{dataset}_{variant}_pred.hdf5",
-                           PredictConfig(), overwrite=True)
-    t_pred = time.perf_counter() - t0
-    report = evaluate(test_ds, pred, threshold=0.5, objects=True)
-    scores = {names[i] if i < len(names) else str(i): _score(row.as_dict())
-              for i, row in enumerate(report.overall)}
-    return {"steps": result.steps_done, "patches": result.steps_done * config.batch_size,
-            "train_s": round(t_train, 1), "train_cpu_s": round(c_train, 1), "predict_s": round(t_pred, 1),
-            "parameters": int(model.count_params()), "scores": scores}
+    if args.save_models:
+        from deepscem.models.storage import save_model
+
+        save_model(result.model, work / f"{dataset}_{variant}.keras", result.info, overwrite=True)
+    out: dict = {"steps": result.steps_done, "patches": result.steps_done * config.batch_size,
+                 "train_s": round(t_train, 1), "train_cpu_s": round(c_train, 1),
+                 "parameters": int(model.count_params())}
+    for how in ["plain"] + [p for p in args.predict_variants.split(",") if p and p != "plain"]:
+        t0 = time.perf_counter()
+        pred = predict_dataset(result.model, result.info, test_ds,
+                               work / f"{dataset}_{variant}_{how}_pred.hdf5",
+                               PredictConfig(**PREDICT_VARIANTS[how]), overwrite=True)
+        t_pred = time.perf_counter() - t0
+        report = evaluate(test_ds, pred, threshold=0.5, objects=True)
+        scores = {names[i] if i < len(names) else str(i): _score(row.as_dict())
+                  for i, row in enumerate(report.overall)}
+        if how == "plain":
+            out.update(predict_s=round(t_pred, 1), scores=scores)
+        else:
+            out.setdefault("predict_variants", {})[how] = {"predict_s": round(t_pred, 1),
+                                                           "scores": scores}
+    return out
 
 
 def _score(row: dict) -> dict:
@@ -207,7 +234,12 @@ def table(results: list[dict]) -> str:
     lines = ["| data set | variant | label | IoU | Dice | precision / recall | objects (pred / ref) "
              "| steps (patches) | train s (CPU s) | load |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = []
     for r in results:
+        rows.append(r)
+        for how, v in r.get("predict_variants", {}).items():
+            rows.append({**r, "variant": f"{r['variant']} + predict {how}", "scores": v["scores"]})
+    for r in rows:
         for label, s in r.get("scores", {}).items():
             pr = (f"{s['precision']:.3f} / {s['recall']:.3f}" if s.get("precision") is not None else "")
             objects = (f"{s['segmentation_objects']} / {s['reference_objects']}"
@@ -234,6 +266,10 @@ def main() -> None:
     parser.add_argument("--test-slices", type=int, help="score only the first N lucchi-pp test slices")
     parser.add_argument("--steps-per-epoch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--predict-variants", default="plain",
+                        help=f"comma-separated prediction options, each scored from the same trained "
+                             f"model: {', '.join(PREDICT_VARIANTS)} (default plain)")
+    parser.add_argument("--save-models", action="store_true", help="keep WORK/DATASET_VARIANT.keras")
     parser.add_argument("--dataset", help=argparse.SUPPRESS)   # child mode
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -249,7 +285,9 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--minutes", str(args.minutes), "--data", str(args.data),
                        "--work", str(work), "--dataset", dataset, "--variant", variant,
                        "--steps-per-epoch", str(args.steps_per_epoch), "--seed", str(args.seed),
-                       "--clock", args.clock]
+                       "--clock", args.clock, "--predict-variants", args.predict_variants]
+                if args.save_models:
+                    cmd.append("--save-models")
                 if args.test_slices:
                     cmd += ["--test-slices", str(args.test_slices)]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
