@@ -115,6 +115,25 @@ def image_reader(sample, method: str | None) -> Callable[[Region], np.ndarray]:
     return read
 
 
+def streamed_range(read: Callable[[int, int], np.ndarray], depth: int, slab_depth: int, *,
+                   progress=None, cancel=None) -> tuple[float, float]:
+    """(min, max) of the finite values of a volume of ``depth`` slices read ``slab_depth`` at a
+    time by ``read(z0, z1)``; (0, 0) when it has none (all NaN: a constant image)."""
+    from deepscem import progress as prog
+
+    lo, hi = np.inf, -np.inf
+    step = max(1, int(slab_depth))
+    for z0 in range(0, depth, step):
+        prog.check(cancel)
+        slab = read(z0, min(depth, z0 + step))
+        if slab.dtype.kind == "f":
+            slab = slab[np.isfinite(slab)]
+        if slab.size:
+            lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+        prog.emit(progress, min(depth, z0 + step), depth, "slices", "intensity range")
+    return (lo, hi) if np.isfinite(lo) else (0.0, 0.0)
+
+
 def scale(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Map raw grey values so that lo -> 0 and hi -> 1, clipped to [0, 1], float32; NaN -> 0;
     all zeros when hi <= lo (a constant image)."""

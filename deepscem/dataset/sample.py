@@ -87,11 +87,9 @@ class Sample(annotation.SampleAnnotation):
             if "norm_min" in image.attrs and "norm_max" in image.attrs:
                 self._range = (float(image.attrs["norm_min"]), float(image.attrs["norm_max"]))
             else:
-                lo, hi = np.inf, -np.inf
-                for z0 in range(0, self.shape[0], slab_depth(self.shape, image.dtype.itemsize)):
-                    slab = image[z0:z0 + slab_depth(self.shape, image.dtype.itemsize)]
-                    lo, hi = min(lo, float(np.nanmin(slab))), max(hi, float(np.nanmax(slab)))
-                self._range = (lo, hi) if np.isfinite(lo) else (0.0, 0.0)  # all NaN: constant
+                self._range = normalization.streamed_range(
+                    lambda z0, z1: image[z0:z1], self.shape[0],
+                    slab_depth(self.shape, image.dtype.itemsize))
         return self._range
 
     def read_image(self, region: Region = None) -> np.ndarray:

@@ -251,19 +251,10 @@ def _read_slice(path: Path) -> np.ndarray:
 def volume_range(source: VolumeSource, *, progress=None, cancel=None) -> tuple[float, float]:
     """Volume-wide (min, max) of ``source``, the range images are normalised with (DESIGN.md §3):
     a stored one (a DeepSCEM sample) or one streamed pass of Z slabs of about 64 MB."""
-    from deepscem import progress as prog
+    from deepscem.dataset.normalization import streamed_range
 
     if getattr(source, "value_range", None) is not None:
         return source.value_range
     z, y, x = source.shape
     depth = max(1, (64 * 2**20) // max(1, y * x * source.dtype.itemsize))
-    lo, hi = np.inf, -np.inf
-    for z0 in range(0, z, depth):
-        prog.check(cancel)
-        slab = source.read(z0, min(z, z0 + depth))
-        if slab.dtype.kind == "f":
-            slab = slab[np.isfinite(slab)]
-        if slab.size:
-            lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
-        prog.emit(progress, min(z, z0 + depth), z, "slices", "intensity range")
-    return (lo, hi) if np.isfinite(lo) else (0.0, 0.0)
+    return streamed_range(source.read, z, depth, progress=progress, cancel=cancel)

@@ -13,6 +13,7 @@ from deepscem.dataset.normalization import (
     parse,
     percentile_range,
     scale,
+    streamed_range,
 )
 from deepscem.errors import ConfigError
 
@@ -94,3 +95,14 @@ def test_read_with_context_reads_once_and_mirrors_the_edges():
     assert context_reader(read, 0, 5) is read
     with pytest.raises(ValueError, match="one slice"):
         read_with_context(read, (slice(0, 2), slice(None), slice(None)), 1, 5)
+
+
+def test_streamed_range_skips_nan_and_inf_and_reports_every_slab():
+    volume = np.arange(5 * 4 * 4, dtype=np.float32).reshape(5, 4, 4)
+    volume[0, 0, 0], volume[4, 3, 3] = np.nan, np.inf
+    seen = []
+    lo, hi = streamed_range(lambda z0, z1: volume[z0:z1], 5, 2,
+                            progress=lambda p: seen.append((p.done, p.total)))
+    assert (lo, hi) == (1.0, float(volume[4, 3, 2]))
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert streamed_range(lambda z0, z1: np.full((z1 - z0, 2, 2), np.nan, np.float32), 3, 2) == (0.0, 0.0)
