@@ -158,13 +158,22 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
     from deepscem.training.trainer import train
 
     train_ds, test_ds, names = build(dataset, args.data, work, args.test_slices)
-    change = VARIANTS[variant]
-    unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
-    model = build_unet(unet)
-    info = model_info_from(model, unet)
+    change = VARIANTS.get(variant, {})
     config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=100_000, validation_steps=0,
                          seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
+    unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
+    if variant == "auto":  # what `model create --context auto` and `train --auto` choose
+        from deepscem.training import autoconfig
+
+        choice = autoconfig.choose(autoconfig.summarize([train_ds]), validation_given=False,
+                                   minutes=args.minutes)
+        print("\n".join("auto: " + r for r in choice.reasons), file=sys.stderr)
+        unet = dataclasses.replace(unet, context=choice.context)
+        config = dataclasses.replace(autoconfig.apply(config, choice), validation_steps=8,
+                                     budget_clock=args.clock)
+    model = build_unet(unet)
+    info = model_info_from(model, unet)
     config = dataclasses.replace(config, **change.get("train", {}))
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(model, info, [train_ds], None, config, log_path=work / f"{dataset}_{variant}.csv")
@@ -268,7 +277,9 @@ def main() -> None:
                              "on 2 cores). The baseline script only knows wall minutes")
     parser.add_argument("--datasets", default="lucchi-pp,drosophila-vnc,drosophila-vnc-4")
     parser.add_argument("--variants", default="default,baseline",
-                        help=f"comma-separated, from: baseline, {', '.join(VARIANTS)}")
+                        help=f"comma-separated, from: baseline, auto (the automatic configuration: "
+                             f"2.5D context, held-back validation, keep-best on its score), "
+                             f"{', '.join(VARIANTS)}")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, help="folder for datasets, models, results.jsonl")
     parser.add_argument("--test-slices", type=int, help="score only the first N lucchi-pp test slices")
