@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "focus25": {"train": {"label_focus": 0.25}},
     "focus10": {"train": {"label_focus": 0.1}},
     "ce": {"train": {"loss": "crossentropy"}},
+    "auto-last": {"train": {"keep_best": False}},  # auto, but the last weights kept
     "context1-focus25": {"unet": {"context": 1}, "train": {"label_focus": 0.25}},
     "intensity-focus25": {"train": {"intensity": True, "label_focus": 0.25}},
     "lr2x": {"train": {"learning_rate": 2e-3}},
@@ -163,7 +164,7 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
                          seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
     unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
-    if variant == "auto":  # what `model create --context auto` and `train --auto` choose
+    if variant.startswith("auto"):  # what `model create --context auto` and `train --auto` choose
         from deepscem.training import autoconfig
 
         choice = autoconfig.choose(autoconfig.summarize([train_ds]), validation_given=False,
