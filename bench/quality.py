@@ -60,7 +60,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "focus25": {"train": {"label_focus": 0.25}},
     "focus10": {"train": {"label_focus": 0.1}},
     "ce": {"train": {"loss": "crossentropy"}},
-    "auto-last": {"train": {"keep_best": False}},  # auto, but the last weights kept
+    "auto-best": {"train": {"keep_best": True}},  # auto, but the best validation epoch kept
     "context1-focus25": {"unet": {"context": 1}, "train": {"label_focus": 0.25}},
     "intensity-focus25": {"train": {"intensity": True, "label_focus": 0.25}},
     "lr2x": {"train": {"learning_rate": 2e-3}},
@@ -279,7 +279,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="lucchi-pp,drosophila-vnc,drosophila-vnc-4")
     parser.add_argument("--variants", default="default,baseline",
                         help=f"comma-separated, from: baseline, auto (the automatic configuration: "
-                             f"2.5D context, held-back validation, keep-best on its score), "
+                             f"2.5D context, held-back validation slices, final weights), "
                              f"{', '.join(VARIANTS)}")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, help="folder for datasets, models, results.jsonl")

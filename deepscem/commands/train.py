@@ -30,6 +30,14 @@ class _Given(argparse.Action):
         namespace.given = given | {self.dest}
 
 
+class _GivenFlag(argparse.BooleanOptionalAction):
+    """--flag / --no-flag that also notes it was given (see _Given)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given = set(getattr(namespace, "given", set())) | {self.dest}
+
+
 def register(subparsers) -> None:
     """Long because it is one flat argparse declaration per action and option, read top to
     bottom like the --help it produces; split, the options of one command would scatter."""
@@ -70,9 +78,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
                    help="initial learning rate of Adam (default %(default)s)")
     flag = argparse.BooleanOptionalAction
-    p.add_argument("--keep-best", action=flag, default=d.keep_best,
+    p.add_argument("--keep-best", action=_GivenFlag, default=d.keep_best,
                    help="keep the weights of the epoch with the lowest validation loss (training "
-                        "loss without validation) (default: on)")
+                        "loss without validation) (default: on; off with --auto)")
     p.add_argument("--early-stopping", action=flag, default=d.early_stopping,
                    help="stop when the monitored loss stops improving (default: off)")
     p.add_argument("--reduce-lr", action=flag, default=d.reduce_lr,
@@ -129,9 +137,10 @@ def _add_data_and_auto_options(p, d: TrainConfig) -> None:
                    help="what --keep-best watches: validation loss, or validation F1 (default "
                         "%(default)s)")
     p.add_argument("--auto", action="store_true",
-                   help="choose patch, batch, passes, held-back validation slices, keep-best on the "
-                        "score and a time budget from the data and the memory budget (printed before "
-                        "training, stored in the model); options given explicitly win")
+                   help="choose patch, batch, passes, held-back validation slices (scored every "
+                        "epoch; the final weights kept) and a time budget from the data and the "
+                        "memory budget (printed before training, stored in the model); options "
+                        "given explicitly win")
     p.add_argument("--memory", type=float, default=None, metavar="GIB",
                    help="with --auto: memory budget for training on a CPU (default 1.5 GiB)")
 
@@ -244,7 +253,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
 
 # TrainConfig fields --auto sets, by the CLI option (argparse dest) that overrides each.
 _AUTO_FIELDS = {"patch": "patch", "batch_size": "batch_size", "micro_batch_size": "micro_batch",
-                "holdout": "holdout", "keep_best_on": "keep_best_on",
+                "holdout": "holdout", "keep_best": "keep_best", "keep_best_on": "keep_best_on",
                 "time_limit_minutes": "time_limit", "lr_schedule": "lr_schedule", "epochs": "epochs",
                 "steps_per_epoch": "steps_per_epoch"}
 

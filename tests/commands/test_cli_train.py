@@ -93,7 +93,7 @@ def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, caps
                          "--steps-per-epoch 1 --epochs 2 --time-limit 5 --validation-steps 1 --seed 0",
                          capsys)
     assert code == 0, err
-    assert "auto: 2D model" in out and "held back" in out and "best validation F1" in out
+    assert "auto: 2D model" in out and "held back" in out and "final weights" in out
     assert "kept as given: patch=(1, 16, 16)" in out and "time_limit_minutes=5.0" in out
     assert out.index("auto: ") < out.index("patch (1, 16, 16)")  # printed before training starts
     from deepscem.models.storage import load_model
@@ -101,8 +101,22 @@ def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, caps
     _, info = load_model(files / "auto.keras")
     stored = info.history["config"]
     assert stored["holdout"] == 0.15 and stored["keep_best_on"] == "score" and stored["epochs"] == 2
+    assert stored["keep_best"] is False  # the cosine schedule's last weights
     assert stored["patch"] == [1, 16, 16] and stored["lr_schedule"] == "cosine"
     assert info.normalization == "percentile 0.5 99.5"
+
+
+def test_auto_keeps_an_explicit_keep_best(files, capsys):
+    blob_dataset(files / "STACK.hdf5", shape=(12, 32, 32))
+    code, out, err = run("train unet-2d.keras auto.keras STACK.hdf5 STACK.hdf5 --auto --keep-best "
+                         "--patch 1 16 16 --steps-per-epoch 1 --epochs 1 --validation-steps 1 --seed 0",
+                         capsys)
+    assert code == 0, err
+    assert "kept as given:" in out and "keep_best=True" in out
+    from deepscem.models.storage import load_model
+
+    _, info = load_model(files / "auto.keras")
+    assert info.history["config"]["keep_best"] is True
 
 
 def test_model_create_with_context(files, capsys):

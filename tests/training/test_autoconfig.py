@@ -42,6 +42,7 @@ def test_choices_for_stacks_single_slices_and_gpus():
     assert iso.dim == 2 and iso.context == CONTEXT_ISOTROPIC and iso.patch == (1, 256, 256)
     assert iso.batch_size == 8 and iso.micro_batch == 2  # 1.5 GiB: 900 + 2 x 180 MiB fits, 4 does not
     assert iso.holdout == 0.15 and iso.keep_best_on == "score" and iso.time_limit_minutes == 15
+    assert iso.keep_best is False and any("final weights" in r for r in iso.reasons)
     assert any("held back" in r for r in iso.reasons) and len(iso.lines()) == len(iso.reasons)
     thin = choose(summary([(1, 100, 90)]), validation_given=False)
     assert thin.dim == 2 and thin.context == 0 and thin.patch == (1, 80, 80)
