@@ -20,22 +20,26 @@ from deepscem.training.stop_reasons import StopReason
 _DEFAULT = TrainConfig()
 
 
+def _note_given(namespace, dest: str) -> None:
+    """Record that option ``dest`` was given on the command line, so --auto fills in only what
+    the user left out."""
+    namespace.given = set(getattr(namespace, "given", set())) | {dest}
+
+
 class _Given(argparse.Action):
-    """A plain "store" that also notes the option was given on the command line, so --auto
-    fills in only what the user left out."""
+    """A plain "store" that also notes the option was given (see _note_given)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, values)
-        given = set(getattr(namespace, "given", set()))
-        namespace.given = given | {self.dest}
+        _note_given(namespace, self.dest)
 
 
 class _GivenFlag(argparse.BooleanOptionalAction):
-    """--flag / --no-flag that also notes it was given (see _Given)."""
+    """--flag / --no-flag that also notes it was given (see _note_given)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         super().__call__(parser, namespace, values, option_string)
-        namespace.given = set(getattr(namespace, "given", set())) | {self.dest}
+        _note_given(namespace, self.dest)
 
 
 def register(subparsers) -> None:

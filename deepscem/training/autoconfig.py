@@ -59,7 +59,8 @@ class DataSummary:
 class AutoConfig:
     """The automatic choices and why. dim: 2 or 3; context: 2.5D slices per side (2D only);
     patch (Z, Y, X); batch_size and micro_batch (patches per pass); holdout: fraction of
-    slices held back for validation (0 = use the validation data given); time budget."""
+    slices held back for validation (0 = use the validation data given); time budget;
+    keep_best: keep the best validation epoch's weights (False: the final ones)."""
 
     dim: int
     context: int
@@ -69,7 +70,7 @@ class AutoConfig:
     holdout: float
     keep_best_on: str
     time_limit_minutes: float
-    keep_best: bool = False
+    keep_best: bool
     reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

@@ -189,7 +189,6 @@ def test_resume_after_a_killed_command_runs_only_the_missing_blocks(cluster, inp
     while len(before) != len(list(done_dir.iterdir())):  # blocks already running on the
         before = list(done_dir.iterdir())                 # workers finish and are marked
         time.sleep(2.0)
-    before = list(done_dir.iterdir())
     assert 3 <= len(before) < 54 and not out.exists()
     result = subprocess.run(command + ["--resume"], env=_env(), cwd=str(ROOT),
                             capture_output=True, text=True, timeout=180)
