@@ -20,21 +20,33 @@ from deepscem.dataset import normalization, volumes
 from deepscem.inference import prediction_store as store
 from deepscem.inference.blocks import Block, predict_block
 
-_PREDICTORS: dict[tuple, Any] = {}  # per process: (model path, config) -> Predictor
+_PREDICTORS: dict[tuple, Any] = {}  # per process: (model file, its stamp, config) -> Predictor
 _SOURCES: dict[str, Any] = {}       # per process: input spec -> open VolumeSource
 
 
 def cached_predictor(model_path: str, config: PredictConfig) -> Any:
     """The process's :class:`Predictor` for this model and config, loaded on first use (a
-    cluster worker loads it once, in its plugin, and reuses it for every block)."""
-    key = (model_path, repr(config))
+    cluster worker loads it once, in its plugin, and reuses it for every block).
+
+    The file is identified by its resolved path, size and modification time, so a model
+    retrained or replaced under the same name is loaded again; only the newest predictor is
+    kept, so a long-lived process (the GUI, a test run) does not hold every model it ran."""
+    path = Path(model_path)
+    try:
+        stat = path.stat()
+        stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None  # load_model says what is wrong with the path
+    key = (str(path.resolve()), stamp, repr(config))
     if key not in _PREDICTORS:
         from deepscem.inference.predictor import Predictor
         from deepscem.models.storage import load_model
 
         model, info = load_model(model_path)
-        _PREDICTORS[key] = Predictor(model, info, config)
-        _PREDICTORS[key].info = info  # label names for the outputs
+        predictor = Predictor(model, info, config)
+        _PREDICTORS.clear()
+        _PREDICTORS[key] = predictor
+        predictor.info = info  # label names for the outputs
     return _PREDICTORS[key]
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from deepscem import progress as prog
 from deepscem.config import PredictConfig
 from deepscem.dataset.context import context_reader, model_context
-from deepscem.errors import DeepScemWarning
+from deepscem.errors import DeepScemWarning, ModelError
 from deepscem.inference.slab_writer import RowWindow, SlabWriter
 from deepscem.inference.tile_choice import auto_batch, auto_grid
 from deepscem.inference.tiling import BlendingAccumulator, TileGrid, batched, make_grid, read_tile
@@ -154,13 +154,22 @@ class Predictor:
         return y[:, None] if self.dim == 2 else y
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        x = self._channels_last(x)
         if self._softmax1:  # said once in __init__; Keras would repeat it at every trace
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "You are using a softmax", UserWarning)
-                out = self._forward(self._channels_last(x))
+                out = self._forward(x)
         else:
-            out = self._forward(self._channels_last(x))
-        return np.asarray(out, dtype=np.float32)
+            out = self._forward(x)
+        if isinstance(out, (list, tuple)) and len(out) == 1:  # a model with one output in a list
+            out = out[0]
+        out = np.asarray(out, dtype=np.float32)
+        if out.shape[:-1] != x.shape[:-1] or out.shape[-1] != self.outputs:
+            engine = " ".join(self.engine).strip()
+            raise ModelError(f"the {engine} engine returned shape {out.shape} for tiles of shape "
+                             f"{x.shape} (expected {x.shape[:-1] + (self.outputs,)}): the model "
+                             "must map each tile to a same-size map of its outputs")
+        return out
 
     def _channels_last(self, x: np.ndarray) -> np.ndarray:
         # 2D: (B, slices, ty, tx) -> (B, ty, tx, slices); 3D: (B, tz, ty, tx) -> (..., 1)

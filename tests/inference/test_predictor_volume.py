@@ -197,3 +197,21 @@ def test_z_smoothing_is_checked():
 
     with pytest.raises(ConfigError, match="z_smooth"):
         PredictConfig(z_smooth=-1)
+
+
+def test_a_model_output_in_a_list_is_taken_and_a_wrong_shape_is_refused(model2d):
+    from deepscem.errors import ModelError
+
+    volume = np.random.default_rng(0).random((2, 24, 24)).astype(np.float32)
+    ref = [np.zeros(volume.shape, np.float32) for _ in range(2)]
+    predict_volume(model2d, volume, ref, PredictConfig(), info=info(2, 2))
+    listed = Predictor(model2d, info(2, 2), PredictConfig(),
+                       forward=lambda x: [model2d.predict_on_batch(x)])
+    outs = [np.zeros(volume.shape, np.float32) for _ in range(2)]
+    listed.predict_volume(lambda r: volume[r], volume.shape, outs)
+    np.testing.assert_allclose(outs[0], ref[0], atol=1e-6)
+    # an engine that adds an axis (a batch of one batch) is named, not a broadcasting error
+    wrong = Predictor(model2d, info(2, 2), PredictConfig(),
+                      forward=lambda x: np.asarray([model2d.predict_on_batch(x)] * 2))
+    with pytest.raises(ModelError, match=r"returned shape \(2, .* for tiles of shape"):
+        wrong.predict_volume(lambda r: volume[r], volume.shape, outs)

@@ -201,3 +201,27 @@ def test_a_dataset_sample_input_is_closed_after_the_run(setup, tmp_path):
     predict_to_file(setup["path"], f"{data}:s", tmp_path / "s.ome.zarr", PredictConfig(patch=(1, 16, 16)))
     with Dataset.open(data, "r+") as ds:
         ds.rename_sample("s", "t")
+
+
+def test_a_model_replaced_under_the_same_name_is_loaded_again(setup, tmp_path):
+    """The per-process predictor cache knows the file by path, size and date, and keeps one."""
+    import os
+    import shutil
+
+    from training_data import tiny_unet
+
+    from deepscem.inference import block_tasks
+    from deepscem.models.storage import save_model
+
+    path = tmp_path / "m.keras"
+    shutil.copy(setup["path"], path)
+    config = PredictConfig()
+    first = block_tasks.cached_predictor(str(path), config)
+    assert block_tasks.cached_predictor(str(path), config) is first
+    model, info = tiny_unet(dim=2, outputs=1, depth=1, filters=2)
+    save_model(model, path, info)  # retrained: another model under the same name
+    stat = setup["path"].stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    second = block_tasks.cached_predictor(str(path), config)
+    assert second is not first and second.outputs == 1 and first.outputs == 2
+    assert list(block_tasks._PREDICTORS.values()) == [second]
