@@ -176,6 +176,10 @@ class TrainConfig:
     # What keep_best watches: "loss" (validation loss, the seed's) or "score" (validation F1
     # at 0.5; the loss when there is no validation or no score).
     keep_best_on: str = "loss"
+    # After training, with validation data of its own (held-back slices or another dataset):
+    # move each label's threshold to the one with the best validation IoU, folded into the
+    # model's last layer (deepscem.training.calibration). No effect without such data.
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.holdout) < 1.0:

@@ -210,6 +210,11 @@ def run_info(args: argparse.Namespace) -> int:
     if data["history"]:
         lines.append("history:      " + ", ".join(f"{k}={v}" for k, v in data["history"].items()
                                                   if not isinstance(v, (list, dict))))
+        moved = [c for c in data["history"].get("calibration") or [] if c.get("applied")]
+        if moved:
+            lines.append("thresholds:   " + ", ".join(
+                f"{c['label']} {c['threshold']:.2f} (validation IoU {c['iou_at_half']:.3f} at 0.5 "
+                f"-> {c['iou']:.3f}), folded into the model: 0.5 means it" for c in moved))
     lines += [f"note:         {note}" for note in data["notes"]]
     print("\n".join(lines))
     return 0

@@ -140,6 +140,11 @@ def _add_data_and_auto_options(p, d: TrainConfig) -> None:
     p.add_argument("--keep-best-on", choices=("loss", "score"), default=d.keep_best_on, action=_Given,
                    help="what --keep-best watches: validation loss, or validation F1 (default "
                         "%(default)s)")
+    p.add_argument("--calibrate", action=flag, default=d.calibrate,
+                   help="after training, with validation data of its own (--holdout, --auto, or a "
+                        "VALID_DS other than TRAIN_DS): move each label's threshold to the one with "
+                        "the best validation IoU, folded into the model so that 0.5 means it "
+                        "(default: on)")
     p.add_argument("--auto", action="store_true",
                    help="choose patch, batch, passes, held-back validation slices (scored every "
                         "epoch; the final weights kept) and a time budget from the data and the "
@@ -161,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
                          mixed_precision=args.mixed_precision, seed=args.seed,
                          lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit,
                          micro_batch_size=micro, defects=args.defects, normalization=args.normalization,
-                         holdout=args.holdout, keep_best_on=args.keep_best_on)
+                         holdout=args.holdout, keep_best_on=args.keep_best_on,
+                         calibrate=args.calibrate)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
@@ -246,6 +252,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
                        cancel=cancel, workers=workers)
     save_model(result.model, out, result.info, overwrite=True)
     best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
+    for row in result.calibration:
+        print("calibration: " + row.describe())
     print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")
     if result.stopped_reason == StopReason.NAN:
         raise DeepScemError(f"{result.message}; saved them to {out}")

@@ -38,7 +38,7 @@ import numpy as np
 from deepscem.config import BATCH_THREAD_NICE, BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.dataset.normalization import canonical as canonical_normalization
 from deepscem.devices import bf16_supported
-from deepscem.errors import ConfigError, DeepScemWarning, ModelError
+from deepscem.errors import Cancelled, ConfigError, DeepScemWarning, ModelError
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
     ModelInfo,
@@ -53,6 +53,7 @@ from deepscem.models.introspection import (
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
+from deepscem.training.calibration import LabelCalibration
 from deepscem.training.callbacks import (
     BudgetAndSchedule,
     EpochLog,
@@ -88,6 +89,8 @@ class TrainResult:
     steps_done: int = 0
     batchnorm_batches: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: per label, the threshold calibration on held-out data (empty when none was made)
+    calibration: list[LabelCalibration] = field(default_factory=list)
 
 
 def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.PathLike],
@@ -135,6 +138,8 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
             n_bn = _recompute_batchnorm(work, train_sampler, run, state, seed, progress)
         if work is not model:
             model.set_weights(work.get_weights())
+        calibration = _calibrate(model, info, run, config, train_sampler, valid_sampler, state,
+                                 seed, progress, cancel)
     finally:
         for sampler in samplers:
             sampler.close()
@@ -143,10 +148,10 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
     validated = valid_paths if valid_sampler is not None and valid_paths else (
         train_paths if valid_sampler is not None else None)
     new_info = _updated_info(info, config, run.patch, train_sampler.label_names, history, state,
-                             train_paths, validated, run.micro)
+                             train_paths, validated, run.micro, calibration)
     return TrainResult(model=model, info=new_info, history=history, stopped_reason=state.reason,
                        message=state.message, best_epoch=state.best_epoch, steps_done=state.steps_done,
-                       batchnorm_batches=n_bn, rows=state.rows)
+                       batchnorm_batches=n_bn, rows=state.rows, calibration=calibration)
 
 
 @dataclass
@@ -307,6 +312,50 @@ def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _R
     return recompute_batchnorm(work, batches())
 
 
+def _calibrate(model: keras.Model, info: ModelInfo, run: _Run, config: TrainConfig,
+               train_sampler: PatchSampler, valid_sampler: PatchSampler | None, state: RunState,
+               seed: int, progress: ProgressCallback | None,
+               cancel: CancelToken | None) -> list[LabelCalibration]:
+    """Per-label thresholds from held-out validation patches, folded into ``model`` (see
+    :mod:`deepscem.training.calibration`); [] when there is nothing to calibrate on: no
+    validation data of its own, a cancelled or failed run, a distance or softmax model."""
+    from deepscem.training import calibration as cal
+
+    if (not config.calibrate or valid_sampler is None or valid_sampler is train_sampler
+            or state.steps_done == 0 or state.reason in (StopReason.CANCELLED, StopReason.NAN)
+            or config.target == "distance" or output_activation(model, info) != "sigmoid"
+            or cal.logits_layer(model) is None):
+        return []
+    dims = run.patch[1:] if run.dim == 2 else run.patch
+    margin = tuple(p // 8 for p in dims)
+    inner = int(np.prod([p - 2 * m for p, m in zip(dims, margin)]))
+    count = int(np.clip(math.ceil(cal.TARGET_VOXELS / max(1, inner) / run.micro), 4, 64))
+    sequence = PatchSequence(valid_sampler, run.micro, count, dim=run.dim, seed=seed + 2, fixed=True)
+    rng = np.random.default_rng([seed, 11])
+    focus, valid_sampler.label_focus = valid_sampler.label_focus, 0.0  # uniform placement
+    try:
+        def batches():
+            for i in range(count):
+                emit(progress, i, count, "batches", "calibrate")
+                check(cancel)
+                yield sequence.batch(rng)
+            emit(progress, count, count, "batches", "calibrate")
+
+        pos, neg = cal.histograms(model, batches(), valid_sampler.n_labels, valid_sampler.with_mask,
+                                  margin)
+    except Cancelled:  # the user is waiting: the trained model as it is
+        return []
+    finally:
+        valid_sampler.label_focus = focus
+    labels = list(train_sampler.label_names)[:valid_sampler.n_labels]
+    labels += [f"label {i}" for i in range(len(labels), valid_sampler.n_labels)]
+    result = cal.choose(pos, neg, labels)
+    for channel, row in enumerate(result):
+        if row.applied:
+            cal.fold_threshold(model, channel, row.threshold)
+    return result
+
+
 def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: ModelInfo) -> None:
     if dim == 2 and patch[0] != 1:
         raise ConfigError(f"a 2D model trains on single slices: use a patch with Z = 1, not {patch}")
@@ -343,7 +392,7 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list]:
 
 def _updated_info(info: ModelInfo, config: TrainConfig, patch: tuple[int, int, int], label_names: list[str],
                   history: dict[str, list], state: RunState, train_paths, valid_paths,
-                  micro: int) -> Any:
+                  micro: int, calibration: Sequence[LabelCalibration] = ()) -> Any:
     record = {
         "config": to_dict(config),
         "micro_batch": micro,
@@ -354,6 +403,7 @@ def _updated_info(info: ModelInfo, config: TrainConfig, patch: tuple[int, int, i
         "steps": state.steps_done,
         "train_datasets": [Path(p).name for p in train_paths],
         "valid_datasets": [Path(p).name for p in valid_paths] if valid_paths else [],
+        "calibration": [c.as_dict() for c in calibration],
     }
     previous = info.history
     if isinstance(previous, dict) and previous:

@@ -77,3 +77,25 @@ def test_cli_defaults_match_the_config_defaults():
     from deepscem.config import UNetConfig
 
     assert DEFAULTS == {f.name: f.default for f in dataclasses.fields(UNetConfig)}
+
+
+def test_info_says_which_thresholds_were_folded_into_the_model(tmp_path, capsys):
+    import dataclasses
+
+    from deepscem.models.storage import load_model, save_model
+    from deepscem.training.calibration import LabelCalibration
+
+    out = tmp_path / "m.keras"
+    argv = ["model", "create", str(out), "--filters", "2", "--depth", "1", "--outputs", "2",
+            "--label-names", "mito", "er"]
+    assert cli.main(argv) == 0
+    model, info = load_model(out)
+    rows = [LabelCalibration("mito", 0.7, 0.8, 0.85, 9000, True).as_dict(),
+            LabelCalibration("er", 0.5, 0.6, 0.6, 9000, False).as_dict()]
+    save_model(model, out, dataclasses.replace(info, history={"steps": 3, "calibration": rows}),
+               overwrite=True)
+    capsys.readouterr()
+    assert cli.main(["model", "info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "thresholds:   mito 0.70 (validation IoU 0.800 at 0.5 -> 0.850)" in text
+    assert "er 0.50" not in text

@@ -104,6 +104,9 @@ def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, caps
     assert stored["keep_best"] is False  # the cosine schedule's last weights
     assert stored["patch"] == [1, 16, 16] and stored["lr_schedule"] == "cosine"
     assert info.normalization == "percentile 0.5 99.5"
+    # the held-back slices also chose the threshold: said, and stored with the training record
+    assert out.count("calibration: label 0: threshold") == 1 and stored["calibrate"] is True
+    assert [c["label"] for c in info.history["calibration"]] == ["label 0"]
 
 
 def test_auto_keeps_an_explicit_keep_best(files, capsys):
@@ -113,6 +116,10 @@ def test_auto_keeps_an_explicit_keep_best(files, capsys):
                          capsys)
     assert code == 0, err
     assert "kept as given:" in out and "keep_best=True" in out
+    code, out, err = run("train unet-2d.keras auto2.keras STACK.hdf5 STACK.hdf5 --auto --no-calibrate "
+                         "--patch 1 16 16 --steps-per-epoch 1 --epochs 1 --validation-steps 1 --seed 0",
+                         capsys)
+    assert code == 0 and "calibration:" not in out
     from deepscem.models.storage import load_model
 
     _, info = load_model(files / "auto.keras")

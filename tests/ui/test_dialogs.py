@@ -187,9 +187,18 @@ def test_training_window_plots_batches_and_epoch_validation(qtbot):
     assert dialog.plot.series["loss"] == [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
     assert dialog.plot.series["val_loss"] == [(2, 0.75)]  # the first epoch's, at its last step
     assert dialog.bar.maximum() == 2 and "ETA" in dialog.eta_label.text()
-    dialog._on_result(SimpleNamespace(history={"val_loss": [0.75, 0.5]}, stopped_reason="completed"))
+    dialog.on_progress(Progress(1, 4, "batches", "calibrate"))
+    assert "threshold" in dialog.stage_label.text() and dialog.bar.maximum() == 4
+    from deepscem.training.calibration import LabelCalibration
+
+    moved = LabelCalibration("mito", 0.7, 0.8, 0.85, 9000, True)
+    kept = LabelCalibration("er", 0.5, 0.6, 0.6, 9000, False)
+    dialog._on_result(SimpleNamespace(history={"val_loss": [0.75, 0.5]}, stopped_reason="completed",
+                                      calibration=[moved, kept]))
     assert dialog.plot.series["val_loss"] == [(2, 0.75), (4, 0.5)]
     assert "completed" in dialog.stage_label.text()
+    assert "threshold mito 0.70 chosen on held-out data" in dialog.stage_label.text()
+    assert "er" not in dialog.stage_label.text().split("(")[1]
     dialog._on_finished()
     assert dialog.cancel_button.text() == "Close"
     dialog.grab()  # paints without error

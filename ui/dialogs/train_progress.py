@@ -21,7 +21,10 @@ from ..workers import Worker
 from .loss_plot import LossPlot, format_value
 
 STAGE_TEXT = {"index labels": "indexing the labelled voxels, once per run",
-              "batchnorm": "recomputing the batch-normalisation statistics"}
+              "batchnorm": "recomputing the batch-normalisation statistics",
+              "calibrate": "choosing the threshold on the held-out validation patches"}
+#: Stages after the last training step: their bar counts batches (not a busy bar).
+AFTER_TRAINING = ("batchnorm", "calibrate")
 
 
 class TrainProgressDialog(TaskDialog):
@@ -76,10 +79,10 @@ class TrainProgressDialog(TaskDialog):
             count = f" ({record.unit} {record.done + 1} of {record.total})"
         else:
             count = ""
-        if record.stage != "batchnorm" and (not record.total or record.done >= record.total):
+        if record.stage not in AFTER_TRAINING and (not record.total or record.done >= record.total):
             what, count = "building the model graph for the first training step", ""
         self.stage_label.setText(f"{self.worker.title}: {what}{count}...")
-        if record.stage != "batchnorm":
+        if record.stage not in AFTER_TRAINING:
             self.bar.setRange(0, 0)  # busy: no honest fraction or ETA before the first step
             self.eta_label.setText("ETA --")
 
@@ -108,6 +111,11 @@ class TrainProgressDialog(TaskDialog):
         self._show_metrics(len(values) or None)
         reason = getattr(result, "stopped_reason", "")
         message = getattr(result, "message", "")
+        moved = [c for c in getattr(result, "calibration", None) or [] if c.applied]
+        if moved:  # thresholds folded into the model (deepscem.training.calibration)
+            message = "; ".join([message] * bool(message) + [
+                "threshold " + ", ".join(f"{c.label} {c.threshold:.2f}" for c in moved)
+                + " chosen on held-out data"])
         if reason:
             self.stage_label.setText(f"{self.worker.title}: {reason}" + (f" ({message})" if message else ""))
 
