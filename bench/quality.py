@@ -197,6 +197,16 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
                   for i, row in enumerate(report.overall)}
         if how == "plain":
             out.update(predict_s=round(t_pred, 1), scores=scores)
+            moved = {i: c for i, c in enumerate(result.calibration) if c.applied}
+            if moved:  # the same prediction at the threshold the model had before calibration
+                out["thresholds"] = {c.label: c.threshold for c in moved.values()}
+                uncal = dict(scores)
+                for i, c in moved.items():
+                    # output > 0.5 after the fold <=> before it > t; before > 0.5 <=> after > 1 - t
+                    row = evaluate(test_ds, pred, threshold=1.0 - c.threshold, objects=True).overall[i]
+                    uncal[names[i] if i < len(names) else str(i)] = _score(row.as_dict())
+                out.setdefault("predict_variants", {})["plain, threshold not calibrated"] = {
+                    "predict_s": round(t_pred, 1), "scores": uncal}
         else:
             out.setdefault("predict_variants", {})[how] = {"predict_s": round(t_pred, 1),
                                                            "scores": scores}
