@@ -251,7 +251,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
         result = train(model, info, train_ds, valid_ds, config, log_path=log, progress=bar,
                        cancel=cancel, workers=workers)
     save_model(result.model, out, result.info, overwrite=True)
-    best = "" if result.best_epoch is None else f" (weights of epoch {result.best_epoch + 1})"
+    best = "" if result.best_epoch is None or not config.keep_best else \
+        f" (weights of epoch {result.best_epoch + 1})"
     for row in result.calibration:
         print("calibration: " + row.describe())
     print(f"{result.stopped_reason}: {result.steps_done} steps; wrote {out}{best} and {log}")

@@ -34,6 +34,13 @@ class RunState:
     passes_per_step: int = 1
     passes_done: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # the run restores the best epoch's weights at the end (keep_best), else keeps the last ones
+    keep_best: bool = True
+
+    @property
+    def kept(self) -> str:
+        """What a stopped run keeps, for its messages."""
+        return "kept the best weights" if self.keep_best else "kept the last weights"
 
     def end_pass(self) -> bool:
         """Count one pass; True when it completed a step (the weights were just updated)."""
@@ -101,7 +108,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.cancelled:
             self.model.stop_training = True
-            self.state.stop(StopReason.CANCELLED, "training cancelled; kept the best weights so far")
+            self.state.stop(StopReason.CANCELLED, f"training cancelled; {self.state.kept} so far")
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -281,4 +288,4 @@ class BudgetAndSchedule(keras.callbacks.Callback):
             self.model.stop_training = True
             self.state.stop(
                 StopReason.TIME_LIMIT, f"stopped at the {self.seconds / 60:g}-minute time limit after "
-                                          f"{self.state.steps_done} steps; kept the best weights")
+                                          f"{self.state.steps_done} steps; {self.state.kept}")

@@ -127,7 +127,7 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
         seed = int(config.seed) if config.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         train_seq, valid_seq = _sequences(run, train_sampler, valid_sampler, config, seed, workers)
         work = _compiled(model, run, config, run_eagerly)
-        state = RunState(passes_per_step=run.passes)
+        state = RunState(passes_per_step=run.passes, keep_best=bool(config.keep_best))
         callbacks, early, monitor = _callbacks(state, config, valid_seq is not None, progress, cancel,
                                                log_path)
         work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)

@@ -106,6 +106,7 @@ def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, caps
     assert info.normalization == "percentile 0.5 99.5"
     # the held-back slices also chose the threshold: said, and stored with the training record
     assert out.count("calibration: label 0: threshold") == 1 and stored["calibrate"] is True
+    assert "(weights of epoch" not in out  # the final weights, not the best epoch's
     assert [c["label"] for c in info.history["calibration"]] == ["label 0"]
 
 

@@ -167,7 +167,11 @@ def test_time_limit_stops_after_the_batch_that_crosses_it(data):
     result = train(model, info, [data["one"]], [data["one"]],
                    quick(epochs=50, time_limit_minutes=1e-4), run_eagerly=True)
     assert result.stopped_reason == "time limit" and result.steps_done == 1
-    assert "time limit" in result.message
+    assert "time limit" in result.message and "kept the best weights" in result.message
+    model, info = tiny_unet(dim=2)
+    result = train(model, info, [data["one"]], [data["one"]],
+                   quick(epochs=50, time_limit_minutes=1e-4, keep_best=False), run_eagerly=True)
+    assert "kept the last weights" in result.message  # what --auto keeps
 
 
 def test_cosine_schedule_decays_the_learning_rate_over_the_run(data):
