@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from deepscem.errors import Cancelled
+from deepscem.progress import CancelToken, ProgressCallback, check, emit
+
 #: Candidate thresholds (a grid: validation patches are a sample, finer steps would fit noise).
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(2, 20))  # 0.10 ... 0.95
 #: Smallest IoU gain over 0.5 that changes the model (smaller ones are within sampling noise).
@@ -128,3 +131,42 @@ def fold_threshold(model: Any, channel: int, threshold: float) -> None:
     bias = np.array(layer.bias.numpy(), np.float32)
     bias[channel] -= np.float32(math.log(threshold / (1.0 - threshold)))
     layer.bias.assign(bias)
+
+
+def calibrate_on(model: Any, sampler: Any, patch: tuple[int, int, int], dim: int, micro: int,
+                 seed: int, label_names: list[str], progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> list[LabelCalibration]:
+    """Calibrate ``model`` on patches of the validation ``sampler`` (a training PatchSampler of
+    held-out data): up to :data:`TARGET_VOXELS` voxels inside the patch borders, in batches of
+    ``micro`` patches, placed uniformly (label focus off); each label's chosen threshold is
+    folded into the model. A cancel returns [] with the model unchanged."""
+    from deepscem.training.sequence import PatchSequence
+
+    dims = patch[1:] if dim == 2 else patch
+    margin = tuple(p // 8 for p in dims)
+    inner = int(np.prod([p - 2 * m for p, m in zip(dims, margin)]))
+    count = int(np.clip(math.ceil(TARGET_VOXELS / max(1, inner) / micro), 4, 64))
+    sequence = PatchSequence(sampler, micro, count, dim=dim, seed=seed + 2, fixed=True)
+    rng = np.random.default_rng([seed, 11])
+
+    def batches():
+        for i in range(count):
+            emit(progress, i, count, "batches", "calibrate")
+            check(cancel)
+            yield sequence.batch(rng)
+        emit(progress, count, count, "batches", "calibrate")
+
+    focus, sampler.label_focus = sampler.label_focus, 0.0  # uniform placement
+    try:
+        pos, neg = histograms(model, batches(), sampler.n_labels, sampler.with_mask, margin)
+    except Cancelled:  # the user is waiting: the trained model as it is
+        return []
+    finally:
+        sampler.label_focus = focus
+    labels = list(label_names)[:sampler.n_labels]
+    labels += [f"label {i}" for i in range(len(labels), sampler.n_labels)]
+    result = choose(pos, neg, labels)
+    for channel, row in enumerate(result):
+        if row.applied:
+            fold_threshold(model, channel, row.threshold)
+    return result

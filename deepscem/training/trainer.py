@@ -38,7 +38,7 @@ import numpy as np
 from deepscem.config import BATCH_THREAD_NICE, BATCH_WORKERS, TrainConfig, micro_batch, to_dict
 from deepscem.dataset.normalization import canonical as canonical_normalization
 from deepscem.devices import bf16_supported
-from deepscem.errors import Cancelled, ConfigError, DeepScemWarning, ModelError
+from deepscem.errors import ConfigError, DeepScemWarning, ModelError
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
     ModelInfo,
@@ -53,7 +53,7 @@ from deepscem.models.introspection import (
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
-from deepscem.training.calibration import LabelCalibration
+from deepscem.training.calibration import LabelCalibration, calibrate_on, logits_layer
 from deepscem.training.callbacks import (
     BudgetAndSchedule,
     EpochLog,
@@ -138,7 +138,7 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
             n_bn = _recompute_batchnorm(work, train_sampler, run, state, seed, progress)
         if work is not model:
             model.set_weights(work.get_weights())
-        calibration = _calibrate(model, info, run, config, train_sampler, valid_sampler, state,
+        calibration = _calibrate(model, info, run, config, (train_sampler, valid_sampler), state,
                                  seed, progress, cancel)
     finally:
         for sampler in samplers:
@@ -313,47 +313,18 @@ def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _R
 
 
 def _calibrate(model: keras.Model, info: ModelInfo, run: _Run, config: TrainConfig,
-               train_sampler: PatchSampler, valid_sampler: PatchSampler | None, state: RunState,
-               seed: int, progress: ProgressCallback | None,
-               cancel: CancelToken | None) -> list[LabelCalibration]:
-    """Per-label thresholds from held-out validation patches, folded into ``model`` (see
-    :mod:`deepscem.training.calibration`); [] when there is nothing to calibrate on: no
-    validation data of its own, a cancelled or failed run, a distance or softmax model."""
-    from deepscem.training import calibration as cal
-
-    if (not config.calibrate or valid_sampler is None or valid_sampler is train_sampler
-            or state.steps_done == 0 or state.reason in (StopReason.CANCELLED, StopReason.NAN)
-            or config.target == "distance" or output_activation(model, info) != "sigmoid"
-            or cal.logits_layer(model) is None):
+               samplers: tuple[PatchSampler, PatchSampler | None], state: RunState, seed: int,
+               progress: ProgressCallback | None, cancel: CancelToken | None) -> list[LabelCalibration]:
+    """Threshold calibration (deepscem.training.calibration) when there is validation data of
+    its own, a finished run and a sigmoid label model with DeepSCEM's head; else []."""
+    train_sampler, valid_sampler = samplers
+    if not (config.calibrate and valid_sampler is not None and valid_sampler is not train_sampler
+            and state.steps_done > 0 and state.reason not in (StopReason.CANCELLED, StopReason.NAN)
+            and config.target != "distance" and output_activation(model, info) == "sigmoid"
+            and logits_layer(model) is not None):
         return []
-    dims = run.patch[1:] if run.dim == 2 else run.patch
-    margin = tuple(p // 8 for p in dims)
-    inner = int(np.prod([p - 2 * m for p, m in zip(dims, margin)]))
-    count = int(np.clip(math.ceil(cal.TARGET_VOXELS / max(1, inner) / run.micro), 4, 64))
-    sequence = PatchSequence(valid_sampler, run.micro, count, dim=run.dim, seed=seed + 2, fixed=True)
-    rng = np.random.default_rng([seed, 11])
-    focus, valid_sampler.label_focus = valid_sampler.label_focus, 0.0  # uniform placement
-    try:
-        def batches():
-            for i in range(count):
-                emit(progress, i, count, "batches", "calibrate")
-                check(cancel)
-                yield sequence.batch(rng)
-            emit(progress, count, count, "batches", "calibrate")
-
-        pos, neg = cal.histograms(model, batches(), valid_sampler.n_labels, valid_sampler.with_mask,
-                                  margin)
-    except Cancelled:  # the user is waiting: the trained model as it is
-        return []
-    finally:
-        valid_sampler.label_focus = focus
-    labels = list(train_sampler.label_names)[:valid_sampler.n_labels]
-    labels += [f"label {i}" for i in range(len(labels), valid_sampler.n_labels)]
-    result = cal.choose(pos, neg, labels)
-    for channel, row in enumerate(result):
-        if row.applied:
-            cal.fold_threshold(model, channel, row.threshold)
-    return result
+    return calibrate_on(model, valid_sampler, run.patch, run.dim, run.micro, seed,
+                        train_sampler.label_names, progress, cancel)
 
 
 def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info: ModelInfo) -> None:
