@@ -56,6 +56,38 @@ def test_exported_onnx_matches_keras_on_the_test_tensor(tiny, tmp_path):
     assert np.abs(y - model.predict_on_batch(x)).max() <= 1e-4
 
 
+def test_a_wrong_conversion_is_found_retried_and_never_left_behind(tiny, tmp_path, monkeypatch):
+    """tf2onnx, after many conversions in one process, once dropped a graph's final Squeeze
+    ((1, B, Y, X, C) out): every export is checked against Keras before it is kept."""
+    from deepscem.models import onnx_export
+
+    model, _ = tiny
+    good = onnx_export.export_onnx(model, tmp_path / "good.onnx")
+    probe = onnx_export._probe_input(model)
+    expected = np.asarray(model.predict_on_batch(probe), np.float32)
+    assert onnx_export._mismatch(good, probe, expected) == ""
+    wrong = onnx_export._mismatch(good, probe, expected[None])
+    assert wrong == "output shape (1, 8, 8, 1), not (1, 1, 8, 8, 1)"
+    assert "outputs differ by 0.5" in onnx_export._mismatch(good, probe, expected + 0.5)
+    real = onnx_export._mismatch
+    verdicts = iter(["output shape (1, 1, 16, 16, 1), not (1, 16, 16, 1)"])
+    monkeypatch.setattr(onnx_export, "_mismatch", lambda *a: next(verdicts, None) or real(*a))
+    assert onnx_export.export_onnx(model, tmp_path / "retried.onnx").is_file()  # 2nd try is right
+    monkeypatch.setattr(onnx_export, "_mismatch", lambda *a: "output shape wrong")
+    with pytest.raises(ModelError, match="conversion of the model is wrong .* in 3 tries"):
+        onnx_export.export_onnx(model, tmp_path / "bad.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.onnx", "retried.onnx"]
+
+
+def test_a_2_5d_model_exports(tmp_path):
+    from deepscem.models import onnx_export
+    from deepscem.models.unet import build_unet
+
+    model = build_unet(UNetConfig(filters=2, depth=1, blocks_per_level=1, outputs=1, context=1))
+    path = onnx_export.export_onnx(model, tmp_path / "ctx.onnx")
+    assert onnx_export._probe_input(model).shape == (1, 4, 4, 3) and path.is_file()
+
+
 @pytest.mark.parametrize("weights", ["onnx", pytest.param("keras_v3", marks=pytest.mark.slow)])
 def test_package_passes_bioimageio_test(package, weights):
     """bioimage.io's own test: validation, test tensors reproduced, several input sizes
