@@ -15,7 +15,9 @@ provide it:
 The ONNX file is converted once per model and cached in :func:`cache_folder` under the
 SHA-256 of the model's architecture and weights: a retrained or edited model gets a new file,
 an unchanged one (even re-saved or renamed) reuses the old one. Conversion writes a temporary
-file and renames it, so a killed conversion never leaves a broken cache entry.
+file, checks it against Keras on a probe tile (tf2onnx has been seen to drop a graph's last
+Squeeze in a long process) and renames it, so neither a killed nor a wrong conversion leaves a
+broken cache entry.
 """
 
 from __future__ import annotations
