@@ -146,7 +146,7 @@ def calibrate_on(model: Any, sampler: Any, patch: tuple[int, int, int], dim: int
     margin = tuple(p // 8 for p in dims)
     inner = int(np.prod([p - 2 * m for p, m in zip(dims, margin)]))
     count = int(np.clip(math.ceil(TARGET_VOXELS / max(1, inner) / micro), 4, 64))
-    sequence = PatchSequence(sampler, micro, count, dim=dim, seed=seed + 2, fixed=True)
+    sequence = PatchSequence(sampler, micro, 1, dim=dim)  # a batch builder: batches drawn with rng
     rng = np.random.default_rng([seed, 11])
 
     def batches():
