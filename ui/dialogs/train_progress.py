@@ -22,7 +22,7 @@ from .loss_plot import LossPlot, format_value
 
 STAGE_TEXT = {"index labels": "indexing the labelled voxels, once per run",
               "batchnorm": "recomputing the batch-normalisation statistics",
-              "calibrate": "choosing the threshold on the held-out validation patches"}
+              "calibrate": "choosing the threshold on held-out data"}
 #: Stages after the last training step: their bar counts batches (not a busy bar).
 AFTER_TRAINING = ("batchnorm", "calibrate")
 
