@@ -59,6 +59,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "bf16": {"train": {"mixed_precision": True}},
     "focus25": {"train": {"label_focus": 0.25}},
     "focus10": {"train": {"label_focus": 0.1}},
+    "focus0": {"train": {"label_focus": 0.0}},
+    "depth5": {"unet": {"depth": 5}},
+    "patch512": {"train": {"patch": (1, 512, 512), "batch_size": 2}},
     "ce": {"train": {"loss": "crossentropy"}},
     "auto-best": {"train": {"keep_best": True}},  # auto, but the best validation epoch kept
     "context1-focus25": {"unet": {"context": 1}, "train": {"label_focus": 0.25}},

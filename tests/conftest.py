@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,8 +14,11 @@ from synthetic_data import synthetic_volume  # noqa: F401  (re-exported for fixt
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# converted models (ONNX) of the test run go to a private folder, not the user's cache
-os.environ.setdefault("DEEPSCEM_CACHE", tempfile.mkdtemp(prefix="deepscem-test-cache-"))
+# converted models (ONNX) of the test run go to a private folder, not the user's cache; the
+# folder is removed when the run ends (one was left in /tmp per run before)
+if "DEEPSCEM_CACHE" not in os.environ:
+    os.environ["DEEPSCEM_CACHE"] = tempfile.mkdtemp(prefix="deepscem-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DEEPSCEM_CACHE"], ignore_errors=True)
 # bioimage.io validation checks URLs (DOIs, git repo) over the network unless told not to
 os.environ.setdefault("BIOIMAGEIO_PERFORM_IO_CHECKS", "false")
 
