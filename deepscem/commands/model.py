@@ -254,7 +254,11 @@ def run_export(args: argparse.Namespace) -> int:
         with Dataset.open(args.sample[0]) as ds:
             sample = ds.sample(args.sample[1])
             z = sample.shape[0]
-            keep = slice(z // 2, z // 2 + 1) if info.dimension == 2 else slice(0, min(z, 32))
+            from deepscem.dataset.context import model_context
+
+            c = model_context(model) if info.dimension == 2 else 0  # 2.5D: the neighbours too
+            keep = (slice(max(0, z // 2 - c), z // 2 + c + 1) if info.dimension == 2
+                    else slice(0, min(z, 32)))
             image = sample.read_image((keep, slice(None), slice(None)))
     if args.format == "onnx":
         from deepscem.models.export import export_onnx

@@ -75,8 +75,10 @@ class Predictor:
             self.tile = self._tile_shape(info)
             self._tile_filters = int(getattr(info, "filters", 16))
             self._forward = forward
-            # one grey channel; the package's own preprocessing replaces DeepSCEM's mapping
-            self.context, self.normalization = 0, None
+            # one grey channel (or a 2.5D model's slices); the package's own preprocessing
+            # replaces DeepSCEM's mapping
+            self.context = int(getattr(info, "context", 0) or 0) if self.dim == 2 else 0
+            self.normalization = None
             return
         self.dim = model_dimension(model, info)
         self.outputs = output_channels(model)

@@ -1,5 +1,6 @@
 """bioimage.io model packages as DeepSCEM models: ``predict`` (and the GUI) run a package whose
-model has one image input (one channel) and one output, with ONNX or Keras weights.
+model has one image input (one channel, or a DeepSCEM 2.5D model's slice and neighbours) and
+one output, with ONNX or Keras weights.
 
 :func:`load_package` returns a :class:`PackageForward` (the predictor's forward function:
 tiles (B, [Z,] Y, X, 1) -> (B, [Z,] Y, X, C)) and a :class:`PackageInfo`. The forward moves
@@ -47,6 +48,7 @@ class PackageInfo:
     patch_size: tuple[int, int, int] | None = None
     unet: Any = None
     filters: int = 16
+    context: int = 0  # a DeepSCEM 2.5D model: slices per side given as input channels
 
 
 def require_bioimageio() -> None:
@@ -100,6 +102,17 @@ def _axes(tensor: Any) -> list[tuple[str, str, Any]]:
     return result
 
 
+def package_context(descr: Any) -> int:
+    """Context slices per side of a 2.5D model exported by DeepSCEM (its input channels are
+    the slice and its neighbours, said in the package's ``config.deepscem``); 0 otherwise."""
+    own = getattr(getattr(descr, "config", None), "deepscem", None)
+    unet = ((own or {}).get("model_info") or {}).get("unet") if isinstance(own, dict) else None
+    try:
+        return max(0, int((unet or {}).get("context") or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _check_io(descr: Any, name: str) -> tuple[list, list, int, int, int]:
     """(input axes, output axes, dimension, tile multiple, minimum tile); ModelError for what
     DeepSCEM cannot run."""
@@ -113,9 +126,10 @@ def _check_io(descr: Any, name: str) -> tuple[list, list, int, int, int]:
     if other or len(space) not in (2, 3) or not {a[1] for a in space} <= {"z", "y", "x"}:
         raise ModelError(f"{name} takes axes {[a[1] for a in axes_in]}; DeepSCEM runs 2D (y, x) "
                          "or 3D (z, y, x) images with an optional batch and channel axis")
-    if channels and channels[0] != 1:
+    context = package_context(descr)
+    if channels and channels[0] != 1 + 2 * context:
         raise ModelError(f"{name} takes {channels[0]} input channels; DeepSCEM images are grey "
-                         "(1 channel)")
+                         "(1 channel, or a slice and its neighbours for a DeepSCEM 2.5D model)")
     steps, mins = [], []
     for _, axis_id, size in space:
         step, low = getattr(size, "step", None), getattr(size, "min", None)
@@ -198,8 +212,10 @@ def load_package(path: str | Path, engine: str = "auto") -> tuple[PackageForward
     inner, used = _inner_forward(descr, name, engine)
     labels = [a for a in descr.outputs[0].axes if getattr(a, "type", "") == "channel"]
     names = [str(c) for c in labels[0].channel_names] if labels else ["output"]
+    context = package_context(descr) if dim == 2 else 0
     info = PackageInfo(name=str(descr.name), dimension=dim, outputs=len(names),
-                       tile_multiple=multiple, min_tile=min_tile, label_names=names)
+                       tile_multiple=multiple, min_tile=min_tile, label_names=names,
+                       context=context)
     return PackageForward(inner, axes_in, axes_out, pre, post, used), info
 
 

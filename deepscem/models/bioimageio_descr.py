@@ -1,11 +1,13 @@
 """The bioimage.io (spec 0.5) description of a DeepSCEM model, built with ``bioimageio.spec``.
 
 Axes are DeepSCEM's own order, channels last: input (batch, [z,] y, x, channel=1), output
-(batch, [z,] y, x, channel=outputs). Spatial input sizes are ``min = step = 2**depth``
-(any multiple of the U-Net's multiple); output sizes refer to the input's. The single
-preprocessing step is ``scale_range`` with percentiles 0 and 100 over the spatial axes: the
-min-max normalisation DeepSCEM applies (over the whole volume here; over the sample a
-consumer hands the model there).
+(batch, [z,] y, x, channel=outputs); a 2.5D model's input channels are the slice and its
+neighbours (``z_minus_1``, ``z``, ``z_plus_1``...). Spatial input sizes are ``min = step =
+2**depth`` (any multiple of the U-Net's multiple); output sizes refer to the input's.
+Preprocessing is the model's normalisation as ``scale_range`` over the spatial axes (and the
+context channels together): percentiles 0 and 100 for min-max, LOW and HIGH followed by
+``clip`` to [0, 1] for ``percentile LOW HIGH`` (over the whole volume in DeepSCEM; over the
+sample a consumer hands the model there).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def _axes(dim: int, multiple: int, channels: list[str], *, output: bool) -> list
     return axes
 
 
+def context_channels(context: int) -> list[str]:
+    """Input channel names of a 2.5D model with ``context`` slices per side (["grey"] for 0)."""
+    if context <= 0:
+        return ["grey"]
+    return ([f"z_minus_{k}" for k in range(context, 0, -1)] + ["z"]
+            + [f"z_plus_{k}" for k in range(1, context + 1)])
+
+
 def _identifier(text: str, index: int) -> str:
     """A channel name the spec accepts (letters, digits, _ ; not starting with a digit)."""
     clean = "".join(c if c.isalnum() else "_" for c in text).strip("_") or f"label{index}"
@@ -40,7 +50,7 @@ def _identifier(text: str, index: int) -> str:
 
 
 def build_description(work: Path, model: Any, info: Any, card: Any, *, multiple: int,
-                      name: str, synthetic: bool) -> Any:
+                      name: str, synthetic: bool, context: int = 0) -> Any:
     """A ``bioimageio.spec`` v0.5 ModelDescr for the files in ``work`` (test_input.npy,
     test_output.npy, cover.png, model.keras, model.onnx); writes README.md there too."""
     import keras
@@ -55,13 +65,21 @@ def build_description(work: Path, model: Any, info: Any, card: Any, *, multiple:
     spatial = [spec.AxisId(a) for a in ["z", "y", "x"][3 - dim:]]
     (work / "README.md").write_text(card_text(info, card, name, synthetic), encoding="utf-8")
     labels = [_identifier(n, i) for i, n in enumerate(info.label_names)]
-    scale_range = spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
-        axes=spatial, min_percentile=0.0, max_percentile=100.0))
+    from deepscem.dataset.normalization import parse
+
+    kind, low, high = parse(getattr(info, "normalization", None))
+    over = spatial + ([spec.AxisId("channel")] if context else [])
+    preprocessing: list[Any] = [spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
+        axes=over, min_percentile=float(low), max_percentile=float(high)))]
+    if kind != "minmax":
+        preprocessing.append(spec.ClipDescr(kwargs=spec.ClipKwargs(min=0.0, max=1.0)))
+    what = ("grey EM image" if not context else
+            f"grey EM slice and its {context} neighbour(s) on either side, as channels")
     inputs = [spec.InputTensorDescr(
-        id=spec.TensorId("raw"), description="grey EM image", axes=_axes(dim, multiple, ["grey"],
-                                                                         output=False),
+        id=spec.TensorId("raw"), description=what,
+        axes=_axes(dim, multiple, context_channels(context), output=False),
         test_tensor=spec.FileDescr(source=work / "test_input.npy"),
-        data=spec.IntervalOrRatioDataDescr(type="float32"), preprocessing=[scale_range])]
+        data=spec.IntervalOrRatioDataDescr(type="float32"), preprocessing=preprocessing)]
     from deepscem.models.introspection import output_activation
 
     activation = output_activation(model, info)

@@ -6,9 +6,11 @@
   bioimage.io's tools test and that Fiji/deepImageJ, ilastik and napari load. It holds the
   Keras 3 file (``keras_v3`` weights, the original) and its ONNX export (``onnx``, the format
   ilastik and deepImageJ run), test input/output tensors from a real sample (or a synthetic
-  one), a cover image (the sample and its prediction as an overlay), DeepSCEM's input
-  normalisation written as the spec's ``scale_range`` (min-max over the sample: percentiles
-  0 and 100), and a model card (README.md) with the training data and scores when known.
+  one), a cover image (the sample and its prediction as an overlay), the model's input
+  normalisation written as the spec's ``scale_range`` over the sample (min-max: percentiles
+  0 and 100; ``percentile LOW HIGH``: those percentiles, then ``clip`` to [0, 1]), and a
+  model card (README.md) with the training data and scores when known. A 2.5D model takes
+  its slice and the neighbours as input channels (``z-1``, ``z``, ``z+1``...).
 
 The package is written to a temporary file and renamed, so a failed export never leaves a
 half-written package under the requested name.
@@ -30,31 +32,56 @@ from deepscem.models.onnx_export import ONNX_OPSET, export_onnx  # noqa: F401  (
 #: Side of the test tile cut from the sample (rounded to the model's multiple): big enough to
 #: show structure in the cover, small enough to keep the package and its test fast.
 TEST_TILE = 256
+#: bioimage.io's default ``eps`` of ``scale_range`` (added to the range it divides by).
+SCALE_RANGE_EPS = 1e-6
 
 
-def test_tile(image: np.ndarray, multiple: int, dim: int) -> np.ndarray:
-    """A central crop of a (Z, Y, X) float32 image for the package's test tensor, min-max
-    normalised to [0, 1]: (Y, X) for a 2D model (the middle slice), (Z, Y, X) for 3D; every
-    axis a multiple of ``multiple`` (mirror-padded when the image is smaller), at most
+def test_crop(image: np.ndarray, multiple: int, dim: int, context: int = 0) -> np.ndarray:
+    """A central crop of a (Z, Y, X) image for the package's test input, as float32: (Y, X)
+    for a 2D model (the middle slice), (Y, X, 1 + 2 * context) for a 2.5D one (the middle slice
+    and its neighbours, mirrored at the ends as prediction does), (Z, Y, X) for 3D; every
+    spatial axis a multiple of ``multiple`` (mirror-padded when the image is smaller), at most
     :data:`TEST_TILE`."""
+    from deepscem.dataset.context import context_indices
+
     image = np.asarray(image, np.float32)
     if dim == 2:
-        image = image[image.shape[0] // 2][None]
+        image = image[context_indices(image.shape[0] // 2, context, image.shape[0])]
     sizes = [max(multiple, min(TEST_TILE, s) // multiple * multiple) for s in image.shape[1:]]
     if dim == 3:
         sizes = [max(multiple, min(32, image.shape[0]) // multiple * multiple)] + sizes
     else:
-        sizes = [1] + sizes
+        sizes = [image.shape[0]] + sizes
     starts = [max(0, (s - t) // 2) for s, t in zip(image.shape, sizes)]
     crop = image[tuple(slice(a, a + t) for a, t in zip(starts, sizes))]
     pad = [(0, t - c) for t, c in zip(sizes, crop.shape)]
     if any(p for _, p in pad):
-        crop = np.pad(crop, pad, mode="reflect" if min(crop.shape) > 1 else "edge")
-    # The package declares min-max normalisation over the sample (scale_range 0-100 %): a crop
-    # spanning exactly [0, 1] is what a consumer's preprocessing hands the model unchanged.
-    lo, hi = float(crop.min()), float(crop.max())
-    crop = (crop - lo) / (hi - lo) if hi > lo else np.zeros_like(crop)
-    return (crop[0] if dim == 2 else crop).astype(np.float32)
+        crop = np.pad(crop, pad, mode="reflect" if min(crop.shape[1:]) > 1 else "edge")
+    if dim == 3:
+        return crop
+    return crop[0] if context == 0 else np.moveaxis(crop, 0, -1)
+
+
+def normalise_like_package(crop: np.ndarray, normalization: str | None) -> np.ndarray:
+    """``crop`` as the package's preprocessing hands it to the model: the model's
+    normalisation (min-max, or percentiles LOW-HIGH clipped to [0, 1]) computed over the crop,
+    as bioimage.io's ``scale_range`` (+ ``clip``) does over the sample it is given."""
+    from deepscem.dataset.normalization import parse
+
+    kind, low, high = parse(normalization)
+    crop = np.asarray(crop, np.float32)
+    lo, hi = (float(v) for v in np.percentile(crop, [low, high]))
+    out = (crop - lo) / (hi - lo + SCALE_RANGE_EPS)
+    if kind != "minmax":
+        out = np.clip(out, 0.0, 1.0)
+    return out.astype(np.float32)
+
+
+def test_tile(image: np.ndarray, multiple: int, dim: int, context: int = 0,
+              normalization: str | None = None) -> np.ndarray:
+    """:func:`test_crop` normalised as the package's preprocessing does (min-max by default):
+    what the model sees for the package's test input."""
+    return normalise_like_package(test_crop(image, multiple, dim, context), normalization)
 
 
 def synthetic_image(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
@@ -88,9 +115,12 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
                       name: str | None = None) -> Path:
     """Write a bioimage.io model package (.zip) of ``model`` to ``out`` (see module doc).
 
-    image: a (Z, Y, X) float32 sample image normalised as DeepSCEM does (min-max to [0, 1]),
-    the source of the test tensors and cover; None -> a synthetic image (said in the card).
+    image: a (Z, Y, X) sample image (raw or min-max scaled grey values: the package's
+    normalisation is invariant to a linear scaling), the source of the test tensors and cover
+    (its middle slice, and the neighbours for a 2.5D model); None -> a synthetic image (said
+    in the card).
     """
+    from deepscem.dataset.context import model_context
     from deepscem.models.bioimageio import require_bioimageio
     from deepscem.models.bioimageio_descr import build_description
     from deepscem.models.introspection import tile_multiple
@@ -105,18 +135,24 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
     card = card or ExportCard()
     dim = int(info.dimension)
     multiple = int(tile_multiple(model, info))
+    context = model_context(model) if dim == 2 else 0
+    normalization = getattr(info, "normalization", None)
     synthetic = image is None
     if synthetic:
         side = max(TEST_TILE // 2, multiple)
-        image = synthetic_image((max(multiple, 16) if dim == 3 else 1, side, side))
-    tile = test_tile(image, multiple, dim)
-    batch = tile[None, ..., None]
-    prediction = np.asarray(model.predict_on_batch(batch), np.float32)
+        depth = max(multiple, 16) if dim == 3 else 1 + 2 * context
+        image = synthetic_image((depth, side, side))
+    crop = test_crop(image, multiple, dim, context)
+    tile = normalise_like_package(crop, normalization)
+    add_channel = (lambda a: a[None]) if context else (lambda a: a[None, ..., None])
+    prediction = np.asarray(model.predict_on_batch(add_channel(tile)), np.float32)
     with tempfile.TemporaryDirectory(prefix="deepscem-export-") as folder:
         work = Path(folder)
-        np.save(work / "test_input.npy", batch)
+        # the test input is the crop before normalisation: the package's own preprocessing
+        # (scale_range [+ clip]) turns it into ``tile``, which made the test output
+        np.save(work / "test_input.npy", add_channel(crop))
         np.save(work / "test_output.npy", prediction)
-        middle = tile if dim == 2 else tile[tile.shape[0] // 2]
+        middle = (tile[..., context] if context else tile) if dim == 2 else tile[tile.shape[0] // 2]
         pred_middle = prediction[0, ..., 0] if dim == 2 else prediction[0, tile.shape[0] // 2, ..., 0]
         write_cover(work / "cover.png", middle, pred_middle)
         save_model(model, work / "model.keras", info)
@@ -127,7 +163,8 @@ def export_bioimageio(model: Any, info: Any, out: str | os.PathLike, *,
         # checks them); the files of the package are checked and hashed all the same
         with ValidationContext(perform_io_checks=False):
             descr = build_description(work, model, info, card, multiple=multiple,
-                                      name=name or model.name, synthetic=synthetic)
+                                      name=name or model.name, synthetic=synthetic,
+                                      context=context)
             return _save_package(descr, out)
 
 

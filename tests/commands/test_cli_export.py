@@ -25,14 +25,15 @@ def test_export_names_are_checked_before_anything_loads(tmp_path, capsys, out, f
     assert message in capsys.readouterr().err
 
 
-def test_export_package_then_predict_with_it_and_with_onnxruntime(tmp_path, capsys):
+@pytest.mark.parametrize("create", [[], ["--context", "1"]], ids=["2d", "2.5d"])
+def test_export_package_then_predict_with_it_and_with_onnxruntime(tmp_path, capsys, create):
     from deepscem.dataset import Dataset
 
     model = tmp_path / "m.keras"
     assert cli.main(["model", "create", str(model), "--filters", "2", "--depth", "2",
-                     "--blocks-per-level", "1"]) == 0
+                     "--blocks-per-level", "1", *create]) == 0
     data = tmp_path / "d.hdf5"
-    image = np.random.default_rng(0).integers(0, 255, (2, 48, 40), dtype=np.uint8)
+    image = np.random.default_rng(0).integers(0, 255, (3, 48, 40), dtype=np.uint8)
     with Dataset.create(data, "d", 1) as ds:
         ds.add_sample("s", image, [None])
     package = tmp_path / "m.zip"

@@ -190,6 +190,60 @@ def test_test_tile_is_a_normalised_crop_of_the_model_multiple():
 
     image = np.random.default_rng(0).random((5, 300, 70)).astype(np.float32) * 0.5 + 0.2
     tile2d = test_tile(image, 16, 2)
-    assert tile2d.shape == (256, 64) and tile2d.min() == 0 and tile2d.max() == 1
+    assert tile2d.shape == (256, 64) and tile2d.min() == 0 and tile2d.max() == pytest.approx(1, abs=1e-4)
+    stack = test_tile(image, 16, 2, context=1)  # the middle slice with its neighbours last
+    assert stack.shape == (256, 64, 3) and stack.min() == 0 and stack.max() == pytest.approx(1, abs=1e-4)
+    middle = test_tile(image[2:3], 16, 2)
+    assert np.allclose((stack[..., 1] - stack[..., 1].min()) / np.ptp(stack[..., 1]),
+                       (middle - middle.min()) / np.ptp(middle), atol=1e-5)
+    clipped = test_tile(image, 16, 2, normalization="percentile 1 99")
+    assert clipped.min() == 0 and clipped.max() == 1 and (clipped == 1).mean() >= 0.01
     tile3d = test_tile(image, 8, 3)  # Z 5 < 8: mirrored up to one multiple
     assert tile3d.shape == (8, 256, 64) and tile3d.dtype == np.float32
+
+
+def test_a_2_5d_model_with_percentile_normalisation_travels(tmp_path):
+    """A 2.5D model (slice + neighbours as channels, what ``--context auto`` picks for
+    isotropic data) trained with percentile normalisation (the default): the package declares
+    both, passes bioimage.io's test, and DeepSCEM re-imports it to the same prediction."""
+    import yaml
+    from bioimageio.core import test_model
+
+    from deepscem.dataset.normalization import scale
+    from deepscem.inference.predictor import Predictor
+    from deepscem.models.bioimageio import load_package
+    from deepscem.models.export import export_bioimageio
+    from deepscem.models.storage import model_info_from
+    from deepscem.models.unet import build_unet
+
+    config = UNetConfig(filters=2, depth=2, blocks_per_level=1, outputs=1, context=1)
+    keras.utils.set_random_seed(3)
+    model = build_unet(config)
+    info = model_info_from(model, config)
+    info.normalization = "percentile 1 99"
+    raw = np.random.default_rng(4).normal(100, 20, (5, 40, 48)).astype(np.float32)
+    package = export_bioimageio(model, info, tmp_path / "ctx.zip", image=raw)
+    summary = test_model(package, weight_format="onnx")
+    assert summary.status == "passed", summary.format()
+    with zipfile.ZipFile(package) as archive:
+        rdf = yaml.safe_load(archive.read("rdf.yaml"))
+        test_input = np.load(archive.open("test_input.npy"))
+    tensor = rdf["inputs"][0]
+    assert tensor["axes"][-1]["channel_names"] == ["z_minus_1", "z", "z_plus_1"]
+    assert test_input.shape == (1, 40, 48, 3) and test_input.max() > 1  # raw grey values
+    scale_range, clip = (op for op in tensor["preprocessing"] if op["id"] != "ensure_dtype")
+    assert scale_range["kwargs"]["min_percentile"] == 1 and scale_range["kwargs"]["max_percentile"] == 99
+    assert set(scale_range["kwargs"]["axes"]) == {"y", "x", "channel"}
+    assert clip["id"] == "clip" and (clip["kwargs"]["min"], clip["kwargs"]["max"]) == (0, 1)
+
+    forward, package_info = load_package(package, engine="onnxruntime")
+    assert package_info.context == 1
+    predict = PredictConfig(patch=(1, 32, 32), overlap=0.5)
+    theirs = np.zeros(raw.shape, np.float32)
+    Predictor(None, package_info, predict, forward=forward).predict_volume(
+        lambda r: raw[r], raw.shape, [theirs])
+    lo, hi = np.percentile(raw, [1, 99])
+    normalised = scale(raw, lo, hi)  # what DeepSCEM's own prediction hands the model
+    ours = np.zeros(raw.shape, np.float32)
+    Predictor(model, info, predict).predict_volume(lambda r: normalised[r], raw.shape, [ours])
+    assert np.abs(ours - theirs).max() <= 1e-4
