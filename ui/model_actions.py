@@ -59,12 +59,24 @@ def _export_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
     return export_bioimageio(entry.model, entry.info, path, card=card, name=entry.name)
 
 
-def _create_model(config: UNetConfig, *, progress=None, cancel=None):
+def _create_model(config: UNetConfig, context_from: tuple[Path, ...] | None = None, *,
+                  progress=None, cancel=None):
+    """(model, info, note): with ``context_from`` the 2.5D context is measured on those
+    datasets first (as ``model create --context auto --data ...``), ``note`` says why."""
+    import dataclasses
+
     from deepscem.models.storage import model_info_from
     from deepscem.models.unet import build_unet
 
+    note = ""
+    if context_from:
+        from deepscem.training.autoconfig import choose, summarize
+
+        choice = choose(summarize(list(context_from)), validation_given=True, dim=2)
+        config = dataclasses.replace(config, context=choice.context)
+        note = next((r for r in choice.reasons if r.startswith("context")), "")
     model = build_unet(config)
-    return model, model_info_from(model, config)
+    return model, model_info_from(model, config), note
 
 
 def _save_model(entry: ModelEntry, path: Path, *, progress=None, cancel=None):
@@ -143,12 +155,16 @@ class ModelActions(QObject):
             self.models.add_entry(ModelEntry(Path(path_).stem, model, info, Path(path_), saved=True))
         return self.w.tasks.run(_load_model, Path(path), title=f"Loading {Path(path).name}", on_result=done)
 
-    def create(self, config: UNetConfig) -> Worker:
-        """Control 8: build a new U-Net in memory (unsaved until control 12)."""
+    def create(self, config: UNetConfig, context_from: tuple[Path, ...] | None = None) -> Worker:
+        """Control 8: build a new U-Net in memory (unsaved until control 12); with
+        ``context_from``, its 2.5D context measured on those datasets (said in the status bar)."""
         def done(result) -> None:
-            model, info = result
+            model, info, note = result
             self.models.add_entry(ModelEntry(config.name, model, info))
-        return self.w.tasks.run(_create_model, config, title=f"Creating {config.name}", on_result=done)
+            if note:
+                self.w.statusBar().showMessage(f"{config.name}: {note}", 15000)
+        return self.w.tasks.run(_create_model, config, context_from,
+                                title=f"Creating {config.name}", on_result=done)
 
     def train(self, req: TrainRequest, log_path: Path | None = None) -> Worker:
         """Control 9: train in a worker, with live curves; the entry gets the trained weights."""
@@ -254,9 +270,11 @@ class ModelActions(QObject):
             self.load(path)
 
     def create_clicked(self) -> None:
-        config = CreateModelDialog(self.w, locked_outputs=self.w.locked_outputs()).ask()
+        dialog = CreateModelDialog(self.w, locked_outputs=self.w.locked_outputs(),
+                                   datasets=list(self.w.tree.summaries))
+        config = dialog.ask()
         if config is not None:
-            self.create(config)
+            self.create(config, dialog.auto_data)
 
     def _names(self) -> list[str]:
         """The models a dialog may offer: not those being trained (their weights change)."""

@@ -69,6 +69,27 @@ def test_create_model_dialog_and_safe_mode_lock(qtbot):
     assert CreateModelDialog(locked_outputs=None).outputs.isEnabled()
 
 
+def test_create_model_dialog_context(qtbot, tmp_path):
+    dialog = CreateModelDialog(datasets=[])
+    qtbot.addWidget(dialog)
+    dialog.context.setCurrentText("2")
+    dialog.accept()
+    assert dialog.value.context == 2 and dialog.auto_data is None
+    dialog.context.setCurrentText("auto")  # measured on the loaded datasets: none loaded
+    dialog.value = None
+    dialog.accept()
+    assert dialog.value is None and "load the training dataset" in dialog.error_label.text()
+    dialog.dim.setCurrentText("3")  # 3D models have no 2.5D context
+    assert not dialog.context.isEnabled()
+    dialog.accept()
+    assert dialog.value.dim == 3 and dialog.value.context == 0 and dialog.auto_data is None
+    loaded = CreateModelDialog(datasets=[tmp_path / "a.hdf5"])
+    qtbot.addWidget(loaded)
+    loaded.context.setCurrentText("auto")
+    loaded.accept()
+    assert loaded.value.context == 0 and loaded.auto_data == (tmp_path / "a.hdf5",)
+
+
 def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     summary = _summary(tmp_path)
     dialog = TrainDialog(["unet"], [summary], "unet", None)

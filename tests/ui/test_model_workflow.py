@@ -98,6 +98,24 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
     assert loaded.name not in [e.name for e in window.models.entries()] and model_path.is_file()
 
 
+def test_create_with_context_measured_on_the_loaded_data(window, qtbot, messages, tmp_path):
+    """The New model dialog's context "auto": measured on the loaded datasets, as
+    ``model create --context auto --data``, and said in the status bar."""
+    from training_data import blob_dataset
+
+    from deepscem.training.autoconfig import choose, summarize
+
+    stack = tmp_path / "stack.hdf5"
+    blob_dataset(stack, shape=(12, 32, 32))
+    expected = choose(summarize([stack]), validation_given=True, dim=2)
+    wait_worker(qtbot, window.model_actions.create(TINY, (stack,)))
+    assert not messages.shown, messages.texts()
+    entry = window.models.current_entry()
+    assert entry.info.unet.context == expected.context
+    assert entry.model.inputs[0].shape[-1] == 1 + 2 * expected.context
+    assert f"context {expected.context} slice(s) per side" in window.statusBar().currentMessage()
+
+
 def test_cancel_mid_training_keeps_the_window_usable(window, qtbot, messages, tiny_dataset, tmp_path):
     window.dataset_actions.load(tiny_dataset)
     wait_worker(qtbot, window.model_actions.create(TINY))

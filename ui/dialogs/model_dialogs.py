@@ -67,9 +67,13 @@ class CreateModelDialog(ConfigDialog):
     (``locked_outputs``), so a model always fits the data it will be trained on.
     """
 
-    def __init__(self, parent: QWidget | None = None, locked_outputs: int | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, locked_outputs: int | None = None,
+                 datasets: list[Path] | None = None) -> None:
         super().__init__("New model", parent)
         d = UNetConfig()
+        self.datasets = list(datasets or [])
+        #: with context "auto": the loaded datasets to measure (set by build; None otherwise)
+        self.auto_data: tuple[Path, ...] | None = None
         self.name_edit = QLineEdit(d.name)
         self.dim = _combo(["2", "3"], str(d.dim), "2D models work on slices and are usually better "
                           "for organelles; 3D on (Z, Y, X) patches")
@@ -87,15 +91,30 @@ class CreateModelDialog(ConfigDialog):
         self.activation = _combo(["sigmoid", "softmax", "tanh", "linear"], d.activation,
                                  "sigmoid: independent labels; softmax: exclusive classes; "
                                  "tanh/linear: distance-map regression")
+        self.context = _combo(["0", "1", "2", "3", "auto"], str(d.context),
+                              "2.5D: neighbouring slices on either side given to a 2D model as "
+                              "extra input channels (context for isotropic stacks such as "
+                              "FIB-SEM). auto: measured on the loaded datasets (voxel size, "
+                              "how alike neighbouring slices are)")
+        self.dim.currentTextChanged.connect(lambda text: self.context.setEnabled(text == "2"))
         for label, widget in (("Name", self.name_edit), ("Dimension", self.dim), ("Block", self.block),
                               ("Kernel size", self.kernel), ("Initial filters", self.filters),
                               ("Blocks per level", self.blocks), ("Normalisation", self.norm),
                               ("Depth", self.depth), ("Outputs", self.outputs),
-                              ("Output activation", self.activation)):
+                              ("Output activation", self.activation),
+                              ("Context slices (2.5D)", self.context)):
             self.form.addRow(label, widget)
 
     def build(self) -> UNetConfig:
-        return UNetConfig(dim=int(self.dim.currentText()), block=self.block.currentText(),
+        dim = int(self.dim.currentText())
+        context, self.auto_data = self.context.currentText(), None
+        if dim == 2 and context == "auto":
+            if not self.datasets:
+                raise ConfigError("context 'auto' measures the loaded datasets: load the "
+                                  "training dataset first, or choose a number of slices")
+            self.auto_data = tuple(self.datasets)
+        slices = int(context) if dim == 2 and context != "auto" else 0
+        return UNetConfig(dim=dim, context=slices, block=self.block.currentText(),
                           kernel_size=self.kernel.value(), filters=self.filters.value(),
                           blocks_per_level=self.blocks.value(), normalization=self.norm.currentText(),
                           depth=self.depth.value(), outputs=self.outputs.value(),
