@@ -220,7 +220,9 @@ class MainWindow(QMainWindow):
             self.device = text
             self.statusBar().showMessage(f"TensorFlow loaded: {text}", 8000)
             log.info("TensorFlow loaded: %s", text)
-        return self.tasks.run(detect_device, title="Loading TensorFlow", on_result=done, dialog=False)
+        # its own thread, never the pool: see workers.start_worker
+        return self.tasks.run(detect_device, title="Loading TensorFlow", on_result=done,
+                              dialog=False, own_thread=True)
 
     def save_screenshot(self, path: str | Path) -> Path:
         """The main view (slice, overlays, orthogonal planes) as shown, as PNG."""

@@ -32,21 +32,23 @@ class TaskRunner(QObject):
             on_result: Callable[[Any], None] | None = None,
             on_done: Callable[[], None] | None = None,
             on_error: Callable[[BaseException], None] | None = None,
-            dialog: QWidget | bool = True, **kwargs: Any) -> Worker:
+            dialog: QWidget | bool = True, own_thread: bool = False, **kwargs: Any) -> Worker:
         """Run ``fn(*args, progress=, cancel=, **kwargs)`` in a worker.
 
         ``dialog``: True shows a :class:`TaskDialog`; a widget (e.g. the training dialog)
         is shown instead and must follow the worker itself; False shows nothing.
         ``on_error`` runs after the error's message box (e.g. to open the form again).
+        ``own_thread``: run it in a Python thread of its own, not the pool (see
+        :func:`workers.start_worker`).
         """
         worker = Worker(fn, *args, title=title, **kwargs)
         return self.run_worker(worker, on_result=on_result, on_done=on_done, on_error=on_error,
-                               dialog=dialog)
+                               dialog=dialog, own_thread=own_thread)
 
     def run_worker(self, worker: Worker, *, on_result: Callable[[Any], None] | None = None,
                    on_done: Callable[[], None] | None = None,
                    on_error: Callable[[BaseException], None] | None = None,
-                   dialog: QWidget | bool = True) -> Worker:
+                   dialog: QWidget | bool = True, own_thread: bool = False) -> Worker:
         """Start an already built worker (when its dialog must exist before it starts)."""
         title = worker.title
         signals = worker.signals
@@ -69,7 +71,7 @@ class TaskRunner(QObject):
         self.active.append(worker)
         self.busyChanged.emit(True)
         self.message.emit(f"{title}...")
-        return start_worker(worker)
+        return start_worker(worker, own_thread=own_thread)
 
     def _finished(self, worker: Worker, on_done: Callable[[], None] | None) -> None:
         if worker in self.active:

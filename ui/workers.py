@@ -17,6 +17,7 @@ the core's long functions take.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -101,7 +102,17 @@ def thread_pool() -> QThreadPool:
     return _POOL
 
 
-def start_worker(worker: Worker) -> Worker:
-    """Queue ``worker`` on the pool; returns it for chaining."""
-    thread_pool().start(worker)
+def start_worker(worker: Worker, *, own_thread: bool = False) -> Worker:
+    """Queue ``worker`` on the pool; returns it for chaining.
+
+    ``own_thread``: run it in a new Python thread instead, which ends with it. For the first
+    import of TensorFlow: imported in a pool thread, TensorFlow keeps per-thread state tied
+    to that run's Python thread state, which the pool discards while keeping the thread; the
+    next task the pool gave that thread and that built a Keras layer crashed the process
+    (segfault, real window, 'New model' clicked 15 s after start; tests/ui/test_tf_import_thread.py).
+    """
+    if own_thread:
+        threading.Thread(target=worker.run, name=f"deepscem: {worker.title}", daemon=True).start()
+    else:
+        thread_pool().start(worker)
     return worker
