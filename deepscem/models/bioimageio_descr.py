@@ -43,6 +43,29 @@ def context_channels(context: int) -> list[str]:
             + [f"z_plus_{k}" for k in range(1, context + 1)])
 
 
+def _input_tensor(work: Path, info: Any, dim: int, multiple: int, context: int) -> Any:
+    """The "raw" input: grey image (or slice + neighbours), the model's normalisation as
+    ``scale_range`` (+ ``clip`` for percentiles), the test input file in ``work``."""
+    from bioimageio.spec.model import v0_5 as spec
+
+    from deepscem.dataset.normalization import parse
+
+    kind, low, high = parse(getattr(info, "normalization", None))
+    spatial = [spec.AxisId(a) for a in ["z", "y", "x"][3 - dim:]]
+    over = spatial + ([spec.AxisId("channel")] if context else [])
+    preprocessing: list[Any] = [spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
+        axes=over, min_percentile=float(low), max_percentile=float(high)))]
+    if kind != "minmax":
+        preprocessing.append(spec.ClipDescr(kwargs=spec.ClipKwargs(min=0.0, max=1.0)))
+    what = ("grey EM image" if not context else
+            f"grey EM slice and its {context} neighbour(s) on either side, as channels")
+    return spec.InputTensorDescr(
+        id=spec.TensorId("raw"), description=what,
+        axes=_axes(dim, multiple, context_channels(context), output=False),
+        test_tensor=spec.FileDescr(source=work / "test_input.npy"),
+        data=spec.IntervalOrRatioDataDescr(type="float32"), preprocessing=preprocessing)
+
+
 def _identifier(text: str, index: int) -> str:
     """A channel name the spec accepts (letters, digits, _ ; not starting with a digit)."""
     clean = "".join(c if c.isalnum() else "_" for c in text).strip("_") or f"label{index}"
@@ -62,24 +85,9 @@ def build_description(work: Path, model: Any, info: Any, card: Any, *, multiple:
     from deepscem.models.onnx_export import ONNX_OPSET
 
     dim = int(info.dimension)
-    spatial = [spec.AxisId(a) for a in ["z", "y", "x"][3 - dim:]]
     (work / "README.md").write_text(card_text(info, card, name, synthetic), encoding="utf-8")
     labels = [_identifier(n, i) for i, n in enumerate(info.label_names)]
-    from deepscem.dataset.normalization import parse
-
-    kind, low, high = parse(getattr(info, "normalization", None))
-    over = spatial + ([spec.AxisId("channel")] if context else [])
-    preprocessing: list[Any] = [spec.ScaleRangeDescr(kwargs=spec.ScaleRangeKwargs(
-        axes=over, min_percentile=float(low), max_percentile=float(high)))]
-    if kind != "minmax":
-        preprocessing.append(spec.ClipDescr(kwargs=spec.ClipKwargs(min=0.0, max=1.0)))
-    what = ("grey EM image" if not context else
-            f"grey EM slice and its {context} neighbour(s) on either side, as channels")
-    inputs = [spec.InputTensorDescr(
-        id=spec.TensorId("raw"), description=what,
-        axes=_axes(dim, multiple, context_channels(context), output=False),
-        test_tensor=spec.FileDescr(source=work / "test_input.npy"),
-        data=spec.IntervalOrRatioDataDescr(type="float32"), preprocessing=preprocessing)]
+    inputs = [_input_tensor(work, info, dim, multiple, context)]
     from deepscem.models.introspection import output_activation
 
     activation = output_activation(model, info)
