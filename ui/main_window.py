@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         self.safe = safe
         self.device: str | None = None
         self.setWindowTitle("DeepSCEM" + ("" if safe else "  (safe mode off)"))
-        self.resize(1280, 800)
+        self._fit_to_screen(1280, 800)
         self.setAcceptDrops(True)
         self.tasks = TaskRunner(self)
         self.tree = DatasetTree()
@@ -209,6 +209,17 @@ class MainWindow(QMainWindow):
 
     def about_clicked(self) -> None:
         show_about(self, self.device)
+
+    def _fit_to_screen(self, width: int, height: int) -> None:
+        """Open at ``width`` x ``height``, or the screen's free area when that is smaller
+        (a 1366 x 768 laptop): never with the status bar and buttons off the screen."""
+        from PyQt5.QtWidgets import QApplication
+
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            width, height = min(width, free.width()), min(height, free.height())
+        self.resize(width, height)
 
     def detect_device(self):
         """Find the compute device in the background (imports TensorFlow).

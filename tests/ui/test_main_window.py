@@ -29,6 +29,16 @@ def test_window_has_the_seed_controls_with_tooltips(window):
         assert shortcuts[text] == QKeySequence(key).toString(), text
 
 
+def test_the_window_opens_within_the_screen(window):
+    """1280 x 800, or the screen's free area when smaller (the offscreen test screen is 800 x
+    600): the status bar and the model buttons are never below the screen's edge."""
+    from PyQt5.QtWidgets import QApplication
+
+    free = QApplication.primaryScreen().availableGeometry()
+    assert window.minimumSizeHint().height() < free.height()
+    assert window.height() == min(800, free.height())
+
+
 def test_invalid_file_gives_a_message_box_not_a_crash(window, messages, tmp_path, monkeypatch):
     bad = tmp_path / "not_a_dataset.hdf5"
     bad.write_bytes(b"this is not HDF5")
