@@ -10,7 +10,7 @@
   normalisation written as the spec's ``scale_range`` over the sample (min-max: percentiles
   0 and 100; ``percentile LOW HIGH``: those percentiles, then ``clip`` to [0, 1]), and a
   model card (README.md) with the training data and scores when known. A 2.5D model takes
-  its slice and the neighbours as input channels (``z-1``, ``z``, ``z+1``...).
+  its slice and the neighbours as input channels (``z_minus_1``, ``z``, ``z_plus_1``...).
 
 The package is written to a temporary file and renamed, so a failed export never leaves a
 half-written package under the requested name.
