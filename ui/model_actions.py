@@ -70,11 +70,10 @@ def _create_model(config: UNetConfig, context_from: tuple[Path, ...] | None = No
 
     note = ""
     if context_from:
-        from deepscem.training.autoconfig import choose, summarize
+        from deepscem.training.autoconfig import measured_context
 
-        choice = choose(summarize(list(context_from)), validation_given=True, dim=2)
-        config = dataclasses.replace(config, context=choice.context)
-        note = next((r for r in choice.reasons if r.startswith("context")), "")
+        context, note = measured_context(context_from)
+        config = dataclasses.replace(config, context=context)
     model = build_unet(config)
     return model, model_info_from(model, config), note
 

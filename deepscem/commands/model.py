@@ -157,15 +157,15 @@ def _context(value: str, data: str | None, dim: int) -> int:
     if not data:
         raise ConfigError("--context auto measures the data: add --data TRAIN_DATASET")
     from deepscem.errors import DatasetError
-    from deepscem.training.autoconfig import choose, summarize
+    from deepscem.training.autoconfig import measured_context
 
     paths = [p for p in (s.strip() for s in data.split(",")) if p]
     for path in paths:
         if not Path(path).is_file():
             raise DatasetError(f"dataset file {path} does not exist")
-    choice = choose(summarize(paths), validation_given=True, dim=2)
-    print(next(r for r in choice.reasons if r.startswith("context")))
-    return choice.context
+    context, why = measured_context(paths)
+    print(why)
+    return context
 
 
 def describe(path: str) -> dict:

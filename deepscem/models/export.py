@@ -32,8 +32,6 @@ from deepscem.models.onnx_export import ONNX_OPSET, export_onnx  # noqa: F401  (
 #: Side of the test tile cut from the sample (rounded to the model's multiple): big enough to
 #: show structure in the cover, small enough to keep the package and its test fast.
 TEST_TILE = 256
-#: bioimage.io's default ``eps`` of ``scale_range`` (added to the range it divides by).
-SCALE_RANGE_EPS = 1e-6
 
 
 def test_crop(image: np.ndarray, multiple: int, dim: int, context: int = 0) -> np.ndarray:
@@ -64,24 +62,13 @@ def test_crop(image: np.ndarray, multiple: int, dim: int, context: int = 0) -> n
 
 def normalise_like_package(crop: np.ndarray, normalization: str | None) -> np.ndarray:
     """``crop`` as the package's preprocessing hands it to the model: the model's
-    normalisation (min-max, or percentiles LOW-HIGH clipped to [0, 1]) computed over the crop,
-    as bioimage.io's ``scale_range`` (+ ``clip``) does over the sample it is given."""
-    from deepscem.dataset.normalization import parse
+    normalisation (min-max, or percentiles LOW-HIGH, clipped to [0, 1]) computed over the
+    crop, as bioimage.io's ``scale_range`` (+ ``clip``) does over the sample it is given."""
+    from deepscem.dataset.normalization import parse, scale
 
-    kind, low, high = parse(normalization)
-    crop = np.asarray(crop, np.float32)
-    lo, hi = (float(v) for v in np.percentile(crop, [low, high]))
-    out = (crop - lo) / (hi - lo + SCALE_RANGE_EPS)
-    if kind != "minmax":
-        out = np.clip(out, 0.0, 1.0)
-    return out.astype(np.float32)
-
-
-def test_tile(image: np.ndarray, multiple: int, dim: int, context: int = 0,
-              normalization: str | None = None) -> np.ndarray:
-    """:func:`test_crop` normalised as the package's preprocessing does (min-max by default):
-    what the model sees for the package's test input."""
-    return normalise_like_package(test_crop(image, multiple, dim, context), normalization)
+    _, low, high = parse(normalization)
+    lo, hi = (float(v) for v in np.percentile(np.asarray(crop, np.float32), [low, high]))
+    return scale(crop, lo, hi)
 
 
 def synthetic_image(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:

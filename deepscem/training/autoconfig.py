@@ -207,6 +207,13 @@ def choose(summary: DataSummary, *, validation_given: bool, gpu: bool = False,
                       keep_best=False, reasons=reasons)
 
 
+def measured_context(paths: Sequence[str | os.PathLike]) -> tuple[int, str]:
+    """(context, why): the 2.5D context a 2D model gets for the datasets at ``paths``
+    (``model create --context auto --data``, the GUI's New model "auto")."""
+    choice = choose(summarize(paths), validation_given=True, dim=2)
+    return choice.context, next(r for r in choice.reasons if r.startswith("context"))
+
+
 def _context_for(aniso: float | None, depth: int) -> int:
     if aniso is None or depth < 3:
         return 0

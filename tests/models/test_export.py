@@ -186,7 +186,10 @@ def test_broken_zip_is_a_model_error(tmp_path):
 
 
 def test_test_tile_is_a_normalised_crop_of_the_model_multiple():
-    from deepscem.models.export import test_tile
+    from deepscem.models.export import normalise_like_package, test_crop
+
+    def test_tile(image, multiple, dim, context=0, normalization=None):
+        return normalise_like_package(test_crop(image, multiple, dim, context), normalization)
 
     image = np.random.default_rng(0).random((5, 300, 70)).astype(np.float32) * 0.5 + 0.2
     tile2d = test_tile(image, 16, 2)
