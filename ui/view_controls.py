@@ -21,7 +21,8 @@ from .dataset_tree import split_ref
 
 
 class ViewControls:
-    """Holds the widgets; ``top`` and ``z_row`` are the two rows to put in a layout."""
+    """Holds the widgets; ``top`` (contrast) and ``z_row`` (Z slider, overlay opacity, XZ / YZ,
+    fit) are the two rows to put in a layout."""
 
     def __init__(self) -> None:
         self.z_slider = QSlider(Qt.Horizontal)
@@ -60,15 +61,17 @@ class ViewControls:
         self.top.addWidget(QLabel("Contrast"))
         for widget in (self.lo_box, self.hi_box, self.auto_button, self.reset_button):
             self.top.addWidget(widget)
-        self.top.addSpacing(12)
-        self.top.addWidget(QLabel("Overlay"))
-        self.top.addWidget(self.opacity)
-        self.top.addWidget(self.ortho_box)
-        self.top.addWidget(self.fit_button)
         self.top.addStretch(1)
+        # the overlay and view switches share the Z row: one row of everything would make the
+        # window wider than a 1024-pixel screen
         self.z_row = QHBoxLayout()
         self.z_row.addWidget(self.z_label)
         self.z_row.addWidget(self.z_slider, 1)
+        self.z_row.addSpacing(12)
+        self.z_row.addWidget(QLabel("Overlay"))
+        self.z_row.addWidget(self.opacity)
+        self.z_row.addWidget(self.ortho_box)
+        self.z_row.addWidget(self.fit_button)
 
     def widgets(self) -> list[QWidget]:
         """The controls that are disabled while nothing is shown."""
