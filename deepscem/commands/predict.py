@@ -152,9 +152,6 @@ def run(args: argparse.Namespace) -> int:
     spec = _volume_spec(args)
     if spec is None:
         return _predict_dataset(args, model_path, Path(args.dataset), out, config)
-    if model_path.is_dir() or model_path.suffix.lower() == ".zip":
-        raise ModelError("a bioimage.io package predicts DeepSCEM datasets (.hdf5 INPUT) for now; "
-                         "add the volume to a dataset first (dataset add-sample)")
     from deepscem.dataset.volumes import open_volume
 
     open_volume(spec).close()  # a bad input is reported before the model loads

@@ -40,10 +40,15 @@ def cached_predictor(model_path: str, config: PredictConfig) -> Any:
     key = (str(path.resolve()), stamp, repr(config))
     if key not in _PREDICTORS:
         from deepscem.inference.predictor import Predictor
+        from deepscem.models.bioimageio import is_package, load_package
         from deepscem.models.storage import load_model
 
-        model, info = load_model(model_path)
-        predictor = Predictor(model, info, config)
+        if is_package(path):  # its forward runs the package's own pre- and postprocessing
+            forward, info = load_package(path, engine=config.engine)
+            predictor = Predictor(None, info, config, forward=forward)
+        else:
+            model, info = load_model(model_path)
+            predictor = Predictor(model, info, config)
         _PREDICTORS.clear()
         _PREDICTORS[key] = predictor
         predictor.info = info  # label names for the outputs
@@ -92,6 +97,8 @@ def run_block(job: dict[str, Any], block: Block, *,
     outputs) into the work store; returns its voxel count. Safe to run again (a retry
     rewrites the same values)."""
     predictor = cached_predictor(job["model"], job_config(job))
+    if job.get("package_stats") is not None:  # measured once for the whole volume: plan_job
+        predictor.package_forward.stats = dict(job["package_stats"])
     source = _source(job["input"], job["run_id"])
     value_range = tuple(job["value_range"])
     index, core = block.index, block.core

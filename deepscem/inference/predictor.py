@@ -177,6 +177,12 @@ class Predictor:
         # 2D: (B, slices, ty, tx) -> (B, ty, tx, slices); 3D: (B, tz, ty, tx) -> (..., 1)
         return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if self.dim == 2 else x[..., None]
 
+    @property
+    def package_forward(self) -> Any:
+        """The forward of an imported (bioimage.io) model that needs volume statistics for
+        its preprocessing (``prepare``, ``stats``); None for a Keras model."""
+        return self._forward if hasattr(self._forward, "prepare") else None
+
     def predict_volume(self, read: Reader, shape_zyx: Sequence[int],
                        outputs: Sequence[Any], *, progress: prog.ProgressCallback | None = None,
                        cancel: prog.CancelToken | None = None, done: int = 0,
@@ -194,8 +200,8 @@ class Predictor:
             raise ValueError(f"{len(outputs)} output arrays for a model with {self.outputs} "
                              "outputs")
         total = self.count_tiles(shape_zyx) if total is None else total
-        if hasattr(self._forward, "prepare"):  # volume statistics of an imported model
-            self._forward.prepare(read, shape_zyx)
+        if self.package_forward is not None:  # volume statistics of an imported model
+            self.package_forward.prepare(read, shape_zyx)
         z, _, x = (int(s) for s in shape_zyx)
         read = context_reader(read, self.context, z)  # 2.5D: slices z-c..z+c, mirrored at the ends
         for c0, c1, e0, e1 in self.bands(shape_zyx):

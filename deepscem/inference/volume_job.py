@@ -125,6 +125,7 @@ def _predict_source(model_path: Path, spec: str, out: Path, config: PredictConfi
         workers = len(client.scheduler_info()["workers"]) if client is not None else 1
         job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
                        min_blocks=4 * workers if client is not None else 1)
+        job["package_stats"] = package_statistics(predictor, source, value_range)
         if old is not None and all(old.get(k) == job.get(k) for k in SAME_FOR_RESUME):
             if block is None or old["blocks"] == job["blocks"]:
                 job = old
@@ -165,6 +166,23 @@ def _run_here(job: dict, todo: list[Block], total: int, progress, cancel) -> Non
     for blk in todo:
         prog.check(cancel)
         meter.add(run_block(slim, blk, cancel=cancel))
+
+
+def package_statistics(predictor: Any, source: Any,
+                       value_range: tuple[float, float]) -> dict[str, float] | None:
+    """A bioimage.io package's preprocessing statistics (percentiles, mean / std) of the
+    whole volume as the blocks will read it, measured once here so that every block and
+    worker normalises alike; None for a DeepSCEM model (its range is ``value_range``)."""
+    forward = predictor.package_forward
+    if forward is None:
+        return None
+    from deepscem.dataset import normalization
+
+    def read(region):
+        return normalization.scale(source.read_region(region), *value_range)
+
+    forward.prepare(read, tuple(int(s) for s in source.shape))
+    return {k: float(v) for k, v in forward.stats.items()}
 
 
 def model_range(method: str | None, source: Any) -> tuple[float, float] | None:

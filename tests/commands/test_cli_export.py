@@ -53,5 +53,15 @@ def test_export_package_then_predict_with_it_and_with_onnxruntime(tmp_path, caps
         reference = k["s/prediction_0000"][:]
         assert np.abs(o["s/prediction_0000"][:] - reference).max() <= 1e-4
         assert np.abs(p["s/prediction_0000"][:] - reference).max() <= 1e-4
+    # any volume, block by block (the volume path): the package's statistics of the whole
+    # volume, measured once, give the same values as the dataset path
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "v.tif", image)
+    assert cli.main(["predict", str(package), str(tmp_path / "v.tif"), str(tmp_path / "v.hdf5"),
+                     "--block", "2", "32", "32"]) == 0
+    with h5py.File(tmp_path / "v.hdf5") as v:
+        (volume,) = [v[f"{s}/prediction_0000"][:] for s in v if "prediction_0000" in v[s]]
+        assert np.abs(volume - reference).max() <= 1e-4
     assert cli.main(["model", "export", str(model), str(package), "--format", "onnx"]) == 1
     assert "a onnx export is a .onnx file" in capsys.readouterr().err
