@@ -63,6 +63,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "depth5": {"unet": {"depth": 5}},
     "patch512": {"train": {"patch": (1, 512, 512), "batch_size": 2}},
     "ce": {"train": {"loss": "crossentropy"}},
+    "boundary-ce": {"train": {"loss": "dice+boundarycrossentropy"}},
     "auto-best": {"train": {"keep_best": True}},  # auto, but the best validation epoch kept
     "context1-focus25": {"unet": {"context": 1}, "train": {"label_focus": 0.25}},
     "intensity-focus25": {"train": {"intensity": True, "label_focus": 0.25}},

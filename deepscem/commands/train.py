@@ -60,9 +60,11 @@ def register(subparsers) -> None:
     p.add_argument("valid_ds", metavar="VALID_DS",
                    help="validation dataset file(s) (.hdf5, comma-separated); may be TRAIN_DS")
     p.add_argument("--loss", default=d.loss, type=str.lower,
-                   choices=("dice", "crossentropy", "mse", "dice+crossentropy"),
-                   help="Dice, cross-entropy, MSE (with --target distance), or Dice+cross-entropy "
-                        "(default %(default)s)")
+                   choices=("dice", "crossentropy", "mse", "dice+crossentropy",
+                            "dice+boundarycrossentropy"),
+                   help="Dice, cross-entropy, MSE (with --target distance), Dice+cross-entropy, or "
+                        "Dice + a cross-entropy that weighs voxels within 3 px of a label boundary "
+                        "6x (default %(default)s)")
     p.add_argument("--batch-size", type=int, action=_Given, default=d.batch_size, metavar="B",
                    help="patches per training step (default %(default)s)")
     p.add_argument("--micro-batch", type=int, action=_Given, default=None, metavar="M",

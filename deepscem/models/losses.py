@@ -145,6 +145,53 @@ class DiceCrossEntropyLoss(keras.losses.Loss):
         return {**super().get_config(), "smooth": self.smooth, "categorical": self.categorical}
 
 
+def boundary_band(y_true, radius: int):
+    """1 where a voxel lies within ``radius`` voxels of a label boundary (either side), per
+    channel: a max-pool dilation minus a min-pool erosion of the binary targets."""
+    size = 2 * int(radius) + 1
+    dilated = ops.max_pool(y_true, size, strides=1, padding="same")
+    eroded = -ops.max_pool(-y_true, size, strides=1, padding="same")
+    return dilated - eroded
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DiceBoundaryCrossEntropyLoss(keras.losses.Loss):
+    """Dice + a cross-entropy that weighs voxels near label boundaries ``1 + weight`` times
+    (the U-Net paper's border weighting, here a band of ``radius`` voxels on both sides of
+    every boundary), normalised by the mean weight so its scale matches plain cross-entropy.
+
+    For labels drawn along the middle of a membrane (drosophila-vnc's mitochondria) the
+    boundary voxels are where a model errs: this spends more of the gradient on them.
+    """
+
+    def __init__(self, smooth: float = 1.0, categorical: bool = False, radius: int = 3,
+                 weight: float = 5.0, name: str = "dice_boundary_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smooth, self.categorical = float(smooth), bool(categorical)
+        self.radius, self.weight = int(radius), float(weight)
+
+    def call(self, y_true, y_pred):
+        dice = 1.0 - ops.mean(soft_dice_per_channel(y_true, y_pred, self.smooth))
+        targets, mask = split_mask(y_true, y_pred)
+        p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0 - 1e-7)
+        # unannotated voxels (partial labels) count as background here, so that what the
+        # labels say off the annotated voxels cannot change the weights
+        band = boundary_band(targets if mask is None else targets * mask, self.radius)
+        if self.categorical:
+            weights = 1.0 + self.weight * ops.max(band, axis=-1)
+            weighted = -ops.sum(targets * ops.log(p), axis=-1) * weights
+        else:
+            per_channel = -(targets * ops.log(p) + (1.0 - targets) * ops.log(1.0 - p))
+            weighted = ops.mean(per_channel * (1.0 + self.weight * band), axis=-1)
+            weights = ops.mean(1.0 + self.weight * band, axis=-1)
+        ce = masked_mean(weighted, mask) / ops.maximum(masked_mean(weights, mask), 1.0)
+        return ce + dice
+
+    def get_config(self):
+        return {**super().get_config(), "smooth": self.smooth, "categorical": self.categorical,
+                "radius": self.radius, "weight": self.weight}
+
+
 def _normalize_name(name: str) -> str:
     return name.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
 
@@ -157,8 +204,10 @@ LOSS_ALIASES = {
     "mse": "mse", "meansquarederror": "mse",
     "dice+crossentropy": "dice+crossentropy", "dicecrossentropy": "dice+crossentropy",
     "dicece": "dice+crossentropy", "dice+ce": "dice+crossentropy",
+    "dice+boundarycrossentropy": "dice+boundarycrossentropy",
+    "diceboundarycrossentropy": "dice+boundarycrossentropy", "dice+boundaryce": "dice+boundarycrossentropy",
 }
-LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy")
+LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy", "dice+boundarycrossentropy")
 
 
 def canonical_loss_name(name: str) -> str:
@@ -166,7 +215,7 @@ def canonical_loss_name(name: str) -> str:
     canonical = LOSS_ALIASES.get(_normalize_name(str(name)))
     if canonical is None:
         raise ConfigError(f"unknown loss {name!r}; choose one of Dice, CrossEntropy, MSE, "
-                          "Dice+CrossEntropy")
+                          "Dice+CrossEntropy, Dice+BoundaryCrossEntropy")
     return canonical
 
 
@@ -188,6 +237,8 @@ def get_loss(name: str, activation: str = "sigmoid") -> keras.losses.Loss:
         return DiceLoss()
     if loss == "crossentropy":
         return CrossEntropyLoss(categorical=categorical)
+    if loss == "dice+boundarycrossentropy":
+        return DiceBoundaryCrossEntropyLoss(categorical=categorical)
     return DiceCrossEntropyLoss(categorical=categorical)
 
 

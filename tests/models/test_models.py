@@ -165,7 +165,7 @@ def test_dice_loss_values(rng):
 
 
 @pytest.mark.parametrize("name", ["dice", "DICE", "CrossEntropy", "crossentropy", "MSE", "mse",
-                                  "Dice+CrossEntropy"])
+                                  "Dice+CrossEntropy", "Dice+BoundaryCrossEntropy"])
 @pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
 def test_get_loss_names_are_case_insensitive_and_finite(name, activation, rng):
     loss = losses.get_loss(name, activation)
@@ -175,6 +175,35 @@ def test_get_loss_names_are_case_insensitive_and_finite(name, activation, rng):
     assert np.isfinite(value) and value >= 0
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert float(restored(truth, pred)) == pytest.approx(value, rel=1e-5)
+
+
+def test_boundary_band_and_boundary_weighted_crossentropy():
+    """The band is the voxels within ``radius`` of a boundary, on both sides; the weighted
+    loss is Dice + cross-entropy when the weight is 0, and an error on the boundary costs
+    more than the same error far from it."""
+    truth = np.zeros((1, 16, 16, 1), np.float32)
+    truth[0, 4:12, 4:12] = 1
+    band = np.asarray(losses.boundary_band(truth, 1))[0, ..., 0]
+    expected = np.zeros((16, 16), bool)
+    expected[3:13, 3:13] = True
+    expected[5:11, 5:11] = False
+    assert np.array_equal(band > 0, expected)
+    pred = np.where(truth > 0, 0.9, 0.1).astype(np.float32)
+    plain = losses.get_loss("dice+crossentropy", "sigmoid")
+    unweighted = losses.DiceBoundaryCrossEntropyLoss(weight=0.0)
+    assert float(unweighted(truth, pred)) == pytest.approx(float(plain(truth, pred)), rel=1e-5)
+    weighted = losses.get_loss("dice+boundaryce", "sigmoid")
+    assert isinstance(weighted, losses.DiceBoundaryCrossEntropyLoss)
+    at_boundary, far = pred.copy(), pred.copy()
+    at_boundary[0, 4, 8] = 0.1  # a foreground voxel on the edge missed
+    far[0, 8, 8] = 0.1          # one in the middle missed
+    assert float(weighted(truth, at_boundary)) > float(weighted(truth, far)) + 1e-3
+    assert float(plain(truth, at_boundary)) == pytest.approx(float(plain(truth, far)), rel=1e-6)
+    for categorical in (False, True):  # softmax: one-hot channels, finite
+        onehot = np.concatenate([truth, 1 - truth], axis=-1)
+        soft = np.concatenate([pred, 1 - pred], axis=-1)
+        loss = losses.DiceBoundaryCrossEntropyLoss(categorical=categorical)
+        assert np.isfinite(float(loss(onehot, soft)))
 
 
 def test_loss_errors():
