@@ -115,10 +115,12 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     assert not dialog.reduce_lr.isEnabled()  # only the plateau schedule uses it
     dialog.time_limit.setValue(15)
     dialog.mixed.setChecked(True)
+    dialog.loss.setCurrentText("dice+boundarycrossentropy")
     dialog.accept()
     assert dialog.value.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32),
                                               lr_schedule="cosine", time_limit_minutes=15,
-                                              mixed_precision=True)
+                                              mixed_precision=True,
+                                              loss="dice+boundarycrossentropy")
     # passes of fewer patches than the batch (less memory); they must divide the batch
     assert dialog.micro.text() == "auto"
     dialog.micro.setValue(3)

@@ -140,8 +140,10 @@ class TrainDialog(ConfigDialog):
         self.model_combo = _combo(models, current_model or (models[0] if models else ""))
         self.train_list = DatasetChecklist(datasets, current_dataset)
         self.valid_list = DatasetChecklist(datasets, current_dataset)
-        self.loss = _combo(["dice", "crossentropy", "mse", "dice+crossentropy"], d.loss,
-                           "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps")
+        self.loss = _combo(["dice", "crossentropy", "mse", "dice+crossentropy",
+                            "dice+boundarycrossentropy"], d.loss,
+                           "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps; "
+                           "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x")
         self.batch = _spin(1, 1024, d.batch_size, "Patches per training step")
         self.micro = _spin(0, 1024, int(d.micro_batch_size or 0),
                            "Patches computed at once: each batch runs in several passes whose gradients "
