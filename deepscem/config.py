@@ -109,6 +109,10 @@ BATCH_THREAD_NICE = int(os.environ.get("DEEPSCEM_BATCH_THREAD_NICE", "0"))
 # fewer patches/s; passes of 4 peak at ~1.5 GiB (bench/README.md, "Training").
 MICRO_BATCH = 2
 
+#: The losses training offers (canonical names; deepscem.models.losses builds them and
+#: accepts aliases). Here, not there, so that the CLI and the GUI list them without Keras.
+LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy", "dice+boundarycrossentropy")
+
 # Fraction of every sample's slices held back for validation when training is given no
 # validation data of its own (train --auto, the GUI's Train dialog with the same file ticked).
 HOLDOUT = 0.15

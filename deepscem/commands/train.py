@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deepscem.config import BATCH_WORKERS, TrainConfig
+from deepscem.config import BATCH_WORKERS, LOSS_NAMES, TrainConfig
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, Interrupted, ModelError
 from deepscem.outputs import check_output
 from deepscem.training.stop_reasons import StopReason
@@ -60,8 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("valid_ds", metavar="VALID_DS",
                    help="validation dataset file(s) (.hdf5, comma-separated); may be TRAIN_DS")
     p.add_argument("--loss", default=d.loss, type=str.lower,
-                   choices=("dice", "crossentropy", "mse", "dice+crossentropy",
-                            "dice+boundarycrossentropy"),
+                   choices=LOSS_NAMES,
                    help="Dice, cross-entropy, MSE (with --target distance), Dice+cross-entropy, or "
                         "Dice + a cross-entropy that weighs voxels within 3 px of a label boundary "
                         "6x (default %(default)s)")

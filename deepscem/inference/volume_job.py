@@ -125,7 +125,6 @@ def _predict_source(model_path: Path, spec: str, out: Path, config: PredictConfi
         workers = len(client.scheduler_info()["workers"]) if client is not None else 1
         job = plan_job(predictor, info, model_path, source, spec, out, value_range, block=block,
                        min_blocks=4 * workers if client is not None else 1)
-        job["package_stats"] = package_statistics(predictor, source, value_range)
         if old is not None and all(old.get(k) == job.get(k) for k in SAME_FOR_RESUME):
             if block is None or old["blocks"] == job["blocks"]:
                 job = old
@@ -137,6 +136,7 @@ def _predict_source(model_path: Path, spec: str, out: Path, config: PredictConfi
             if old is not None:
                 raise DatasetError(f"{work} was made with another input, model or options; run "
                                    "again without --resume to start over")
+            job["package_stats"] = package_statistics(predictor, source, value_range)
             store.create(work, job, job["names"], np.float32 if job["threshold"] is None
                          else np.uint8, source.dtype, source.voxel_size)
             done = set()

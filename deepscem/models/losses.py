@@ -21,6 +21,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from deepscem import config
 from deepscem.errors import ConfigError
 
 PACKAGE = "deepscem"
@@ -182,8 +183,9 @@ class DiceBoundaryCrossEntropyLoss(keras.losses.Loss):
             weighted = -ops.sum(targets * ops.log(p), axis=-1) * weights
         else:
             per_channel = -(targets * ops.log(p) + (1.0 - targets) * ops.log(1.0 - p))
-            weighted = ops.mean(per_channel * (1.0 + self.weight * band), axis=-1)
-            weights = ops.mean(1.0 + self.weight * band, axis=-1)
+            channel_weights = 1.0 + self.weight * band
+            weighted = ops.mean(per_channel * channel_weights, axis=-1)
+            weights = ops.mean(channel_weights, axis=-1)
         ce = masked_mean(weighted, mask) / ops.maximum(masked_mean(weights, mask), 1.0)
         return ce + dice
 
@@ -207,7 +209,7 @@ LOSS_ALIASES = {
     "dice+boundarycrossentropy": "dice+boundarycrossentropy",
     "diceboundarycrossentropy": "dice+boundarycrossentropy", "dice+boundaryce": "dice+boundarycrossentropy",
 }
-LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy", "dice+boundarycrossentropy")
+LOSS_NAMES = config.LOSS_NAMES
 
 
 def canonical_loss_name(name: str) -> str:

@@ -18,7 +18,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deepscem.config import HOLDOUT, PredictConfig, TrainConfig, UNetConfig
+from deepscem.config import HOLDOUT, LOSS_NAMES, PredictConfig, TrainConfig, UNetConfig
 from deepscem.errors import ConfigError
 
 from ..dataset_tree import DatasetSummary
@@ -140,8 +140,7 @@ class TrainDialog(ConfigDialog):
         self.model_combo = _combo(models, current_model or (models[0] if models else ""))
         self.train_list = DatasetChecklist(datasets, current_dataset)
         self.valid_list = DatasetChecklist(datasets, current_dataset)
-        self.loss = _combo(["dice", "crossentropy", "mse", "dice+crossentropy",
-                            "dice+boundarycrossentropy"], d.loss,
+        self.loss = _combo(list(LOSS_NAMES), d.loss,
                            "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps; "
                            "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x")
         self.batch = _spin(1, 1024, d.batch_size, "Patches per training step")
