@@ -193,3 +193,16 @@ def test_contrast_and_ticked_layers_come_back_next_session(window, qtbot, blank)
     qtbot.waitUntil(lambda: later.view.source is not None and not later.view.loading)
     assert later.view.lo_box.value() == 20.0
     assert "prediction_0000" in later.view.source.layers
+
+
+def test_label_box_grows_to_the_loaded_label_names(window, qtbot, tmp_path):
+    path = tmp_path / "named.hdf5"
+    with Dataset.create(path, "named", 2) as ds:
+        ds.set_label_aliases(["mitochondria", "endoplasmic reticulum"])
+        ds.add_sample("s", np.zeros((2, 32, 32), np.uint8), [])
+    _show(window, qtbot, path)
+    box = window.paint_toolbar.label_box
+    texts = [box.itemText(i) for i in range(box.count())]
+    assert texts == ["0: mitochondria", "1: endoplasmic reticulum"]
+    # It was sized once for "label 0" and cut the names off.
+    assert box.sizeHint().width() >= box.fontMetrics().horizontalAdvance("1: endoplasmic reticulum")

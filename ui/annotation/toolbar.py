@@ -57,6 +57,9 @@ class PaintToolbar(QToolBar):
         self.size_box.valueChanged.connect(painter.set_size)
         self.label_box = QComboBox()
         self.label_box.setToolTip("The label painted, erased and filled")
+        # Wide enough for the names of the loaded dataset's labels (not only the first shown).
+        self.label_box.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.label_box.setMaximumWidth(240)
         self.label_box.addItem("label 0")
         self.label_box.currentIndexChanged.connect(lambda i: painter.set_label(max(i, 0)))
         self.addWidget(QLabel(" Size "))
