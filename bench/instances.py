@@ -3,6 +3,12 @@
     python bench/instances.py quality --minutes 8 --work /tmp/inst   # train, predict, compare
     python bench/instances.py quality --model /tmp/inst/boundary.keras --work /tmp/inst
     python bench/instances.py scale --gib 0.5 2                       # throughput, peak RSS
+    python bench/instances.py join PRED.hdf5 TEST.hdf5 --levels 0.4 0.2 0.05
+
+join: scores connected components of an existing prediction (its first sample's
+prediction_0000) against the test labels, then components joined through uncertain voxels:
+connectivity taken from probability > level, the mask kept at > 0.5 (so voxel scores are
+unchanged): does joining fragments of one object along Z raise AP?
 
 quality: builds the Lucchi++ datasets (voxel size 5 x 5 x 5 nm), trains the default 2D U-Net
 created with boundary outputs (``model create --boundary``: mask + boundary per label, targets
@@ -166,6 +172,38 @@ def scale_child(path: str) -> None:
         os.unlink(out_path)
 
 
+def join(args: argparse.Namespace, work: Path) -> None:
+    import numpy as np
+
+    from deepscem.dataset import Dataset
+    from deepscem.evaluation.instance_metrics import score_ids
+    from deepscem.postprocessing.instances import ndlabel
+
+    with Dataset.open(args.prediction) as pred, Dataset.open(args.reference) as ref:
+        name = pred.sample_names()[0]
+        probability = pred.sample(name).read_layer("prediction_0000")
+        reference, n_ref = ndlabel(ref.sample(name).read_layer("label_0000") > 0)
+    mask = probability > 0.5
+    print(f"reference: {n_ref} objects; rows: connectivity from probability > level, mask > 0.5")
+    print(f"{'level':>6}{'min size':>10}{'objects':>9}{'AP-50':>8}{'AP-75':>8}"
+          "  matched/split/merged/missed/false")
+    for level in [0.5, *args.levels]:
+        ids, _ = ndlabel(probability > level)
+        ids[~mask] = 0
+        for min_size in (0, args.min_size):
+            out = ids.copy()
+            if min_size:
+                small = np.bincount(out.ravel()) < min_size
+                small[0] = False
+                out[small[out]] = 0
+            s = score_ids(reference, out)
+            c = s.counts
+            objects = len(np.unique(out)) - 1
+            print(f"{level:>6g}{min_size:>10}{objects:>9}{s.average_precision(0.5):>8.3f}"
+                  f"{s.average_precision(0.75):>8.3f}  {c['matched']}/{c['split']}/{c['merged']}/"
+                  f"{c['missed']}/{c['false']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -184,14 +222,19 @@ def main() -> None:
     s = sub.add_parser("scale", help="throughput and peak RSS on large masks")
     s.add_argument("--gib", type=float, nargs="+", default=[0.5, 2.0])
     s.add_argument("--work", type=Path)
+    j = sub.add_parser("join", help="components joined through uncertain voxels, on a prediction")
+    j.add_argument("prediction", type=Path, help="prediction file (prediction_0000 as probabilities)")
+    j.add_argument("reference", type=Path, help="dataset with label_0000 for the same sample name")
+    j.add_argument("--levels", type=float, nargs="+", default=[0.4, 0.3, 0.2, 0.1, 0.05])
+    j.add_argument("--min-size", type=int, default=1000)
     c = sub.add_parser("scale-child")
     c.add_argument("path")
     args = parser.parse_args()
     if args.what == "scale-child":
         scale_child(args.path)
         return
-    run = quality if args.what == "quality" else scale
-    if args.work:
+    run = {"quality": quality, "scale": scale, "join": join}[args.what]
+    if getattr(args, "work", None):
         run(args, args.work)
     else:
         with tempfile.TemporaryDirectory(prefix="deepscem-instances-") as tmp:
