@@ -172,7 +172,7 @@ def scale_child(path: str) -> None:
         os.unlink(out_path)
 
 
-def join(args: argparse.Namespace, work: Path) -> None:
+def join(args: argparse.Namespace) -> None:
     import numpy as np
 
     from deepscem.dataset import Dataset
@@ -233,8 +233,11 @@ def main() -> None:
     if args.what == "scale-child":
         scale_child(args.path)
         return
-    run = {"quality": quality, "scale": scale, "join": join}[args.what]
-    if getattr(args, "work", None):
+    if args.what == "join":  # reads files given, writes nothing: no work folder
+        join(args)
+        return
+    run = quality if args.what == "quality" else scale
+    if args.work:
         run(args, args.work)
     else:
         with tempfile.TemporaryDirectory(prefix="deepscem-instances-") as tmp:
