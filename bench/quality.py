@@ -68,6 +68,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "context1-focus25": {"unet": {"context": 1}, "train": {"label_focus": 0.25}},
     "intensity-focus25": {"train": {"intensity": True, "label_focus": 0.25}},
     "lr2x": {"train": {"learning_rate": 2e-3}},
+    "lr1x": {"train": {"learning_rate": 1e-3}},
+    "lr3x": {"train": {"learning_rate": 3e-3}},
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }

@@ -62,13 +62,15 @@ def register(subparsers) -> None:
                              "mutually exclusive classes (2+ outputs), tanh/linear for distance "
                              "maps (default %(default)s)")
     create.add_argument("--name", default=DEFAULTS["name"], help="model name (default %(default)s)")
-    create.add_argument("--context", default=str(DEFAULTS["context"]), metavar="N|auto",
+    create.add_argument("--context", default=None, metavar="N|auto",
                         help="2D models: N neighbouring slices on either side as extra input channels "
                              "(2.5D: 1 = 3 slices, 2 = 5); 'auto' chooses from the data given with "
                              "--data (its voxel size, or how alike neighbouring slices are) "
-                             "(default %(default)s)")
+                             "(default: auto when --data is given, else "
+                             f"{DEFAULTS['context']})")
     create.add_argument("--data", metavar="DATASET",
-                        help="with --context auto: the training dataset (.hdf5; several: commas)")
+                        help="the training dataset (.hdf5; several: commas), measured to choose "
+                             "--context when it is 'auto' or not given")
     create.add_argument("--label-names", nargs="+", metavar="NAME",
                         help="one name per output (e.g. mito er), stored in the model file")
     create.add_argument("--boundary", action="store_true",
@@ -142,10 +144,13 @@ def run_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context(value: str, data: str | None, dim: int) -> int:
-    """--context: a whole number, or 'auto' (measured on --data; prints why)."""
+def _context(value: str | None, data: str | None, dim: int) -> int:
+    """--context: a whole number, or 'auto' (measured on --data; prints why); not given: 'auto'
+    when --data is given (the user did not choose, the data can), else the default."""
     from deepscem.errors import ConfigError
 
+    if value is None:
+        value = "auto" if data else str(DEFAULTS["context"])
     if value.strip().lower() != "auto":
         try:
             return int(value)

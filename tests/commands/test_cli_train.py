@@ -140,5 +140,14 @@ def test_model_create_with_context(files, capsys):
     assert code == 0 and "context" in out, err
     code, _, err = run("model create no.keras --context auto", capsys)
     assert code == 1 and "--data" in err
+    # --context not given but --data given: the data chooses, as with --context auto
+    from deepscem.training.autoconfig import measured_context
+
+    code, out, err = run("model create chosen.keras --filters 2 --depth 1 --data STACK.hdf5", capsys)
+    assert code == 0 and "context" in out, err
+    measured = measured_context([files / "STACK.hdf5"])[0]
+    assert load_model(files / "chosen.keras")[1].unet.context == measured
+    code, out, err = run("model create plain.keras --filters 2 --depth 1", capsys)
+    assert code == 0 and load_model(files / "plain.keras")[1].unet.context == 0
     code, _, err = run("model create no.keras --dim 3 --context 1", capsys)
     assert code == 1 and "context" in err

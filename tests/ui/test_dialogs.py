@@ -85,7 +85,8 @@ def test_create_model_dialog_context(qtbot, tmp_path):
     assert dialog.value.dim == 3 and dialog.value.context == 0 and dialog.auto_data is None
     loaded = CreateModelDialog(datasets=[tmp_path / "a.hdf5"])
     qtbot.addWidget(loaded)
-    loaded.context.setCurrentText("auto")
+    assert CreateModelDialog(datasets=[]).context.currentText() == "0"
+    assert loaded.context.currentText() == "auto"  # the default when there is data to measure
     loaded.accept()
     assert loaded.value.context == 0 and loaded.auto_data == (tmp_path / "a.hdf5",)
 

@@ -91,11 +91,14 @@ class CreateModelDialog(ConfigDialog):
         self.activation = _combo(["sigmoid", "softmax", "tanh", "linear"], d.activation,
                                  "sigmoid: independent labels; softmax: exclusive classes; "
                                  "tanh/linear: distance-map regression")
-        self.context = _combo(["0", "1", "2", "3", "auto"], str(d.context),
+        # Not chosen by the user: measured on the loaded data when there is some (issue 16).
+        self.context = _combo(["0", "1", "2", "3", "auto"],
+                              "auto" if self.datasets else str(d.context),
                               "2.5D: neighbouring slices on either side given to a 2D model as "
                               "extra input channels (context for isotropic stacks such as "
-                              "FIB-SEM). auto: measured on the loaded datasets (voxel size, "
-                              "how alike neighbouring slices are)")
+                              "FIB-SEM). auto (the default when datasets are loaded): measured "
+                              "on the loaded datasets (voxel size, how alike neighbouring "
+                              "slices are)")
         self.dim.currentTextChanged.connect(lambda text: self.context.setEnabled(text == "2"))
         for label, widget in (("Name", self.name_edit), ("Dimension", self.dim), ("Block", self.block),
                               ("Kernel size", self.kernel), ("Initial filters", self.filters),
