@@ -170,6 +170,10 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
                          seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
     unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
+    if variant == "measured":  # what `model create --data` and the GUI's New model choose
+        from deepscem.training.autoconfig import measured_context
+
+        unet = dataclasses.replace(unet, context=measured_context([train_ds])[0])
     if variant.startswith("auto"):  # what `model create --context auto` and `train --auto` choose
         from deepscem.training import autoconfig
 
@@ -296,6 +300,8 @@ def main() -> None:
     parser.add_argument("--variants", default="default,baseline",
                         help=f"comma-separated, from: baseline, auto (the automatic configuration: "
                              f"2.5D context, held-back validation slices, final weights), "
+                             f"measured (the 2.5D context model create --data measures, default "
+                             f"training), "
                              f"{', '.join(VARIANTS)}")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, help="folder for datasets, models, results.jsonl")
@@ -309,6 +315,10 @@ def main() -> None:
     parser.add_argument("--dataset", help=argparse.SUPPRESS)   # child mode
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = [v for v in args.variants.split(",")
+               if v not in VARIANTS and v not in ("baseline", "measured", "auto")]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}: see --help")
     if args.dataset:
         child(args)
         return
