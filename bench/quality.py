@@ -70,6 +70,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "lr2x": {"train": {"learning_rate": 2e-3}},
     "lr1x": {"train": {"learning_rate": 1e-3}},
     "lr3x": {"train": {"learning_rate": 3e-3}},
+    "measured-bf16": {"train": {"mixed_precision": True}},  # + the context model create --data measures
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }
@@ -170,7 +171,7 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
                          seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
     unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
-    if variant == "measured":  # what `model create --data` and the GUI's New model choose
+    if variant.startswith("measured"):  # what `model create --data` and the GUI's New model choose
         from deepscem.training.autoconfig import measured_context
 
         unet = dataclasses.replace(unet, context=measured_context([train_ds])[0])
