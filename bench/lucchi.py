@@ -60,8 +60,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, help="folder for datasets/model/prediction "
                         "(default: a temporary folder)")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="train with mixed precision (bfloat16 on CPUs that support it)")
+    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                        help="train in bfloat16 mixed precision (default: as train does, on where "
+                             "the device computes it fast)")
     parser.add_argument("--batch-size", type=int, help="training batch (default: TrainConfig)")
     parser.add_argument("--micro-batch", type=int,
                         help="patches per pass (default: TrainConfig's auto, 2 on a CPU)")

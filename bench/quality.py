@@ -57,6 +57,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "vgg1": {"unet": {"block": "vgg", "blocks_per_level": 1}},
     "batch4": {"train": {"batch_size": 4}},
     "bf16": {"train": {"mixed_precision": True}},
+    "fp32": {"train": {"mixed_precision": False}},
     "focus25": {"train": {"label_focus": 0.25}},
     "focus10": {"train": {"label_focus": 0.1}},
     "focus0": {"train": {"label_focus": 0.0}},

@@ -10,6 +10,7 @@ twice aborts without saving.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from deepscem.config import BATCH_WORKERS, LOSS_NAMES, TrainConfig
@@ -107,8 +108,9 @@ def register(subparsers) -> None:
                         "tanh/linear output; add them with 'run.py dataset distance-transform') "
                         "(default %(default)s)")
     p.add_argument("--mixed-precision", action=flag, default=d.mixed_precision,
-                   help="compute in bfloat16 (faster on recent GPUs and CPUs with bf16 "
-                        "instructions, slower elsewhere) (default: off)")
+                   help="compute in bfloat16 (faster on GPUs of compute capability >= 8 and CPUs "
+                        "with bf16 instructions, slower elsewhere) (default: on for 2D models where "
+                        "it is faster, off elsewhere)")
     p.add_argument("--seed", type=int, default=None, help="random seed for repeatable patches")
     p.add_argument("--workers", type=int, default=BATCH_WORKERS, metavar="N",
                    help="threads building batches (default %(default)s; 1 hands batching to tf.data, "
@@ -222,11 +224,13 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
 
     if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
         raise ModelError(f"MODEL_OUT must end in .keras or .h5, got {out.name}")
-    from deepscem.devices import bf16_supported, cpu_name
+    from deepscem.devices import cpu_name
     from deepscem.progress import CancelToken, TqdmProgress, process_cancelled, process_token
+    from deepscem.training.precision import resolved
     from deepscem.training.trainer import train
 
     model, info = load_model(model_in_path)
+    config = resolved(config, info)  # e.g. bfloat16 where fast (said below), as train() would
     if auto is not None:
         config = _auto_config(config, model, info, train_ds, valid_ds, *auto)
     device = describe_device()
@@ -242,9 +246,6 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
     print(f"patch {tuple(config.patch)}, batch {config.batch_size}{passes}, {config.steps_per_epoch} steps x "
           f"{config.epochs} epochs, loss {config.loss}, lr {config.learning_rate}"
           + (", bfloat16" if config.mixed_precision else ""))
-    if not config.mixed_precision and bf16_supported():
-        print("hint: this device computes bfloat16 fast: --mixed-precision trains ~20% faster "
-              "(measured on a 2-core CPU with bf16 instructions, bench/README.md)")
     # The command line's Ctrl+C/SIGTERM token (deepscem.interrupts): the first signal stops
     # after the current batch and the best weights so far are saved; a second aborts.
     cancel = process_token() or CancelToken()
@@ -275,8 +276,6 @@ _AUTO_FIELDS = {"patch": "patch", "batch_size": "batch_size", "micro_batch_size"
 def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds: list[str],
                  given: set, memory: float | None) -> TrainConfig:
     """``config`` with the automatic choices for the options not given; prints every choice."""
-    import dataclasses
-
     from deepscem.dataset.context import model_context
     from deepscem.devices import has_gpu
     from deepscem.training import autoconfig

@@ -117,8 +117,7 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
     and data do not fit together.
     """
     check(cancel)
-    if getattr(info, "targets", "label") == "label+boundary" and config.target == "label":
-        config = dataclasses.replace(config, target="label+boundary")  # model create --boundary
+    config = precision.resolved(config, info)
     run = _prepare(model, info, config)
     samplers: list[PatchSampler] = []
     try:

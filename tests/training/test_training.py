@@ -162,6 +162,24 @@ def test_mixed_precision_only_when_asked(data):
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
+def test_mixed_precision_by_default_where_bfloat16_is_fast(data, monkeypatch):
+    """Not chosen (None): bfloat16 for 2D models where the device computes it fast, float32
+    elsewhere and for 3D models; the history records which was used."""
+    import deepscem.training.precision as precision_module
+
+    assert TrainConfig().mixed_precision is None
+    for fast in (False, True):
+        monkeypatch.setattr(precision_module, "bf16_supported", lambda fast=fast: fast)
+        model, info = tiny_unet(dim=2)
+        result = train(model, info, [data["one"]], None, quick(validation_steps=0), run_eagerly=True)
+        assert result.info.history["config"]["mixed_precision"] is fast
+        assert result.steps_done == 2
+    model, info = tiny_unet(dim=3)  # 3D: float32 unless asked
+    result = train(model, info, [data["one"]], None, quick(patch=(2, 16, 16), validation_steps=0),
+                   run_eagerly=True)
+    assert result.info.history["config"]["mixed_precision"] is False
+
+
 def test_time_limit_stops_after_the_batch_that_crosses_it(data):
     model, info = tiny_unet(dim=2)
     result = train(model, info, [data["one"]], [data["one"]],
@@ -192,10 +210,11 @@ def test_schedule_and_limit_are_validated():
 
 
 def test_micro_batches_accumulate_into_one_update_per_step(data):
-    model, info = tiny_unet(dim=2)
+    model, info = tiny_unet(dim=2)  # float32: the model itself is compiled (bfloat16 compiles a clone)
     seen = []
     result = train(model, info, [data["one"]], [data["one"]],
-                   quick(batch_size=4, micro_batch_size=2, steps_per_epoch=3), progress=seen.append,
+                   quick(batch_size=4, micro_batch_size=2, steps_per_epoch=3, mixed_precision=False),
+                   progress=seen.append,
                    run_eagerly=True)
     assert result.stopped_reason == "completed" and result.steps_done == 3
     assert [p.done for p in seen if p.stage == "train"] == [1, 2, 3]  # steps, not passes

@@ -115,7 +115,8 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     dialog.schedule.setCurrentText("cosine")
     assert not dialog.reduce_lr.isEnabled()  # only the plateau schedule uses it
     dialog.time_limit.setValue(15)
-    dialog.mixed.setChecked(True)
+    assert dialog.mixed.currentText() == "auto"  # TrainConfig's None: bfloat16 where it is fast
+    dialog.mixed.setCurrentText("bfloat16")
     dialog.loss.setCurrentText("dice+boundarycrossentropy")
     dialog.accept()
     assert dialog.value.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32),

@@ -125,6 +125,7 @@ class CreateModelDialog(ConfigDialog):
                           name=self.name_edit.text().strip() or "unet")
 
 
+_PRECISIONS = {"auto": None, "float32": False, "bfloat16": True}  # -> TrainConfig.mixed_precision
 FINE_TUNE_MINUTES = 5  # default time limit when the chosen model is already trained
 
 
@@ -185,10 +186,9 @@ class TrainDialog(ConfigDialog):
                                 "Stop after this many minutes, keeping the best weights (0 = no limit)")
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("no limit")
-        self.mixed = QCheckBox("bfloat16 (mixed precision)")
-        self.mixed.setChecked(d.mixed_precision)
-        self.mixed.setToolTip("Compute in bfloat16: ~20% faster on CPUs with bf16 instructions and on "
-                              "GPUs of compute capability >= 8, slower elsewhere")
+        self.mixed = _combo(list(_PRECISIONS), "auto", "auto: bfloat16 (mixed precision) where it is "
+                            "~20% faster: CPUs with bf16 instructions, GPUs of compute capability "
+                            ">= 8; float32 elsewhere")
         self.rotate = QCheckBox("Rotate 90°")
         self.rotate.setChecked(d.rotate)
         self.flip = QCheckBox("Flip")
@@ -284,7 +284,7 @@ class TrainDialog(ConfigDialog):
                              intensity=self.intensity.isChecked(), label_focus=self.focus.value(),
                              target=self.target.currentText(), lr_schedule=self.schedule.currentText(),
                              time_limit_minutes=self.time_limit.value() or None,
-                             mixed_precision=self.mixed.isChecked(),
+                             mixed_precision=_PRECISIONS[self.mixed.currentText()],
                              micro_batch_size=self.micro.value() or None,
                              # issue 16: validating on the training file itself measures nothing new;
                              # hold its last slices back instead (samples too thin: the whole file)
