@@ -186,9 +186,9 @@ class TrainDialog(ConfigDialog):
                                 "Stop after this many minutes, keeping the best weights (0 = no limit)")
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("no limit")
-        self.mixed = _combo(list(_PRECISIONS), "auto", "auto: bfloat16 (mixed precision) where it is "
-                            "~20% faster: CPUs with bf16 instructions, GPUs of compute capability "
-                            ">= 8; float32 elsewhere")
+        self.mixed = _combo(list(_PRECISIONS), "auto", "auto: bfloat16 (mixed precision) for 2D models "
+                            "where it is ~20% faster: CPUs with bf16 instructions, GPUs of compute "
+                            "capability >= 8; float32 elsewhere and for 3D models")
         self.rotate = QCheckBox("Rotate 90°")
         self.rotate.setChecked(d.rotate)
         self.flip = QCheckBox("Flip")
