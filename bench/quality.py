@@ -72,6 +72,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "lr1x": {"train": {"learning_rate": 1e-3}},
     "lr3x": {"train": {"learning_rate": 3e-3}},
     "measured-bf16": {"train": {"mixed_precision": True}},  # + the context model create --data measures
+    "measured-batch4": {"train": {"batch_size": 4}},
+    "measured-batch2": {"train": {"batch_size": 2}},
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }
