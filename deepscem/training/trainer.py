@@ -252,7 +252,10 @@ def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: b
     if config.mixed_precision and not bf16_supported():
         warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
                       "training may be slower than in float32", DeepScemWarning, stacklevel=3)
-    work = precision.with_policy(model, precision.MIXED) if config.mixed_precision else model
+    work = model
+    if config.mixed_precision:
+        keep = precision.float32_layers(model, run.micro, run.patch)
+        work = precision.with_policy(model, precision.MIXED, keep)
     batchnorm.limit_momentum(work)
     optimizer = keras.optimizers.Adam(config.learning_rate,
                                       gradient_accumulation_steps=run.passes if run.passes > 1 else None)

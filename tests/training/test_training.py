@@ -162,6 +162,35 @@ def test_mixed_precision_only_when_asked(data):
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
+def test_mixed_precision_3d_keeps_two_slice_deep_convolutions_float32(data, monkeypatch):
+    """TensorFlow's CPU bfloat16 Conv3D filter gradient is wrong for 2-slice-deep inputs in
+    passes of >= 2 patches: those convolutions stay float32, and a 3D model trained in bfloat16
+    on 2-slice patches stays finite (it predicted NaN after one crossentropy step before)."""
+    import warnings
+
+    import deepscem.devices as devices
+    from deepscem.training.precision import float32_layers
+
+    monkeypatch.setattr(devices, "has_gpu", lambda: False)
+    model, info = tiny_unet(dim=3, outputs=2)  # depth 1: level 0 at the patch's Z, centre at Z / 2
+    level0 = {"enc0_b0_conv", "dec0_b0_conv", "up0"}
+    assert level0 <= {layer.name for layer in model.layers}
+    assert level0 <= float32_layers(model, 2, (2, 16, 16))
+    assert "center_b0_conv" not in float32_layers(model, 2, (2, 16, 16))
+    assert "center_b0_conv" in float32_layers(model, 2, (4, 16, 16))
+    assert float32_layers(model, 2, (8, 16, 16)) == frozenset()  # Z 8 and 4: bfloat16 throughout
+    assert float32_layers(model, 1, (2, 16, 16)) == frozenset()  # one patch per pass: correct
+    assert float32_layers(*tiny_unet(dim=2)[:1], 2, (1, 16, 16)) == frozenset()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "no fast bfloat16" on CPUs without bf16 instructions
+        result = train(model, info, [data["two"]], None,
+                       quick(loss="crossentropy", patch=(2, 16, 16), steps_per_epoch=1, validation_steps=0,
+                             mixed_precision=True), run_eagerly=True)
+    assert all(np.isfinite(np.asarray(w)).all() for w in result.model.weights)
+    out = result.model.predict_on_batch(np.zeros((1, 2, 16, 16, 1), np.float32))
+    assert np.isfinite(out).all()
+
+
 def test_mixed_precision_by_default_where_bfloat16_is_fast(data, monkeypatch):
     """Not chosen (None): bfloat16 for 2D models where the device computes it fast, float32
     elsewhere and for 3D models; the history records which was used."""
