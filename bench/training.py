@@ -338,15 +338,16 @@ def lucchi_3d(args) -> None:
 
 
 def main() -> None:
-    from deepscem.config import BATCH_WORKERS
+    from deepscem.config import BATCH_WORKERS, DEFAULT_BATCH
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
     p.add_argument("--work", type=Path, default=None,
                    help="folder for the generated files, kept and reused (default: a temporary one)")
-    p.add_argument("--steps", type=int, default=12, help="timed steps per source")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per source (default: 96 patches, 48 steps of the default batch)")
     p.add_argument("--warmup", type=int, default=3, help="untimed first steps per source")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=None, help="patches per step (default: train()'s, 2)")
     p.add_argument("--micro", type=int, default=0,
                    help="patches per pass (gradient accumulation); 0: train()'s default")
     p.add_argument("--patch", type=int, default=256)
@@ -369,6 +370,8 @@ def main() -> None:
                    help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
+    args.batch = args.batch or DEFAULT_BATCH
+    args.steps = args.steps or max(1, 96 // args.batch)
     if args.intra or args.inter:
         import tensorflow as tf
 

@@ -109,6 +109,21 @@ BATCH_THREAD_NICE = int(os.environ.get("DEEPSCEM_BATCH_THREAD_NICE", "0"))
 # fewer patches/s; passes of 4 peak at ~1.5 GiB (bench/README.md, "Training").
 MICRO_BATCH = 2
 
+# Patches per weight update by default (TrainConfig.batch_size, the automatic configuration on a
+# CPU). At a fixed CPU budget smaller batches learn more: at 15 CPU-minutes batches of 2 beat 8
+# in all four pairs (two seeds; drosophila-vnc +0.020 / +0.023 IoU, Lucchi++ +0.009 / +0.010;
+# bench/README.md, "Batch size"). Epoch and validation lengths are set in patches.
+DEFAULT_BATCH = 2
+# Patches per epoch and per validation pass when their steps are not chosen (see steps_for).
+EPOCH_PATCHES = 512
+VALIDATION_PATCHES = 64
+
+
+def steps_for(patches: int, batch_size: int) -> int:
+    """Steps of ``batch_size`` that make about ``patches`` patches (at least 1):
+    ``steps_for(EPOCH_PATCHES, 8) == 64``, ``steps_for(EPOCH_PATCHES, 2) == 256``."""
+    return max(1, int(patches) // max(1, int(batch_size)))
+
 #: The losses training offers (canonical names; deepscem.models.losses builds them and
 #: accepts aliases). Here, not there, so that the CLI and the GUI list them without Keras.
 LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy", "dice+boundarycrossentropy")
@@ -136,17 +151,19 @@ class TrainConfig:
     """
 
     # Defaults chosen for 2D mitochondria on lucchi-pp-sized volumes: Dice + cross-entropy
-    # (Dice alone has weak, noisy gradients early on), 1024 steps of 8 x 256² patches (~15 min
-    # on an 8-core CPU at ~9 patches/s), half the patches centred on a labelled voxel (8%
-    # foreground), LR halved on plateaus and the best epoch kept (IoU wobbles under a fixed LR).
-    # Adam at 2e-3, not Keras' 1e-3: at 20 CPU-minutes it gained on both shared data sets with
-    # two seeds (drosophila-vnc +0.021 / +0.023 IoU, Lucchi++ +0.007 / +0.010; bench/README.md).
+    # (Dice alone has weak, noisy gradients early on), 8192 patches of 256² (16 epochs of 256
+    # steps of 2; ~15 min on an 8-core CPU at ~9 patches/s), half the patches centred on a
+    # labelled voxel (8% foreground), LR halved on plateaus and the best epoch kept (IoU wobbles
+    # under a fixed LR). Adam at 2e-3, not Keras' 1e-3: at 20 CPU-minutes it gained on both
+    # shared data sets with two seeds (drosophila-vnc +0.021 / +0.023 IoU, Lucchi++ +0.007 /
+    # +0.010). Batches of DEFAULT_BATCH, not 8: the same patches as 4x the weight updates, which
+    # at 15 CPU-minutes gained on both data sets with two seeds (bench/README.md).
     loss: str = "dice+crossentropy"
-    batch_size: int = 8
+    batch_size: int = DEFAULT_BATCH
     patch: tuple[int, int, int] = (1, 256, 256)
-    steps_per_epoch: int = 64
+    steps_per_epoch: int = EPOCH_PATCHES // DEFAULT_BATCH
     epochs: int = 16
-    validation_steps: int = 8
+    validation_steps: int = VALIDATION_PATCHES // DEFAULT_BATCH
     learning_rate: float = 2e-3
     keep_best: bool = True
     early_stopping: bool = False
@@ -176,7 +193,7 @@ class TrainConfig:
     # Patches per forward/backward pass. A batch (one weight update) is computed in
     # batch_size / micro_batch_size passes whose gradients are averaged, so training memory
     # follows the micro-batch, not the batch; BatchNorm normalises each pass on its own.
-    # None: MICRO_BATCH on a CPU (the default 8 x 256² batch then trains in < 1.5 GiB of RAM),
+    # None: MICRO_BATCH on a CPU (a batch of 8 x 256² then trains in < 1.5 GiB of RAM),
     # the whole batch on a GPU. Must divide batch_size.
     micro_batch_size: int | None = None
     # Fraction of every sample's slices (the last ones) held back for validation when no
@@ -254,7 +271,7 @@ def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:
     Auto (None): the whole batch on a GPU; on a CPU the largest divisor of the batch up to
     MICRO_BATCH, or the whole batch when that would be 1 (an odd batch is not split into
     single patches, which BatchNorm cannot normalise well). ``gpu`` None asks the backend.
-    Examples on a CPU (MICRO_BATCH 2): batch 8 -> 2, 6 -> 2, 4 -> 2, 5 -> 5, 1 -> 1.
+    Examples on a CPU (MICRO_BATCH 2): batch 8 -> 2, 6 -> 2, 4 -> 2, 2 -> 2, 5 -> 5, 1 -> 1.
     """
     batch = int(config.batch_size)
     if config.micro_batch_size is not None:

@@ -13,7 +13,14 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from deepscem.config import BATCH_WORKERS, LOSS_NAMES, TrainConfig
+from deepscem.config import (
+    BATCH_WORKERS,
+    EPOCH_PATCHES,
+    LOSS_NAMES,
+    VALIDATION_PATCHES,
+    TrainConfig,
+    steps_for,
+)
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, Interrupted, ModelError
 from deepscem.outputs import check_output
 from deepscem.training.stop_reasons import StopReason
@@ -66,7 +73,8 @@ def register(subparsers) -> None:
                         "Dice + a cross-entropy that weighs voxels within 3 px of a label boundary "
                         "6x (default %(default)s)")
     p.add_argument("--batch-size", type=int, action=_Given, default=d.batch_size, metavar="B",
-                   help="patches per training step (default %(default)s)")
+                   help="patches per training step (weight update) (default %(default)s: at a fixed "
+                        "CPU budget small batches learned more than 8; bench/README.md)")
     p.add_argument("--micro-batch", type=int, action=_Given, default=None, metavar="M",
                    help="patches per forward/backward pass: each batch is computed in B/M passes whose "
                         "gradients are averaged, so memory follows M, not B; must divide B "
@@ -76,11 +84,14 @@ def register(subparsers) -> None:
                    help="patch size; Z = 1 for 2D models; sizes multiples of 2**depth "
                         "(default %(default)s)")
     p.add_argument("--steps-per-epoch", type=int, action=_Given, default=d.steps_per_epoch, metavar="S",
-                   help="training steps (batches) per epoch (default %(default)s)")
+                   help=f"training steps (batches) per epoch (default: {EPOCH_PATCHES} patches, "
+                        "i.e. %(default)s steps of the default batch)")
     p.add_argument("--epochs", type=int, action=_Given, default=d.epochs, metavar="E",
                    help="default %(default)s")
-    p.add_argument("--validation-steps", type=int, default=d.validation_steps, metavar="V",
-                   help="validation batches per epoch; 0 = no validation (default %(default)s)")
+    p.add_argument("--validation-steps", type=int, action=_Given, default=d.validation_steps,
+                   metavar="V", help=f"validation batches per epoch; 0 = no validation (default: "
+                                     f"{VALIDATION_PATCHES} patches, i.e. %(default)s batches of the "
+                                     f"default batch)")
     p.add_argument("--lr", type=float, default=d.learning_rate, metavar="LR",
                    help="initial learning rate of Adam (default %(default)s)")
     flag = argparse.BooleanOptionalAction
@@ -160,9 +171,14 @@ def _add_data_and_auto_options(p, d: TrainConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     focus = args.label_focus / 100.0 if 1.0 < args.label_focus <= 100.0 else args.label_focus
     micro = args.batch_size if args.micro_batch == 0 else args.micro_batch  # None: auto
+    given = set(getattr(args, "given", set()))
+    # not chosen: epochs and validation passes of the default number of patches, whatever the batch
+    steps = args.steps_per_epoch if "steps_per_epoch" in given else steps_for(EPOCH_PATCHES, args.batch_size)
+    validation = (args.validation_steps if "validation_steps" in given
+                  else steps_for(VALIDATION_PATCHES, args.batch_size))
     config = TrainConfig(loss=args.loss, batch_size=args.batch_size, patch=tuple(args.patch),
-                         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs,
-                         validation_steps=args.validation_steps, learning_rate=args.lr,
+                         steps_per_epoch=steps, epochs=args.epochs,
+                         validation_steps=validation, learning_rate=args.lr,
                          keep_best=args.keep_best, early_stopping=args.early_stopping,
                          reduce_lr=args.reduce_lr, rotate=args.rotate, flip=args.flip,
                          intensity=args.intensity, label_focus=focus, target=args.target,
@@ -175,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
                        log_path=args.log, overwrite=args.overwrite, workers=args.workers,
-                       auto=(set(getattr(args, "given", set())), args.memory) if args.auto else None)
+                       auto=(given, args.memory) if args.auto else None)
 
 
 def run_legacy(values: dict[str, str]) -> int:
@@ -270,7 +286,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
 _AUTO_FIELDS = {"patch": "patch", "batch_size": "batch_size", "micro_batch_size": "micro_batch",
                 "holdout": "holdout", "keep_best": "keep_best", "keep_best_on": "keep_best_on",
                 "time_limit_minutes": "time_limit", "lr_schedule": "lr_schedule", "epochs": "epochs",
-                "steps_per_epoch": "steps_per_epoch"}
+                "steps_per_epoch": "steps_per_epoch", "validation_steps": "validation_steps"}
 
 
 def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds: list[str],

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deepscem.config import HOLDOUT, TrainConfig
+from deepscem.config import DEFAULT_BATCH, EPOCH_PATCHES, HOLDOUT, VALIDATION_PATCHES, TrainConfig, steps_for
 
 #: Memory of a training process besides the activations (Python, TensorFlow, the model,
 #: gradient accumulation; MiB) and per 256² patch in a pass, float32 default U-Net: peak RSS
@@ -248,14 +248,15 @@ def _patch(dim: int, depth: int, plane: int, gpu: bool) -> tuple[int, int, int]:
 
 
 def _batch(patch: tuple[int, int, int], gpu: bool, memory_gib: float) -> tuple[int, int]:
-    """(batch, patches per pass): batch 8 (16 on a GPU); on a CPU the pass holds as many
-    patches as the memory budget allows (PATCH_MIB_256 per 256² patch), a divisor of 8."""
-    batch = 16 if gpu else 8
+    """(batch, patches per pass): DEFAULT_BATCH on a CPU (small batches learn more per
+    CPU-minute, bench/README.md), 16 on a GPU (not measured there); on a CPU the pass holds as
+    many patches as the memory budget allows (PATCH_MIB_256 per 256² patch), a divisor of the batch."""
+    batch = 16 if gpu else DEFAULT_BATCH
     if gpu:
         return batch, batch
     per_patch = PATCH_MIB_256 * math.prod(patch) / 256**2
     fits = max(1, int((memory_gib * 1024 - BASE_MIB) // max(1.0, per_patch)))
-    micro = max(d for d in (1, 2, 4, 8) if d <= fits)
+    micro = max(d for d in range(1, batch + 1) if d <= fits and batch % d == 0)
     return batch, micro
 
 
@@ -266,4 +267,8 @@ def apply(config: TrainConfig, auto: AutoConfig) -> TrainConfig:
                                micro_batch_size=auto.micro_batch, holdout=auto.holdout,
                                keep_best=auto.keep_best, keep_best_on=auto.keep_best_on,
                                time_limit_minutes=auto.time_limit_minutes, lr_schedule="cosine",
-                               epochs=max(config.epochs, 10_000), steps_per_epoch=32)
+                               epochs=max(config.epochs, 10_000),
+                               # epochs of >= 256 patches (the validation F1 is logged per epoch)
+                               steps_per_epoch=max(32, steps_for(EPOCH_PATCHES // 2, auto.batch_size)),
+                               validation_steps=(steps_for(VALIDATION_PATCHES, auto.batch_size)
+                                                 if config.validation_steps else 0))

@@ -66,8 +66,8 @@ from deepscem.training.sampler import PatchSampler
 from deepscem.training.sequence import PatchSequence
 from deepscem.training.stop_reasons import StopReason
 
-# Batches of training patches whose statistics replace BatchNorm's moving averages at the end.
-BATCHNORM_BATCHES = 16
+# Training patches whose statistics replace BatchNorm's moving averages at the end.
+BATCHNORM_PATCHES = 128
 
 
 @dataclass
@@ -302,8 +302,8 @@ def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _R
                           augmentation=dataclasses.replace(run.augmentation, intensity=False, defects=False))
     # After a cancel the user is waiting: fewer batches (still far better than none).
     cancelled = state.reason == StopReason.CANCELLED
-    count = min(4 if cancelled else BATCHNORM_BATCHES, max(2, state.steps_done))
-    count *= run.passes
+    patches = min(BATCHNORM_PATCHES // 4 if cancelled else BATCHNORM_PATCHES, max(2, state.steps_done) * 8)
+    count = -(-patches // run.micro)
 
     def batches():
         for i in range(count):

@@ -58,6 +58,20 @@ def test_train_subcommand_with_options(files, capsys):
     assert info.history["config"]["label_focus"] == 0.5 and info.history["config"]["learning_rate"] == 0.002
 
 
+def test_epochs_and_validation_are_counted_in_patches_unless_given(files, capsys, monkeypatch):
+    """Default batch 2: epochs of 256 steps (512 patches) and validation of 32 batches (64
+    patches); another batch keeps those patch counts; given steps are kept as given."""
+    import deepscem.commands.train as train_command
+
+    seen = []
+    monkeypatch.setattr(train_command, "train_files", lambda *a, **k: seen.append(a[4]) or 0)
+    for extra, expected in [("", (2, 256, 32)), ("--batch-size 8", (8, 64, 8)),
+                            ("--batch-size 8 --steps-per-epoch 10 --validation-steps 0", (8, 10, 0))]:
+        code, _, err = run(f"train unet-2d.keras o.keras DS.hdf5 DS.hdf5 {extra}", capsys)
+        assert code == 0, err
+        assert (seen[-1].batch_size, seen[-1].steps_per_epoch, seen[-1].validation_steps) == expected
+
+
 def test_clear_errors_before_training(files, capsys):
     (files / "taken.keras").write_bytes(b"")
     code, _, err = run("train unet-2d.keras taken.keras DS.hdf5 DS.hdf5", capsys)

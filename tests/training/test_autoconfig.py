@@ -40,7 +40,7 @@ def summary(shapes, aniso=None, corr=None):
 def test_choices_for_stacks_single_slices_and_gpus():
     iso = choose(summary([(165, 512, 640)], 1.0, 0.88), validation_given=False)
     assert iso.dim == 2 and iso.context == CONTEXT_ISOTROPIC and iso.patch == (1, 256, 256)
-    assert iso.batch_size == 8 and iso.micro_batch == 2  # 1.5 GiB: 900 + 2 x 180 MiB fits, 4 does not
+    assert iso.batch_size == 2 and iso.micro_batch == 2  # 1.5 GiB: 900 + 2 x 180 MiB fits
     assert iso.holdout == 0.15 and iso.keep_best_on == "score" and iso.time_limit_minutes == 15
     assert iso.keep_best is False and any("final weights" in r for r in iso.reasons)
     assert any("held back" in r for r in iso.reasons) and len(iso.lines()) == len(iso.reasons)
@@ -53,7 +53,9 @@ def test_choices_for_stacks_single_slices_and_gpus():
     aniso_gpu = choose(summary([(64, 512, 512)], 9.0, 0.34), validation_given=True, gpu=True)
     assert aniso_gpu.dim == 2  # serial sections stay 2D even on a GPU
     big = choose(summary([(20, 1024, 1024)], 9.0, 0.34), validation_given=False, memory_gib=4)
-    assert big.micro_batch == 8 and big.context == CONTEXT_ANISOTROPIC
+    assert big.micro_batch == big.batch_size == 2 and big.context == CONTEXT_ANISOTROPIC
+    tight = choose(summary([(20, 1024, 1024)], 9.0, 0.34), validation_given=False, memory_gib=1)
+    assert tight.batch_size == 2 and tight.micro_batch == 1  # 900 + 180 MiB > 1 GiB: one at a time
     mine = choose(summary([(20, 1024, 1024)], 9.0), validation_given=False, context=0, dim=2, minutes=5)
     assert mine.context == 0 and mine.time_limit_minutes == 5
 
@@ -69,4 +71,9 @@ def test_summarize_and_apply(tmp_path):
     config = apply(TrainConfig(), auto)
     assert config.patch == (1, 64, 64) and config.holdout == auto.holdout
     assert config.lr_schedule == "cosine" and config.time_limit_minutes == 15
+    # epochs of 256 patches, validation passes of 64 (none when the config has no validation)
+    assert (config.batch_size, config.steps_per_epoch, config.validation_steps) == (2, 128, 32)
+    assert apply(TrainConfig(validation_steps=0), auto).validation_steps == 0
+    on_gpu = apply(TrainConfig(), choose(found, validation_given=False, gpu=True))
+    assert (on_gpu.batch_size, on_gpu.steps_per_epoch, on_gpu.validation_steps) == (16, 32, 4)
     assert auto.to_dict()["patch"] == [1, 64, 64]

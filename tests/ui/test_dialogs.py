@@ -125,6 +125,7 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
                                               loss="dice+boundarycrossentropy")
     # passes of fewer patches than the batch (less memory); they must divide the batch
     assert dialog.micro.text() == "auto"
+    dialog.batch.setValue(8)
     dialog.micro.setValue(3)
     dialog.accept()
     assert "divide batch_size" in dialog.error_label.text()
