@@ -31,7 +31,11 @@ def test_train_dialog_warns_when_validation_is_the_training_dataset(qtbot, tmp_p
     qtbot.addWidget(dialog)
     dialog.show()
     assert "a.hdf5 is both a training and the validation dataset" in dialog.warning_label.text()
+    assert "15% of every sample's slices are held back" in dialog.warning_label.text()  # holdout
     assert dialog.warning_label.isVisible()
+    dialog.train_list.set_ticked([a.path, b.path])  # a is validated on and also trained on whole
+    assert "a.hdf5 is both" in dialog.warning_label.text() and "optimistic" in dialog.warning_label.text()
+    dialog.train_list.set_ticked([a.path])
     dialog.valid_list.set_ticked([b.path])
     assert dialog.warning_label.text() == "" and not dialog.warning_label.isVisible()
     dialog.valid_list.set_ticked([a.path])

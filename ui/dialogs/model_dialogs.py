@@ -3,7 +3,6 @@ predict (PredictConfig), evaluate (reference vs segmentation)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
 from .dataset_checklist import DatasetChecklist
 from .dataset_dialogs import _pair
 from .evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
+from .train_warnings import training_warnings
 
 
 @dataclass(frozen=True)
@@ -231,16 +231,8 @@ class TrainDialog(ConfigDialog):
 
     def warnings(self) -> tuple[list[str], list[str]]:
         """(same-dataset warnings, test-volume warnings) for the ticked datasets."""
-        train = self.train_list.ticked()
         valid = self.valid_list.ticked() if self.valid_steps.value() > 0 else ()
-        same = [f"{', '.join(p.name for p in train if p in valid)} is both a training and the "
-                "validation dataset: the validation loss then scores patches the model trains on "
-                "(optimistic), and 'keep best' / early stopping choose by it; tick a separate "
-                "validation dataset if you have one"] if set(train) & set(valid) else []
-        tests = [f"{path.name} holds {', '.join(repr(n) for n in names)}, which looks like a test "
-                 "volume: a volume trained on scores too well when evaluated"
-                 for path in train for names in [_test_like(self.datasets[path])] if names]
-        return same, tests
+        return training_warnings(self.train_list.ticked(), valid, self.datasets)
 
     def _show_warnings(self, *_args) -> None:
         same, tests = self.warnings()
@@ -290,11 +282,6 @@ class TrainDialog(ConfigDialog):
                              # hold its last slices back instead (samples too thin: the whole file)
                              holdout=HOLDOUT if valid and set(valid) == set(train) else 0.0)
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
-
-
-def _test_like(summary: DatasetSummary) -> list[str]:
-    """Sample names of ``summary`` that say they are test data ("test", "I3_test", "Test 2")."""
-    return [name for name in summary.samples if re.search(r"(^|[^a-z])test", name, re.IGNORECASE)]
 
 
 def _smallest_sample(datasets: list[DatasetSummary]) -> tuple[int, int, int] | None:
