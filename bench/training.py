@@ -338,7 +338,7 @@ def lucchi_3d(args) -> None:
 
 
 def main() -> None:
-    from deepscem.config import BATCH_WORKERS, DEFAULT_BATCH
+    from deepscem.config import BATCH_WORKERS, DEFAULT_BATCH, steps_for
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding lucchi-pp/")
@@ -371,7 +371,7 @@ def main() -> None:
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.batch = args.batch or DEFAULT_BATCH
-    args.steps = args.steps or max(1, 96 // args.batch)
+    args.steps = args.steps or steps_for(96, args.batch)
     if args.intra or args.inter:
         import tensorflow as tf
 
