@@ -74,6 +74,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-bf16": {"train": {"mixed_precision": True}},  # + the context model create --data measures
     "measured-batch4": {"train": {"batch_size": 4}},
     "measured-batch2": {"train": {"batch_size": 2}},
+    "measured-ema": {"train": {"weight_average": 0.99}},
+    "measured-ema995": {"train": {"weight_average": 0.995}},
+    "measured-lr1x": {"train": {"learning_rate": 1e-3}},
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }

@@ -208,8 +208,15 @@ class TrainConfig:
     # move each label's threshold to the one with the best validation IoU, folded into the
     # model's last layer (deepscem.training.calibration). No effect without such data.
     calibrate: bool = True
+    # Momentum of an exponential moving average of the weights, kept by the optimizer during
+    # training; validation, keep-best and the trained model use the average, the steps move
+    # the raw weights (0 = off; 0.99 averages over the last ~100 steps).
+    weight_average: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.weight_average) < 1.0:
+            raise ConfigError(f"weight_average is a momentum in [0, 1) (0.99, or 0 = off), got "
+                              f"{self.weight_average}")
         if not 0.0 <= float(self.holdout) < 1.0:
             raise ConfigError(f"holdout is a fraction of the slices in [0, 1), got {self.holdout}")
         if self.budget_clock not in ("wall", "cpu"):

@@ -197,6 +197,38 @@ class KeepBest(keras.callbacks.Callback):
             self.model.set_weights(self.weights)
 
 
+class AverageWeights(keras.callbacks.SwapEMAWeights):
+    """Validation, keep-best and the end of training see the optimizer's moving average of
+    the weights (``use_ema``); the training steps move the raw weights.
+
+    Goes first among the callbacks (the others' ``on_epoch_end`` then see the average) and
+    its ``finish`` last: when training stops before its last epoch (time limit, early stop,
+    cancel), ``finish`` keeps the average, which Keras would otherwise replace by the raw
+    weights at the end of ``fit``. After a NaN stop the guard's last finite raw weights stay.
+    """
+
+    def __init__(self, state: RunState) -> None:
+        super().__init__(swap_on_epoch=True)
+        self.state = state
+        self.finish = _KeepAverage(self)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.state.reason == StopReason.NAN:  # the average took in the non-finite weights
+            self._finalize_ema_values()  # average := the guard's weights, which fit then keeps
+            return
+        super().on_epoch_end(epoch, logs)
+
+
+class _KeepAverage(keras.callbacks.Callback):
+    def __init__(self, average: AverageWeights) -> None:
+        super().__init__()
+        self.average = average
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.model.stop_training and self.average.state.reason != StopReason.NAN:
+            self.average._finalize_ema_values()
+
+
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch rows (epoch, loss, val_loss, metrics, lr, time) into ``state.rows`` and a CSV file.
 

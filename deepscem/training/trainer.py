@@ -1,24 +1,22 @@
 """Train a U-Net on patches streamed from dataset files: ``train(model, info, ...) -> TrainResult``.
 
-One call does the whole run: checks (model outputs vs dataset labels, patch vs samples
-and model depth, target vs output activation) before anything heavy starts, samplers
-and PyDatasets, compile, ``fit`` with the callbacks of :mod:`.callbacks`, the best
-weights put back, BatchNorm statistics recomputed, and the model's metadata updated.
+One call does the whole run: checks (model outputs vs dataset labels, patch vs samples and
+model depth, target vs output activation) before anything heavy starts, samplers and
+PyDatasets, compile, ``fit`` with the callbacks of :mod:`.callbacks`, the best weights put
+back, BatchNorm statistics recomputed, and the model's metadata updated.
 
 A batch of ``config.batch_size`` patches (one weight update) is computed in passes of
 ``deepscem.config.micro_batch(config)`` patches whose gradients Keras' optimizer averages
-(``gradient_accumulation_steps``): memory follows the pass, not the batch (2 patches by
-default on a CPU: the default run peaks at ~1.2 GiB instead of ~1.9 GiB). Progress, cancel,
+(``gradient_accumulation_steps``): memory follows the pass, not the batch. Progress, cancel,
 the time limit and the LR schedule count steps (weight updates), not passes.
 
-Targets per output activation (``config.target`` "label"): sigmoid outputs learn each
-label as an independent binary mask (binary and multi-label). Softmax outputs get the
-labels as channels too, with no background channel (the original's convention): a
-voxel outside every label has an all-zero target, so cross-entropy ignores it and
-Dice counts it only through false positives; give a softmax model an explicit
-background label if that matters. ``config.target`` "distance" trains on the
-``label_XXXX_dt`` maps with a tanh or linear output (MSE); a mask is then the
-prediction thresholded at 0.
+Targets per output activation (``config.target`` "label"): sigmoid outputs learn each label as
+an independent binary mask (binary and multi-label). Softmax outputs get the labels as
+channels too, with no background channel (the original's convention): a voxel outside every
+label has an all-zero target, so cross-entropy ignores it and Dice counts it only through
+false positives; give a softmax model an explicit background label if that matters.
+``config.target`` "distance" trains on the ``label_XXXX_dt`` maps with a tanh or linear output
+(MSE); a mask is then the prediction thresholded at 0.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
 from deepscem.training.calibration import LabelCalibration, calibrate_on, logits_layer
 from deepscem.training.callbacks import (
+    AverageWeights,
     BudgetAndSchedule,
     EpochLog,
     KeepBest,
@@ -132,9 +131,8 @@ def train(model: keras.Model, info: ModelInfo, train_paths: Sequence[str | os.Pa
         work.fit(train_seq, epochs=config.epochs, validation_data=valid_seq, callbacks=callbacks, verbose=0)
         if early is not None and early.stopped_epoch > 0:
             state.stop(StopReason.EARLY_STOPPING, f"no improvement of {monitor} for {early.patience} epochs")
-        n_bn = 0
-        if state.steps_done > 0 and state.reason != StopReason.NAN:
-            n_bn = _recompute_batchnorm(work, train_sampler, run, state, seed, progress)
+        trained = state.steps_done > 0 and state.reason != StopReason.NAN
+        n_bn = _recompute_batchnorm(work, train_sampler, run, state, seed, progress) if trained else 0
         if work is not model:
             model.set_weights(work.get_weights())
         calibration = _calibrate(model, info, run, config, (train_sampler, valid_sampler), state,
@@ -257,7 +255,8 @@ def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: b
         keep = precision.float32_layers(model, run.micro, run.patch)
         work = precision.with_policy(model, precision.MIXED, keep)
     batchnorm.limit_momentum(work)
-    optimizer = keras.optimizers.Adam(config.learning_rate,
+    optimizer = keras.optimizers.Adam(config.learning_rate, use_ema=bool(config.weight_average),
+                                      ema_momentum=float(config.weight_average) or 0.99,
                                       gradient_accumulation_steps=run.passes if run.passes > 1 else None)
     work.compile(optimizer=optimizer, loss=run.loss, metrics=run.metrics, run_eagerly=run_eagerly)
     return work
@@ -268,7 +267,8 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
     monitor = "val_loss" if validated else "loss"
     # keep best on the validation score (F1 at 0.5) when asked and there is one; else the loss
     best_on = "val_f1" if validated and config.keep_best_on == "score" else monitor
-    callbacks: list[keras.callbacks.Callback] = [
+    average = [AverageWeights(state)] if config.weight_average else []
+    callbacks: list[keras.callbacks.Callback] = average + [
         NanGuard(state),
         ProgressAndCancel(state, config.steps_per_epoch, config.epochs, progress, cancel),
         EpochLog(state, log_path),
@@ -287,7 +287,7 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
     if config.reduce_lr and config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=2, min_delta=1e-4, min_lr=config.learning_rate / 64))
-    return callbacks, early, monitor
+    return callbacks + [a.finish for a in average], early, monitor
 
 
 def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _Run, state: RunState,

@@ -103,11 +103,42 @@ def test_cancel_stops_after_the_current_batch_and_keeps_the_best(data):
     assert np.isfinite(out).all()
 
 
-def test_nan_guard_stops_and_keeps_finite_weights(data):
+@pytest.mark.parametrize("how,keep_best", [("completed", True), ("completed", False), ("cancelled", False)])
+def test_weight_average_is_what_training_returns(data, how, keep_best):
+    # Keras' average starts from the weights after the first step (Adam moves each by at most
+    # ~ the learning rate); a momentum this close to 1 then keeps it there. Whatever ends the
+    # run (last epoch, a stop part-way through, no keep-best), those weights come back.
+    model, info = tiny_unet(dim=2)
+    before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+    token = CancelToken()
+
+    def progress(p):
+        if how == "cancelled" and p.stage == "train" and p.done == 3:
+            token.cancel()
+
+    # cancelled in the 2nd of 3 epochs: Keras itself only keeps the average after the last
+    config = quick(epochs=3 if how == "cancelled" else 2, learning_rate=0.05, weight_average=1 - 1e-7,
+                   keep_best=keep_best)
+    result = train(model, info, [data["one"]], [data["one"]], config, progress=progress, cancel=token,
+                   run_eagerly=True)
+    assert result.stopped_reason == how
+    after = {v.path: v.numpy() for v in result.model.trainable_variables}
+    assert max(np.abs(after[k] - before[k]).max() for k in before) < 0.05 * 1.01
+    # without the average the same run moves the weights
+    plain, info = tiny_unet(dim=2)
+    w0 = [v.numpy() for v in plain.trainable_variables]
+    train(plain, info, [data["one"]], [data["one"]], quick(epochs=2, learning_rate=0.05), run_eagerly=True)
+    assert max(np.abs(v.numpy() - w).max() for v, w in zip(plain.trainable_variables, w0)) > 0.05 * 2
+
+
+@pytest.mark.parametrize("average", [0.0, 0.9])
+def test_nan_guard_stops_and_keeps_finite_weights(data, average):
     # a linear output cannot saturate (a sigmoid can, and then its gradient vanishes before
-    # anything overflows on some CPUs), so a learning rate this large drives it to inf
+    # anything overflows on some CPUs), so a learning rate this large drives it to inf; the
+    # weight average has taken the non-finite weights in by then
     model, info = tiny_unet(dim=2, activation="linear", normalization="none")
-    config = quick(loss="mse", learning_rate=1.0, epochs=3, steps_per_epoch=4, keep_best=False)
+    config = quick(loss="mse", learning_rate=1.0, epochs=3, steps_per_epoch=4, keep_best=False,
+                   weight_average=average)
     # TrainConfig refuses rates above 10 (a typo); force one far past that to make the run diverge
     object.__setattr__(config, "learning_rate", 1e30)
     result = train(model, info, [data["one"]], None, config)
