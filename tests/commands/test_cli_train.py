@@ -49,13 +49,14 @@ def test_train_subcommand_with_options(files, capsys):
     code, out, err = run("train unet-2d.keras out.keras DS.hdf5 DS.hdf5 --loss CrossEntropy --batch-size 2 "
                          "--patch 1 16 16 --steps-per-epoch 2 --epochs 1 --validation-steps 0 --keep-best "
                          "--early-stopping --rotate --flip --intensity --label-focus 50 --log run.csv "
-                         "--lr 0.002 --seed 3", capsys)
+                         "--lr 0.002 --seed 3 --weight-average 0.9", capsys)
     assert code == 0, err
     assert (files / "out.keras").is_file() and (files / "run.csv").is_file()
     from deepscem.models.storage import load_model
 
     _, info = load_model(files / "out.keras")
     assert info.history["config"]["label_focus"] == 0.5 and info.history["config"]["learning_rate"] == 0.002
+    assert info.history["config"]["weight_average"] == 0.9
 
 
 def test_epochs_and_validation_are_counted_in_patches_unless_given(files, capsys, monkeypatch):
@@ -84,6 +85,8 @@ def test_clear_errors_before_training(files, capsys):
     assert code == 1 and "larger than sample" in err
     code, _, err = run("--train-model unet-3d.h5 o.h5 DS.hdf5 DS.hdf5 Dice one 2 16 16 2 1 1", capsys)
     assert code == 1 and "BATCH_SIZE must be a whole number" in err
+    code, _, err = run("train unet-2d.keras o.keras DS.hdf5 DS.hdf5 --weight-average 1", capsys)
+    assert code == 1 and "weight_average is a momentum in [0, 1)" in err and err.count("\n") == 1
     assert not (files / "o.keras").exists() and not (files / "o.h5").exists()
 
 
