@@ -91,6 +91,20 @@ def test_create_model_dialog_context(qtbot, tmp_path):
     assert loaded.value.context == 0 and loaded.auto_data == (tmp_path / "a.hdf5",)
 
 
+def test_train_dialog_steps_follow_the_batch_until_typed(qtbot, tmp_path):
+    dialog = TrainDialog(["unet"], [_summary(tmp_path)], "unet", None)
+    qtbot.addWidget(dialog)
+    assert (dialog.batch.value(), dialog.steps.value(), dialog.valid_steps.value()) == (2, 256, 32)
+    dialog.batch.setValue(8)  # the same 512 / 64 patches per epoch / validation
+    assert (dialog.steps.value(), dialog.valid_steps.value()) == (64, 8)
+    dialog.steps.setValue(100)
+    dialog.batch.setValue(4)
+    assert (dialog.steps.value(), dialog.valid_steps.value()) == (100, 16)
+    dialog.valid_steps.setValue(0)  # no validation stays no validation
+    dialog.batch.setValue(2)
+    assert (dialog.steps.value(), dialog.valid_steps.value()) == (100, 0)
+
+
 def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     summary = _summary(tmp_path)
     dialog = TrainDialog(["unet"], [summary], "unet", None)

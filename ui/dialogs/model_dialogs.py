@@ -220,6 +220,18 @@ class TrainDialog(ConfigDialog):
         self._show_warnings()
         self.model_combo.currentTextChanged.connect(self._fine_tune_default)
         self._fine_tune_default(self.model_combo.currentText())
+        self._batch_was = self.batch.value()
+        self.batch.valueChanged.connect(self._keep_patch_counts)
+
+    def _keep_patch_counts(self, batch: int) -> None:
+        """Steps still at the values computed for the old batch follow the new one (epochs of 512
+        patches, validation of 64, as on the CLI); steps the user typed stay."""
+        from deepscem.config import EPOCH_PATCHES, VALIDATION_PATCHES, steps_for
+
+        for spin, patches in ((self.steps, EPOCH_PATCHES), (self.valid_steps, VALIDATION_PATCHES)):
+            if spin.value() and spin.value() == steps_for(patches, self._batch_was):
+                spin.setValue(steps_for(patches, batch))
+        self._batch_was = batch
 
     def _fine_tune_default(self, model: str) -> None:
         """A trained model starts from its weights: a short time budget (fine-tuning) by default."""
