@@ -77,6 +77,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-ema": {"train": {"weight_average": 0.99}},
     "measured-ema995": {"train": {"weight_average": 0.995}},
     "measured-lr1x": {"train": {"learning_rate": 1e-3}},
+    # trained and predicted at half the YX resolution (2x2 block means; labels by majority),
+    # the prediction upsampled (linear) and scored against the full-resolution test labels
+    "measured-half": {"data": {"halve": True}},
+    "measured-half-lr1x": {"data": {"halve": True}, "train": {"learning_rate": 1e-3}},
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }
@@ -133,6 +137,52 @@ def build(dataset: str, data: Path, work: Path, test_slices: int | None) -> tupl
     return train, test, list(classes)
 
 
+def halved(path: Path, work: Path) -> Path:
+    """A copy of the dataset file at ``path`` at half the YX resolution (reused when there)."""
+    import h5py
+    import numpy as np
+
+    out = work / f"{path.stem}_half.hdf5"
+    if out.exists():
+        return out
+    tmp = out.with_suffix(".partial")
+    with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+        dst.attrs.update(dict(src.attrs))
+        for name, group in src.items():
+            g = dst.create_group(name)
+            g.attrs.update(dict(group.attrs))
+            for key, data in group.items():
+                a = data[...].astype(np.float32)
+                z, y, x = a.shape
+                a = a[:, :y // 2 * 2, :x // 2 * 2].reshape(z, y // 2, 2, x // 2, 2).mean(axis=(2, 4))
+                a = np.rint(a) if key == "image" else (a >= 0.5)
+                g.create_dataset(key, data=a.astype(data.dtype), chunks=True)
+    tmp.rename(out)
+    return out
+
+
+def upsampled_prediction(half_pred: Path, full: Path, out: Path) -> Path:
+    """``half_pred`` (a prediction of a halved dataset) brought back to the grid of ``full``."""
+    import h5py
+    import numpy as np
+    from scipy import ndimage
+
+    with h5py.File(half_pred, "r") as src, h5py.File(full, "r") as ref, h5py.File(out, "w") as dst:
+        dst.attrs.update(dict(src.attrs))
+        for name, group in src.items():
+            g = dst.create_group(name)
+            g.attrs.update(dict(group.attrs))
+            g.create_dataset("image", data=ref[name]["image"][...], chunks=True)
+            shape = ref[name]["image"].shape
+            for key, data in group.items():
+                if key.startswith("prediction"):
+                    p = ndimage.zoom(data[...], (1, 2, 2), order=1, grid_mode=True, mode="nearest")
+                    full_p = np.zeros(shape, np.float32)
+                    full_p[:, :p.shape[1], :p.shape[2]] = p[:, :shape[1], :shape[2]]
+                    g.create_dataset(key, data=full_p, chunks=True)
+    return out
+
+
 def baseline_folder(dataset: str, data: Path, work: Path, test_slices: int | None) -> Path:
     """A folder with the four TIFFs the baseline script reads (train/test image/label)."""
     import tifffile
@@ -173,6 +223,9 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
 
     train_ds, test_ds, names = build(dataset, args.data, work, args.test_slices)
     change = VARIANTS.get(variant, {})
+    full_test = test_ds
+    if change.get("data", {}).get("halve"):
+        train_ds, test_ds = halved(train_ds, work), halved(test_ds, work)
     config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=100_000, validation_steps=0,
                          seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
@@ -209,7 +262,9 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
                                work / f"{dataset}_{variant}_{how}_pred.hdf5",
                                PredictConfig(**PREDICT_VARIANTS[how]), overwrite=True)
         t_pred = time.perf_counter() - t0
-        report = evaluate(test_ds, pred, threshold=0.5, objects=True)
+        if full_test != test_ds:
+            pred = upsampled_prediction(pred, full_test, pred.with_name(pred.stem + "_full.hdf5"))
+        report = evaluate(full_test, pred, threshold=0.5, objects=True)
         scores = {names[i] if i < len(names) else str(i): _score(row.as_dict())
                   for i, row in enumerate(report.overall)}
         if how == "plain":
@@ -220,7 +275,7 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
                 uncal = dict(scores)
                 for i, c in moved.items():
                     # output > 0.5 after the fold <=> before it > t; before > 0.5 <=> after > 1 - t
-                    row = evaluate(test_ds, pred, threshold=1.0 - c.threshold, objects=True).overall[i]
+                    row = evaluate(full_test, pred, threshold=1.0 - c.threshold, objects=True).overall[i]
                     uncal[names[i] if i < len(names) else str(i)] = _score(row.as_dict())
                 out.setdefault("predict_variants", {})["plain, threshold not calibrated"] = {
                     "predict_s": round(t_pred, 1), "scores": uncal}
