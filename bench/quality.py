@@ -151,12 +151,15 @@ def halved(path: Path, work: Path) -> Path:
         for name, group in src.items():
             g = dst.create_group(name)
             g.attrs.update(dict(group.attrs))
+            z, y, x = group["image"].shape
+            g.attrs["shape"] = np.array([z, y // 2, x // 2])
             for key, data in group.items():
                 a = data[...].astype(np.float32)
                 z, y, x = a.shape
                 a = a[:, :y // 2 * 2, :x // 2 * 2].reshape(z, y // 2, 2, x // 2, 2).mean(axis=(2, 4))
                 a = np.rint(a) if key == "image" else (a >= 0.5)
                 g.create_dataset(key, data=a.astype(data.dtype), chunks=True)
+                g[key].attrs.update(dict(data.attrs))
     tmp.rename(out)
     return out
 
@@ -171,7 +174,7 @@ def upsampled_prediction(half_pred: Path, full: Path, out: Path) -> Path:
         dst.attrs.update(dict(src.attrs))
         for name, group in src.items():
             g = dst.create_group(name)
-            g.attrs.update(dict(group.attrs))
+            g.attrs.update(dict(ref[name].attrs))
             g.create_dataset("image", data=ref[name]["image"][...], chunks=True)
             shape = ref[name]["image"].shape
             for key, data in group.items():
