@@ -81,6 +81,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     # the prediction upsampled (linear) and scored against the full-resolution test labels
     "measured-half": {"data": {"halve": True}},
     "measured-half-lr1x": {"data": {"halve": True}, "train": {"learning_rate": 1e-3}},
+    # the same, a label voxel kept only where 3 or 4 of its 2x2 block are labelled (ties: background)
+    "measured-half-strict": {"data": {"halve": "strict"}},
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }
@@ -137,12 +139,13 @@ def build(dataset: str, data: Path, work: Path, test_slices: int | None) -> tupl
     return train, test, list(classes)
 
 
-def halved(path: Path, work: Path) -> Path:
-    """A copy of the dataset file at ``path`` at half the YX resolution (reused when there)."""
+def halved(path: Path, work: Path, strict: bool = False) -> Path:
+    """A copy of the dataset file at ``path`` at half the YX resolution (reused when there);
+    labels by majority of each 2x2 block, ties labelled (or, ``strict``, background)."""
     import h5py
     import numpy as np
 
-    out = work / f"{path.stem}_half.hdf5"
+    out = work / f"{path.stem}_half{'_strict' if strict else ''}.hdf5"
     if out.exists():
         return out
     tmp = out.with_suffix(".partial")
@@ -157,7 +160,7 @@ def halved(path: Path, work: Path) -> Path:
                 a = data[...].astype(np.float32)
                 z, y, x = a.shape
                 a = a[:, :y // 2 * 2, :x // 2 * 2].reshape(z, y // 2, 2, x // 2, 2).mean(axis=(2, 4))
-                a = np.rint(a) if key == "image" else (a >= 0.5)
+                a = np.rint(a) if key == "image" else (a > 0.5) if strict else (a >= 0.5)
                 g.create_dataset(key, data=a.astype(data.dtype), chunks=True)
                 g[key].attrs.update(dict(data.attrs))
     tmp.rename(out)
@@ -228,7 +231,8 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
     change = VARIANTS.get(variant, {})
     full_test = test_ds
     if change.get("data", {}).get("halve"):
-        train_ds, test_ds = halved(train_ds, work), halved(test_ds, work)
+        strict = change["data"]["halve"] == "strict"
+        train_ds, test_ds = halved(train_ds, work, strict), halved(test_ds, work, strict)
     config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=100_000, validation_steps=0,
                          seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
