@@ -157,8 +157,7 @@ def halved(path: Path, work: Path, strict: bool = False) -> Path:
             z, y, x = group["image"].shape
             g.attrs["shape"] = np.array([z, y // 2, x // 2])
             for key, data in group.items():
-                a = data[...].astype(np.float32)
-                z, y, x = a.shape
+                a = data[...].astype(np.float32)  # every layer has the sample's shape
                 a = a[:, :y // 2 * 2, :x // 2 * 2].reshape(z, y // 2, 2, x // 2, 2).mean(axis=(2, 4))
                 a = np.rint(a) if key == "image" else (a > 0.5) if strict else (a >= 0.5)
                 g.create_dataset(key, data=a.astype(data.dtype), chunks=True)

@@ -161,9 +161,9 @@ class TrainConfig:
     loss: str = "dice+crossentropy"
     batch_size: int = DEFAULT_BATCH
     patch: tuple[int, int, int] = (1, 256, 256)
-    steps_per_epoch: int = EPOCH_PATCHES // DEFAULT_BATCH
+    steps_per_epoch: int = steps_for(EPOCH_PATCHES, DEFAULT_BATCH)
     epochs: int = 16
-    validation_steps: int = VALIDATION_PATCHES // DEFAULT_BATCH
+    validation_steps: int = steps_for(VALIDATION_PATCHES, DEFAULT_BATCH)
     learning_rate: float = 2e-3
     keep_best: bool = True
     early_stopping: bool = False
