@@ -7,12 +7,14 @@ from typing import Any
 
 from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -127,3 +129,19 @@ def require_new_file(text: str, what: str, suffixes: tuple[str, ...], overwrite:
     if path.exists() and not overwrite:
         raise ConfigError(f"{path} already exists; choose another name")
     return path
+
+
+def spin_box(low: int, high: int, value: int, tip: str = "") -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+def combo_box(items: list[str], current: str, tip: str = "") -> QComboBox:
+    combo = QComboBox()
+    combo.addItems(items)
+    combo.setCurrentText(current)
+    combo.setToolTip(tip)
+    return combo

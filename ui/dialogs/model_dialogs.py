@@ -1,5 +1,5 @@
-"""Dialogs for the model actions: create (UNetConfig), train (TrainConfig),
-predict (PredictConfig), evaluate (reference vs segmentation)."""
+"""Dialogs for the model actions: create (UNetConfig), train (TrainConfig); predict
+(PredictConfig, predict_dialog) and evaluate (evaluate_dialog) are imported from here too."""
 
 from __future__ import annotations
 
@@ -8,23 +8,22 @@ from pathlib import Path
 
 from PyQt5.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDoubleSpinBox,
     QLabel,
     QLineEdit,
     QMessageBox,
-    QSpinBox,
     QWidget,
 )
 
-from deepscem.config import HOLDOUT, LOSS_NAMES, PredictConfig, TrainConfig, UNetConfig
+from deepscem.config import HOLDOUT, LOSS_NAMES, TrainConfig, UNetConfig
 from deepscem.errors import ConfigError
 
 from ..dataset_tree import DatasetSummary
-from .base import DATASET_FILTER, ConfigDialog, PathEdit, require_new_file
+from .base import ConfigDialog, PathEdit, combo_box, spin_box
 from .dataset_checklist import DatasetChecklist
 from .dataset_dialogs import _pair
 from .evaluate_dialog import EvaluateDialog, EvaluateRequest, reference_for  # noqa: F401
+from .predict_dialog import PredictDialog, PredictRequest  # noqa: F401
 from .train_warnings import training_warnings
 
 
@@ -34,30 +33,6 @@ class TrainRequest:
     train: tuple[Path, ...]
     valid: tuple[Path, ...]
     config: TrainConfig
-
-
-@dataclass(frozen=True)
-class PredictRequest:
-    model: str
-    dataset: Path
-    output: Path
-    config: PredictConfig
-
-
-def _spin(low: int, high: int, value: int, tip: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setValue(value)
-    spin.setToolTip(tip)
-    return spin
-
-
-def _combo(items: list[str], current: str, tip: str = "") -> QComboBox:
-    combo = QComboBox()
-    combo.addItems(items)
-    combo.setCurrentText(current)
-    combo.setToolTip(tip)
-    return combo
 
 
 class CreateModelDialog(ConfigDialog):
@@ -75,24 +50,24 @@ class CreateModelDialog(ConfigDialog):
         #: with context "auto": the loaded datasets to measure (set by build; None otherwise)
         self.auto_data: tuple[Path, ...] | None = None
         self.name_edit = QLineEdit(d.name)
-        self.dim = _combo(["2", "3"], str(d.dim), "2D models work on slices and are usually better "
+        self.dim = combo_box(["2", "3"], str(d.dim), "2D models work on slices and are usually better "
                           "for organelles; 3D on (Z, Y, X) patches")
-        self.block = _combo(["residual", "vgg"], d.block, "Convolution block type")
-        self.kernel = _spin(1, 11, d.kernel_size, "Convolution size per axis")
-        self.filters = _spin(1, 512, d.filters, "Filters at the first level (level l has f * 2^l)")
-        self.blocks = _spin(1, 8, d.blocks_per_level, "Convolution blocks per level")
-        self.norm = _combo(["batchnorm", "none"], d.normalization, "Normalisation after convolutions")
-        self.depth = _spin(0, 8, d.depth, "Number of poolings; tiles must be multiples of 2^depth")
-        self.outputs = _spin(1, 64, locked_outputs or d.outputs, "Outputs = labels to segment")
+        self.block = combo_box(["residual", "vgg"], d.block, "Convolution block type")
+        self.kernel = spin_box(1, 11, d.kernel_size, "Convolution size per axis")
+        self.filters = spin_box(1, 512, d.filters, "Filters at the first level (level l has f * 2^l)")
+        self.blocks = spin_box(1, 8, d.blocks_per_level, "Convolution blocks per level")
+        self.norm = combo_box(["batchnorm", "none"], d.normalization, "Normalisation after convolutions")
+        self.depth = spin_box(0, 8, d.depth, "Number of poolings; tiles must be multiples of 2^depth")
+        self.outputs = spin_box(1, 64, locked_outputs or d.outputs, "Outputs = labels to segment")
         if locked_outputs is not None:
             self.outputs.setEnabled(False)
             self.outputs.setToolTip("Locked to the datasets' number of labels (safe mode; "
                                     "start with --gui-no-safe to change it)")
-        self.activation = _combo(["sigmoid", "softmax", "tanh", "linear"], d.activation,
+        self.activation = combo_box(["sigmoid", "softmax", "tanh", "linear"], d.activation,
                                  "sigmoid: independent labels; softmax: exclusive classes; "
                                  "tanh/linear: distance-map regression")
         # Not chosen by the user: measured on the loaded data when there is some (issue 16).
-        self.context = _combo(["0", "1", "2", "3", "auto"],
+        self.context = combo_box(["0", "1", "2", "3", "auto"],
                               "auto" if self.datasets else str(d.context),
                               "2.5D: neighbouring slices on either side given to a 2D model as "
                               "extra input channels (context for isotropic stacks such as "
@@ -141,14 +116,14 @@ class TrainDialog(ConfigDialog):
         self.trained = trained  # models that already learnt: training them is fine-tuning
         d = TrainConfig()
         self.datasets = {summary.path: summary for summary in datasets}
-        self.model_combo = _combo(models, current_model or (models[0] if models else ""))
+        self.model_combo = combo_box(models, current_model or (models[0] if models else ""))
         self.train_list = DatasetChecklist(datasets, current_dataset)
         self.valid_list = DatasetChecklist(datasets, current_dataset)
-        self.loss = _combo(list(LOSS_NAMES), d.loss,
+        self.loss = combo_box(list(LOSS_NAMES), d.loss,
                            "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps; "
                            "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x")
-        self.batch = _spin(1, 1024, d.batch_size, "Patches per training step")
-        self.micro = _spin(0, 1024, int(d.micro_batch_size or 0),
+        self.batch = spin_box(1, 1024, d.batch_size, "Patches per training step")
+        self.micro = spin_box(0, 1024, int(d.micro_batch_size or 0),
                            "Patches computed at once: each batch runs in several passes whose gradients "
                            "are averaged, so memory follows this number, not the batch size. Must divide "
                            "the batch size. auto: 2 on a CPU, the whole batch on a GPU")
@@ -157,10 +132,10 @@ class TrainDialog(ConfigDialog):
         smallest = _smallest_sample(datasets)
         if smallest is not None:  # a default that fits every loaded sample
             patch = tuple(min(p, s) for p, s in zip(patch, smallest))
-        self.patch = [_spin(1, 4096, v, "Patch size (Z, Y, X); Z = 1 for 2D models") for v in patch]
-        self.steps = _spin(1, 100000, d.steps_per_epoch, "Training steps per epoch")
-        self.epochs = _spin(1, 100000, d.epochs)
-        self.valid_steps = _spin(0, 100000, d.validation_steps, "0 = no validation")
+        self.patch = [spin_box(1, 4096, v, "Patch size (Z, Y, X); Z = 1 for 2D models") for v in patch]
+        self.steps = spin_box(1, 100000, d.steps_per_epoch, "Training steps per epoch")
+        self.epochs = spin_box(1, 100000, d.epochs)
+        self.valid_steps = spin_box(0, 100000, d.validation_steps, "0 = no validation")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(6)
         self.lr.setRange(1e-6, 1.0)
@@ -177,16 +152,16 @@ class TrainDialog(ConfigDialog):
         self.early.setChecked(d.early_stopping)
         self.reduce_lr = QCheckBox("Reduce LR on plateau")
         self.reduce_lr.setChecked(d.reduce_lr)
-        self.schedule = _combo(["plateau", "cosine", "constant"], d.lr_schedule,
+        self.schedule = combo_box(["plateau", "cosine", "constant"], d.lr_schedule,
                                "plateau: halve the LR when the loss stalls (with 'Reduce LR on plateau'); "
                                "cosine: decay it smoothly to ~0 over the run or the time limit (best for "
                                "a fixed budget); constant")
         self.schedule.currentTextChanged.connect(lambda s: self.reduce_lr.setEnabled(s == "plateau"))
-        self.time_limit = _spin(0, 100000, int(d.time_limit_minutes or 0),
+        self.time_limit = spin_box(0, 100000, int(d.time_limit_minutes or 0),
                                 "Stop after this many minutes, keeping the best weights (0 = no limit)")
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("no limit")
-        self.mixed = _combo(list(_PRECISIONS), "auto", "auto: bfloat16 (mixed precision) for 2D models "
+        self.mixed = combo_box(list(_PRECISIONS), "auto", "auto: bfloat16 (mixed precision) for 2D models "
                             "where it is ~20% faster: CPUs with bf16 instructions, GPUs of compute "
                             "capability >= 8; float32 elsewhere and for 3D models")
         self.rotate = QCheckBox("Rotate 90°")
@@ -195,7 +170,7 @@ class TrainDialog(ConfigDialog):
         self.flip.setChecked(d.flip)
         self.intensity = QCheckBox("Intensity jitter")
         self.intensity.setChecked(d.intensity)
-        self.target = _combo(["label", "distance"], d.target, "Train on binary labels or their "
+        self.target = combo_box(["label", "distance"], d.target, "Train on binary labels or their "
                              "distance maps (label_XXXX_dt, use MSE and tanh/linear)")
         self.log_edit = PathEdit("save", "CSV (*.csv)", "optional per-epoch CSV log")
         rows = (("Model", self.model_combo), ("Training datasets", self.train_list),
@@ -300,100 +275,3 @@ def _smallest_sample(datasets: list[DatasetSummary]) -> tuple[int, int, int] | N
     """The per-axis minimum (Z, Y, X) over every sample of ``datasets``; None if none."""
     shapes = [shape for summary in datasets for shape, _ in summary.samples.values()]
     return tuple(min(axis) for axis in zip(*shapes)) if shapes else None
-
-
-class PredictDialog(ConfigDialog):
-    """Model, dataset to segment, output file and every :class:`PredictConfig` option."""
-
-    def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
-                 current_dataset: Path | None = None, parent: QWidget | None = None) -> None:
-        """Long because it lays out the form's rows in reading order, one PredictConfig option each."""
-        super().__init__("Predict", parent)
-        d = PredictConfig()
-        self.datasets = datasets
-        self.model_combo = _combo(models, current_model or (models[0] if models else ""))
-        self.dataset_combo = QComboBox()
-        for summary in datasets:
-            self.dataset_combo.addItem(f"{summary.name} [{summary.path.name}]", str(summary.path))
-        if current_dataset is not None:
-            self.dataset_combo.setCurrentIndex(max(self.dataset_combo.findData(str(current_dataset)), 0))
-        self.output = PathEdit("save", DATASET_FILTER, "prediction .hdf5")
-        self._suggested = ""  # the output last proposed (replaced while the user keeps it)
-        self.auto_patch = QCheckBox("Model default (larger than its training patch)")
-        self.auto_patch.setChecked(True)
-        self.patch = [_spin(1, 8192, v, "Tile (Z, Y, X): as large as memory allows") for v in (1, 512, 512)]
-        self.auto_patch.toggled.connect(lambda on: [s.setEnabled(not on) for s in self.patch])
-        for spin in self.patch:
-            spin.setEnabled(False)
-        self.overlap = QDoubleSpinBox()
-        self.overlap.setRange(-0.05, 0.9)  # the minimum shows "auto" (None)
-        self.overlap.setSingleStep(0.05)
-        self.overlap.setSpecialValueText("auto")
-        self.overlap.setValue(-0.05 if d.overlap is None else d.overlap)
-        self.overlap.setToolTip("Fraction of a tile shared with its neighbour; auto: tiles as large "
-                                "as memory allows, seams overlapping by the network's border effect")
-        self.engine = QComboBox()
-        self.engine.addItems(["auto", "keras", "onnxruntime", "openvino"])
-        self.engine.setToolTip("What runs the network. auto: Keras on a GPU; on a CPU the fastest "
-                               "engine that keeps Keras' accuracy (see docs/cli.md)")
-        self.batch = _spin(1, 256, d.batch_size, "Tiles per forward pass")
-        self.use_threshold = QCheckBox("Threshold to a binary mask at")
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.0, 1.0)
-        self.threshold.setValue(0.5)
-        self.min_size = _spin(0, 10**9, d.min_size, "After thresholding, remove connected objects of "
-                              "fewer voxels (specks); 0 keeps every object")
-        self.min_size.setSuffix(" voxels")
-        self.use_threshold.toggled.connect(self.min_size.setEnabled)
-        self.min_size.setEnabled(False)
-        self.z_smooth = QDoubleSpinBox()
-        self.z_smooth.setRange(0.0, 50.0)
-        self.z_smooth.setSingleStep(0.5)
-        self.z_smooth.setValue(d.z_smooth)
-        self.z_smooth.setSuffix(" slices")
-        self.z_smooth.setSpecialValueText("off")
-        self.z_smooth.setToolTip("Gaussian smoothing of the outputs along Z (sigma, in slices) before "
-                                 "the threshold, so slices a 2D model predicted one by one agree with "
-                                 "their neighbours. Keep it well below the Z extent of the smallest object")
-        self.tta = QCheckBox("Test-time augmentation (average flips/rotations)")
-        self.overwrite = QCheckBox("Overwrite the output file if it exists")
-        self.dataset_combo.currentIndexChanged.connect(self._suggest_output)
-        for label, widget in (("Model", self.model_combo), ("Dataset", self.dataset_combo),
-                              ("Output", self.output), ("Tile", self.auto_patch), ("", _pair(*self.patch)),
-                              ("Overlap", self.overlap), ("Batch size", self.batch),
-                              ("Engine", self.engine),
-                              ("Smooth along Z", self.z_smooth),
-                              ("", _pair(self.use_threshold, self.threshold)),
-                              ("Remove objects under", self.min_size), ("", self.tta),
-                              ("", self.overwrite)):
-            self.form.addRow(label, widget)
-        self._suggest_output()
-
-    def _suggest_output(self) -> None:
-        """``<dataset>_prediction.hdf5`` next to the chosen dataset, following the dataset
-        combo until the user types or browses an output of their own."""
-        path = self.dataset_combo.currentData()
-        if not path or self.output.text() not in ("", self._suggested):
-            return
-        p = Path(path)
-        self._suggested = str(p.with_name(p.stem + "_prediction.hdf5"))
-        self.output.setText(self._suggested)
-
-    def build(self) -> PredictRequest:
-        if not self.model_combo.currentText():
-            raise ConfigError("create or load a model first")
-        if self.dataset_combo.currentData() is None:
-            raise ConfigError("load the dataset to segment first")
-        output = require_new_file(self.output.text(), "prediction file", (".hdf5", ".h5"),
-                                  overwrite=self.overwrite.isChecked())
-        dataset = Path(self.dataset_combo.currentData())
-        if output.resolve() == dataset.resolve():
-            raise ConfigError("the prediction must go to a new file, not the dataset itself")
-        patch = None if self.auto_patch.isChecked() else tuple(s.value() for s in self.patch)
-        overlap = None if self.overlap.value() < 0 else self.overlap.value()
-        config = PredictConfig(patch=patch, overlap=overlap, batch_size=self.batch.value(),
-                               engine=self.engine.currentText(),
-                               threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
-                               tta=self.tta.isChecked(), z_smooth=self.z_smooth.value(),
-                               min_size=self.min_size.value() if self.use_threshold.isChecked() else 0)
-        return PredictRequest(self.model_combo.currentText(), dataset, output, config)
