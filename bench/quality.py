@@ -83,6 +83,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-half-lr1x": {"data": {"halve": True}, "train": {"learning_rate": 1e-3}},
     # the same, a label voxel kept only where 3 or 4 of its 2x2 block are labelled (ties: background)
     "measured-half-strict": {"data": {"halve": "strict"}},
+    # the network at half the YX resolution inside the model (UNetConfig.scale 2: 2x2 block means
+    # in, bilinear logits out), trained on 512² patches with the loss at full resolution
+    "measured-scale2": {"unet": {"scale": 2}, "train": {"patch": (1, 512, 512)}},
     "small-bf16": {"unet": {"filters": 16, "depth": 3, "blocks_per_level": 1},
                    "train": {"mixed_precision": True}},
 }

@@ -51,6 +51,10 @@ class UNetConfig:
     outputs: number of output channels (= labels). activation: sigmoid, softmax, tanh, linear.
     context: 2D only: neighbouring slices on either side given as extra input channels
     (2.5D, CDeep3M's 3fm/5fm: context 1 = 3 slices, 2 = 5); input (Y, X, 1 + 2 * context).
+    scale: 2D only: the network works at 1/scale of the image's YX resolution (scale x scale
+    block means in, bilinear up-sampling of the logits out, inside the model), so a patch or
+    tile of the same cost sees scale**2 times the field of view; inputs, outputs and labels stay
+    at full resolution (tiles multiples of scale * 2**depth).
     """
 
     dim: int = 2
@@ -64,6 +68,7 @@ class UNetConfig:
     activation: str = "sigmoid"
     name: str = "unet"
     context: int = 0
+    scale: int = 1
 
     def __post_init__(self) -> None:
         if self.dim not in (2, 3):
@@ -87,6 +92,9 @@ class UNetConfig:
         if not 0 <= int(self.context) <= 4 or (int(self.context) and int(self.dim) != 2):
             raise ConfigError(f"context (neighbouring slices per side, 0-4) is for 2D models; got "
                               f"{self.context} for a {self.dim}D model")
+        if int(self.scale) not in (1, 2, 4) or (int(self.scale) > 1 and int(self.dim) != 2):
+            raise ConfigError(f"scale (1, 2 or 4: the network works at 1/scale of the YX resolution) "
+                              f"is for 2D models; got {self.scale} for a {self.dim}D model")
 
     @property
     def input_channels(self) -> int:
@@ -123,6 +131,13 @@ def steps_for(patches: int, batch_size: int) -> int:
     """Steps of ``batch_size`` that make about ``patches`` patches (at least 1):
     ``steps_for(EPOCH_PATCHES, 8) == 64``, ``steps_for(EPOCH_PATCHES, 2) == 256``."""
     return max(1, int(patches) // max(1, int(batch_size)))
+
+
+def scaled_patch(patch: tuple[int, int, int], scale: int) -> tuple[int, int, int]:
+    """The patch a ``UNetConfig.scale`` model trains on for the same cost per step as ``patch``
+    with scale 1: Y and X times ``scale`` (its network sees them at 1/scale).
+    ``scaled_patch((1, 256, 256), 2) == (1, 512, 512)``."""
+    return (int(patch[0]), int(patch[1]) * int(scale), int(patch[2]) * int(scale))
 
 #: The losses training offers (canonical names; deepscem.models.losses builds them and
 #: accepts aliases). Here, not there, so that the CLI and the GUI list them without Keras.

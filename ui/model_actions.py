@@ -284,7 +284,8 @@ class ModelActions(QObject):
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
                              self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
                              parent=self.w,
-                             trained=frozenset(e.name for e in self.models.entries() if _trained(e)))
+                             trained=frozenset(e.name for e in self.models.entries() if _trained(e)),
+                             scale=int(getattr(getattr(entry.info, "unet", None), "scale", 1) or 1))
         req = dialog.ask()
         if req is not None:
             self.train(req, dialog.log_path())

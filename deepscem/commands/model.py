@@ -16,7 +16,7 @@ from deepscem.outputs import check_output
 DEFAULTS = {  # mirrors deepscem.config.UNetConfig (not imported here: keep --help light)
     "dim": 2, "block": "residual", "kernel_size": 3, "filters": 16, "blocks_per_level": 2,
     "normalization": "batchnorm", "depth": 4, "outputs": 1, "activation": "sigmoid", "name": "unet",
-    "context": 0,
+    "context": 0, "scale": 1,
 }
 
 
@@ -68,6 +68,11 @@ def register(subparsers) -> None:
                              "--data (its voxel size, or how alike neighbouring slices are) "
                              "(default: auto when --data is given, else "
                              f"{DEFAULTS['context']})")
+    create.add_argument("--scale", type=int, choices=(1, 2, 4), default=DEFAULTS["scale"],
+                        help="2D models: the network works at 1/S of the YX resolution (S x S block "
+                             "means in, its output up-sampled back, inside the model), so a patch "
+                             "of the same cost sees S^2 times the area; train with a patch S times "
+                             "as large (the default patch follows) (default %(default)s)")
     create.add_argument("--data", metavar="DATASET",
                         help="the training dataset (.hdf5; several: commas), measured to choose "
                              "--context when it is 'auto' or not given")
@@ -127,7 +132,7 @@ def run_create(args: argparse.Namespace) -> int:
                         normalization=args.normalization, depth=args.depth,
                         outputs=args.outputs * (2 if args.boundary else 1),
                         activation=args.activation, name=args.name,
-                        context=_context(args.context, args.data, args.dim))
+                        context=_context(args.context, args.data, args.dim), scale=args.scale)
     model = build_unet(config)
     info = model_info_from(model, config)
     names = list(args.label_names or [f"label {i}" for i in range(args.outputs)])

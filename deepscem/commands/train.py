@@ -19,6 +19,7 @@ from deepscem.config import (
     LOSS_NAMES,
     VALIDATION_PATCHES,
     TrainConfig,
+    scaled_patch,
     steps_for,
 )
 from deepscem.errors import ConfigError, DatasetError, DeepScemError, Interrupted, ModelError
@@ -194,7 +195,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,
                        log_path=args.log, overwrite=args.overwrite, workers=args.workers,
-                       auto=(given, args.memory) if args.auto else None)
+                       auto=(given, args.memory) if args.auto else None,
+                       patch_given="patch" in given)
 
 
 def run_legacy(values: dict[str, str]) -> int:
@@ -231,10 +233,13 @@ def _split(text: str) -> list[str]:
 
 def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: list[str],
                 config: TrainConfig, *, log_path: str | None = None, overwrite: bool = False,
-                workers: int = BATCH_WORKERS, auto: tuple[set, float | None] | None = None) -> int:
+                workers: int = BATCH_WORKERS, auto: tuple[set, float | None] | None = None,
+                patch_given: bool = True) -> int:
     """Load, train with a tqdm bar, save; returns 0. A NaN/inf loss saves the last good weights
     and then raises DeepScemError (exit code 1). auto: (options given explicitly, memory budget
-    in GiB or None) to fill in the others from the data (deepscem.training.autoconfig)."""
+    in GiB or None) to fill in the others from the data (deepscem.training.autoconfig).
+    patch_given False: the patch is the default one, scaled by the model's ``scale`` (a network
+    at half the resolution trains on patches twice as large, for the same cost per step)."""
     model_in_path, out, log = check_files(model_in, model_out, train_ds, valid_ds, log_path,
                                           overwrite=overwrite)
 
@@ -250,6 +255,9 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
 
     model, info = load_model(model_in_path)
     config = resolved(config, info)  # e.g. bfloat16 where fast (said below), as train() would
+    scale = int(info.unet.scale) if info.unet is not None else 1
+    if not patch_given and scale > 1:
+        config = dataclasses.replace(config, patch=scaled_patch(config.patch, scale))
     if auto is not None:
         config = _auto_config(config, model, info, train_ds, valid_ds, *auto)
     device = describe_device()
@@ -304,7 +312,8 @@ def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds
     summary = autoconfig.summarize(train_ds)
     choice = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu(),
                                memory_gib=memory or autoconfig.MEMORY_GIB,
-                               context=model_context(model), dim=info.dimension)
+                               context=model_context(model), dim=info.dimension,
+                               scale=int(info.unet.scale) if info.unet is not None else 1)
     if info.dimension == 2:
         wanted = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu()).context
         if wanted != choice.context and not info.history:

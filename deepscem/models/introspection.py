@@ -132,12 +132,13 @@ def check_grey_input(model: Any) -> None:
 
 
 def tile_multiple(model: Any = None, info: ModelInfo | None = None) -> int:
-    """Every spatial tile/patch size must be a multiple of this: 2**depth for a U-Net, from
+    """Every spatial tile/patch size must be a multiple of this: 2**depth (times the U-Net's
+    ``scale``) for a U-Net, from
     ``info``'s U-Net config when known, else the model's pooling strides multiplied (files
     without metadata). Example: depth 4 -> 16, so a 256 patch fits and 250 does not."""
     unet = info.unet if info is not None else None
     if isinstance(unet, UNetConfig):
-        return 2 ** int(unet.depth)
+        return 2 ** int(unet.depth) * int(unet.scale)
     if model is None:
         raise ModelError("cannot tell the tile multiple: give the keras model (its metadata has no "
                          "U-Net configuration)")

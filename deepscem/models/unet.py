@@ -6,8 +6,9 @@ prediction tiles can be larger than training patches; output has the same spatia
 with ``config.outputs`` channels (one per label).
 
 Every spatial size must be a multiple of 2**depth (each level halves it, and the
-up-sampling path doubles it back): ``introspection.tile_multiple`` tells the predictor how
-much to pad, ``check_tile_shape`` refuses a tile that does not fit with a clear message.
+up-sampling path doubles it back; of scale * 2**depth for a ``UNetConfig.scale`` model, whose
+network works at 1/scale of the resolution): ``introspection.tile_multiple`` tells the
+predictor how much to pad, ``check_tile_shape`` refuses a tile that does not fit with a clear message.
 
 Only ``keras.layers`` are used, so the model runs under the TensorFlow (default) and
 PyTorch backends. The output activation is computed in float32, so a model built under
@@ -50,6 +51,9 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
     # 2.5D: the neighbouring slices are extra channels of the first convolution (cheap).
     inputs = keras.Input(shape=(None,) * dim + (config.input_channels,), name="image")
     x = inputs
+    scale = int(config.scale)
+    if scale > 1:  # the network sees scale x scale block means: scale**2 the field of view
+        x = layers.AveragePooling2D(scale, name="downscale")(x)
     skips = []
     for lv in range(config.depth):
         x = blocks.level(x, config.filters * 2**lv, block=config.block, name=f"enc{lv}", **common)
@@ -62,6 +66,8 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
         x = blocks.level(x, config.filters * 2**lv, block=config.block, name=f"dec{lv}", **common)
 
     logits = blocks.conv_layer(dim)(config.outputs, 1, name="logits")(x)
+    if scale > 1:  # logits back to the input's resolution (linear, so calibration still holds)
+        logits = layers.UpSampling2D(scale, interpolation="bilinear", name="upscale")(logits)
     # float32 here whatever the global dtype policy: softmax/sigmoid in bfloat16 loses the
     # precision that thresholds and Dice need.
     outputs = layers.Activation(config.activation, dtype="float32", name="output")(logits)

@@ -154,11 +154,13 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def choose(summary: DataSummary, *, validation_given: bool, gpu: bool = False,
            memory_gib: float = MEMORY_GIB, minutes: float | None = None,
-           context: int | None = None, dim: int | None = None) -> AutoConfig:
+           context: int | None = None, dim: int | None = None, scale: int = 1) -> AutoConfig:
     """The automatic configuration for data like ``summary`` (see the module docstring).
 
     validation_given: the user named validation files other than the training files (then
     no slices are held back). context / dim: the user's choice when given (not overridden).
+    scale: the model's ``UNetConfig.scale`` (its patch is that much larger in Y and X, at the
+    network's cost of a patch that much smaller).
     """
     reasons: list[str] = []
     depth = min(s[0] for s in summary.shapes)
@@ -182,8 +184,8 @@ def choose(summary: DataSummary, *, validation_given: bool, gpu: bool = False,
                        + _context_reason(aniso, depth, context))
     else:
         reasons.append(f"context {context} slice(s) per side (as created)")
-    patch = _patch(dim, depth, plane, gpu)
-    batch, micro = _batch(patch, gpu, memory_gib)
+    patch = _patch(dim, depth, plane, gpu, scale)
+    batch, micro = _batch(patch, gpu, memory_gib, scale)
     reasons.append(f"patch {patch}, batch {batch} in passes of {micro} "
                    f"({'GPU' if gpu else f'{memory_gib:g} GiB memory budget'})")
     holdout = 0.0 if validation_given else HOLDOUT
@@ -234,27 +236,29 @@ CONTEXT_ISOTROPIC = 1
 CONTEXT_ANISOTROPIC = 0
 
 
-def _patch(dim: int, depth: int, plane: int, gpu: bool) -> tuple[int, int, int]:
+def _patch(dim: int, depth: int, plane: int, gpu: bool, scale: int = 1) -> tuple[int, int, int]:
     """Largest multiple of 16 up to 256 (512 on a GPU) that fits the smallest sample plane;
-    3D: 16 slices (32 on a GPU) by 96² (128² on a GPU), as deep as the samples allow."""
-    def fit(size: int, limit: int) -> int:
-        return max(16, min(limit, size // 16 * 16))
+    3D: 16 slices (32 on a GPU) by 96² (128² on a GPU), as deep as the samples allow.
+    A 2D model of ``scale`` s: multiples of 16 s up to s times as large."""
+    def fit(size: int, limit: int, multiple: int = 16) -> int:
+        return max(multiple, min(limit, size // multiple * multiple))
 
     if dim == 2:
-        side = fit(plane, 512 if gpu else 256)
+        side = fit(plane, (512 if gpu else 256) * scale, 16 * scale)
         return (1, side, side)
     side = fit(plane, 128 if gpu else 96)
     return (max(16, min(32 if gpu else 16, depth // 16 * 16)), side, side)
 
 
-def _batch(patch: tuple[int, int, int], gpu: bool, memory_gib: float) -> tuple[int, int]:
+def _batch(patch: tuple[int, int, int], gpu: bool, memory_gib: float,
+           scale: int = 1) -> tuple[int, int]:
     """(batch, patches per pass): DEFAULT_BATCH on a CPU (small batches learn more per
     CPU-minute, bench/README.md), 16 on a GPU (not measured there); on a CPU the pass holds as
     many patches as the memory budget allows (PATCH_MIB_256 per 256² patch), a divisor of the batch."""
     batch = 16 if gpu else DEFAULT_BATCH
     if gpu:
         return batch, batch
-    per_patch = PATCH_MIB_256 * math.prod(patch) / 256**2
+    per_patch = PATCH_MIB_256 * math.prod(patch) / 256**2 / scale**2  # the network's patch
     fits = max(1, int((memory_gib * 1024 - BASE_MIB) // max(1.0, per_patch)))
     micro = max(d for d in range(1, batch + 1) if d <= fits and batch % d == 0)
     return batch, micro

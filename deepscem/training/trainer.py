@@ -337,7 +337,7 @@ def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info
     if any(p % multiple for p in axes):
         fitting = tuple(round_to_multiple(p, multiple) for p in axes)
         raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
-                          f"size must be a multiple of {multiple} (2**depth), e.g. {fitting}")
+                          f"size must be a multiple of {multiple} (scale x 2**depth), e.g. {fitting}")
 
 
 def _same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) -> bool:

@@ -91,6 +91,23 @@ def test_create_model_dialog_context(qtbot, tmp_path):
     assert loaded.value.context == 0 and loaded.auto_data == (tmp_path / "a.hdf5",)
 
 
+def test_create_model_dialog_scale_and_the_train_dialog_patch_that_follows_it(qtbot):
+    dialog = CreateModelDialog(datasets=[])
+    qtbot.addWidget(dialog)
+    assert dialog.scale.currentText() == "1"
+    dialog.scale.setCurrentText("2")
+    dialog.accept()
+    assert dialog.value.scale == 2
+    dialog.dim.setCurrentText("3")  # a 3D model works at full resolution
+    assert not dialog.scale.isEnabled()
+    dialog.accept()
+    assert dialog.value.dim == 3 and dialog.value.scale == 1
+    for scale, side in ((1, 256), (2, 512)):
+        train = TrainDialog(["unet"], [], "unet", None, scale=scale)
+        qtbot.addWidget(train)
+        assert [s.value() for s in train.patch] == [1, side, side]
+
+
 def test_train_dialog_steps_follow_the_batch_until_typed(qtbot, tmp_path):
     dialog = TrainDialog(["unet"], [_summary(tmp_path)], "unet", None)
     qtbot.addWidget(dialog)

@@ -15,7 +15,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from deepscem.config import HOLDOUT, LOSS_NAMES, TrainConfig, UNetConfig
+from deepscem.config import HOLDOUT, LOSS_NAMES, TrainConfig, UNetConfig, scaled_patch
 from deepscem.errors import ConfigError
 
 from ..dataset_tree import DatasetSummary
@@ -74,13 +74,19 @@ class CreateModelDialog(ConfigDialog):
                               "FIB-SEM). auto (the default when datasets are loaded): measured "
                               "on the loaded datasets (voxel size, how alike neighbouring "
                               "slices are)")
-        self.dim.currentTextChanged.connect(lambda text: self.context.setEnabled(text == "2"))
+        self.scale = combo_box(["1", "2", "4"], str(d.scale),
+                               "2D: the network works at 1/scale of the YX resolution (block means in, "
+                               "its output up-sampled back), so a patch of the same cost sees scale² "
+                               "times the area: for large organelles in finely sampled images")
+        self.dim.currentTextChanged.connect(lambda text: [w.setEnabled(text == "2")
+                                                          for w in (self.context, self.scale)])
         for label, widget in (("Name", self.name_edit), ("Dimension", self.dim), ("Block", self.block),
                               ("Kernel size", self.kernel), ("Initial filters", self.filters),
                               ("Blocks per level", self.blocks), ("Normalisation", self.norm),
                               ("Depth", self.depth), ("Outputs", self.outputs),
                               ("Output activation", self.activation),
-                              ("Context slices (2.5D)", self.context)):
+                              ("Context slices (2.5D)", self.context),
+                              ("Resolution scale (2D)", self.scale)):
             self.form.addRow(label, widget)
 
     def build(self) -> UNetConfig:
@@ -92,7 +98,8 @@ class CreateModelDialog(ConfigDialog):
                                   "training dataset first, or choose a number of slices")
             self.auto_data = tuple(self.datasets)
         slices = int(context) if dim == 2 and context != "auto" else 0
-        return UNetConfig(dim=dim, context=slices, block=self.block.currentText(),
+        return UNetConfig(dim=dim, context=slices, scale=int(self.scale.currentText()) if dim == 2 else 1,
+                          block=self.block.currentText(),
                           kernel_size=self.kernel.value(), filters=self.filters.value(),
                           blocks_per_level=self.blocks.value(), normalization=self.norm.currentText(),
                           depth=self.depth.value(), outputs=self.outputs.value(),
@@ -109,7 +116,7 @@ class TrainDialog(ConfigDialog):
 
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
                  current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None,
-                 trained: frozenset[str] = frozenset()) -> None:
+                 trained: frozenset[str] = frozenset(), scale: int = 1) -> None:
         """Long because it lays out the form's rows in reading order, one TrainConfig option each;
         split, the form would be harder to follow than to scroll."""
         super().__init__("Train model", parent)
@@ -128,7 +135,8 @@ class TrainDialog(ConfigDialog):
                            "are averaged, so memory follows this number, not the batch size. Must divide "
                            "the batch size. auto: 2 on a CPU, the whole batch on a GPU")
         self.micro.setSpecialValueText("auto")
-        patch = d.patch if dim == 2 else (32, 128, 128)
+        # a model at 1/scale of the resolution: patches scale times larger for the same cost
+        patch = scaled_patch(d.patch, scale) if dim == 2 else (32, 128, 128)
         smallest = _smallest_sample(datasets)
         if smallest is not None:  # a default that fits every loaded sample
             patch = tuple(min(p, s) for p, s in zip(patch, smallest))
