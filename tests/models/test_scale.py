@@ -126,3 +126,21 @@ def test_cli_creates_a_scaled_model_and_trains_it_on_patches_twice_as_large(tmp_
         assert cli.main(f"train s.keras o.keras DS.hdf5 DS.hdf5 {extra}".split()) == 1
         assert tuple(seen[-1].patch) == patch
     assert "patch (1, 512, 512)" in capsys.readouterr().out
+
+
+def test_a_scaled_model_package_passes_bioimageio_test_and_reimports_with_its_multiple(tmp_path):
+    pytest.importorskip("bioimageio.core")
+    from bioimageio.core import test_model
+
+    from deepscem.models.bioimageio import load_package
+    from deepscem.models.export import export_bioimageio
+    from deepscem.models.storage import model_info_from
+
+    config = UNetConfig(**TINY, scale=2)
+    model = build(scale=2)
+    image = np.random.default_rng(3).random((3, 40, 48)).astype(np.float32)
+    package = export_bioimageio(model, model_info_from(model, config), tmp_path / "s.zip", image=image)
+    summary = test_model(package, weight_format="onnx")
+    assert summary.status == "passed", summary.format()
+    _, info = load_package(package, engine="onnxruntime")
+    assert info.tile_multiple == 4  # 2**depth x scale, declared as the package's size step
