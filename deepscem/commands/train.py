@@ -82,8 +82,8 @@ def register(subparsers) -> None:
                         "(default: 2 on a CPU, B on a GPU; 0 = B)")
     p.add_argument("--patch", nargs=3, action=_Given, type=int, default=list(d.patch),
                    metavar=("Z", "Y", "X"),
-                   help="patch size; Z = 1 for 2D models; sizes multiples of 2**depth "
-                        "(default %(default)s)")
+                   help="patch size; Z = 1 for 2D models; sizes multiples of 2**depth (x the "
+                        "model's scale) (default %(default)s, Y and X x the model's --scale)")
     p.add_argument("--steps-per-epoch", type=int, action=_Given, default=d.steps_per_epoch, metavar="S",
                    help=f"training steps (batches) per epoch (default: {EPOCH_PATCHES} patches, "
                         "i.e. %(default)s steps of the default batch)")
