@@ -119,6 +119,13 @@ def _trained(entry: ModelEntry) -> bool:
                                  or bool(getattr(info, "legacy", False)))
 
 
+def _kind(entry: ModelEntry) -> tuple[int, int]:
+    """(dimension, UNetConfig.scale) of a model: what its default training patch follows."""
+    info = entry.info
+    return (int(getattr(info, "dimension", 2) or 2),
+            int(getattr(getattr(info, "unet", None), "scale", 1) or 1))
+
+
 def _accept_fine_tuned(parent, name: str, result) -> bool:
     """Ask whether the fine-tuned weights replace the previous ones (kept until then)."""
     reason = getattr(result, "stopped_reason", "") or "finished"
@@ -282,10 +289,10 @@ class ModelActions(QObject):
     def train_clicked(self) -> None:
         entry = self._entry(idle=True)
         dialog = TrainDialog(self._names(), list(self.w.tree.summaries.values()), entry.name,
-                             self.w.tree.selection()[0], dim=int(getattr(entry.info, "dimension", 2) or 2),
+                             self.w.tree.selection()[0], dim=_kind(entry)[0],
                              parent=self.w,
                              trained=frozenset(e.name for e in self.models.entries() if _trained(e)),
-                             scale=int(getattr(getattr(entry.info, "unet", None), "scale", 1) or 1))
+                             scale=_kind(entry)[1], kinds={e.name: _kind(e) for e in self.models.entries()})
         req = dialog.ask()
         if req is not None:
             self.train(req, dialog.log_path())

@@ -106,6 +106,23 @@ def test_create_model_dialog_scale_and_the_train_dialog_patch_that_follows_it(qt
         train = TrainDialog(["unet"], [], "unet", None, scale=scale)
         qtbot.addWidget(train)
         assert [s.value() for s in train.patch] == [1, side, side]
+    # the default patch follows the model chosen in the dialog, a typed one stays
+    kinds = {"plain": (2, 1), "half": (2, 2), "vol": (3, 1)}
+    train = TrainDialog(list(kinds), [], "plain", None, kinds=kinds)
+    qtbot.addWidget(train)
+
+    def patch():
+        return [s.value() for s in train.patch]
+
+    train.model_combo.setCurrentText("half")
+    assert patch() == [1, 512, 512]
+    train.model_combo.setCurrentText("vol")
+    assert patch() == [32, 128, 128]
+    train.model_combo.setCurrentText("plain")
+    assert patch() == [1, 256, 256]
+    train.patch[1].setValue(320)
+    train.model_combo.setCurrentText("half")
+    assert patch() == [1, 320, 256]
 
 
 def test_train_dialog_steps_follow_the_batch_until_typed(qtbot, tmp_path):

@@ -116,9 +116,11 @@ class TrainDialog(ConfigDialog):
 
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
                  current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None,
-                 trained: frozenset[str] = frozenset(), scale: int = 1) -> None:
+                 trained: frozenset[str] = frozenset(), scale: int = 1,
+                 kinds: dict[str, tuple[int, int]] | None = None) -> None:
         """Long because it lays out the form's rows in reading order, one TrainConfig option each;
-        split, the form would be harder to follow than to scroll."""
+        split, the form would be harder to follow than to scroll. dim, scale: the current model's;
+        kinds: (dim, scale) of every model offered, so the default patch follows the choice."""
         super().__init__("Train model", parent)
         self.trained = trained  # models that already learnt: training them is fine-tuning
         d = TrainConfig()
@@ -135,12 +137,11 @@ class TrainDialog(ConfigDialog):
                            "are averaged, so memory follows this number, not the batch size. Must divide "
                            "the batch size. auto: 2 on a CPU, the whole batch on a GPU")
         self.micro.setSpecialValueText("auto")
-        # a model at 1/scale of the resolution: patches scale times larger for the same cost
-        patch = scaled_patch(d.patch, scale) if dim == 2 else (32, 128, 128)
-        smallest = _smallest_sample(datasets)
-        if smallest is not None:  # a default that fits every loaded sample
-            patch = tuple(min(p, s) for p, s in zip(patch, smallest))
-        self.patch = [spin_box(1, 4096, v, "Patch size (Z, Y, X); Z = 1 for 2D models") for v in patch]
+        self._smallest = _smallest_sample(datasets)
+        self._kinds = dict(kinds or {})
+        self._kind = (dim, scale)  # the model whose default patch the spins were given
+        self.patch = [spin_box(1, 4096, v, "Patch size (Z, Y, X); Z = 1 for 2D models")
+                      for v in self._default_patch(*self._kind)]
         self.steps = spin_box(1, 100000, d.steps_per_epoch, "Training steps per epoch")
         self.epochs = spin_box(1, 100000, d.epochs)
         self.valid_steps = spin_box(0, 100000, d.validation_steps, "0 = no validation")
@@ -202,6 +203,7 @@ class TrainDialog(ConfigDialog):
         self.valid_steps.valueChanged.connect(self._show_warnings)
         self._show_warnings()
         self.model_combo.currentTextChanged.connect(self._fine_tune_default)
+        self.model_combo.currentTextChanged.connect(self._follow_model)
         self._fine_tune_default(self.model_combo.currentText())
         self._batch_was = self.batch.value()
         self.batch.valueChanged.connect(self._keep_patch_counts)
@@ -215,6 +217,24 @@ class TrainDialog(ConfigDialog):
             if spin.value() and spin.value() == steps_for(patches, self._batch_was):
                 spin.setValue(steps_for(patches, batch))
         self._batch_was = batch
+
+    def _default_patch(self, dim: int, scale: int) -> tuple[int, ...]:
+        """The default patch of a (dim, scale) model (a model at 1/scale of the resolution:
+        scale times larger for the same cost), cut to fit every loaded sample."""
+        patch = scaled_patch(TrainConfig().patch, scale) if dim == 2 else (32, 128, 128)
+        if self._smallest is not None:
+            patch = tuple(min(p, s) for p, s in zip(patch, self._smallest))
+        return patch
+
+    def _follow_model(self, model: str) -> None:
+        """A patch still at the previous model's default becomes the new model's; typed stays."""
+        kind = self._kinds.get(model)
+        if kind is None or kind == self._kind:
+            return
+        if tuple(s.value() for s in self.patch) == self._default_patch(*self._kind):
+            for spin, value in zip(self.patch, self._default_patch(*kind)):
+                spin.setValue(value)
+        self._kind = kind
 
     def _fine_tune_default(self, model: str) -> None:
         """A trained model starts from its weights: a short time budget (fine-tuning) by default."""
