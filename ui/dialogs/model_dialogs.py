@@ -51,7 +51,7 @@ class CreateModelDialog(ConfigDialog):
         self.auto_data: tuple[Path, ...] | None = None
         self.name_edit = QLineEdit(d.name)
         self.dim = combo_box(["2", "3"], str(d.dim), "2D models work on slices and are usually better "
-                          "for organelles; 3D on (Z, Y, X) patches")
+                             "for organelles; 3D on (Z, Y, X) patches")
         self.block = combo_box(["residual", "vgg"], d.block, "Convolution block type")
         self.kernel = spin_box(1, 11, d.kernel_size, "Convolution size per axis")
         self.filters = spin_box(1, 512, d.filters, "Filters at the first level (level l has f * 2^l)")
@@ -64,16 +64,16 @@ class CreateModelDialog(ConfigDialog):
             self.outputs.setToolTip("Locked to the datasets' number of labels (safe mode; "
                                     "start with --gui-no-safe to change it)")
         self.activation = combo_box(["sigmoid", "softmax", "tanh", "linear"], d.activation,
-                                 "sigmoid: independent labels; softmax: exclusive classes; "
-                                 "tanh/linear: distance-map regression")
+                                    "sigmoid: independent labels; softmax: exclusive classes; "
+                                    "tanh/linear: distance-map regression")
         # Not chosen by the user: measured on the loaded data when there is some (issue 16).
         self.context = combo_box(["0", "1", "2", "3", "auto"],
-                              "auto" if self.datasets else str(d.context),
-                              "2.5D: neighbouring slices on either side given to a 2D model as "
-                              "extra input channels (context for isotropic stacks such as "
-                              "FIB-SEM). auto (the default when datasets are loaded): measured "
-                              "on the loaded datasets (voxel size, how alike neighbouring "
-                              "slices are)")
+                                 "auto" if self.datasets else str(d.context),
+                                 "2.5D: neighbouring slices on either side given to a 2D model as "
+                                 "extra input channels (context for isotropic stacks such as "
+                                 "FIB-SEM). auto (the default when datasets are loaded): measured "
+                                 "on the loaded datasets (voxel size, how alike neighbouring "
+                                 "slices are)")
         self.scale = combo_box(["1", "2", "4"], str(d.scale),
                                "2D: the network works at 1/scale of the YX resolution (block means in, "
                                "its output up-sampled back), so a patch of the same cost sees scale² "
@@ -129,13 +129,13 @@ class TrainDialog(ConfigDialog):
         self.train_list = DatasetChecklist(datasets, current_dataset)
         self.valid_list = DatasetChecklist(datasets, current_dataset)
         self.loss = combo_box(list(LOSS_NAMES), d.loss,
-                           "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps; "
-                           "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x")
+                              "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps; "
+                              "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x")
         self.batch = spin_box(1, 1024, d.batch_size, "Patches per training step")
         self.micro = spin_box(0, 1024, int(d.micro_batch_size or 0),
-                           "Patches computed at once: each batch runs in several passes whose gradients "
-                           "are averaged, so memory follows this number, not the batch size. Must divide "
-                           "the batch size. auto: 2 on a CPU, the whole batch on a GPU")
+                              "Patches computed at once: each batch runs in several passes whose gradients "
+                              "are averaged, so memory follows this number, not the batch size. Must divide "
+                              "the batch size. auto: 2 on a CPU, the whole batch on a GPU")
         self.micro.setSpecialValueText("auto")
         self._smallest = _smallest_sample(datasets)
         self._kinds = dict(kinds or {})
@@ -162,17 +162,17 @@ class TrainDialog(ConfigDialog):
         self.reduce_lr = QCheckBox("Reduce LR on plateau")
         self.reduce_lr.setChecked(d.reduce_lr)
         self.schedule = combo_box(["plateau", "cosine", "constant"], d.lr_schedule,
-                               "plateau: halve the LR when the loss stalls (with 'Reduce LR on plateau'); "
-                               "cosine: decay it smoothly to ~0 over the run or the time limit (best for "
-                               "a fixed budget); constant")
+                                  "plateau: halve the LR when the loss stalls (with 'Reduce LR on plateau'); "
+                                  "cosine: decay it smoothly to ~0 over the run or the time limit (best for "
+                                  "a fixed budget); constant")
         self.schedule.currentTextChanged.connect(lambda s: self.reduce_lr.setEnabled(s == "plateau"))
         self.time_limit = spin_box(0, 100000, int(d.time_limit_minutes or 0),
-                                "Stop after this many minutes, keeping the best weights (0 = no limit)")
+                                   "Stop after this many minutes, keeping the best weights (0 = no limit)")
         self.time_limit.setSuffix(" min")
         self.time_limit.setSpecialValueText("no limit")
         self.mixed = combo_box(list(_PRECISIONS), "auto", "auto: bfloat16 (mixed precision) for 2D models "
-                            "where it is ~20% faster: CPUs with bf16 instructions, GPUs of compute "
-                            "capability >= 8; float32 elsewhere and for 3D models")
+                               "where it is ~20% faster: CPUs with bf16 instructions, GPUs of compute "
+                               "capability >= 8; float32 elsewhere and for 3D models")
         self.rotate = QCheckBox("Rotate 90°")
         self.rotate.setChecked(d.rotate)
         self.flip = QCheckBox("Flip")
@@ -180,7 +180,7 @@ class TrainDialog(ConfigDialog):
         self.intensity = QCheckBox("Intensity jitter")
         self.intensity.setChecked(d.intensity)
         self.target = combo_box(["label", "distance"], d.target, "Train on binary labels or their "
-                             "distance maps (label_XXXX_dt, use MSE and tanh/linear)")
+                                "distance maps (label_XXXX_dt, use MSE and tanh/linear)")
         self.log_edit = PathEdit("save", "CSV (*.csv)", "optional per-epoch CSV log")
         rows = (("Model", self.model_combo), ("Training datasets", self.train_list),
                 ("Validation datasets", self.valid_list), ("Loss", self.loss), ("Target", self.target),

@@ -65,7 +65,7 @@ class PredictDialog(ConfigDialog):
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setValue(0.5)
         self.min_size = spin_box(0, 10**9, d.min_size, "After thresholding, remove connected objects of "
-                              "fewer voxels (specks); 0 keeps every object")
+                                 "fewer voxels (specks); 0 keeps every object")
         self.min_size.setSuffix(" voxels")
         self.use_threshold.toggled.connect(self.min_size.setEnabled)
         self.min_size.setEnabled(False)
