@@ -13,6 +13,7 @@ from PyQt5.QtWidgets import QMessageBox
 
 from deepscem.config import UNetConfig
 from deepscem.errors import ModelError
+from deepscem.models.introspection import model_scale
 from deepscem.training.stop_reasons import StopReason
 
 from .dialogs import file_dialogs
@@ -121,9 +122,7 @@ def _trained(entry: ModelEntry) -> bool:
 
 def _kind(entry: ModelEntry) -> tuple[int, int]:
     """(dimension, UNetConfig.scale) of a model: what its default training patch follows."""
-    info = entry.info
-    return (int(getattr(info, "dimension", 2) or 2),
-            int(getattr(getattr(info, "unet", None), "scale", 1) or 1))
+    return int(getattr(entry.info, "dimension", 2) or 2), model_scale(entry.info)
 
 
 def _accept_fine_tuned(parent, name: str, result) -> bool:

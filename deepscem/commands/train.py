@@ -244,6 +244,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
                                           overwrite=overwrite)
 
     from deepscem.devices import describe_device
+    from deepscem.models.introspection import model_scale
     from deepscem.models.storage import H5_SUFFIXES, KERAS_SUFFIXES, load_model, save_model
 
     if out.suffix.lower() not in (*KERAS_SUFFIXES, *H5_SUFFIXES):
@@ -255,9 +256,8 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
 
     model, info = load_model(model_in_path)
     config = resolved(config, info)  # e.g. bfloat16 where fast (said below), as train() would
-    scale = int(info.unet.scale) if info.unet is not None else 1
-    if not patch_given and scale > 1:
-        config = dataclasses.replace(config, patch=scaled_patch(config.patch, scale))
+    if not patch_given and model_scale(info) > 1:
+        config = dataclasses.replace(config, patch=scaled_patch(config.patch, model_scale(info)))
     if auto is not None:
         config = _auto_config(config, model, info, train_ds, valid_ds, *auto)
     device = describe_device()
@@ -305,6 +305,7 @@ def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds
     """``config`` with the automatic choices for the options not given; prints every choice."""
     from deepscem.dataset.context import model_context
     from deepscem.devices import has_gpu
+    from deepscem.models.introspection import model_scale
     from deepscem.training import autoconfig
 
     own_validation = bool(valid_ds) and [Path(p).resolve() for p in valid_ds] != [
@@ -313,7 +314,7 @@ def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds
     choice = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu(),
                                memory_gib=memory or autoconfig.MEMORY_GIB,
                                context=model_context(model), dim=info.dimension,
-                               scale=int(info.unet.scale) if info.unet is not None else 1)
+                               scale=model_scale(info))
     if info.dimension == 2:
         wanted = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu()).context
         if wanted != choice.context and not info.history:

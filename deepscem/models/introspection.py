@@ -153,6 +153,12 @@ def tile_multiple(model: Any = None, info: ModelInfo | None = None) -> int:
     return multiple
 
 
+def model_scale(info: Any) -> int:
+    """The U-Net's ``scale`` (its network works at 1/scale of the YX resolution): 1 when the
+    metadata has no U-Net configuration (files without metadata, no info at all)."""
+    return int(getattr(getattr(info, "unet", None), "scale", 1) or 1)
+
+
 def round_to_multiple(size: int, multiple: int) -> int:
     """The nearest size >= ``multiple`` that is a multiple of it, rounding DOWN (a tile or patch
     never grows past what the user asked; too small rounds up to one multiple).

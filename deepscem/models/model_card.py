@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepscem.models.introspection import model_scale, tile_multiple
+
 
 @dataclass
 class ExportCard:
@@ -33,9 +35,9 @@ def card_text(info: Any, card: ExportCard, name: str, synthetic: bool) -> str:
              "One grey channel, float32. DeepSCEM maps grey values to [0, 1] with the minimum and "
              "maximum of the whole volume; the package declares this as `scale_range` with "
              "percentiles 0 and 100 over the sample. Every spatial size must be a multiple of "
-             f"{2 ** int(unet.depth) * int(unet.scale) if unet else 'the network multiple'}"
-             + (f" (the network works at 1/{unet.scale} of the resolution inside the model)"
-                if unet and int(unet.scale) > 1 else "") + ".", "",
+             f"{tile_multiple(info=info) if unet else 'the network multiple'}"
+             + (f" (the network works at 1/{model_scale(info)} of the resolution inside the model)"
+                if model_scale(info) > 1 else "") + ".", "",
              "## Output", "",
              f"{info.outputs} channel(s) ({', '.join(info.label_names)}), probabilities in [0, 1] "
              "(threshold 0.5 for a mask).", "",
