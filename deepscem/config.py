@@ -159,7 +159,8 @@ class TrainConfig:
     validation_steps = 0 means no validation. mixed_precision: bfloat16 compute; None = on for 2D
     models where the device computes it fast. label_focus: fraction of patches centred on a
     labelled voxel (0..1). Augmentation: rotate (90° in the patch plane), flip (and Z flip
-    in 3D), intensity (brightness/contrast/gamma jitter, noise, blur), defects (missing and
+    in 3D), deform (rotation by any angle, zoom, elastic displacement in the patch plane),
+    intensity (brightness/contrast/gamma jitter, noise, blur), defects (missing and
     misaligned sections; 2.5D and 3D models only). normalization: how grey values become
     [0, 1] ("minmax" or "percentile LOW HIGH", see deepscem.dataset.normalization); stored
     in the model so prediction repeats it.
@@ -185,6 +186,7 @@ class TrainConfig:
     reduce_lr: bool = True
     rotate: bool = True
     flip: bool = True
+    deform: bool = False
     intensity: bool = False
     defects: bool = False
     normalization: str = "percentile 0.5 99.5"

@@ -142,6 +142,9 @@ def _add_data_and_auto_options(p, d: TrainConfig) -> None:
                    help="random 90-degree rotations in the patch plane (default: on)")
     p.add_argument("--flip", action=flag, default=d.flip,
                    help="random flips (Y, X, and Z for 3D) (default: on)")
+    p.add_argument("--deform", action=flag, default=d.deform,
+                   help="random rotation by any angle, zoom (0.83-1.2x) and smooth elastic displacement "
+                        "in the patch plane, on half the patches (default: off)")
     p.add_argument("--intensity", action=flag, default=d.intensity,
                    help="random brightness/contrast/gamma, noise and blur (default: off)")
     p.add_argument("--defects", action=flag, default=d.defects,
@@ -184,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                          steps_per_epoch=steps, epochs=args.epochs,
                          validation_steps=validation, learning_rate=args.lr,
                          keep_best=args.keep_best, early_stopping=args.early_stopping,
-                         reduce_lr=args.reduce_lr, rotate=args.rotate, flip=args.flip,
+                         reduce_lr=args.reduce_lr, rotate=args.rotate, flip=args.flip, deform=args.deform,
                          intensity=args.intensity, label_focus=focus, target=args.target,
                          mixed_precision=args.mixed_precision, seed=args.seed,
                          lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit,

@@ -1,8 +1,13 @@
-"""Per-patch data augmentation in NumPy: 90° rotations, flips, intensity, EM section defects.
+"""Per-patch data augmentation in NumPy: 90° rotations, flips, deformations, intensity, EM
+section defects.
 
 Geometric transforms act on the image (Z, Y, X) and its target (Z, Y, X, C) together;
 they stay in the patch plane (Y, X) plus a Z flip for 3D patches, because EM volumes
-are often anisotropic in Z. Intensity changes (gamma, contrast, brightness, Gaussian noise,
+are often anisotropic in Z. A deformation (``deform``) is a rotation by any angle, a zoom
+and a smooth elastic displacement (Ronneberger et al. 2015, whose U-Net learnt this
+serial-section TEM task from 30 slices with it), the same for every slice of the patch;
+the image is resampled linearly, the target (labels and annotated mask) by nearest
+neighbour, both mirrored at the patch border. Intensity changes (gamma, contrast, brightness, Gaussian noise,
 Gaussian blur) touch the image only and keep it in [0, 1].
 
 Section defects imitate what serial sectioning does to a stack (missing or damaged
@@ -18,7 +23,7 @@ from a random section on, so they stay in register.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +37,10 @@ class Augmentation:
     with probability ``noise_probability`` Gaussian noise of standard deviation up to
     ``noise`` (image units, [0, 1] range); with probability ``blur_probability`` a Gaussian
     blur in Y/X of sigma up to ``blur`` pixels.
+    Deformation (``deform``), with probability ``deform_probability`` per patch: a rotation
+    by an angle in [-``rotation``, ``rotation``] degrees, a zoom by a factor in [1/``zoom``,
+    ``zoom``] (log-uniform), and elastic displacements of standard deviation ``elastic``
+    pixels drawn on a grid of ``elastic_spacing`` pixels and interpolated smoothly between.
     Defects (``defects``, stacks only, see the module docstring): per patch, with
     probability ``missing_probability`` one section is blanked (its values set to the patch
     mean), with probability ``misalign_probability`` the sections from one on are shifted by
@@ -49,6 +58,12 @@ class Augmentation:
     noise_probability: float = 0.3
     blur: float = 1.2
     blur_probability: float = 0.2
+    deform: bool = False
+    deform_probability: float = 0.5
+    rotation: float = 180.0
+    zoom: float = 1.2
+    elastic: float = 4.0
+    elastic_spacing: int = 64
     defects: bool = False
     missing_probability: float = 0.15
     misalign_probability: float = 0.15
@@ -56,7 +71,11 @@ class Augmentation:
 
     @property
     def active(self) -> bool:
-        return self.rotate or self.flip or self.intensity or self.defects
+        return self.rotate or self.flip or self.deform or self.intensity or self.defects
+
+    def exact(self) -> Augmentation:
+        """These flips and 90° rotations only: patches that keep every grey value as it is."""
+        return replace(self, deform=False, intensity=False, defects=False)
 
 
 def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
@@ -81,11 +100,72 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
         if flips:
             image = np.flip(image, flips)
             target = np.flip(target, tuple(a for a in flips if target.shape[a] == image.shape[a]))
+    if aug.deform and rng.random() < aug.deform_probability:
+        image, target = deform(image, target, rng, aug)
     if aug.defects and image.shape[0] > 1:
         image, target = section_defects(image, target, rng, aug)
     if aug.intensity:
         image = jitter_intensity(image, rng, aug)
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(target)
+
+
+def deform(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+           aug: Augmentation) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate, zoom and elastically displace every (Y, X) slice of a patch alike (see
+    :class:`Augmentation`). image (Z, Y, X) float; target (Z', Y, X, C) of the same Y, X.
+    Returns new arrays of the same shapes: the image float32, the target of its dtype, its
+    values among the input's (nearest neighbour)."""
+    from scipy.ndimage import map_coordinates
+
+    coords = deformation_grid(image.shape[1:], rng, aug)
+    out = np.empty(image.shape, np.float32)
+    for z in range(image.shape[0]):
+        map_coordinates(np.asarray(image[z], np.float32), coords, output=out[z], order=1, mode="mirror")
+    moved = np.empty(target.shape, target.dtype)
+    for z in range(target.shape[0]):
+        for c in range(target.shape[-1]):
+            map_coordinates(np.ascontiguousarray(target[z, ..., c]), coords, output=moved[z, ..., c],
+                            order=0, mode="mirror")
+    return out, moved
+
+
+def deformation_grid(shape: tuple[int, int], rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """(2, Y, X) float32 source coordinates for each output pixel of a (Y, X) plane: a rotation
+    and zoom about the plane's centre plus a smooth displacement field (see
+    :class:`Augmentation`)."""
+    h, w = shape
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    angle = np.deg2rad(rng.uniform(-aug.rotation, aug.rotation))
+    log_zoom = np.log(max(aug.zoom, 1.0))
+    scale = float(np.exp(rng.uniform(-log_zoom, log_zoom)))
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32) - cy, np.arange(w, dtype=np.float32) - cx,
+                         indexing="ij")
+    coords = np.stack([cos * yy - sin * xx + cy, sin * yy + cos * xx + cx]).astype(np.float32)
+    if aug.elastic > 0:
+        coords += _smooth_field(shape, rng, aug.elastic, aug.elastic_spacing)
+    return coords
+
+
+def _smooth_field(shape: tuple[int, int], rng: np.random.Generator, sigma: float,
+                  spacing: int) -> np.ndarray:
+    """(2, Y, X) displacements: normal(0, sigma) on a coarse grid of ``spacing`` pixels (at
+    least 2 x 2 points), interpolated to every pixel with cubic splines (separably: a
+    (Y, gy) and an (X, gx) interpolation matrix around the coarse values)."""
+    grid = tuple(max(2, int(round(n / max(1, spacing))) + 1) for n in shape)
+    coarse = rng.normal(0.0, sigma, size=(2,) + grid).astype(np.float32)
+    ym, xm = (_spline_matrix(n, g) for n, g in zip(shape, grid))
+    return np.einsum("yi,cij,xj->cyx", ym, coarse, xm, optimize=True).astype(np.float32)
+
+
+def _spline_matrix(n: int, g: int) -> np.ndarray:
+    """(n, g): row i interpolates g coarse values (cubic spline) at position i of n, the
+    first and last rows at the first and last coarse point."""
+    from scipy.ndimage import map_coordinates
+
+    at = np.linspace(0.0, g - 1.0, n)[None]
+    return np.stack([map_coordinates(np.eye(g, dtype=np.float32)[k], at, order=3, mode="nearest")
+                     for k in range(g)], axis=1)
 
 
 def jitter_intensity(image: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:

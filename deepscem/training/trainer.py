@@ -185,8 +185,8 @@ def _prepare(model: keras.Model, info: ModelInfo, config: TrainConfig) -> _Run:
     # A batch of config.batch_size patches = `passes` forward/backward passes of `micro`
     # patches; Keras' optimizer averages their gradients and updates once per batch.
     micro = micro_batch(config)
-    augmentation = Augmentation(rotate=config.rotate, flip=config.flip, intensity=config.intensity,
-                                defects=config.defects, dim=dim)
+    augmentation = Augmentation(rotate=config.rotate, flip=config.flip, deform=config.deform,
+                                intensity=config.intensity, defects=config.defects, dim=dim)
     return _Run(dim=dim, outputs=outputs, context=model_context(model), patch=patch,
                 loss=get_loss(config.loss, activation), metrics=get_metrics(activation),
                 micro=micro, passes=int(config.batch_size) // micro, augmentation=augmentation)
@@ -294,12 +294,12 @@ def _recompute_batchnorm(work: keras.Model, train_sampler: PatchSampler, run: _R
                          seed: int, progress: ProgressCallback | None) -> int:
     """Replace BatchNorm's moving statistics by averages over fresh training patches, in
     passes of the training micro-batch (the statistics BatchNorm trained with), with the
-    kept weights; no intensity or defect augmentation, so they describe the real images."""
+    kept weights; only flips and 90° rotations (``exact()``), so they describe the real images."""
     from deepscem.training.batchnorm import recompute_batchnorm
 
     rng = np.random.default_rng([seed, 7])
     plain = PatchSequence(train_sampler, run.micro, 1, dim=run.dim, seed=seed,
-                          augmentation=dataclasses.replace(run.augmentation, intensity=False, defects=False))
+                          augmentation=run.augmentation.exact())
     # After a cancel the user is waiting: fewer batches (still far better than none).
     cancelled = state.reason == StopReason.CANCELLED
     patches = min(BATCHNORM_PATCHES // 4 if cancelled else BATCHNORM_PATCHES, max(2, state.steps_done) * 8)

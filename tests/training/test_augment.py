@@ -7,6 +7,8 @@ from deepscem.training.augment import (
     add_noise,
     augment,
     blur,
+    deform,
+    deformation_grid,
     jitter_intensity,
     section_defects,
     translate,
@@ -103,3 +105,61 @@ def test_augment_applies_defects_only_to_stacks_and_flips_2_5d_stacks_in_z(rng):
         orders.add(tuple(out[:, 0, 0]))
     assert orders == {(0.0, 0.5, 1.0), (1.0, 0.5, 0.0)}
     assert Augmentation(defects=True).active and not Augmentation().active
+
+
+DEFORM_ONLY = dict(deform=True, deform_probability=1.0, rotation=0.0, zoom=1.0, elastic=0.0)
+
+
+def test_deform_without_rotation_zoom_or_elastic_is_the_identity(rng):
+    image = _image(rng)
+    target = (rng.random((1, 32, 32, 2)) > 0.5).astype(np.float32)
+    out, moved = deform(image, target, rng, Augmentation(**DEFORM_ONLY))
+    assert np.allclose(out, image, atol=1e-5) and np.array_equal(moved, target)
+
+
+def test_deform_rotates_by_the_drawn_angle_and_keeps_image_and_target_in_register(rng):
+    # a bright square, labelled where it is: any deformation must move both alike
+    image = np.zeros((3, 64, 64), np.float32)
+    image[:, 10:30, 36:56] = 1.0
+    target = (image[1:2] > 0.5)[..., None].astype(np.float32)
+    for seed in range(6):
+        aug = dict(DEFORM_ONLY, rotation=180.0, zoom=1.2, elastic=3.0, elastic_spacing=16)
+        out, moved = deform(image, target, np.random.default_rng(seed), Augmentation(**aug))
+        assert out.shape == image.shape and moved.shape == target.shape and moved.dtype == target.dtype
+        assert set(np.unique(moved)) <= {0.0, 1.0}  # nearest neighbour: labels stay labels
+        inside = moved[0, ..., 0] > 0
+        assert inside.sum() > 100 and np.mean((out[1] > 0.5) != inside) < 0.02  # edges may differ
+        assert np.allclose(out[0], out[2])  # every slice of a 2.5D stack moves alike
+    # a blob 20 px right of the centre ends up where the drawn angle puts it (the plane large
+    # enough that no mirrored copy of the blob rotates in)
+    blob = np.zeros((1, 129, 129), np.float32)
+    blob[0, 62:67, 82:87] = 1.0
+    for seed in range(4):
+        angle = np.deg2rad(np.random.default_rng(seed).uniform(-180.0, 180.0))
+        out, _ = deform(blob, blob[..., None], np.random.default_rng(seed),
+                        Augmentation(**{**DEFORM_ONLY, "rotation": 180.0}))
+        yy, xx = np.nonzero(out[0] > 0.5)
+        assert np.hypot(yy.mean() - (64 + 20 * np.sin(angle)), xx.mean() - (64 + 20 * np.cos(angle))) < 1.0
+    areas = {float(deform(blob, blob[..., None], np.random.default_rng(s),
+                          Augmentation(**{**DEFORM_ONLY, "zoom": 1.5}))[1].sum()) for s in range(8)}
+    assert len(areas) > 1  # the zoom changes the labelled area
+
+
+def test_deform_field_is_smooth_and_of_the_asked_size(rng):
+    aug = Augmentation(**{**DEFORM_ONLY, "elastic": 4.0, "elastic_spacing": 32})
+    fields = [deformation_grid((128, 96), np.random.default_rng(s), aug) for s in range(10)]
+    yy, xx = np.meshgrid(np.arange(128), np.arange(96), indexing="ij")
+    shifts = np.stack([f - np.stack([yy, xx]) for f in fields])
+    assert shifts.shape == (10, 2, 128, 96)
+    assert 2.0 < float(shifts.std()) < 6.0  # ~elastic pixels
+    assert float(np.abs(np.diff(shifts, axis=-1)).max()) < 1.0  # smooth: neighbours move alike
+
+
+def test_augment_deforms_on_the_asked_share_of_patches(rng):
+    image = _image(rng, (1, 32, 32))
+    target = np.zeros((1, 32, 32, 1), np.float32)
+    aug = Augmentation(deform=True, deform_probability=0.5)
+    changed = sum(not np.allclose(augment(image, target, np.random.default_rng(s), aug)[0], image)
+                  for s in range(40))
+    assert 10 <= changed <= 30
+    assert Augmentation(deform=True).active and not Augmentation().active
