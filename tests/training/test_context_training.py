@@ -58,7 +58,7 @@ def test_training_a_2_5d_model_with_held_back_slices_and_keep_best_on_the_score(
     model = build_unet(config)
     train_config = TrainConfig(batch_size=2, patch=(1, 16, 16), steps_per_epoch=2, epochs=2,
                                validation_steps=1, seed=0, holdout=0.3, keep_best_on="score",
-                               defects=True, intensity=True, normalization="percentile 1 99")
+                               defects=True, intensity=True, deform=True, normalization="percentile 1 99")
     result = train(model, model_info_from(model, config), [stack], [stack], train_config, run_eagerly=True)
     assert result.steps_done == 4 and "val_f1" in result.history and result.best_epoch in (0, 1)
     best = int(np.argmax(result.history["val_f1"]))

@@ -166,10 +166,11 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     assert dialog.mixed.currentText() == "auto"  # TrainConfig's None: bfloat16 where it is fast
     dialog.mixed.setCurrentText("bfloat16")
     dialog.loss.setCurrentText("dice+boundarycrossentropy")
+    dialog.deform.setChecked(not TrainConfig().deform)
     dialog.accept()
     assert dialog.value.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32),
                                               lr_schedule="cosine", time_limit_minutes=15,
-                                              mixed_precision=True,
+                                              mixed_precision=True, deform=not TrainConfig().deform,
                                               loss="dice+boundarycrossentropy")
     # passes of fewer patches than the batch (less memory); they must divide the batch
     assert dialog.micro.text() == "auto"

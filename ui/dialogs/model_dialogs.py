@@ -177,6 +177,10 @@ class TrainDialog(ConfigDialog):
         self.rotate.setChecked(d.rotate)
         self.flip = QCheckBox("Flip")
         self.flip.setChecked(d.flip)
+        self.deform = QCheckBox("Deform")
+        self.deform.setChecked(d.deform)
+        self.deform.setToolTip("Rotation by any angle, zoom (0.83-1.2x) and smooth elastic displacement, "
+                               "on half the patches")
         self.intensity = QCheckBox("Intensity jitter")
         self.intensity.setChecked(d.intensity)
         self.target = combo_box(["label", "distance"], d.target, "Train on binary labels or their "
@@ -191,7 +195,8 @@ class TrainDialog(ConfigDialog):
                 ("Label focus", self.focus), ("LR schedule", self.schedule), ("Time limit", self.time_limit),
                 ("Callbacks", _pair(self.keep_best, self.early, self.reduce_lr, vertical=True)),
                 ("Precision", self.mixed),
-                ("Augmentation", _pair(self.rotate, self.flip, self.intensity)), ("Log", self.log_edit))
+                ("Augmentation", _pair(self.rotate, self.flip, self.deform, self.intensity)),
+                ("Log", self.log_edit))
         for label, widget in rows:
             self.form.addRow(label, widget)
         self.warning_label = QLabel("")
@@ -288,7 +293,8 @@ class TrainDialog(ConfigDialog):
                              learning_rate=self.lr.value(), keep_best=self.keep_best.isChecked(),
                              early_stopping=self.early.isChecked(), reduce_lr=self.reduce_lr.isChecked(),
                              rotate=self.rotate.isChecked(), flip=self.flip.isChecked(),
-                             intensity=self.intensity.isChecked(), label_focus=self.focus.value(),
+                             deform=self.deform.isChecked(), intensity=self.intensity.isChecked(),
+                             label_focus=self.focus.value(),
                              target=self.target.currentText(), lr_schedule=self.schedule.currentText(),
                              time_limit_minutes=self.time_limit.value() or None,
                              mixed_precision=_PRECISIONS[self.mixed.currentText()],
