@@ -4,11 +4,12 @@ section defects.
 Geometric transforms act on the image (Z, Y, X) and its target (Z, Y, X, C) together;
 they stay in the patch plane (Y, X) plus a Z flip for 3D patches, because EM volumes
 are often anisotropic in Z. A deformation (``deform``) is a rotation by any angle, a zoom
-and a smooth elastic displacement (Ronneberger et al. 2015, whose U-Net learnt this
-serial-section TEM task from 30 slices with it), the same for every slice of the patch;
-the image is resampled linearly, the target (labels and annotated mask) by nearest
-neighbour, both mirrored at the patch border. Intensity changes (gamma, contrast, brightness, Gaussian noise,
-Gaussian blur) touch the image only and keep it in [0, 1].
+and a smooth elastic displacement (Ronneberger et al. 2015, whose U-Net learnt a
+serial-section TEM stack of Drosophila VNC from 30 slices with it), the same for every
+slice of the patch; the image is resampled linearly, the target (labels and annotated mask)
+by nearest neighbour, both mirrored at the patch border. Intensity changes (gamma,
+contrast, brightness, Gaussian noise, Gaussian blur) touch the image only and keep it in
+[0, 1].
 
 Section defects imitate what serial sectioning does to a stack (missing or damaged
 sections, sections misaligned against their neighbours; Lee et al. 2017, "Superhuman
@@ -74,7 +75,7 @@ class Augmentation:
         return self.rotate or self.flip or self.deform or self.intensity or self.defects
 
     def exact(self) -> Augmentation:
-        """These flips and 90° rotations only: patches that keep every grey value as it is."""
+        """Only this augmentation's flips and 90° rotations: patches that keep every grey value."""
         return replace(self, deform=False, intensity=False, defects=False)
 
 
