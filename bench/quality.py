@@ -74,6 +74,11 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-bf16": {"train": {"mixed_precision": True}},  # + the context model create --data measures
     "measured-batch4": {"train": {"batch_size": 4}},
     "measured-batch2": {"train": {"batch_size": 2}},
+    "measured-batch1": {"train": {"batch_size": 1}},
+    # narrower (8 filters: 0.51 M parameters, ~1/4 of the FLOPs) and shallower-per-level (one
+    # plain convolution block per level: ~1/2) U-Nets of the same depth: more steps per CPU-minute
+    "measured-f8": {"unet": {"filters": 8}},
+    "measured-vgg1": {"unet": {"block": "vgg", "blocks_per_level": 1}},
     "measured-ema": {"train": {"weight_average": 0.99}},
     "measured-ema995": {"train": {"weight_average": 0.995}},
     "measured-lr1x": {"train": {"learning_rate": 1e-3}},
