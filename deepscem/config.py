@@ -311,6 +311,17 @@ def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:
     return divisor if divisor > 1 else batch
 
 
+# Test-time augmentation: (quarter turns in the YX plane, flip of X) of each transform, by
+# the number averaged. Rotations come before flips: on both shared data sets the 180-degree
+# rotation bought about half of the 8 transforms' gain and the four rotations nearly all of it
+# (bench/README.md, "Test-time augmentation").
+TTA_TRANSFORMS: dict[int, tuple[tuple[int, int], ...]] = {
+    2: ((0, 0), (2, 0)),
+    4: ((0, 0), (1, 0), (2, 0), (3, 0)),
+    8: tuple((k, f) for k in range(4) for f in (0, 1)),
+}
+
+
 @dataclass(frozen=True)
 class PredictConfig:
     """How to predict (). Patch is the tile (Z, Y, X); None = the model's default
@@ -318,7 +329,10 @@ class PredictConfig:
     (0 = none); None (default) = tile and overlap chosen from the volume, the memory budget and
     the network's border effect (deepscem.inference.tile_choice). threshold: None keeps float
     outputs, a value writes uint8 {0, 1}.
-    tta: average over flips/rotations. z_smooth: Gaussian smoothing of the outputs along Z,
+    tta: test-time augmentation, the number of transforms of each tile in the YX plane whose
+    outputs are averaged: 0 (or False, 1) = off; 2 = the tile and its 180-degree rotation; 4 =
+    its four 90-degree rotations; 8 (or True) = the four rotations with and without a flip of X
+    (2x, 4x, 8x the prediction time; bench/tta.py). z_smooth: Gaussian smoothing of the outputs along Z,
     sigma in slices (0 = off), before the threshold: slices a 2D model predicted one by one
     then agree with their neighbours; choose it well below the Z extent of the smallest
     object. min_size: after thresholding, remove connected objects of fewer voxels (0 = keep
@@ -332,13 +346,18 @@ class PredictConfig:
     overlap: float | None = None
     batch_size: int = 4
     threshold: float | None = None
-    tta: bool = False
+    tta: int = 0
     min_size: int = 0
     z_smooth: float = 0.0
     engine: str = "keras"
     precision: str | None = None
 
     def __post_init__(self) -> None:
+        tta = 8 if self.tta is True else 0 if self.tta is False or self.tta == 1 else self.tta
+        if tta not in TTA_TRANSFORMS and tta != 0:
+            raise ConfigError(f"tta is the number of transforms averaged: 0 (off), 2, 4 or 8, got "
+                              f"{self.tta!r}")
+        object.__setattr__(self, "tta", int(tta))
         if not 0.0 <= float(self.z_smooth) <= 50.0:
             raise ConfigError(f"z_smooth is a Gaussian sigma in slices between 0 (off) and 50, got "
                               f"{self.z_smooth}")

@@ -74,6 +74,11 @@ def register(subparsers) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the 8 flips/rotations of each tile "
                              "(8x slower, usually smoother)")
+    parser.add_argument("--tta-transforms", type=int, choices=(2, 4, 8), metavar="N",
+                        help="test-time augmentation with N transforms (implies --tta): 2 = the "
+                             "tile and its 180-degree rotation, 4 = its four rotations (most of "
+                             "the 8's gain at half the time, see docs/prediction.md), 8 = the "
+                             "rotations with and without a flip (default with --tta)")
     parser.add_argument("--engine", choices=("auto", "keras", "onnxruntime", "openvino"),
                         default="auto",
                         help="what runs the network: keras (TensorFlow), onnxruntime or openvino "
@@ -146,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--instances writes instance_XXXX layers into an .hdf5 output; predict "
                           "to .hdf5, or label the objects of this output with another tool")
     config = PredictConfig(patch=tuple(args.patch) if args.patch else None, overlap=args.overlap,
-                           batch_size=args.batch_size, threshold=args.threshold, tta=args.tta,
+                           batch_size=args.batch_size, threshold=args.threshold,
+                           tta=args.tta_transforms or (8 if args.tta else 0),
                            min_size=args.min_size, z_smooth=args.z_smooth, engine=args.engine,
                            precision=args.precision)
     spec = _volume_spec(args)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from deepscem import progress as prog
-from deepscem.config import PredictConfig
+from deepscem.config import TTA_TRANSFORMS, PredictConfig
 from deepscem.dataset.context import context_reader, model_context
 from deepscem.errors import DeepScemWarning, ModelError
 from deepscem.inference.slab_writer import RowWindow, SlabWriter
@@ -138,21 +138,22 @@ class Predictor:
 
     def forward(self, tiles: np.ndarray) -> np.ndarray:
         """Model output for a batch of tiles (B, tz, ty, tx) float32 -> (B, tz, ty, tx, C)
-        float32, averaged over the 8 flips/rotations in the YX plane when TTA is on."""
+        float32, averaged over the config's TTA transforms in the YX plane when TTA is on
+        (config.TTA_TRANSFORMS: 2, 4 or 8 rotations / flips)."""
         x = tiles  # 2D: (B, slices, ty, tx), the slices (1, or 1 + 2c for 2.5D) become channels
         if not self.config.tta:
             y = self._run(x)
         else:
+            transforms = TTA_TRANSFORMS[self.config.tta]
             spatial = x.shape[2:] if self.dim == 2 else x.shape[1:]
             y = np.zeros(x.shape[:1] + spatial + (self.outputs,), np.float32)
-            for k in range(4):
-                for flip in (False, True):
-                    t = np.rot90(x, k, axes=(-2, -1))
-                    t = t[..., ::-1] if flip else t
-                    out = self._run(np.ascontiguousarray(t))
-                    out = out[..., ::-1, :] if flip else out
-                    y += np.rot90(out, -k, axes=(-3, -2))
-            y /= 8
+            for k, flip in transforms:
+                t = np.rot90(x, k, axes=(-2, -1))
+                t = t[..., ::-1] if flip else t
+                out = self._run(np.ascontiguousarray(t))
+                out = out[..., ::-1, :] if flip else out
+                y += np.rot90(out, -k, axes=(-3, -2))
+            y /= len(transforms)
         return y[:, None] if self.dim == 2 else y
 
     def _run(self, x: np.ndarray) -> np.ndarray:

@@ -70,6 +70,22 @@ def test_z_smooth_smooths_the_saved_probabilities_along_z(tiny_model, labelled, 
     assert cli.main(["predict", *args, str(tmp_path / "x.hdf5"), "--z-smooth", "-1"]) == 1
 
 
+def test_tta_and_its_number_of_transforms(tiny_model, labelled, tmp_path):
+    args = [str(tiny_model), str(labelled)]
+    outs = {}
+    for name, extra in (("plain", []), ("tta", ["--tta"]), ("t8", ["--tta-transforms", "8"]),
+                        ("t2", ["--tta-transforms", "2"]), ("t4", ["--tta", "--tta-transforms", "4"])):
+        assert cli.main(["predict", *args, str(tmp_path / f"{name}.hdf5"), "--patch", "1", "16",
+                         "16", *extra]) == 0
+        with h5py.File(tmp_path / f"{name}.hdf5", "r") as f:
+            outs[name] = f["a/prediction_0000"][()]
+    np.testing.assert_array_equal(outs["tta"], outs["t8"])  # --tta is the 8 transforms
+    for a, b in (("plain", "t2"), ("t2", "t4"), ("t4", "t8")):  # an untrained net is not
+        assert np.abs(outs[a] - outs[b]).max() > 1e-4, (a, b)     # rotation-invariant
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["predict", "m", "d", "o", "--tta-transforms", "3"])
+
+
 def test_overlap_flag_forms():
     parser = cli.build_parser()
     base = ["predict", "m", "d", "o"]

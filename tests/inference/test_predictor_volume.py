@@ -79,6 +79,36 @@ def test_tta_and_threshold(model2d):
     np.testing.assert_array_equal(outs[0], (volume > 0.3).astype(np.uint8))
 
 
+@pytest.mark.parametrize("n, factor", [
+    (0, lambda i, j, h, w: j + 100 * i),                      # plain
+    (2, lambda i, j, h, w: (w - 1 + 100 * (h - 1)) / 2 + 0 * i),  # + the 180-degree rotation
+    (4, lambda i, j, h, w: 101 * (w + h - 2) / 4 + 0 * i),   # the four rotations
+    (8, lambda i, j, h, w: 101 * (w + h - 2) / 4 + 0 * i),   # + their flips of X
+])
+def test_tta_averages_exactly_its_transforms(n, factor):
+    # a forward pass that is not rotation-invariant: each output voxel is its input times
+    # (column + 100 x row) of the tile it was given, so each set of transforms has its own
+    # closed-form average (a flip of X instead of the 180-degree rotation would leave the rows)
+    def by_position(x):  # (B, ty, tx, 1) -> (B, ty, tx, 1)
+        i, j = np.indices(x.shape[1:3], dtype=np.float32)
+        return x * (j + 100 * i)[None, ..., None]
+
+    p = Predictor(identity_model(2), info(2, 2), PredictConfig(tta=n), forward=by_position)
+    tiles = np.random.default_rng(5).random((2, 1, 8, 12), dtype=np.float32)
+    y = p.forward(tiles)[:, 0, ..., 0]
+    i, j = np.indices((8, 12))
+    np.testing.assert_allclose(y, tiles[:, 0] * factor(i, j, 8, 12), rtol=1e-5)
+
+
+def test_tta_true_is_the_eight_transforms_and_bad_counts_say_what_to_give():
+    from deepscem.errors import ConfigError
+
+    assert PredictConfig(tta=True).tta == 8 and PredictConfig(tta=False).tta == 0
+    assert PredictConfig(tta=1).tta == 0
+    with pytest.raises(ConfigError, match="0 \\(off\\), 2, 4 or 8"):
+        PredictConfig(tta=3)
+
+
 def test_tiles_are_multiples_of_the_network_size(model3d):
     p = Predictor(model3d, info(3, 3), PredictConfig(patch=(5, 20, 30)))
     grid = p.grid((40, 100, 100))

@@ -213,6 +213,10 @@ def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
     dialog.z_smooth.setValue(1.5)
     dialog.accept()
     assert dialog.value.config.z_smooth == 1.5
+    assert dialog.value.config.tta == 0 and dialog.tta.currentText() == "off"
+    dialog.tta.setCurrentIndex(2)  # the four rotations
+    dialog.accept()
+    assert dialog.value.config.tta == 4
 
 
 def test_evaluate_crop_distance_and_save_as_dialogs(qtbot, tmp_path):
