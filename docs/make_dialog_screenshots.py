@@ -71,7 +71,11 @@ def main() -> int:
     grab(AddSampleDialog(summaries[:1], path, "~/em/volume_2.tif", ["~/em/volume_2_label.tif"]),
          "dialog_add_sample.png", 520)
     grab(CreateModelDialog(locked_outputs=1), "dialog_new_model.png")
-    grab(TrainDialog(["unet"], summaries[:1], "unet", path, dim=2), "dialog_train.png", 860)
+    import keras  # noqa: F401  (as in the app once a model exists: the device is known)
+
+    train = TrainDialog(["unet"], summaries[:1], "unet", path, dim=2, contexts={"unet": 0})
+    train.choose_from_data()  # the training dataset ticked, its automatic configuration shown
+    grab(train, "dialog_train.png", 860)
     predict = PredictDialog(["unet"], summaries[:1], "unet", path)
     predict.output.setText("~/em/em_prediction.hdf5")
     grab(predict, "dialog_predict.png", 700)

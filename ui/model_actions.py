@@ -125,6 +125,16 @@ def _kind(entry: ModelEntry) -> tuple[int, int]:
     return int(getattr(entry.info, "dimension", 2) or 2), model_scale(entry.info)
 
 
+def _context(entry: ModelEntry) -> int:
+    """2.5D context slices per side of a model (from its input channels; 0 when unknown)."""
+    from deepscem.dataset.context import model_context
+
+    try:
+        return model_context(entry.model)
+    except (AttributeError, IndexError, TypeError):  # not a Keras model (e.g. an ONNX file)
+        return int(getattr(getattr(entry.info, "unet", None), "context", 0) or 0)
+
+
 def _accept_fine_tuned(parent, name: str, result) -> bool:
     """Ask whether the fine-tuned weights replace the previous ones (kept until then)."""
     reason = getattr(result, "stopped_reason", "") or "finished"
@@ -291,7 +301,8 @@ class ModelActions(QObject):
                              self.w.tree.selection()[0], dim=_kind(entry)[0],
                              parent=self.w,
                              trained=frozenset(e.name for e in self.models.entries() if _trained(e)),
-                             scale=_kind(entry)[1], kinds={e.name: _kind(e) for e in self.models.entries()})
+                             scale=_kind(entry)[1], kinds={e.name: _kind(e) for e in self.models.entries()},
+                             contexts={e.name: _context(e) for e in self.models.entries()})
         req = dialog.ask()
         if req is not None:
             self.train(req, dialog.log_path())

@@ -311,19 +311,11 @@ def _auto_config(config: TrainConfig, model, info, train_ds: list[str], valid_ds
     from deepscem.models.introspection import model_scale
     from deepscem.training import autoconfig
 
-    own_validation = bool(valid_ds) and [Path(p).resolve() for p in valid_ds] != [
-        Path(p).resolve() for p in train_ds]
-    summary = autoconfig.summarize(train_ds)
-    choice = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu(),
-                               memory_gib=memory or autoconfig.MEMORY_GIB,
-                               context=model_context(model), dim=info.dimension,
-                               scale=model_scale(info))
-    if info.dimension == 2:
-        wanted = autoconfig.choose(summary, validation_given=own_validation, gpu=has_gpu()).context
-        if wanted != choice.context and not info.history:
-            print(f"auto: hint: for this data 'run.py model create --context {wanted}' (a 2.5D model "
-                  f"of {1 + 2 * wanted} slices) is the automatic choice; this model has context "
-                  f"{choice.context}")
+    choice, hint = autoconfig.for_model(train_ds, valid_ds, dim=info.dimension,
+                                        context=model_context(model), scale=model_scale(info),
+                                        gpu=has_gpu(), memory_gib=memory)
+    if hint and not info.history:
+        print(f"auto: hint: {hint}")
     auto = autoconfig.apply(config, choice)
     kept = {f: getattr(config, f) for f, dest in _AUTO_FIELDS.items() if dest in given}
     for line in choice.lines():

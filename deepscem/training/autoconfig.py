@@ -209,6 +209,29 @@ def choose(summary: DataSummary, *, validation_given: bool, gpu: bool = False,
                       keep_best=False, reasons=reasons)
 
 
+def for_model(train: Sequence[str | os.PathLike], valid: Sequence[str | os.PathLike], *, dim: int,
+              context: int, scale: int = 1, gpu: bool = False,
+              memory_gib: float | None = None) -> tuple[AutoConfig, str | None]:
+    """(choice, hint) for training an existing model (its ``dim``, 2.5D ``context`` and
+    ``scale`` kept) on the datasets ``train``, validated on ``valid`` (none, or the training
+    files themselves: slices are held back). hint: for an untrained 2D model whose context is
+    not the one the data call for, a sentence saying so (the context belongs to the model).
+    What ``train --auto`` and the GUI's Train dialog "Choose from the data" use."""
+    own_validation = bool(valid) and sorted(os.path.realpath(p) for p in valid) != sorted(
+        os.path.realpath(p) for p in train)
+    summary = summarize(train)
+    choice = choose(summary, validation_given=own_validation, gpu=gpu,
+                    memory_gib=memory_gib or MEMORY_GIB, context=context, dim=dim, scale=scale)
+    hint = None
+    if dim == 2:
+        wanted = choose(summary, validation_given=own_validation, gpu=gpu).context
+        if wanted != context:
+            hint = (f"a 2.5D model of {1 + 2 * wanted} slices (context {wanted}) suits this data; this "
+                    f"model has context {context} (create one with 'run.py model create --context "
+                    f"{wanted}' or the New model dialog)")
+    return choice, hint
+
+
 def measured_context(paths: Sequence[str | os.PathLike]) -> tuple[int, str]:
     """(context, why): the 2.5D context a 2D model gets for the datasets at ``paths``
     (``model create --context auto --data``, the GUI's New model "auto")."""

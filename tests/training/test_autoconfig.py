@@ -12,6 +12,7 @@ from deepscem.training.autoconfig import (
     DataSummary,
     apply,
     choose,
+    for_model,
     measure_anisotropy,
     summarize,
 )
@@ -77,3 +78,18 @@ def test_summarize_and_apply(tmp_path):
     on_gpu = apply(TrainConfig(), choose(found, validation_given=False, gpu=True))
     assert (on_gpu.batch_size, on_gpu.steps_per_epoch, on_gpu.validation_steps) == (16, 32, 4)
     assert auto.to_dict()["patch"] == [1, 64, 64]
+
+
+def test_for_model_keeps_the_model_and_says_when_its_context_is_not_the_data_s(tmp_path):
+    volume = (field((6, 64, 64), 1) * 40 + 128).clip(0, 255).astype(np.uint8)
+    path = write_dataset(tmp_path / "iso.hdf5", {"a": (volume, [(volume > 128).astype(np.uint8)])})
+    other = write_dataset(tmp_path / "other.hdf5", {"a": (volume, [(volume > 128).astype(np.uint8)])})
+    choice, hint = for_model([path], [], dim=2, context=0)
+    assert choice.context == 0 and choice.holdout == 0.15  # the model's context; slices held back
+    assert "3 slices" in hint and "--context 1" in hint  # an isotropic stack calls for 2.5D
+    same, none = for_model([path], [path], dim=2, context=CONTEXT_ISOTROPIC)
+    assert same.holdout == 0.15 and none is None  # the training file as validation: held back too
+    given, _ = for_model([path], [other], dim=2, context=1)
+    assert given.holdout == 0.0
+    vol, no_hint = for_model([path], [], dim=3, context=0)
+    assert vol.dim == 3 and vol.patch[0] > 1 and no_hint is None  # 3D models have no 2.5D context

@@ -188,6 +188,46 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     assert dialog.value.valid == (summary.path,) and dialog.value.config.holdout == 0.15
 
 
+def test_train_dialog_chooses_from_the_data(qtbot, tmp_path):
+    """'Choose from the data' fills the form as ``train --auto`` would and says why."""
+    from PyQt5.QtCore import Qt
+    from scipy.ndimage import gaussian_filter
+    from training_data import write_dataset
+
+    rng = np.random.default_rng(0)
+    volume = (gaussian_filter(rng.standard_normal((6, 64, 96)), 3.0) * 400 + 128).clip(0, 255)
+    volume = volume.astype(np.uint8)  # the same smoothness along Z as in-plane: isotropic
+    path = write_dataset(tmp_path / "iso.hdf5", {"s0": (volume, [(volume > 128).astype(np.uint8)])})
+    summary = DatasetSummary(path, "iso", 1, ["mito"], {"s0": ((6, 64, 96), ["image", "label_0000"])})
+    dialog = TrainDialog(["flat", "vol"], [summary], "flat", None,
+                         kinds={"flat": (2, 1), "vol": (3, 1)}, contexts={"flat": 0, "vol": 0})
+    qtbot.addWidget(dialog)
+    qtbot.mouseClick(dialog.auto_button, Qt.LeftButton)
+    assert "tick at least one training dataset" in dialog.error_label.text()
+    dialog.train_list.set_ticked([path])
+    dialog.valid_steps.setValue(0)
+    qtbot.mouseClick(dialog.auto_button, Qt.LeftButton)
+    assert dialog.error_label.text() == ""
+    assert [s.value() for s in dialog.patch] == [1, 64, 64]  # fits the smallest plane
+    assert dialog.schedule.currentText() == "cosine" and dialog.time_limit.value() == 15
+    assert not dialog.keep_best.isChecked() and dialog.valid_list.ticked() == (path,)
+    note, reasons = dialog.auto_note.text(), dialog.auto_note.toolTip()
+    assert "held back" in reasons and "Time budget 15 minutes" in reasons and "'Keep best'" in reasons
+    flat = " ".join(note.split())
+    assert "anisotropy 1.0" in flat  # measured: an isotropic stack
+    assert "Hint: " in flat and "--context 1" in flat  # an isotropic stack, a one-slice model
+    dialog.accept()
+    config = dialog.value.config
+    assert config.holdout == 0.15 and config.lr_schedule == "cosine" and config.time_limit_minutes == 15
+    assert (config.patch, config.batch_size, config.steps_per_epoch, config.validation_steps) == (
+        (1, 64, 64), 2, 128, 32)
+    assert config.epochs >= 10_000 and config.keep_best is False  # the time budget ends it
+    # a 3D model: 3D patches, as deep as the samples allow; no 2.5D hint
+    dialog.model_combo.setCurrentText("vol")
+    qtbot.mouseClick(dialog.auto_button, Qt.LeftButton)
+    assert dialog.patch[0].value() > 1 and "Hint" not in dialog.auto_note.text()
+
+
 def test_predict_dialog_refuses_an_existing_output(qtbot, tmp_path):
     summary = _summary(tmp_path)
     dialog = PredictDialog(["unet"], [summary], "unet", summary.path)
@@ -281,3 +321,16 @@ def test_training_window_plots_batches_and_epoch_validation(qtbot):
     dialog._on_finished()
     assert dialog.cancel_button.text() == "Close"
     dialog.grab()  # paints without error
+
+
+def test_a_form_taller_than_the_screen_scrolls_and_a_short_one_shows_whole(qtbot):
+    tall = TrainDialog(["unet"], [], "unet", None)
+    short = CreateDatasetDialog()
+    for dialog in (tall, short):
+        qtbot.addWidget(dialog)
+        dialog.show()
+    screen = tall.screen().availableGeometry().height()
+    form = tall.scroll.widget().sizeHint().height()
+    if form > screen * 2 // 3:  # e.g. a 768-px laptop screen (the test screen is small too)
+        assert tall.scroll.minimumHeight() < form and tall.height() <= max(screen * 2 // 3, 400)
+    assert short.scroll.minimumHeight() == short.scroll.widget().sizeHint().height()

@@ -28,6 +28,14 @@ def test_eta_never_exceeds_what_is_left_of_the_time_limit(qtbot):
     assert dialog.eta_label.text() == "ETA 0:50"  # was "ETA 8:19:49" with a 1-minute limit
     dialog.on_progress(train(21, 30000, loss=0.7), now=170.0)
     assert dialog.eta_label.text() == "ETA 0:00"
+    # the bar: the time budget's fraction (not 21 of 30000 batches), and both counts
+    assert dialog.bar.value() == 1000 and dialog.bar.format() == "train: 21 batches, 1:10 of 1:00"
+    dialog.on_progress(train(22, 30000, loss=0.7), now=130.0)  # 30 s of 60 in
+    assert dialog.bar.value() == 500
+    few = make_dialog(qtbot, steps_per_epoch=10, time_limit_s=600)
+    few.on_progress(train(1, 20, loss=0.9), now=0.0)
+    few.on_progress(train(15, 20, loss=0.9), now=10.0)  # the steps end it first
+    assert few.bar.value() == 750
     unlimited = make_dialog(qtbot, steps_per_epoch=10)
     unlimited.on_progress(train(1, 21, loss=0.9), now=0.0)
     unlimited.on_progress(train(11, 21, loss=0.8), now=10.0)

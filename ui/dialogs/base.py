@@ -7,13 +7,16 @@ from typing import Any
 
 from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import (
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -77,7 +80,15 @@ class ConfigDialog(QDialog):
         self.setWindowTitle(title)
         self.setMinimumWidth(460)  # room for file paths
         self.value: Any = None
-        self.form = QFormLayout()
+        # The form scrolls when it is taller than the screen (the Train dialog's ~1000 px on a
+        # laptop's 768); otherwise it shows whole, as a plain layout would (fit_to_screen).
+        inner = QWidget()
+        self.form = QFormLayout(inner)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.NoFrame)
+        self.scroll.setWidget(inner)
         self.error_label = QLabel("")
         self.error_label.setStyleSheet("color: #c0392b")
         self.error_label.setWordWrap(True)
@@ -85,9 +96,34 @@ class ConfigDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self.body = QVBoxLayout(self)
-        self.body.addLayout(self.form)
+        self.body.addWidget(self.scroll)
         self.body.addWidget(self.error_label)
         self.body.addWidget(self.buttons)
+
+    def fit_to_screen(self) -> None:
+        """Size the form's scroll area to the whole form, or to the screen's height less room
+        for the notes and buttons (then it scrolls). Called when shown and when the form grows."""
+        inner = self.scroll.widget()
+        screen = self.screen() if self.isVisible() else QApplication.primaryScreen()
+        hint = inner.sizeHint()
+        width = max(self.width(), hint.width())
+        margins = self.body.contentsMargins()
+        others = margins.top() + margins.bottom()  # the notes and buttons under the form
+        for i in range(self.body.count()):
+            widget = self.body.itemAt(i).widget()
+            if widget is not None and widget is not self.scroll and not widget.isHidden():
+                high = (widget.heightForWidth(width) if widget.hasHeightForWidth()
+                        else widget.sizeHint().height())
+                others += max(high, widget.sizeHint().height()) + self.body.spacing()
+        # Qt sizes a new window to at most 2/3 of the screen (QWidget::adjustSize)
+        room = screen.availableGeometry().height() * 2 // 3 - others if screen is not None else 10_000
+        height = min(hint.height(), max(240, room))
+        bar = 0 if height >= hint.height() else self.scroll.verticalScrollBar().sizeHint().width()
+        self.scroll.setMinimumSize(hint.width() + bar, height)
+
+    def showEvent(self, event) -> None:
+        self.fit_to_screen()
+        super().showEvent(event)
 
     def build(self) -> Any:
         """Read the widgets into a config object; raise ConfigError/DeepScemError if invalid."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +13,12 @@ from PyQt5.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPushButton,
     QWidget,
 )
 
 from deepscem.config import HOLDOUT, LOSS_NAMES, TrainConfig, UNetConfig, scaled_patch
-from deepscem.errors import ConfigError
+from deepscem.errors import ConfigError, DeepScemError
 
 from ..dataset_tree import DatasetSummary
 from .base import ConfigDialog, PathEdit, combo_box, spin_box
@@ -117,10 +119,12 @@ class TrainDialog(ConfigDialog):
     def __init__(self, models: list[str], datasets: list[DatasetSummary], current_model: str | None = None,
                  current_dataset: Path | None = None, dim: int = 2, parent: QWidget | None = None,
                  trained: frozenset[str] = frozenset(), scale: int = 1,
-                 kinds: dict[str, tuple[int, int]] | None = None) -> None:
+                 kinds: dict[str, tuple[int, int]] | None = None,
+                 contexts: dict[str, int] | None = None) -> None:
         """Long because it lays out the form's rows in reading order, one TrainConfig option each;
         split, the form would be harder to follow than to scroll. dim, scale: the current model's;
-        kinds: (dim, scale) of every model offered, so the default patch follows the choice."""
+        kinds: (dim, scale) of every model offered, so the default patch follows the choice;
+        contexts: their 2.5D contexts (what "Choose from the data" reports as the model's)."""
         super().__init__("Train model", parent)
         self.trained = trained  # models that already learnt: training them is fine-tuning
         d = TrainConfig()
@@ -186,8 +190,19 @@ class TrainDialog(ConfigDialog):
         self.target = combo_box(["label", "distance"], d.target, "Train on binary labels or their "
                                 "distance maps (label_XXXX_dt, use MSE and tanh/linear)")
         self.log_edit = PathEdit("save", "CSV (*.csv)", "optional per-epoch CSV log")
+        self._contexts = dict(contexts or {})
+        self.auto_button = QPushButton("Choose from the data")
+        self.auto_button.setToolTip(
+            "Fill in patch, batch, patches per pass, validation (slices held back when no other "
+            "validation dataset is ticked), time budget and schedule from the ticked training "
+            "datasets and this computer, as 'train --auto' does; every value stays editable")
+        self.auto_button.clicked.connect(self.choose_from_data)
+        self.auto_note = QLabel("")
+        self.auto_note.setVisible(False)
         rows = (("Model", self.model_combo), ("Training datasets", self.train_list),
-                ("Validation datasets", self.valid_list), ("Loss", self.loss), ("Target", self.target),
+                ("Validation datasets", self.valid_list),
+                ("Automatic", _pair(self.auto_button, self.auto_note, vertical=True)),
+                ("Loss", self.loss), ("Target", self.target),
                 ("Batch size", self.batch), ("Patches per pass", self.micro),
                 ("Patch Z, Y, X", _pair(*self.patch)),
                 ("Steps per epoch", self.steps), ("Epochs", self.epochs),
@@ -249,6 +264,59 @@ class TrainDialog(ConfigDialog):
         else:
             self.setWindowTitle("Train model")
 
+    def choose_from_data(self) -> None:
+        """The automatic configuration (deepscem.training.autoconfig, as ``train --auto``) for
+        the chosen model and the ticked training datasets, written into the form's widgets and
+        listed with its reasons under the button; problems go to the error line."""
+        from deepscem.training.autoconfig import apply, for_model
+
+        train = self.train_list.ticked()
+        if not train:
+            self.error_label.setText("tick at least one training dataset, then choose from the data")
+            return
+        valid = self.valid_list.ticked()
+        model = self.model_combo.currentText()
+        dim, scale = self._kinds.get(model, self._kind)
+        gpu = _gpu_known()
+        try:
+            choice, hint = for_model(train, valid, dim=dim, context=self._contexts.get(model, 0),
+                                     scale=scale, gpu=bool(gpu))
+        except (DeepScemError, OSError) as err:
+            self.error_label.setText(f"could not read the training data: {err}")
+            return
+        config = apply(TrainConfig(validation_steps=self.valid_steps.value() or 1), choice)
+        self.batch.setValue(config.batch_size)  # first: the step counts follow the batch
+        for spin, value in zip(self.patch, config.patch):
+            spin.setValue(value)
+        self.micro.setValue(config.micro_batch_size or 0)
+        self.steps.setValue(config.steps_per_epoch)
+        self.epochs.setValue(config.epochs)
+        self.valid_steps.setValue(config.validation_steps)
+        self.keep_best.setChecked(config.keep_best)
+        self.schedule.setCurrentText(config.lr_schedule)
+        self.time_limit.setValue(round(config.time_limit_minutes))
+        if not valid or set(valid) == set(train):  # no validation data of its own: the training
+            self.valid_list.set_ticked(list(train))  # files, their last slices held back
+        every = [(r[0].upper() + r[1:]).replace("--keep-best", "'Keep best'") for r in choice.reasons]
+        # Short under the button (the dialog is already tall; the values are in the form below and
+        # the held-back slices in the note at the bottom); every reason in the tooltip.
+        lines = [every[0], "Patch, batch, passes, time budget, schedule and weights kept: set below "
+                           "(hover here for the reasons)"]
+        if gpu is None:
+            lines.append("Device not detected yet (TensorFlow still loading): sized for a CPU")
+        if hint and model not in self.trained:
+            lines.append("Hint: " + hint)
+        # wrapped here, not by the label: a word-wrapped label in a form row gets the height of
+        # a narrower width and is cut off
+        self.auto_note.setText("\n".join(textwrap.fill(line, 70, initial_indent="• ", subsequent_indent="   ")
+                                         for line in lines))
+        self.auto_note.setToolTip("\n".join(every))
+        self.auto_note.setVisible(True)
+        self.fit_to_screen()
+        if self.isVisible():
+            self.adjustSize()
+        self.error_label.setText("")
+
     def warnings(self) -> tuple[list[str], list[str]]:
         """(same-dataset warnings, test-volume warnings) for the ticked datasets."""
         valid = self.valid_list.ticked() if self.valid_steps.value() > 0 else ()
@@ -258,6 +326,7 @@ class TrainDialog(ConfigDialog):
         same, tests = self.warnings()
         self.warning_label.setText("\n".join(same + tests))
         self.warning_label.setVisible(bool(same or tests))
+        self.fit_to_screen()  # the note takes room from the form
 
     def accept(self) -> None:
         """A test volume among the training data is asked about once; then trained on if
@@ -303,6 +372,18 @@ class TrainDialog(ConfigDialog):
                              # hold its last slices back instead (samples too thin: the whole file)
                              holdout=HOLDOUT if valid and set(valid) == set(train) else 0.0)
         return TrainRequest(self.model_combo.currentText(), train, valid, config)
+
+
+def _gpu_known() -> bool | None:
+    """Whether Keras computes on a GPU; None while Keras is not imported yet (the GUI imports
+    it in a worker: asking here would block the window for its import)."""
+    import sys
+
+    if "keras" not in sys.modules:
+        return None
+    from deepscem.devices import has_gpu
+
+    return has_gpu()
 
 
 def _smallest_sample(datasets: list[DatasetSummary]) -> tuple[int, int, int] | None:

@@ -60,6 +60,7 @@ class TrainProgressDialog(TaskDialog):
         if self._train_started is None:
             self._train_started = now
         self.eta_label.setText(f"ETA {format_eta(self._limited(self._eta_seconds, now))}")
+        self._show_budget(record, now)
         metrics = record.metrics
         epoch = int(metrics.get("epoch", 1))
         val = metrics.get("val_loss")
@@ -85,6 +86,19 @@ class TrainProgressDialog(TaskDialog):
         if record.stage not in AFTER_TRAINING:
             self.bar.setRange(0, 0)  # busy: no honest fraction or ETA before the first step
             self.eta_label.setText("ETA --")
+
+    def _show_budget(self, record: Progress, now: float) -> None:
+        """With a time limit the run ends at whichever comes first, the limit or the last step
+        (``train --auto`` and "Choose from the data" ask for 10,000 epochs: the limit ends
+        them), so the bar shows the larger of the two fractions and both counts."""
+        if not self.time_limit_s or self._train_started is None:
+            return
+        elapsed = now - self._train_started
+        fraction = max(elapsed / self.time_limit_s, record.done / record.total if record.total else 0.0)
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(int(1000 * min(fraction, 1.0)))
+        self.bar.setFormat(f"train: {record.done} {record.unit}, {format_eta(elapsed)} of "
+                           f"{format_eta(self.time_limit_s)}")
 
     def _limited(self, eta: float | None, now: float) -> float | None:
         """The rate's ETA, capped by what is left of the time limit."""
