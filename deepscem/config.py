@@ -125,6 +125,9 @@ DEFAULT_BATCH = 2
 # Patches per epoch and per validation pass when their steps are not chosen (see steps_for).
 EPOCH_PATCHES = 512
 VALIDATION_PATCHES = 64
+#: Epochs that mean "until the time limit" (``train --auto``, the GUI's "Choose from the data"):
+#: with a time limit and at least this many epochs, progress counts steps without a total.
+UNTIL_BUDGET_EPOCHS = 10_000
 
 
 def steps_for(patches: int, batch_size: int) -> int:

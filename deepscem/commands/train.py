@@ -269,12 +269,15 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
           f"{model.count_params():,} parameters")
     print(f"training on {', '.join(train_ds)}; validating on "
           f"{', '.join(valid_ds) if config.validation_steps else 'nothing (validation steps 0)'}")
-    from deepscem.config import micro_batch
+    from deepscem.config import UNTIL_BUDGET_EPOCHS, micro_batch
 
     micro = micro_batch(config)
     passes = f" in {config.batch_size // micro} passes of {micro}" if micro < config.batch_size else ""
-    print(f"patch {tuple(config.patch)}, batch {config.batch_size}{passes}, {config.steps_per_epoch} steps x "
-          f"{config.epochs} epochs, loss {config.loss}, lr {config.learning_rate}"
+    until_budget = config.time_limit_minutes and config.epochs >= UNTIL_BUDGET_EPOCHS
+    length = (f"epochs of {config.steps_per_epoch} steps until the {config.time_limit_minutes:g}-minute "
+              "time limit" if until_budget else f"{config.steps_per_epoch} steps x {config.epochs} epochs")
+    print(f"patch {tuple(config.patch)}, batch {config.batch_size}{passes}, {length}, "
+          f"loss {config.loss}, lr {config.learning_rate}"
           + (", bfloat16" if config.mixed_precision else ""))
     # The command line's Ctrl+C/SIGTERM token (deepscem.interrupts): the first signal stops
     # after the current batch and the best weights so far are saved; a second aborts.

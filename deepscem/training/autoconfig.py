@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deepscem.config import DEFAULT_BATCH, EPOCH_PATCHES, HOLDOUT, VALIDATION_PATCHES, TrainConfig, steps_for
+from deepscem.config import (
+    DEFAULT_BATCH,
+    EPOCH_PATCHES,
+    HOLDOUT,
+    UNTIL_BUDGET_EPOCHS,
+    VALIDATION_PATCHES,
+    TrainConfig,
+    steps_for,
+)
 
 #: Memory of a training process besides the activations (Python, TensorFlow, the model,
 #: gradient accumulation; MiB) and per 256² patch in a pass, float32 default U-Net: peak RSS
@@ -294,7 +302,7 @@ def apply(config: TrainConfig, auto: AutoConfig) -> TrainConfig:
                                micro_batch_size=auto.micro_batch, holdout=auto.holdout,
                                keep_best=auto.keep_best, keep_best_on=auto.keep_best_on,
                                time_limit_minutes=auto.time_limit_minutes, lr_schedule="cosine",
-                               epochs=max(config.epochs, 10_000),
+                               epochs=max(config.epochs, UNTIL_BUDGET_EPOCHS),
                                # epochs of >= 256 patches (the validation F1 is logged per epoch)
                                steps_per_epoch=max(32, steps_for(EPOCH_PATCHES // 2, auto.batch_size)),
                                validation_steps=(steps_for(VALIDATION_PATCHES, auto.batch_size)

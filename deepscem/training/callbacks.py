@@ -77,9 +77,13 @@ class ProgressAndCancel(keras.callbacks.Callback):
     """
 
     def __init__(self, state: RunState, steps_per_epoch: int, epochs: int,
-                 progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+                 progress: ProgressCallback | None, cancel: CancelToken | None,
+                 until_budget: bool = False) -> None:
+        """until_budget: the time limit ends the run, not the epochs (their count only stands
+        for "many"): steps are reported without a total."""
         super().__init__()
         self.state, self.steps, self.epochs = state, steps_per_epoch, epochs
+        self.total = None if until_budget else steps_per_epoch * epochs
         self.progress, self.cancel = progress, cancel
         self.epoch = 0
         self.last_val: dict[str, float] = {}
@@ -92,7 +96,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
             return
         metrics = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
         metrics.update(self.last_val)
-        emit(self.progress, self.state.steps_done, self.steps * self.epochs, "batches", "train",
+        emit(self.progress, self.state.steps_done, self.total, "batches", "train",
              epoch=self.epoch + 1, **metrics)
         self._check_cancel()
 

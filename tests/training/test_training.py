@@ -30,6 +30,28 @@ def data(tmp_path_factory):
     }
 
 
+def test_a_run_until_the_time_limit_reports_steps_without_a_total(data):
+    """--auto's 10,000 epochs only stand for 'until the budget': no '3 / 20000 batches'."""
+    from deepscem.config import UNTIL_BUDGET_EPOCHS
+
+    seen = []
+
+    def progress(p):
+        seen.append(p)
+        if p.stage == "train" and p.done == 3:
+            token.cancel()
+
+    many = UNTIL_BUDGET_EPOCHS
+    for epochs, limit, total in ((many, 5.0, None), (many, None, 2 * many), (3, 5.0, 6)):
+        seen.clear()
+        token = CancelToken()
+        model, info = tiny_unet(dim=2)
+        train(model, info, [data["one"]], [data["one"]],
+              quick(epochs=epochs, time_limit_minutes=limit, validation_steps=0), progress=progress,
+              cancel=token, run_eagerly=True)
+        assert {p.total for p in seen if p.stage == "train"} == {total}
+
+
 @pytest.mark.parametrize("loss", ["dice", "crossentropy", "mse"])
 def test_2d_and_3d_training_for_each_loss(data, tmp_path, loss):
     model, info = tiny_unet(dim=2)

@@ -36,6 +36,11 @@ def test_eta_never_exceeds_what_is_left_of_the_time_limit(qtbot):
     few.on_progress(train(1, 20, loss=0.9), now=0.0)
     few.on_progress(train(15, 20, loss=0.9), now=10.0)  # the steps end it first
     assert few.bar.value() == 750
+    budget = make_dialog(qtbot, steps_per_epoch=10, time_limit_s=60)  # until the budget: no total
+    budget.on_progress(Progress(1, None, "batches", "train", {"epoch": 1, "loss": 0.9}), now=0.0)
+    budget.on_progress(Progress(5, None, "batches", "train", {"epoch": 1, "loss": 0.8}), now=15.0)
+    assert budget.bar.value() == 250 and budget.bar.format() == "train: 5 batches, 0:15 of 1:00"
+    assert budget.eta_label.text() == "ETA 0:45"
     unlimited = make_dialog(qtbot, steps_per_epoch=10)
     unlimited.on_progress(train(1, 21, loss=0.9), now=0.0)
     unlimited.on_progress(train(11, 21, loss=0.8), now=10.0)
