@@ -84,6 +84,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-lr1x": {"train": {"learning_rate": 1e-3}},
     # rotation by any angle, zoom and elastic displacement on half the patches (train --deform)
     "measured-deform": {"train": {"deform": True}},
+    "measured-focus25": {"train": {"label_focus": 0.25}},
     # trained and predicted at half the YX resolution (2x2 block means; labels by majority),
     # the prediction upsampled (linear) and scored against the full-resolution test labels
     "measured-half": {"data": {"halve": True}},

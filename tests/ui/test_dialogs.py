@@ -334,3 +334,16 @@ def test_a_form_taller_than_the_screen_scrolls_and_a_short_one_shows_whole(qtbot
     if form > screen * 2 // 3:  # e.g. a 768-px laptop screen (the test screen is small too)
         assert tall.scroll.minimumHeight() < form and tall.height() <= max(screen * 2 // 3, 400)
     assert short.scroll.minimumHeight() == short.scroll.widget().sizeHint().height()
+
+
+def test_a_form_that_gains_rows_grows_with_them(qtbot, tmp_path):
+    one = DatasetSummary(tmp_path / "one.hdf5", "one", 1, ["mito"], {})
+    four = DatasetSummary(tmp_path / "four.hdf5", "four", 4, ["a", "b", "c", "d"], {})
+    dialog = AddSampleDialog([one, four], one.path)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    before = dialog.scroll.minimumHeight()
+    dialog.dataset_combo.setCurrentIndex(1)  # three more label rows
+    assert len(dialog.label_edits) == 4
+    qtbot.waitUntil(lambda: dialog.scroll.minimumHeight() > before)  # not squeezed into the old
+    assert dialog.scroll.minimumHeight() == dialog.scroll.widget().sizeHint().height()  # height

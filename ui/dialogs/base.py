@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PyQt5.QtCore import pyqtSignal
+from PyQt5.QtCore import QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
     QApplication,
     QComboBox,
@@ -120,6 +120,17 @@ class ConfigDialog(QDialog):
         height = min(hint.height(), max(240, room))
         bar = 0 if height >= hint.height() else self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumSize(hint.width() + bar, height)
+
+    def form_changed(self) -> None:
+        """After rows were added, removed or grew: fit the form again and, when shown, the
+        dialog around it, once the event loop has shown the new rows (until then they are
+        hidden and count for nothing)."""
+        QTimer.singleShot(0, self._refit)
+
+    def _refit(self) -> None:
+        self.fit_to_screen()
+        if self.isVisible():
+            self.adjustSize()
 
     def showEvent(self, event) -> None:
         self.fit_to_screen()

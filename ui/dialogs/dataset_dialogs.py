@@ -133,6 +133,7 @@ class AddSampleDialog(ConfigDialog):
                 edit.setText(self._preset[i])
             self.label_edits.append(edit)
             self.form.addRow(f"Label {i} ({alias})", edit)
+        self.form_changed()
 
     def _suggest_name(self, image: str) -> None:
         """Name the sample after the image file (its stem), unless the user typed a name.

@@ -312,9 +312,7 @@ class TrainDialog(ConfigDialog):
                                          for line in lines))
         self.auto_note.setToolTip("\n".join(every))
         self.auto_note.setVisible(True)
-        self.fit_to_screen()
-        if self.isVisible():
-            self.adjustSize()
+        self.form_changed()
         self.error_label.setText("")
 
     def warnings(self) -> tuple[list[str], list[str]]:
