@@ -293,6 +293,14 @@ def parse_normalization(method: str | None) -> tuple[str, float, float]:
                       f"<= 100 (e.g. 'percentile 0.5 99.5'), got {method!r}")
 
 
+def run_steps(config: TrainConfig) -> int | None:
+    """The training steps of the whole run; None when the time limit, not the epochs, ends it
+    (their count then only stands for "many")."""
+    if config.time_limit_minutes and config.epochs >= UNTIL_BUDGET_EPOCHS:
+        return None
+    return config.steps_per_epoch * config.epochs
+
+
 def micro_batch(config: TrainConfig, *, gpu: bool | None = None) -> int:
     """The patches per pass that ``config`` trains with (see ``TrainConfig.micro_batch_size``).
 

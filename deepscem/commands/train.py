@@ -269,16 +269,7 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
           f"{model.count_params():,} parameters")
     print(f"training on {', '.join(train_ds)}; validating on "
           f"{', '.join(valid_ds) if config.validation_steps else 'nothing (validation steps 0)'}")
-    from deepscem.config import UNTIL_BUDGET_EPOCHS, micro_batch
-
-    micro = micro_batch(config)
-    passes = f" in {config.batch_size // micro} passes of {micro}" if micro < config.batch_size else ""
-    until_budget = config.time_limit_minutes and config.epochs >= UNTIL_BUDGET_EPOCHS
-    length = (f"epochs of {config.steps_per_epoch} steps until the {config.time_limit_minutes:g}-minute "
-              "time limit" if until_budget else f"{config.steps_per_epoch} steps x {config.epochs} epochs")
-    print(f"patch {tuple(config.patch)}, batch {config.batch_size}{passes}, {length}, "
-          f"loss {config.loss}, lr {config.learning_rate}"
-          + (", bfloat16" if config.mixed_precision else ""))
+    print(_describe(config))
     # The command line's Ctrl+C/SIGTERM token (deepscem.interrupts): the first signal stops
     # after the current batch and the best weights so far are saved; a second aborts.
     cancel = process_token() or CancelToken()
@@ -297,6 +288,19 @@ def train_files(model_in: str, model_out: str, train_ds: list[str], valid_ds: li
         raise Interrupted(f"{process_cancelled()} after {result.steps_done} steps; saved the best "
                           f"weights so far to {out}{best}")
     return 0
+
+
+def _describe(config: TrainConfig) -> str:
+    """The run's line before training: patch, batch (and passes), length, loss, LR, precision."""
+    from deepscem.config import micro_batch, run_steps
+
+    micro = micro_batch(config)
+    passes = f" in {config.batch_size // micro} passes of {micro}" if micro < config.batch_size else ""
+    length = (f"epochs of {config.steps_per_epoch} steps until the {config.time_limit_minutes:g}-minute "
+              "time limit" if run_steps(config) is None else
+              f"{config.steps_per_epoch} steps x {config.epochs} epochs")
+    return (f"patch {tuple(config.patch)}, batch {config.batch_size}{passes}, {length}, "
+            f"loss {config.loss}, lr {config.learning_rate}{', bfloat16' if config.mixed_precision else ''}")
 
 
 # TrainConfig fields --auto sets, by the CLI option (argparse dest) that overrides each.

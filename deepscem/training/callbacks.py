@@ -76,14 +76,12 @@ class ProgressAndCancel(keras.callbacks.Callback):
     come at the end of each step (all its passes done).
     """
 
-    def __init__(self, state: RunState, steps_per_epoch: int, epochs: int,
-                 progress: ProgressCallback | None, cancel: CancelToken | None,
-                 until_budget: bool = False) -> None:
-        """until_budget: the time limit ends the run, not the epochs (their count only stands
-        for "many"): steps are reported without a total."""
+    def __init__(self, state: RunState, total: int | None,
+                 progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+        """total: the run's steps; None when the time limit, not the epochs, ends it (their
+        count then only stands for "many")."""
         super().__init__()
-        self.state, self.steps, self.epochs = state, steps_per_epoch, epochs
-        self.total = None if until_budget else steps_per_epoch * epochs
+        self.state, self.total = state, total
         self.progress, self.cancel = progress, cancel
         self.epoch = 0
         self.last_val: dict[str, float] = {}

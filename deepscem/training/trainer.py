@@ -33,14 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from deepscem.config import (
-    BATCH_THREAD_NICE,
-    BATCH_WORKERS,
-    UNTIL_BUDGET_EPOCHS,
-    TrainConfig,
-    micro_batch,
-    to_dict,
-)
+from deepscem.config import BATCH_THREAD_NICE, BATCH_WORKERS, TrainConfig, micro_batch, run_steps, to_dict
 from deepscem.dataset.normalization import canonical as canonical_normalization
 from deepscem.devices import bf16_supported
 from deepscem.errors import ConfigError, DeepScemWarning, ModelError
@@ -277,9 +270,7 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
     average = [AverageWeights(state)] if config.weight_average else []
     callbacks: list[keras.callbacks.Callback] = average + [
         NanGuard(state),
-        ProgressAndCancel(state, config.steps_per_epoch, config.epochs, progress, cancel,
-                          until_budget=bool(config.time_limit_minutes)
-                          and config.epochs >= UNTIL_BUDGET_EPOCHS),
+        ProgressAndCancel(state, run_steps(config), progress, cancel),
         EpochLog(state, log_path),
         KeepBest(state, best_on, restore=config.keep_best, fallback=monitor),
     ]
