@@ -33,14 +33,8 @@ SUBSETS: dict[str, list[tuple[int, int]]] = {
 
 def one_transform(k: int, flip: int):
     """A Predictor.forward that runs only the transform (k quarter turns, flip of X)."""
-    import numpy as np
-
     def forward(self, tiles):
-        t = np.rot90(tiles, k, axes=(-2, -1))
-        t = t[..., ::-1] if flip else t
-        out = self._run(np.ascontiguousarray(t))
-        out = out[..., ::-1, :] if flip else out
-        y = np.rot90(out, -k, axes=(-3, -2))
+        y = self.transformed(tiles, k, bool(flip))
         return y[:, None] if self.dim == 2 else y
 
     return forward

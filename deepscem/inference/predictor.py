@@ -148,13 +148,18 @@ class Predictor:
             spatial = x.shape[2:] if self.dim == 2 else x.shape[1:]
             y = np.zeros(x.shape[:1] + spatial + (self.outputs,), np.float32)
             for k, flip in transforms:
-                t = np.rot90(x, k, axes=(-2, -1))
-                t = t[..., ::-1] if flip else t
-                out = self._run(np.ascontiguousarray(t))
-                out = out[..., ::-1, :] if flip else out
-                y += np.rot90(out, -k, axes=(-3, -2))
+                y += self.transformed(x, k, flip)
             y /= len(transforms)
         return y[:, None] if self.dim == 2 else y
+
+    def transformed(self, x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+        """The model's output for ``x`` turned ``k`` quarter turns in YX (and X flipped),
+        turned back onto ``x``'s grid: one TTA transform (bench/tta.py scores them one by one)."""
+        t = np.rot90(x, k, axes=(-2, -1))
+        t = t[..., ::-1] if flip else t
+        out = self._run(np.ascontiguousarray(t))
+        out = out[..., ::-1, :] if flip else out
+        return np.rot90(out, -k, axes=(-3, -2))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         x = self._channels_last(x)
