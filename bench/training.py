@@ -50,12 +50,35 @@ def peak_rss_mb() -> float:
 
 
 def lucchi_dataset(data: Path, out: Path) -> Path:
+    """lucchi-pp's training volume as a dataset; with ``data`` None, a generated stand-in of its
+    shape (``--synthetic``: on machines without ../shared, such as the GPU machine)."""
     from deepscem.dataset import Dataset
 
+    if data is None:
+        return stand_in_dataset(out.with_name("stand-in.hdf5"))
     if not out.exists():
         with Dataset.create(out, "lucchi-pp", 1) as ds:
             ds.add_sample("train", data / "lucchi-pp" / "train_image.tif",
                           [data / "lucchi-pp" / "train_label.tif"])
+    return out
+
+
+def stand_in_dataset(out: Path, shape: tuple[int, int, int] = (165, 768, 1024)) -> Path:
+    """A uint8 noise image of lucchi-pp's training shape, labels a grid of balls (~8 % of the
+    voxels, Lucchi++ has ~6 %): what batch building costs does not depend on what it shows."""
+    from deepscem.dataset import Dataset, label_name
+
+    if out.exists():
+        return out
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    balls = ((zz % 64 - 32) ** 2 + (yy % 128 - 64) ** 2 + (xx % 128 - 64) ** 2 < 28**2).astype(np.uint8)
+    with Dataset.create(out, "stand-in", 1) as ds:
+        sample = ds.add_empty_sample("stand-in", shape)
+        image = sample.create_layer("image", np.uint8)
+        image.attrs["norm_min"], image.attrs["norm_max"] = 0.0, 255.0
+        image[:] = rng.integers(0, 256, shape, np.uint8)
+        sample.create_layer(label_name(0), np.uint8)[:] = balls
     return out
 
 
@@ -238,23 +261,36 @@ def _thread_nice() -> int:
 
 
 def sampler_alone(args, path: Path) -> None:
-    """Patches/s the sampler makes on one thread with nothing else running: the headroom a
-    faster device (GPU) could use before the data pipeline limits it."""
+    """Patches/s train()'s batches (label focus + rotate/flip) are built at by 1, 2, 4... threads
+    with nothing else running, from the HDF5 file (a CPU's training) and held in memory (a
+    GPU's): the headroom a faster device could use before the data pipeline limits it. h5py
+    holds the GIL while it reads, so threads overlap only the NumPy work."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from deepscem.config import TrainConfig
     from deepscem.training.augment import Augmentation
     from deepscem.training.sampler import PatchSampler
     from deepscem.training.sequence import PatchSequence
 
-    with PatchSampler([path], (1, args.patch, args.patch), label_focus=TrainConfig().label_focus) as sampler:
-        sampler.build_index()
-        seq = PatchSequence(sampler, args.batch, 1000, dim=2,
-                            augmentation=Augmentation(rotate=True, flip=True), seed=0)
-        seq[0]
-        t, n = time.perf_counter(), 20
-        for i in range(1, n + 1):
-            seq[i]
-        print(f"patches/s the HDF5 sampler makes alone (1 thread, focus + rotate/flip): "
-              f"{n * args.batch / (time.perf_counter() - t):.0f}")
+    for held in (False, True):
+        focus = TrainConfig().label_focus
+        with PatchSampler([path], (1, args.patch, args.patch), label_focus=focus) as sampler:
+            if held:
+                sampler.hold_in_memory(float("inf"))
+            sampler.build_index()
+            seq = PatchSequence(sampler, args.batch, 10**6, dim=2,
+                                augmentation=Augmentation(rotate=True, flip=True), seed=0)
+            seq[0]
+            rates = []
+            for threads in args.sampler_threads:
+                n = max(60, 16 * threads)
+                with ThreadPoolExecutor(threads) as pool:
+                    t = time.perf_counter()
+                    list(pool.map(seq.__getitem__, range(1, n + 1)))
+                    rates.append(f"{threads} thread{'s' if threads > 1 else ''} "
+                                 f"{n * args.batch / (time.perf_counter() - t):.0f}")
+            print(f"patches/s of batches built alone {'held in memory' if held else 'from HDF5'} (batch "
+                  f"{args.batch} of {args.patch}², focus + rotate/flip): " + ", ".join(rates))
 
 
 def rss_child(path: Path, args) -> None:
@@ -269,7 +305,8 @@ def rss_child(path: Path, args) -> None:
 
 
 def rss(args) -> None:
-    files = {"lucchi-pp (54 MB image)": lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")}
+    what = "lucchi-pp (54 MB image)" if args.data else "a stand-in of its shape (130 MB image)"
+    files = {what: lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")}
     if args.big_gib > 0:
         t = time.perf_counter()
         big = big_dataset(args.tmp / "big.hdf5", args.big_gib)
@@ -362,7 +399,11 @@ def main() -> None:
     p.add_argument("--no-busy", action="store_true", help="skip the run with a second busy process")
     p.add_argument("--intra", type=int, default=0, help="TensorFlow intra-op threads (0: TF's default)")
     p.add_argument("--inter", type=int, default=0, help="TensorFlow inter-op threads (0: TF's default)")
-    p.add_argument("--sampler-alone", action="store_true", help="also time the sampler on one thread")
+    p.add_argument("--sampler-alone", action="store_true", help="also time batch building alone")
+    p.add_argument("--sampler-threads", default="1",
+                   help="with --sampler-alone: thread counts to time it with, e.g. 1,2,4,8")
+    p.add_argument("--synthetic", action="store_true",
+                   help="a generated stand-in of lucchi-pp's shape instead of lucchi-pp (no ../shared)")
     p.add_argument("--thread-nice", type=int, default=None,
                    help="niceness added to train()'s batch-building threads (default: "
                         "deepscem.config.BATCH_THREAD_NICE)")
@@ -372,6 +413,9 @@ def main() -> None:
     args = p.parse_args()
     args.batch = args.batch or DEFAULT_BATCH
     args.steps = args.steps or steps_for(96, args.batch)
+    args.sampler_threads = [int(t) for t in args.sampler_threads.split(",")]
+    if args.synthetic:
+        args.data = None
     if args.intra or args.inter:
         import tensorflow as tf
 
@@ -396,8 +440,8 @@ def main() -> None:
             return
         if not args.skip_throughput:
             side_by_side(args)
-            if args.sampler_alone:
-                sampler_alone(args, lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5"))
+        if args.sampler_alone:
+            sampler_alone(args, lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5"))
         if not args.skip_rss:
             rss(args)
 

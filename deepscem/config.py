@@ -106,6 +106,10 @@ class UNetConfig:
 # hands the sequence to tf.data's from_generator + prefetch instead, which on a 2-core CPU sat
 # idle ~20 s at the start of every second or third epoch (bench/README.md, "Training").
 BATCH_WORKERS = 2
+# On a GPU the training data is held in memory when it takes at most this fraction of the
+# memory available (PatchSampler.hold_in_memory): HDF5 reads hold the GIL, so more threads did
+# not build batches faster (~540 patches/s of 256², bench/README.md "Batch building on a GPU").
+HOLD_FRACTION = 0.25
 # Niceness added to those threads (Linux), so that on a CPU shared with other jobs the training
 # step's threads get the cores first; the builders run far ahead on a CPU. 0 = leave them.
 # The environment variable DEEPSCEM_BATCH_THREAD_NICE overrides it (bench/training.py compares).

@@ -28,7 +28,21 @@ def describe_device() -> str:
         if torch.cuda.is_available():
             return f"torch on cuda:0 ({torch.cuda.get_device_name(0)})"
         return "torch on CPU"
+    if backend == "jax":
+        gpu = _jax_gpu()
+        return f"jax on GPU ({gpu.device_kind})" if gpu is not None else "jax on CPU"
     return f"{backend}"
+
+
+def _jax_gpu():
+    """The first JAX GPU device, or None."""
+    import jax
+
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:  # no GPU platform in this jaxlib
+        return None
+    return gpus[0] if gpus else None
 
 
 def has_gpu() -> bool:
@@ -43,6 +57,8 @@ def has_gpu() -> bool:
         import torch
 
         return bool(torch.cuda.is_available())
+    if keras.backend.backend() == "jax":
+        return _jax_gpu() is not None
     return False
 
 
@@ -55,6 +71,10 @@ def bf16_supported() -> bool:
 
         if torch.cuda.is_available():
             return torch.cuda.get_device_capability(0)[0] >= 8
+    elif keras.backend.backend() == "jax":
+        gpu = _jax_gpu()
+        if gpu is not None:
+            return float(getattr(gpu, "compute_capability", "0") or 0) >= 8
     else:
         import tensorflow as tf
 

@@ -38,6 +38,7 @@ class Sample(annotation.SampleAnnotation):
         else:
             self.shape = tuple(self.group["image"].shape)
         self._range: tuple[float, float] | None = None
+        self._held: dict[str, np.ndarray] = {}  # layers read whole into memory (hold())
 
     def __repr__(self) -> str:
         return f"Sample({self.name!r}, shape={self.shape})"
@@ -101,9 +102,19 @@ class Sample(annotation.SampleAnnotation):
         return normalization.scale(self.read_layer("image", region), *self.image_range)
 
     def read_layer(self, layer: str, region: Region = None) -> np.ndarray:
-        """``layer`` (or a region of it) in its stored dtype; only the chunks it touches are read."""
+        """``layer`` (or a region of it) in its stored dtype; only the chunks it touches are read
+        (a copy from memory for a layer :meth:`hold` read whole)."""
+        held = self._held.get(layer)
+        if held is not None:
+            return held.copy() if region is None else held[tuple(region)].copy()
         data = self.layer(layer)
         return data[()] if region is None else data[tuple(region)]
+
+    def hold(self, layers: Sequence[str]) -> None:
+        """Read ``layers`` whole into memory: later reads of them are NumPy copies instead of HDF5
+        chunk reads (for a reader that draws many small regions, e.g. training on a fast GPU).
+        Writes to the file do not reach the copies: for read-only use. ``hold([])`` lets go."""
+        self._held = {name: self.layer(name)[()] for name in layers}
 
     def create_layer(self, layer: str, dtype, *, fill=0, overwrite: bool = False) -> h5py.Dataset:
         """A new chunked layer of the sample's shape (uint8 compressed, floats uncompressed)."""

@@ -35,7 +35,7 @@ import numpy as np
 
 from deepscem.config import BATCH_THREAD_NICE, BATCH_WORKERS, TrainConfig, micro_batch, run_steps, to_dict
 from deepscem.dataset.normalization import canonical as canonical_normalization
-from deepscem.devices import bf16_supported
+from deepscem.devices import bf16_supported, has_gpu
 from deepscem.errors import ConfigError, DeepScemWarning, ModelError
 from deepscem.models.introspection import (
     SINGLE_SOFTMAX_NOTE,
@@ -61,7 +61,7 @@ from deepscem.training.callbacks import (
     ProgressAndCancel,
     RunState,
 )
-from deepscem.training.sampler import PatchSampler
+from deepscem.training.sampler import PatchSampler, hold_budget, same_files
 from deepscem.training.sequence import PatchSequence
 from deepscem.training.stop_reasons import StopReason
 
@@ -197,7 +197,7 @@ def _samplers(run: _Run, train_paths, valid_paths, config: TrainConfig, opened: 
     """(training sampler, validation sampler or None); every sampler opened is appended to
     ``opened`` (the caller closes them). Label-focus indexes are built here (progress)."""
     validate = config.validation_steps > 0
-    same = not valid_paths or _same_files(valid_paths, train_paths)
+    same = not valid_paths or same_files(valid_paths, train_paths)
     holdout = float(config.holdout) if validate and same else 0.0
     common = dict(target=config.target, label_focus=config.label_focus, context=run.context,
                   normalization=config.normalization)
@@ -217,10 +217,12 @@ def _samplers(run: _Run, train_paths, valid_paths, config: TrainConfig, opened: 
     for sampler, role in ((train_sampler, "training"), (valid_sampler, "validation")):
         if sampler is not None:
             _check_outputs(run.outputs, sampler, role)
-    # Partial labels anywhere: both sequences carry the annotated mask (the losses and
-    # metrics then count only annotated voxels, in training and in validation).
+    # Partial labels anywhere: both sequences carry the annotated mask (the losses and metrics
+    # then count only annotated voxels). On a GPU patches come from memory (hold_budget).
+    budget = hold_budget(has_gpu())
     for sampler in opened:
         sampler.with_mask = any(sm.with_mask for sm in opened)
+        budget -= sampler.memory_needed() if sampler.hold_in_memory(budget) else 0
     if config.label_focus > 0:
         for i, sampler in enumerate(opened):
             emit(progress, i, len(opened), "datasets", "index labels")
@@ -338,10 +340,6 @@ def _check_patch(patch: tuple[int, int, int], dim: int, model: keras.Model, info
         fitting = tuple(round_to_multiple(p, multiple) for p in axes)
         raise ConfigError(f"patch {patch} does not fit this model: every {'Y, X' if dim == 2 else 'Z, Y, X'} "
                           f"size must be a multiple of {multiple} (scale x 2**depth), e.g. {fitting}")
-
-
-def _same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) -> bool:
-    return [Path(p).resolve() for p in a] == [Path(p).resolve() for p in b]
 
 
 def _check_outputs(outputs: int, sampler: PatchSampler, role: str) -> None:
