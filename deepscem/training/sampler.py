@@ -301,6 +301,23 @@ def hold_budget(gpu: bool) -> float:
     return HOLD_FRACTION * psutil.virtual_memory().available
 
 
+def hold_while_budget_lasts(samplers: Sequence[PatchSampler], budget_bytes: float,
+                            progress=None) -> float:
+    """Hold each sampler's files in memory (:meth:`PatchSampler.hold_in_memory`) in turn while
+    ``budget_bytes`` lasts (progress stage "read into memory", in datasets); returns the bytes held."""
+    from deepscem.progress import emit
+
+    held = 0.0
+    if budget_bytes <= 0:
+        return held
+    for i, sampler in enumerate(samplers):
+        emit(progress, i, len(samplers), "datasets", "read into memory")
+        if sampler.hold_in_memory(budget_bytes - held):
+            held += sampler.memory_needed()
+    emit(progress, len(samplers), len(samplers), "datasets", "read into memory")
+    return held
+
+
 def z_window(depth: int, patch_z: int, fraction: tuple[float, float] | None) -> tuple[int, int]:
     """The slices [z0, z1) of a ``depth``-slice sample a ``fraction`` (start, stop) selects,
     at least ``patch_z`` deep; the whole range when the sample is too thin to split.

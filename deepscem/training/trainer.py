@@ -61,7 +61,7 @@ from deepscem.training.callbacks import (
     ProgressAndCancel,
     RunState,
 )
-from deepscem.training.sampler import PatchSampler, hold_budget, same_files
+from deepscem.training.sampler import PatchSampler, hold_budget, hold_while_budget_lasts, same_files
 from deepscem.training.sequence import PatchSequence
 from deepscem.training.stop_reasons import StopReason
 
@@ -218,11 +218,10 @@ def _samplers(run: _Run, train_paths, valid_paths, config: TrainConfig, opened: 
         if sampler is not None:
             _check_outputs(run.outputs, sampler, role)
     # Partial labels anywhere: both sequences carry the annotated mask (the losses and metrics
-    # then count only annotated voxels). On a GPU patches come from memory (hold_budget).
-    budget = hold_budget(has_gpu())
+    # then count only annotated voxels).
     for sampler in opened:
         sampler.with_mask = any(sm.with_mask for sm in opened)
-        budget -= sampler.memory_needed() if sampler.hold_in_memory(budget) else 0
+    hold_while_budget_lasts(opened, hold_budget(has_gpu()), progress)  # on a GPU
     if config.label_focus > 0:
         for i, sampler in enumerate(opened):
             emit(progress, i, len(opened), "datasets", "index labels")

@@ -78,9 +78,26 @@ def test_training_on_a_gpu_holds_the_files(tmp_path, monkeypatch):
     model, info = tiny_unet()
     config = TrainConfig(batch_size=2, patch=(1, 16, 16), steps_per_epoch=1, epochs=1, validation_steps=1,
                          holdout=0.3, seed=0)
-    trainer.train(model, info, [path], None, config, run_eagerly=True)
-    assert held == [("training", False), ("validation", False)]  # a CPU streams
-    held.clear()
+    stages = []
+
+    def progress(p):
+        stages.append(p.stage)
+
+    trainer.train(model, info, [path], None, config, run_eagerly=True, progress=progress)
+    assert held == [] and "read into memory" not in stages  # a CPU streams
     monkeypatch.setattr(trainer, "has_gpu", lambda: True)
-    result = trainer.train(model, info, [path], None, config, run_eagerly=True)
+    result = trainer.train(model, info, [path], None, config, run_eagerly=True, progress=progress)
     assert held == [("training", True), ("validation", True)] and result.steps_done == 1
+    assert "read into memory" in stages
+
+
+def test_the_budget_is_shared_in_turn(tmp_path):
+    from deepscem.training.sampler import hold_while_budget_lasts
+
+    a = blob_dataset(tmp_path / "a.hdf5", shape=(4, 20, 24))
+    b = blob_dataset(tmp_path / "b.hdf5", shape=(4, 20, 24), seed=3)
+    with PatchSampler([a], (1, 8, 8)) as first, PatchSampler([b], (1, 8, 8)) as second:
+        need = first.memory_needed()
+        assert hold_while_budget_lasts([first, second], 1.5 * need) == need
+        assert first.samples[0]._held and not second.samples[0]._held
+        assert hold_while_budget_lasts([second], 0) == 0 and not second.samples[0]._held

@@ -3,8 +3,9 @@
 The trainer reports once per batch (stage "train", ``done`` = batches since the start,
 metrics ``loss`` = the epoch's running mean, ``val_loss`` = the last finished epoch's
 validation loss, ``epoch`` 1-based). The validation point of the last epoch arrives with
-the result's history. Before the first batch it reports "index labels" (datasets) and
-then stays silent while Keras builds the model graph: the bar is then busy, not "1/1".
+the result's history. Before the first batch it reports "read into memory" (on a GPU) and
+"index labels" (datasets) and then stays silent while Keras builds the model graph: the bar
+is then busy, not "1/1".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..workers import Worker
 from .loss_plot import LossPlot, format_value
 
 STAGE_TEXT = {"index labels": "indexing the labelled voxels, once per run",
+              "read into memory": "reading the training data into memory (GPU)",
               "batchnorm": "recomputing the batch-normalisation statistics",
               "calibrate": "choosing the threshold on held-out data"}
 #: Stages after the last training step: their bar counts batches (not a busy bar).
