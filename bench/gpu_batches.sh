@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Does batch building keep up with a fast GPU? On a GPU machine, from the project root:
 #     KERAS_BACKEND=jax bash bench/gpu_batches.sh [OUT_FOLDER]     (or torch, or tensorflow)
-# Times batch building alone on 1..12 threads (SAMPLER=0 skips it), then train() from HDF5
-# against plain fit on ready-made tensors (bench/training.py) at batch 16 of 256², and at what
+# Times batch building alone on 1..12 threads, from HDF5 and held in memory (SAMPLER=0 skips
+# it), then train() (which holds the files in memory on a GPU since 2026-12-04) against plain
+# fit on ready-made tensors (bench/training.py) at batch 16 of 256², and at what
 # `train --auto` picks on a GPU (batch 16 of 512²) with train()'s 2 batch-building threads and
-# with 8; SMALL=1 adds the CPU default (batch 2 of 256²). A generated stand-in of lucchi-pp's
-# shape replaces lucchi-pp, so nothing from ../shared is needed. bfloat16 mixed precision, as
+# with 8; SMALL=1 adds the CPU default (batch 2 of 256²). A generated 165 x 768 x 1024 stand-in
+# replaces lucchi-pp, so nothing from ../shared is needed. bfloat16 mixed precision, as
 # on any GPU of compute capability >= 8. Results: bench/README.md, "Batch building on a GPU".
 set -o pipefail
 out=${1:-/tmp}

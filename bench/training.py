@@ -50,8 +50,8 @@ def peak_rss_mb() -> float:
 
 
 def lucchi_dataset(data: Path, out: Path) -> Path:
-    """lucchi-pp's training volume as a dataset; with ``data`` None, a generated stand-in of its
-    shape (``--synthetic``: on machines without ../shared, such as the GPU machine)."""
+    """lucchi-pp's training volume as a dataset; with ``data`` None, a generated stand-in
+    (``--synthetic``: on machines without ../shared, such as the GPU machine)."""
     from deepscem.dataset import Dataset
 
     if data is None:
@@ -64,8 +64,9 @@ def lucchi_dataset(data: Path, out: Path) -> Path:
 
 
 def stand_in_dataset(out: Path, shape: tuple[int, int, int] = (165, 768, 1024)) -> Path:
-    """A uint8 noise image of lucchi-pp's training shape, labels a grid of balls (~8 % of the
-    voxels, Lucchi++ has ~6 %): what batch building costs does not depend on what it shows."""
+    """A uint8 noise image of the original EPFL stack's size (lucchi-pp's training volume is
+    165 x 512 x 640), labels a grid of balls (~8 % of the voxels, Lucchi++ has ~6 %), chunked
+    like any dataset: what batch building costs does not depend on what the image shows."""
     from deepscem.dataset import Dataset, label_name
 
     if out.exists():
@@ -305,7 +306,7 @@ def rss_child(path: Path, args) -> None:
 
 
 def rss(args) -> None:
-    what = "lucchi-pp (54 MB image)" if args.data else "a stand-in of its shape (130 MB image)"
+    what = "lucchi-pp (54 MB image)" if args.data else "a generated stand-in (130 MB image)"
     files = {what: lucchi_dataset(args.data, args.tmp / "lucchi-train.hdf5")}
     if args.big_gib > 0:
         t = time.perf_counter()
@@ -403,7 +404,7 @@ def main() -> None:
     p.add_argument("--sampler-threads", default="1",
                    help="with --sampler-alone: thread counts to time it with, e.g. 1,2,4,8")
     p.add_argument("--synthetic", action="store_true",
-                   help="a generated stand-in of lucchi-pp's shape instead of lucchi-pp (no ../shared)")
+                   help="a generated 165 x 768 x 1024 stand-in instead of lucchi-pp (no ../shared)")
     p.add_argument("--thread-nice", type=int, default=None,
                    help="niceness added to train()'s batch-building threads (default: "
                         "deepscem.config.BATCH_THREAD_NICE)")
