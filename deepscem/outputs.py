@@ -131,6 +131,12 @@ def same_file(a: PathLike, b: PathLike) -> bool:
     return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
 
 
+def same_files(a: Iterable[PathLike], b: Iterable[PathLike]) -> bool:
+    """Whether ``a`` and ``b`` name the same files in the same order (each pair as :func:`same_file`)."""
+    a, b = list(a), list(b)
+    return len(a) == len(b) and all(same_file(x, y) for x, y in zip(a, b))
+
+
 def temp_name(dst: PathLike) -> Path:
     """A fresh hidden temporary path next to ``dst``, unique to this process and call, that
     keeps ``dst``'s (lower-cased) extension (Keras checks it) and fits NAME_MAX."""

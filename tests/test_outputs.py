@@ -19,6 +19,7 @@ from deepscem.outputs import (
     is_temp_name,
     remove_stale_temps,
     same_file,
+    same_files,
     temp_name,
 )
 
@@ -113,3 +114,7 @@ def test_stale_temps_of_dead_processes_are_removed_and_reported(tmp_path, caplog
 
 def test_same_file():
     assert same_file("a/../b.txt", "b.txt") and not same_file("a.txt", "b.txt")
+    # lists: the same files in the same order (train() and train --auto decide held-back slices so)
+    assert same_files(["a/../b.txt", "c.txt"], ["b.txt", "c.txt"])
+    assert not same_files(["b.txt", "c.txt"], ["c.txt", "b.txt"])
+    assert not same_files(["b.txt"], ["b.txt", "b.txt"])

@@ -225,8 +225,9 @@ def for_model(train: Sequence[str | os.PathLike], valid: Sequence[str | os.PathL
     files themselves: slices are held back). hint: for an untrained 2D model whose context is
     not the one the data call for, a sentence saying so (the context belongs to the model).
     What ``train --auto`` and the GUI's Train dialog "Choose from the data" use."""
-    own_validation = bool(valid) and sorted(os.path.realpath(p) for p in valid) != sorted(
-        os.path.realpath(p) for p in train)
+    from deepscem.outputs import same_files
+
+    own_validation = bool(valid) and not same_files(valid, train)  # as train() decides it
     summary = summarize(train)
     choice = choose(summary, validation_given=own_validation, gpu=gpu,
                     memory_gib=memory_gib or MEMORY_GIB, context=context, dim=dim, scale=scale)

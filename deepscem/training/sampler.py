@@ -283,11 +283,6 @@ class PatchSampler:
         self.close()
 
 
-def same_files(a: Sequence[str | os.PathLike], b: Sequence[str | os.PathLike]) -> bool:
-    """True when ``a`` and ``b`` name the same files in the same order."""
-    return [Path(p).resolve() for p in a] == [Path(p).resolve() for p in b]
-
-
 def hold_budget(gpu: bool) -> float:
     """Bytes of training data to hold in memory (:meth:`PatchSampler.hold_in_memory`): on a GPU
     ``HOLD_FRACTION`` of the memory available now; none on a CPU, which trains far slower than

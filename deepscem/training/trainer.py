@@ -48,6 +48,7 @@ from deepscem.models.introspection import (
     single_softmax,
     tile_multiple,
 )
+from deepscem.outputs import same_files
 from deepscem.progress import CancelToken, ProgressCallback, check, emit
 from deepscem.training import batchnorm, precision
 from deepscem.training.augment import Augmentation
@@ -61,7 +62,7 @@ from deepscem.training.callbacks import (
     ProgressAndCancel,
     RunState,
 )
-from deepscem.training.sampler import PatchSampler, hold_budget, hold_while_budget_lasts, same_files
+from deepscem.training.sampler import PatchSampler, hold_budget, hold_while_budget_lasts
 from deepscem.training.sequence import PatchSequence
 from deepscem.training.stop_reasons import StopReason
 
