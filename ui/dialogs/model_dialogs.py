@@ -268,6 +268,7 @@ class TrainDialog(ConfigDialog):
         """The automatic configuration (deepscem.training.autoconfig, as ``train --auto``) for
         the chosen model and the ticked training datasets, written into the form's widgets and
         listed with its reasons under the button; problems go to the error line."""
+        from deepscem.outputs import same_files
         from deepscem.training.autoconfig import apply, for_model
 
         train = self.train_list.ticked()
@@ -295,7 +296,7 @@ class TrainDialog(ConfigDialog):
         self.keep_best.setChecked(config.keep_best)
         self.schedule.setCurrentText(config.lr_schedule)
         self.time_limit.setValue(round(config.time_limit_minutes))
-        if not valid or set(valid) == set(train):  # no validation data of its own: the training
+        if not valid or same_files(valid, train):  # no validation data of its own: the training
             self.valid_list.set_ticked(list(train))  # files, their last slices held back
         every = [(r[0].upper() + r[1:]).replace("--keep-best", "'Keep best'") for r in choice.reasons]
         # Short under the button (the dialog is already tall; the values are in the form below and
