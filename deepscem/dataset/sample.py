@@ -3,6 +3,7 @@ region (:class:`Sample`); the file and its list of samples are :mod:`deepscem.da
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -110,11 +111,23 @@ class Sample(annotation.SampleAnnotation):
         data = self.layer(layer)
         return data[()] if region is None else data[tuple(region)]
 
-    def hold(self, layers: Sequence[str]) -> None:
+    def hold(self, layers: Sequence[str], shared: dict | None = None) -> None:
         """Read ``layers`` whole into memory: later reads of them are NumPy copies instead of HDF5
         chunk reads (for a reader that draws many small regions, e.g. training on a fast GPU).
-        Writes to the file do not reach the copies: for read-only use. ``hold([])`` lets go."""
-        self._held = {name: self.layer(name)[()] for name in layers}
+        Writes to the file do not reach the copies: for read-only use. ``hold([])`` lets go.
+
+        ``shared``: layers already held for this sample through another handle (training and
+        held-back validation open the same file twice), by :meth:`held_key`; used instead of
+        reading them again, and filled in with what is read."""
+        shared = {} if shared is None else shared
+        for name in layers:
+            if self.held_key(name) not in shared:
+                shared[self.held_key(name)] = self.layer(name)[()]
+        self._held = {name: shared[self.held_key(name)] for name in layers}
+
+    def held_key(self, layer: str) -> tuple[str, str, str]:
+        """(file, sample, layer): what :meth:`hold` shares between handles on the same file."""
+        return os.path.realpath(self.dataset.path), self.name, layer
 
     def create_layer(self, layer: str, dtype, *, fill=0, overwrite: bool = False) -> h5py.Dataset:
         """A new chunked layer of the sample's shape (uint8 compressed, floats uncompressed)."""

@@ -155,20 +155,23 @@ class PatchSampler:
         names = ["image", *self.layers, *self.label_layers] + ([ANNOTATED] if sample.has_annotation() else [])
         return list(dict.fromkeys(names))
 
-    def memory_needed(self) -> int:
-        """Bytes :meth:`hold_in_memory` would take."""
+    def memory_needed(self, shared: dict | None = None) -> int:
+        """Bytes :meth:`hold_in_memory` would take (beyond the layers already in ``shared``)."""
+        shared = shared or {}
         return sum(math.prod(s.shape) * s.layer(name).dtype.itemsize
-                   for s in self.samples for name in self.held_layers(s))
+                   for s in self.samples for name in self.held_layers(s)
+                   if s.held_key(name) not in shared)
 
-    def hold_in_memory(self, budget_bytes: float) -> bool:
+    def hold_in_memory(self, budget_bytes: float, shared: dict | None = None) -> bool:
         """Read every layer patches come from whole into memory when together they take at most
         ``budget_bytes``: a patch is then a NumPy copy instead of HDF5 chunk reads (each ~0.3 ms,
         holding the GIL, so batch-building threads do not add up). What keeps batch building
-        ahead of a fast GPU (bench/README.md, "Batch building on a GPU"). True when held."""
-        if self.memory_needed() > budget_bytes:
+        ahead of a fast GPU (bench/README.md, "Batch building on a GPU"). True when held.
+        ``shared``: layers another sampler holds (:meth:`Sample.hold`), not read twice."""
+        if self.memory_needed(shared) > budget_bytes:
             return False
         for sample in self.samples:
-            sample.hold(self.held_layers(sample))
+            sample.hold(self.held_layers(sample), shared)
         return True
 
     # -- label focus ---------------------------------------------------------------------------
@@ -302,13 +305,14 @@ def hold_while_budget_lasts(samplers: Sequence[PatchSampler], budget_bytes: floa
     ``budget_bytes`` lasts (progress stage "read into memory", in datasets); returns the bytes held."""
     from deepscem.progress import emit
 
-    held = 0.0
+    held, shared = 0.0, {}  # a file opened by two samplers (held-back validation) is held once
     if budget_bytes <= 0:
         return held
     for i, sampler in enumerate(samplers):
         emit(progress, i, len(samplers), "datasets", "read into memory")
-        if sampler.hold_in_memory(budget_bytes - held):
-            held += sampler.memory_needed()
+        needed = sampler.memory_needed(shared)
+        if sampler.hold_in_memory(budget_bytes - held, shared):
+            held += needed
     emit(progress, len(samplers), len(samplers), "datasets", "read into memory")
     return held
 

@@ -70,8 +70,8 @@ def test_training_on_a_gpu_holds_the_files(tmp_path, monkeypatch):
     held = []
     original = PatchSampler.hold_in_memory
 
-    def spy(self, budget):
-        held.append((self.role, original(self, budget)))
+    def spy(self, budget, shared=None):
+        held.append((self.role, original(self, budget, shared)))
         return held[-1][1]
 
     monkeypatch.setattr(PatchSampler, "hold_in_memory", spy)
@@ -101,3 +101,22 @@ def test_the_budget_is_shared_in_turn(tmp_path):
         assert hold_while_budget_lasts([first, second], 1.5 * need) == need
         assert first.samples[0]._held and not second.samples[0]._held
         assert hold_while_budget_lasts([second], 0) == 0 and not second.samples[0]._held
+
+
+def test_a_file_two_samplers_open_is_held_once(tmp_path):
+    """Training and held-back validation open the same file (here spelt two ways): held once,
+    within the budget of one copy, and each still reads what the file holds."""
+    from deepscem.training.sampler import hold_while_budget_lasts
+
+    path = blob_dataset(tmp_path / "a.hdf5", shape=(6, 20, 24), n_labels=2)
+    other = tmp_path / "x" / ".." / "a.hdf5"
+    (tmp_path / "x").mkdir()
+    with PatchSampler([path], (1, 8, 8), z_fraction=(0, 0.7), role="training") as train, \
+            PatchSampler([other], (1, 8, 8), z_fraction=(0.7, 1), role="validation") as val, \
+            PatchSampler([other], (1, 8, 8), z_fraction=(0.7, 1), role="validation") as streamed:
+        need = train.memory_needed()
+        assert hold_while_budget_lasts([train, val], need) == need
+        assert val.memory_needed(shared={}) == need
+        assert train.samples[0]._held["image"] is val.samples[0]._held["image"]
+        for (a, ta, _), (b, tb, _) in zip(draws(streamed, 2), draws(val, 2)):
+            assert np.array_equal(a, b) and np.array_equal(ta, tb)
