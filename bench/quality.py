@@ -64,6 +64,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "depth5": {"unet": {"depth": 5}},
     "patch512": {"train": {"patch": (1, 512, 512), "batch_size": 2}},
     "ce": {"train": {"loss": "crossentropy"}},
+    "dice": {"train": {"loss": "dice"}},
     "boundary-ce": {"train": {"loss": "dice+boundarycrossentropy"}},
     "auto-best": {"train": {"keep_best": True}},  # auto, but the best validation epoch kept
     "context1-focus25": {"unet": {"context": 1}, "train": {"label_focus": 0.25}},
@@ -82,6 +83,7 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-ema": {"train": {"weight_average": 0.99}},
     "measured-ema995": {"train": {"weight_average": 0.995}},
     "measured-lr1x": {"train": {"learning_rate": 1e-3}},
+    "measured-wd05": {"train": {"weight_decay": 0.05}},  # AdamW: lr x 0.05 per step
     # rotation by any angle, zoom and elastic displacement on half the patches (train --deform)
     "measured-deform": {"train": {"deform": True}},
     "measured-focus25": {"train": {"label_focus": 0.25}},

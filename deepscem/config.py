@@ -237,8 +237,14 @@ class TrainConfig:
     # the raw weights (0 = off; 0.99 averages over the last ~100 steps, or passes when a batch
     # is computed in several). At 15 CPU-minutes it lost 0.004 / 0.011 IoU (bench/README.md).
     weight_average: float = 0.0
+    # Decoupled weight decay (AdamW): each step shrinks every weight by lr x weight_decay
+    # (0 = off, plain Adam; 0.01 is AdamW's usual value).
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.weight_decay) * float(self.learning_rate) < 1.0:
+            raise ConfigError(f"weight_decay must be >= 0 with learning rate x weight decay < 1 (e.g. "
+                              f"0.01, or 0 = off), got {self.weight_decay}")
         if not 0.0 <= float(self.weight_average) < 1.0:
             raise ConfigError(f"weight_average is a momentum in [0, 1) (0.99, or 0 = off), got "
                               f"{self.weight_average}")

@@ -98,6 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("--weight-average", type=float, default=d.weight_average, metavar="MOMENTUM",
                    help="validate, keep and save a moving average of the weights, e.g. 0.99 (the "
                         "last ~100 steps); 0 = the weights as trained (default %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, metavar="WD",
+                   help="decoupled weight decay (AdamW): each step shrinks the weights by LR x WD, "
+                        "e.g. 0.01; 0 = plain Adam (default %(default)s)")
     flag = argparse.BooleanOptionalAction
     p.add_argument("--keep-best", action=_GivenFlag, default=d.keep_best,
                    help="keep the weights of the epoch with the lowest validation loss (training "
@@ -193,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
                          lr_schedule=args.lr_schedule, time_limit_minutes=args.time_limit,
                          micro_batch_size=micro, defects=args.defects, normalization=args.normalization,
                          holdout=args.holdout, keep_best_on=args.keep_best_on,
-                         calibrate=args.calibrate, weight_average=args.weight_average)
+                         calibrate=args.calibrate, weight_average=args.weight_average,
+                         weight_decay=args.weight_decay)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     return train_files(args.model_in, args.model_out, _split(args.train_ds), _split(args.valid_ds), config,

@@ -257,7 +257,8 @@ def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: b
         keep = precision.float32_layers(model, run.micro, run.patch)
         work = precision.with_policy(model, precision.MIXED, keep)
     batchnorm.limit_momentum(work)
-    optimizer = keras.optimizers.Adam(config.learning_rate, use_ema=bool(config.weight_average),
+    optimizer = keras.optimizers.Adam(config.learning_rate, weight_decay=config.weight_decay or None,
+                                      use_ema=bool(config.weight_average),
                                       ema_momentum=float(config.weight_average) or 0.99,
                                       gradient_accumulation_steps=run.passes if run.passes > 1 else None)
     work.compile(optimizer=optimizer, loss=run.loss, metrics=run.metrics, run_eagerly=run_eagerly)

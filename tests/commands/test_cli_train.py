@@ -49,7 +49,7 @@ def test_train_subcommand_with_options(files, capsys):
     code, out, err = run("train unet-2d.keras out.keras DS.hdf5 DS.hdf5 --loss CrossEntropy --batch-size 2 "
                          "--patch 1 16 16 --steps-per-epoch 2 --epochs 1 --validation-steps 0 --keep-best "
                          "--early-stopping --rotate --flip --deform --intensity --label-focus 50 "
-                         "--log run.csv --lr 0.002 --seed 3 --weight-average 0.9", capsys)
+                         "--log run.csv --lr 0.002 --seed 3 --weight-average 0.9 --weight-decay 0.01", capsys)
     assert code == 0, err
     assert (files / "out.keras").is_file() and (files / "run.csv").is_file()
     from deepscem.models.storage import load_model
@@ -57,6 +57,7 @@ def test_train_subcommand_with_options(files, capsys):
     _, info = load_model(files / "out.keras")
     assert info.history["config"]["label_focus"] == 0.5 and info.history["config"]["learning_rate"] == 0.002
     assert info.history["config"]["weight_average"] == 0.9 and info.history["config"]["deform"] is True
+    assert info.history["config"]["weight_decay"] == 0.01
 
 
 def test_epochs_and_validation_are_counted_in_patches_unless_given(files, capsys, monkeypatch):

@@ -153,6 +153,20 @@ def test_weight_average_is_what_training_returns(data, how, keep_best):
     assert max(np.abs(v.numpy() - w).max() for v, w in zip(plain.trainable_variables, w0)) > 0.05 * 2
 
 
+def test_weight_decay_shrinks_the_weights(data):
+    # decoupled decay: each step multiplies every weight by 1 - lr x wd (here 1/2), on top of
+    # Adam's step of at most ~lr (0.01); from the same start the decayed kernels end far smaller
+    norms, start = [], tiny_unet(dim=2)[0].get_weights()
+    for decay in (0.0, 50.0):
+        model, info = tiny_unet(dim=2)
+        model.set_weights(start)
+        config = quick(epochs=2, learning_rate=0.01, weight_decay=decay, keep_best=False, validation_steps=0)
+        result = train(model, info, [data["one"]], None, config, run_eagerly=True)
+        kernels = [v.numpy() for v in result.model.trainable_variables if "kernel" in v.path]
+        norms.append(np.sqrt(sum((k.astype(np.float64) ** 2).sum() for k in kernels)))
+    assert norms[1] < 0.2 * norms[0], norms
+
+
 @pytest.mark.parametrize("average", [0.0, 0.9])
 def test_nan_guard_stops_and_keeps_finite_weights(data, average):
     # a linear output cannot saturate (a sigmoid can, and then its gradient vanishes before
