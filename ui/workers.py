@@ -67,6 +67,21 @@ class Worker(QRunnable):
         self.signals.progress.emit(record)
 
     def run(self) -> None:  # runs in the pool thread
+        """Call the function in a Python thread of its own, which the pool thread waits for.
+
+        TensorFlow's bindings (pybind11) cache a Python thread state per OS thread, and the
+        pool reuses its threads after PyQt has discarded the thread state of the task before:
+        a task that used TensorFlow left such a stale state behind, and the next one in that
+        thread crashed the process (segfault in ``PyGraph::version_def``: Predict right after
+        Train in a real window). A Python thread ends with its task, and takes that cache with it.
+        """
+        thread = threading.Thread(target=self.call, name=f"deepscem: {self.title}", daemon=True)
+        thread.start()
+        thread.join()
+
+    def call(self) -> None:
+        """Run the function here and report through the signals (what :meth:`run` does in a
+        thread of its own)."""
         self.is_running = True
         signals = self.signals
         try:
@@ -105,14 +120,15 @@ def thread_pool() -> QThreadPool:
 def start_worker(worker: Worker, *, own_thread: bool = False) -> Worker:
     """Queue ``worker`` on the pool; returns it for chaining.
 
-    ``own_thread``: run it in a new Python thread instead, which ends with it. For the first
-    import of TensorFlow: imported in a pool thread, TensorFlow keeps per-thread state tied
-    to that run's Python thread state, which the pool discards while keeping the thread; the
-    next task the pool gave that thread and that built a Keras layer crashed the process
-    (segfault, real window, 'New model' clicked 15 s after start; tests/ui/test_tf_import_thread.py).
+    ``own_thread``: start it at once in a new Python thread, outside the pool's limit of two
+    (the background import of TensorFlow, which must not hold up a task). Either way the
+    function runs in a Python thread that ends with it (:meth:`Worker.run`): TensorFlow keeps
+    per-thread state tied to a Python thread state, and in a reused pool thread that state had
+    gone stale (segfaults: 'New model' 15 s after start, tests/ui/test_tf_import_thread.py;
+    Predict right after Train).
     """
     if own_thread:
-        threading.Thread(target=worker.run, name=f"deepscem: {worker.title}", daemon=True).start()
+        threading.Thread(target=worker.call, name=f"deepscem: {worker.title}", daemon=True).start()
     else:
         thread_pool().start(worker)
     return worker

@@ -72,3 +72,22 @@ def test_cancel_gives_aborted_then_finished(qtbot):
     qtbot.wait(10)
     assert "aborted" in seen and seen[-1] == "finished"
     assert not any(isinstance(s, tuple) and s[0] == "result" for s in seen)
+
+
+def test_each_task_runs_in_a_python_thread_that_ends_with_it(qtbot):
+    # not in the pool's own (reused) threads: TensorFlow's bindings cache a Python thread state
+    # per OS thread, and a pool thread reused after a training crashed Predict (ui/workers.py)
+    threads = []
+
+    def work(*, progress=None, cancel=None):
+        threads.append(threading.current_thread())
+
+    for _ in range(2):
+        worker = Worker(work, title="probe")
+        with qtbot.waitSignal(worker.signals.finished, timeout=5000):
+            start_worker(worker)
+    for thread in threads:
+        assert not isinstance(thread, threading._DummyThread) and thread.name == "deepscem: probe"
+        thread.join(5)
+        assert not thread.is_alive()
+    assert threads[0] is not threads[1]
