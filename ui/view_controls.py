@@ -38,7 +38,9 @@ class ViewControls:
             box.setRange(-1e9, 1e9)
             box.setToolTip(tip)
             box.setKeyboardTracking(False)
-            box.setMaximumWidth(110)
+            # room for a 16-bit value with its decimals at any font size (a fixed 110 px cut
+            # the digits at 150-200 % scaling); the +-1e9 range alone would ask for far more
+            box.setMaximumWidth(box.fontMetrics().horizontalAdvance("-65535.000") + 40)
         self.auto_button = QPushButton("Auto")
         self.auto_button.setToolTip("Stretch contrast to the 0.5-99.5 percentiles of this slice")
         self.reset_button = QPushButton("Reset")

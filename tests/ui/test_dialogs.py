@@ -9,6 +9,7 @@ import tifffile
 
 from deepscem.config import PredictConfig, TrainConfig, UNetConfig
 from ui.dataset_tree import DatasetSummary
+from ui.dialogs.base import SCREEN_SHARE
 from ui.dialogs.dataset_dialogs import (
     AddSampleDialog,
     CreateDatasetDialog,
@@ -331,8 +332,10 @@ def test_a_form_taller_than_the_screen_scrolls_and_a_short_one_shows_whole(qtbot
         dialog.show()
     screen = tall.screen().availableGeometry().height()
     form = tall.scroll.widget().sizeHint().height()
-    if form > screen * 2 // 3:  # e.g. a 768-px laptop screen (the test screen is small too)
-        assert tall.scroll.minimumHeight() < form and tall.height() <= max(screen * 2 // 3, 400)
+    if form > screen * SCREEN_SHARE:  # e.g. a 768-px laptop screen (the test screen is small too)
+        assert tall.scroll.minimumHeight() < form and tall.height() <= max(screen * SCREEN_SHARE, 400)
+        # and it takes the room there is, not Qt's 2/3 of the screen
+        assert tall.height() >= screen * SCREEN_SHARE - 2
     assert short.scroll.minimumHeight() == short.scroll.widget().sizeHint().height()
 
 

@@ -28,6 +28,8 @@ from deepscem.errors import ConfigError, DeepScemError
 DATASET_FILTER = "DeepSCEM datasets (*.hdf5 *.h5);;All files (*)"
 IMAGE_FILTER = "Images (*.tif *.tiff *.npy);;All files (*)"
 MODEL_FILTER = "Models (*.keras *.h5 *.zip);;All files (*)"  # .zip: bioimage.io package
+# Share of the screen's available height a dialog may take before its form scrolls.
+SCREEN_SHARE = 0.85
 
 
 class PathEdit(QWidget):
@@ -115,8 +117,11 @@ class ConfigDialog(QDialog):
                 high = (widget.heightForWidth(width) if widget.hasHeightForWidth()
                         else widget.sizeHint().height())
                 others += max(high, widget.sizeHint().height()) + self.body.spacing()
-        # Qt sizes a new window to at most 2/3 of the screen (QWidget::adjustSize)
-        room = screen.availableGeometry().height() * 2 // 3 - others if screen is not None else 10_000
+        # Qt would size a new window to at most 2/3 of the screen (QWidget::adjustSize): on a
+        # 720-px-high screen (1080p at 150 %) the Train form then showed 44 % of its rows; the
+        # scroll area's minimum takes the dialog to SCREEN_SHARE, leaving room for a title bar
+        share = int(screen.availableGeometry().height() * SCREEN_SHARE) if screen is not None else 10_000
+        room = share - others
         height = min(hint.height(), max(240, room))
         bar = 0 if height >= hint.height() else self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumSize(hint.width() + bar, height)
@@ -131,10 +136,26 @@ class ConfigDialog(QDialog):
         self.fit_to_screen()
         if self.isVisible():
             self.adjustSize()
+            self._grow_to_hint()
+
+    def _grow_to_hint(self) -> None:
+        """Qt's adjustSize stops at 2/3 of the screen, and the layout's minimum undercounts
+        wrapped notes: grow to the height the dialog asks for at its width, up to SCREEN_SHARE
+        (else a long note was drawn over the form at 1080p and 150 %)."""
+        screen = self.screen()
+        if screen is None:
+            return
+        layout = self.layout()
+        want = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
+                else self.sizeHint().height())
+        want = min(want, int(screen.availableGeometry().height() * SCREEN_SHARE))
+        if self.height() < want:
+            self.resize(self.width(), want)
 
     def showEvent(self, event) -> None:
         self.fit_to_screen()
         super().showEvent(event)
+        self._grow_to_hint()
 
     def build(self) -> Any:
         """Read the widgets into a config object; raise ConfigError/DeepScemError if invalid."""
