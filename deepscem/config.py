@@ -242,9 +242,6 @@ class TrainConfig:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= float(self.weight_decay) * float(self.learning_rate) < 1.0:
-            raise ConfigError(f"weight_decay must be >= 0 with learning rate x weight decay < 1 (e.g. "
-                              f"0.01, or 0 = off), got {self.weight_decay}")
         if not 0.0 <= float(self.weight_average) < 1.0:
             raise ConfigError(f"weight_average is a momentum in [0, 1) (0.99, or 0 = off), got "
                               f"{self.weight_average}")
@@ -268,6 +265,9 @@ class TrainConfig:
         if not (math.isfinite(float(self.learning_rate)) and float(self.learning_rate) > 0):
             raise ConfigError(f"the learning rate must be a number > 0 (typically 1e-4 to 1e-2), got "
                               f"{self.learning_rate}")
+        if not 0.0 <= float(self.weight_decay) * float(self.learning_rate) < 1.0:
+            raise ConfigError(f"weight_decay must be >= 0 with learning rate x weight decay < 1 (e.g. "
+                              f"0.01, or 0 = off), got {self.weight_decay}")
         if self.seed is not None and not 0 <= int(self.seed) < 2**32:
             raise ConfigError(f"the seed must be a whole number between 0 and {2**32 - 1}, got {self.seed}")
         if int(self.validation_steps) < 0:

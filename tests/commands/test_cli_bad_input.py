@@ -39,6 +39,7 @@ def folder(tmp_path, monkeypatch):
     ("train in.keras o.keras ds.hdf5 ds.hdf5 --lr -1", "learning rate must be a number > 0"),
     ("train in.keras o.keras ds.hdf5 ds.hdf5 --lr 0", "learning rate must be a number > 0"),
     ("train in.keras o.keras ds.hdf5 ds.hdf5 --lr nan", "learning rate must be a number > 0"),
+    ("train in.keras o.keras ds.hdf5 ds.hdf5 --weight-decay -1", "weight_decay must be >= 0"),
     ("train in.keras o.keras ds.hdf5 ds.hdf5 --seed -1", "seed must be a whole number between 0"),
     ("train in.keras o.keras ds.hdf5 ds.hdf5 --batch-size 100000000000000000000", "batch_size must be"),
     ("model create m.keras --dim 2 --filters 100000", "filters must be between 1 and 2048"),
