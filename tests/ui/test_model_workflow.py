@@ -76,6 +76,10 @@ def test_buttons_create_train_predict_evaluate_save_load(window, qtbot, messages
     assert result.table.rowCount() >= 2
     header = [result.table.horizontalHeaderItem(i).text() for i in range(result.table.columnCount())]
     assert "f1" in header and "iou" in header
+    # as wide as its columns (or 1000 px), never wider than 90 % of the screen
+    columns = sum(result.table.columnWidth(c) for c in range(result.table.columnCount()))
+    screen = result.screen().availableGeometry().width()
+    assert result.width() == min(max(1000, columns + 2 * result.table.frameWidth() + 40), int(screen * 0.9))
     csv_path = result.save_csv(str(tmp_path / "eval.csv"))
     assert "f1" in open(csv_path).readline()
 

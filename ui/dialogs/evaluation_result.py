@@ -4,6 +4,7 @@ pooled rows per label), with the matching problems listed below it; savable as C
 from __future__ import annotations
 
 from PyQt5.QtWidgets import (
+    QApplication,
     QDialog,
     QHBoxLayout,
     QLabel,
@@ -65,7 +66,15 @@ class EvaluationResultDialog(QDialog):
         layout.addWidget(self.note)
         layout.addLayout(buttons)
         self.table.verticalHeader().setVisible(False)
-        self.resize(1000, 380)
+        self.resize(self._wanted_width(), 380)
+
+    def _wanted_width(self) -> int:
+        """Wide enough for every column (~20 of scores) or 1000 px, whichever is more, but at
+        most 90 % of the screen's width (it was a fixed 1000 px, which scrolled at 1920 x 1080)."""
+        columns = sum(self.table.columnWidth(c) for c in range(self.table.columnCount()))
+        want = max(1000, columns + 2 * self.table.frameWidth() + 40)
+        screen = self.screen() or QApplication.primaryScreen()
+        return want if screen is None else min(want, int(screen.availableGeometry().width() * 0.9))
 
     def save_csv(self, path: str | None = None) -> str | None:
         if not path:
