@@ -124,11 +124,17 @@ def check_free_space(folder: PathLike, needed: int, *, what: str = "output",
 def same_file(a: PathLike, b: PathLike) -> bool:
     """Whether ``a`` and ``b`` name the same file: by inode when both exist (links, bind
     mounts), else by resolved path (for a not-yet-existing output spelled differently)."""
-    a, b = Path(a), Path(b)
+    return file_identity(a) == file_identity(b)
+
+
+def file_identity(path: PathLike) -> tuple[int, int] | str:
+    """What :func:`same_file` compares, usable as a key: (device, inode) of an existing file
+    (as ``os.path.samefile``), else its resolved, case-normalised path."""
+    path = Path(path)
     with contextlib.suppress(OSError):
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    return os.path.normcase(a.resolve()) == os.path.normcase(b.resolve())
+        stat = path.stat()
+        return stat.st_dev, stat.st_ino
+    return os.path.normcase(path.resolve())
 
 
 def same_files(a: Iterable[PathLike], b: Iterable[PathLike]) -> bool:

@@ -3,7 +3,6 @@ region (:class:`Sample`); the file and its list of samples are :mod:`deepscem.da
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from deepscem.dataset.format import (
 from deepscem.dataset.layers import is_label, is_prediction
 from deepscem.dataset.pending import is_hidden
 from deepscem.errors import DatasetError
+from deepscem.outputs import file_identity
 
 Region = tuple[slice, ...] | None
 
@@ -120,14 +120,18 @@ class Sample(annotation.SampleAnnotation):
         held-back validation open the same file twice), by :meth:`held_key`; used instead of
         reading them again, and filled in with what is read."""
         shared = {} if shared is None else shared
+        held = {}
         for name in layers:
-            if self.held_key(name) not in shared:
-                shared[self.held_key(name)] = self.layer(name)[()]
-        self._held = {name: shared[self.held_key(name)] for name in layers}
+            key = self.held_key(name)
+            if key not in shared:
+                shared[key] = self.layer(name)[()]
+            held[name] = shared[key]
+        self._held = held
 
-    def held_key(self, layer: str) -> tuple[str, str, str]:
-        """(file, sample, layer): what :meth:`hold` shares between handles on the same file."""
-        return os.path.realpath(self.dataset.path), self.name, layer
+    def held_key(self, layer: str) -> tuple:
+        """(file, sample, layer): what :meth:`hold` shares between handles on the same file
+        (the file as :func:`deepscem.outputs.same_file` tells it, links included)."""
+        return file_identity(self.dataset.path), self.name, layer
 
     def create_layer(self, layer: str, dtype, *, fill=0, overwrite: bool = False) -> h5py.Dataset:
         """A new chunked layer of the sample's shape (uint8 compressed, floats uncompressed)."""
