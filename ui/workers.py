@@ -75,9 +75,13 @@ class Worker(QRunnable):
         thread crashed the process (segfault in ``PyGraph::version_def``: Predict right after
         Train in a real window). A Python thread ends with its task, and takes that cache with it.
         """
-        thread = threading.Thread(target=self.call, name=f"deepscem: {self.title}", daemon=True)
+        thread = self.thread()
         thread.start()
         thread.join()
+
+    def thread(self) -> threading.Thread:
+        """A new Python thread that runs :meth:`call` (not started)."""
+        return threading.Thread(target=self.call, name=f"deepscem: {self.title}", daemon=True)
 
     def call(self) -> None:
         """Run the function here and report through the signals (what :meth:`run` does in a
@@ -128,7 +132,7 @@ def start_worker(worker: Worker, *, own_thread: bool = False) -> Worker:
     Predict right after Train).
     """
     if own_thread:
-        threading.Thread(target=worker.call, name=f"deepscem: {worker.title}", daemon=True).start()
+        worker.thread().start()
     else:
         thread_pool().start(worker)
     return worker

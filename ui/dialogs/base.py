@@ -32,6 +32,11 @@ MODEL_FILTER = "Models (*.keras *.h5 *.zip);;All files (*)"  # .zip: bioimage.io
 SCREEN_SHARE = 0.85
 
 
+def _tallest(screen) -> int:
+    """The height a dialog may take on ``screen`` (a QScreen) before its form scrolls."""
+    return int(screen.availableGeometry().height() * SCREEN_SHARE)
+
+
 class PathEdit(QWidget):
     """A line edit with a browse button; ``mode`` is "open", "save" or "folder"."""
 
@@ -120,8 +125,7 @@ class ConfigDialog(QDialog):
         # Qt would size a new window to at most 2/3 of the screen (QWidget::adjustSize): on a
         # 720-px-high screen (1080p at 150 %) the Train form then showed 44 % of its rows; the
         # scroll area's minimum takes the dialog to SCREEN_SHARE, leaving room for a title bar
-        share = int(screen.availableGeometry().height() * SCREEN_SHARE) if screen is not None else 10_000
-        room = share - others
+        room = (_tallest(screen) if screen is not None else 10_000) - others
         height = min(hint.height(), max(240, room))
         bar = 0 if height >= hint.height() else self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumSize(hint.width() + bar, height)
@@ -148,7 +152,7 @@ class ConfigDialog(QDialog):
         layout = self.layout()
         want = (layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth()
                 else self.sizeHint().height())
-        want = min(want, int(screen.availableGeometry().height() * SCREEN_SHARE))
+        want = min(want, _tallest(screen))
         if self.height() < want:
             self.resize(self.width(), want)
 
