@@ -86,6 +86,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-wd05": {"train": {"weight_decay": 0.05}},  # AdamW: lr x 0.05 per step
     "measured-wd2": {"train": {"weight_decay": 0.2}},
     "measured-wd5": {"train": {"weight_decay": 0.5}},
+    # per-patch, per-channel normalisation instead of BatchNorm (nnU-Net's choice at small batches)
+    "measured-instance": {"unet": {"normalization": "instance"}},
     # rotation by any angle, zoom and elastic displacement on half the patches (train --deform)
     "measured-deform": {"train": {"deform": True}},
     "measured-focus25": {"train": {"label_focus": 0.25}},

@@ -349,7 +349,7 @@ def lucchi_3d(args) -> None:
         with Dataset.create(test_ds, "lucchi-pp test", 1) as ds:
             ds.add_sample("test", args.data / "lucchi-pp" / "test_image.tif",
                           [args.data / "lucchi-pp" / "test_label.tif"])
-    unet = UNetConfig(dim=3, filters=8, depth=3)
+    unet = UNetConfig(dim=3, filters=8, depth=3, normalization=args.normalization_3d)
     model = build_unet(unet)
     config = TrainConfig(batch_size=2, patch=(16, 96, 96), steps_per_epoch=16, epochs=10_000,
                          validation_steps=4, seed=0)
@@ -410,6 +410,8 @@ def main() -> None:
                         "deepscem.config.BATCH_THREAD_NICE)")
     p.add_argument("--lucchi-3d", type=float, metavar="MINUTES",
                    help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
+    p.add_argument("--normalization-3d", choices=("batchnorm", "instance", "none"), default="batchnorm",
+                   help="the --lucchi-3d model's normalisation after each convolution")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.batch = args.batch or DEFAULT_BATCH

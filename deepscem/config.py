@@ -46,7 +46,8 @@ class UNetConfig:
     dim: 2 (slices, input (Y, X, 1)) or 3 (volumes, input (Z, Y, X, 1)).
     block: "residual" or "vgg". kernel_size: convolution size per axis.
     filters: filters at the first level; level l has ``filters * 2**l``.
-    blocks_per_level: conv blocks per level. normalization: "batchnorm" or "none".
+    blocks_per_level: conv blocks per level. normalization: "batchnorm", "instance" (per
+    patch and channel: prediction then depends a little on the tile size) or "none".
     depth: number of poolings (tiles must be multiples of 2**depth).
     outputs: number of output channels (= labels). activation: sigmoid, softmax, tanh, linear.
     context: 2D only: neighbouring slices on either side given as extra input channels
@@ -75,8 +76,8 @@ class UNetConfig:
             raise ConfigError(f"dimension must be 2 or 3, got {self.dim}")
         if self.block not in ("residual", "vgg"):
             raise ConfigError(f"block must be 'residual' or 'vgg', got {self.block!r}")
-        if self.normalization not in ("batchnorm", "none"):
-            raise ConfigError(f"normalization must be 'batchnorm' or 'none', got {self.normalization!r}")
+        if self.normalization not in ("batchnorm", "instance", "none"):
+            raise ConfigError(f"unknown normalization {self.normalization!r}: use batchnorm, instance, none")
         if self.activation not in ("sigmoid", "softmax", "tanh", "linear"):
             raise ConfigError("activation must be sigmoid, softmax, tanh or linear, "
                               f"got {self.activation!r}")

@@ -47,9 +47,10 @@ def register(subparsers) -> None:
                         help="filters of the first level; level l has F*2^l (default %(default)s)")
     create.add_argument("--blocks-per-level", type=int, default=DEFAULTS["blocks_per_level"],
                         metavar="B", help="convolution blocks per level (default %(default)s)")
-    create.add_argument("--normalization", choices=("batchnorm", "none"),
+    create.add_argument("--normalization", choices=("batchnorm", "instance", "none"),
                         default=DEFAULTS["normalization"],
-                        help="batch normalisation after each convolution (default %(default)s)")
+                        help="normalisation after each convolution: batchnorm, instance (per patch "
+                             "and channel) or none (default %(default)s)")
     create.add_argument("--depth", type=int, default=DEFAULTS["depth"], metavar="D",
                         help="number of poolings (the original's depth minus one); patches and "
                              "tiles must be multiples of 2^D (default %(default)s)")

@@ -28,13 +28,19 @@ def conv_layer(dim: int):
 
 def conv_block(x, filters: int, *, dim: int, kernel_size: int, normalization: str,
                bn_momentum: float, name: str, activation: bool = True):
-    """Convolution ("same" padding) -> BatchNorm (if asked) -> ReLU (if ``activation``)."""
-    use_bn = normalization == "batchnorm"
-    # The bias is redundant before a BatchNorm (its beta plays that role).
-    x = conv_layer(dim)(filters, kernel_size, padding="same", use_bias=not use_bn,
+    """Convolution ("same" padding) -> normalization (if asked) -> ReLU (if ``activation``).
+
+    ``normalization``: "batchnorm", "instance" (per patch and channel, nnU-Net's choice for
+    small batches; GroupNormalization with one channel per group), or "none".
+    """
+    normalized = normalization != "none"
+    # The bias is redundant before a normalization (its beta plays that role).
+    x = conv_layer(dim)(filters, kernel_size, padding="same", use_bias=not normalized,
                         kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    if use_bn:
+    if normalization == "batchnorm":
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn")(x)
+    elif normalization == "instance":
+        x = layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{name}_in")(x)
     if activation:
         x = layers.Activation("relu", name=f"{name}_relu")(x)
     return x

@@ -31,6 +31,8 @@ TINY = dict(filters=2, depth=2)
         dict(dim=3, block="vgg", normalization="none", activation="softmax", outputs=2,
              blocks_per_level=1),
         dict(dim=3, block="vgg", normalization="batchnorm", activation="linear", kernel_size=1),
+        dict(dim=2, block="residual", normalization="instance", activation="sigmoid"),
+        dict(dim=3, block="residual", normalization="instance", activation="sigmoid"),
     ],
 )
 def test_every_option_builds_and_keeps_the_spatial_shape(options):
@@ -49,6 +51,8 @@ def test_every_option_builds_and_keeps_the_spatial_shape(options):
         assert -1 <= y.min() and y.max() <= 1
     has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     assert has_bn == (config.normalization == "batchnorm")
+    has_in = any(isinstance(layer, keras.layers.GroupNormalization) for layer in model.layers)
+    assert has_in == (config.normalization == "instance")
     assert tuple(model.inputs[0].shape) == (None,) * (config.dim + 1) + (1,)  # any tile size
 
 

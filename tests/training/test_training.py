@@ -333,3 +333,23 @@ def test_micro_batch_size_auto_and_checked():
         TrainConfig(batch_size=8, micro_batch_size=3)
     with pytest.raises(ConfigError, match="divide batch_size"):
         TrainConfig(batch_size=4, micro_batch_size=8)
+
+
+def test_instance_normalization_trains_per_patch_and_saves(data, tmp_path):
+    from deepscem.models.storage import load_model, save_model
+
+    model, info = tiny_unet(dim=2, filters=4, depth=2, normalization="instance")
+    config = quick(batch_size=2, patch=(1, 32, 32), steps_per_epoch=3, epochs=1, validation_steps=0)
+    result = train(model, info, [data["one"]], None, config)
+    assert result.steps_done == 3 and result.batchnorm_batches == 0  # nothing to recompute
+    x = np.random.default_rng(1).random((2, 32, 32, 1), dtype=np.float32)
+    # each patch is normalised by its own statistics: its output ignores the batch around it,
+    # in training mode as in inference
+    both = np.asarray(result.model(x, training=True))
+    alone = np.asarray(result.model(x[:1], training=True))
+    np.testing.assert_allclose(both[:1], alone, atol=1e-5)
+    path = save_model(result.model, tmp_path / "instance.keras", result.info)
+    again, again_info = load_model(path)
+    assert again_info.unet.normalization == "instance"
+    np.testing.assert_allclose(np.asarray(again.predict_on_batch(x)),
+                               np.asarray(result.model.predict_on_batch(x)), atol=1e-5)

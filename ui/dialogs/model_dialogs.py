@@ -58,7 +58,9 @@ class CreateModelDialog(ConfigDialog):
         self.kernel = spin_box(1, 11, d.kernel_size, "Convolution size per axis")
         self.filters = spin_box(1, 512, d.filters, "Filters at the first level (level l has f * 2^l)")
         self.blocks = spin_box(1, 8, d.blocks_per_level, "Convolution blocks per level")
-        self.norm = combo_box(["batchnorm", "none"], d.normalization, "Normalisation after convolutions")
+        self.norm = combo_box(["batchnorm", "instance", "none"], d.normalization,
+                              "Normalisation after convolutions: batchnorm (default), instance "
+                              "(per patch and channel) or none")
         self.depth = spin_box(0, 8, d.depth, "Number of poolings; tiles must be multiples of 2^depth")
         self.outputs = spin_box(1, 64, locked_outputs or d.outputs, "Outputs = labels to segment")
         if locked_outputs is not None:
