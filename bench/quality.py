@@ -88,6 +88,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-wd5": {"train": {"weight_decay": 0.5}},
     # per-patch, per-channel normalisation instead of BatchNorm (nnU-Net's choice at small batches)
     "measured-instance": {"unet": {"normalization": "instance"}},
+    # spatial dropout after the deepest encoder level and the bottleneck (build_unet(dropout=))
+    "measured-drop3": {"build": {"dropout": 0.3}},
     # rotation by any angle, zoom and elastic displacement on half the patches (train --deform)
     "measured-deform": {"train": {"deform": True}},
     "measured-focus25": {"train": {"label_focus": 0.25}},
@@ -266,7 +268,7 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
         unet = dataclasses.replace(unet, context=choice.context)
         config = dataclasses.replace(autoconfig.apply(config, choice), validation_steps=8,
                                      budget_clock=args.clock)
-    model = build_unet(unet)
+    model = build_unet(unet, **change.get("build", {}))
     info = model_info_from(model, unet)
     config = dataclasses.replace(config, **change.get("train", {}))
     t0, c0 = time.perf_counter(), time.process_time()

@@ -352,7 +352,7 @@ def lucchi_3d(args) -> None:
     unet = UNetConfig(dim=3, filters=8, depth=3, normalization=args.normalization_3d)
     model = build_unet(unet)
     config = TrainConfig(batch_size=2, patch=(16, 96, 96), steps_per_epoch=16, epochs=10_000,
-                         validation_steps=4, seed=0)
+                         validation_steps=4, seed=args.seed_3d)
     print(f"3D: {unet}, {model.count_params():,} parameters; {config}")
     token = CancelToken()
     timer = threading.Timer(args.lucchi_3d * 60, token.cancel)
@@ -412,6 +412,7 @@ def main() -> None:
                    help="only: a short 3D U-Net training on lucchi-pp, then its test IoU")
     p.add_argument("--normalization-3d", choices=("batchnorm", "instance", "none"), default="batchnorm",
                    help="the --lucchi-3d model's normalisation after each convolution")
+    p.add_argument("--seed-3d", type=int, default=0, help="the --lucchi-3d run's seed")
     p.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.batch = args.batch or DEFAULT_BATCH

@@ -28,13 +28,16 @@ from deepscem.models import blocks
 from deepscem.models.blocks import DEFAULT_BN_MOMENTUM
 
 
-def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) -> keras.Model:
+def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM,
+               dropout: float = 0.0) -> keras.Model:
     """Build an untrained U-Net described by ``config``.
 
     Level l (0 = full resolution) has ``config.filters * 2**l`` filters; there are
     ``config.depth`` poolings (depth 0 = a single level, no pooling). ``bn_momentum`` is
     the BatchNormalization moving-average momentum (see ``blocks.DEFAULT_BN_MOMENTUM`` for
-    why it is lower than Keras' 0.99). Raises ConfigError for impossible combinations.
+    why it is lower than Keras' 0.99). ``dropout``: the fraction of the bottleneck's and the
+    deepest encoder level's channels dropped in training (the original U-Net's "drop-out at
+    the end of the contracting path"; 0 = none). Raises ConfigError for impossible combinations.
     """
     if config.activation == "softmax" and config.outputs < 2:
         raise ConfigError("a softmax output needs at least 2 outputs (it is always 1 for a single "
@@ -55,11 +58,16 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM) 
     if scale > 1:  # the network sees scale x scale block means: scale**2 the field of view
         x = layers.AveragePooling2D(scale, name="downscale")(x)
     skips = []
+    drop = layers.SpatialDropout2D if dim == 2 else layers.SpatialDropout3D
     for lv in range(config.depth):
         x = blocks.level(x, config.filters * 2**lv, block=config.block, name=f"enc{lv}", **common)
+        if dropout and lv == config.depth - 1:
+            x = drop(dropout, name=f"enc{lv}_dropout")(x)
         skips.append(x)
         x = blocks.downsample(x, dim=dim, name=f"pool{lv}")
     x = blocks.level(x, config.filters * 2**config.depth, block=config.block, name="center", **common)
+    if dropout:
+        x = drop(dropout, name="center_dropout")(x)
     for lv in reversed(range(config.depth)):
         x = blocks.upsample(x, config.filters * 2**lv, dim=dim, name=f"up{lv}")
         x = layers.Concatenate(name=f"concat{lv}")([x, skips[lv]])

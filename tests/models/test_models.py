@@ -251,3 +251,14 @@ def test_tiny_model_trains_one_step(loss_name, activation, eager, rng):
         y = np.stack([y[..., 0], 1 - y[..., 0]], axis=-1)
     logs = model.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"]) and 0 <= logs["f1"] <= 1
+
+
+def test_dropout_after_the_deepest_encoder_level_and_the_bottleneck_only_in_training():
+    config = UNetConfig(**TINY)
+    model = build_unet(config, dropout=0.5)
+    assert [layer.name for layer in model.layers if "dropout" in layer.name] == ["enc1_dropout",
+                                                                                "center_dropout"]
+    plain = build_unet(config)
+    plain.set_weights(model.get_weights())  # dropout has no weights: same network otherwise
+    x = np.random.default_rng(0).random((1, 16, 16, 1), dtype=np.float32)
+    np.testing.assert_allclose(model.predict_on_batch(x), plain.predict_on_batch(x), atol=1e-6)
