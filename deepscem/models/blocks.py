@@ -3,7 +3,7 @@
 No backend calls (no ``tf.``), so the same blocks run under ``KERAS_BACKEND=torch``.
 Tensors are channels-last: (batch, Y, X, C) in 2D, (batch, Z, Y, X, C) in 3D.
 
-A "block" is one convolution (+ batch normalisation) + ReLU, as in the original DeepSCEM:
+A "block" is one convolution (+ batch or instance normalisation) + ReLU, as in the original DeepSCEM:
 a VGG level is ``blocks_per_level`` blocks in a row; a residual level is the same row plus
 a 1x1 convolution shortcut added before the last ReLU.
 """

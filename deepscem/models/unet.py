@@ -47,6 +47,8 @@ def build_unet(config: UNetConfig, *, bn_momentum: float = DEFAULT_BN_MOMENTUM,
                           "without '/'")
     if not 0.0 <= float(bn_momentum) < 1.0:
         raise ConfigError(f"BatchNorm momentum must be in [0, 1), got {bn_momentum}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
     dim = int(config.dim)
     common = dict(dim=dim, kernel_size=int(config.kernel_size), blocks=int(config.blocks_per_level),
                   normalization=config.normalization, bn_momentum=float(bn_momentum))
