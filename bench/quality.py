@@ -90,6 +90,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     "measured-instance": {"unet": {"normalization": "instance"}},
     # spatial dropout after the deepest encoder level and the bottleneck (build_unet(dropout=))
     "measured-drop3": {"build": {"dropout": 0.3}},
+    # Dice + the cross-entropy of the hardest 10 % of voxels only (nnU-Net's TopK10)
+    "measured-topk": {"train": {"loss": "dice+topkcrossentropy"}},
     # rotation by any angle, zoom and elastic displacement on half the patches (train --deform)
     "measured-deform": {"train": {"deform": True}},
     "measured-focus25": {"train": {"label_focus": 0.25}},

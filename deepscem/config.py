@@ -147,9 +147,9 @@ def scaled_patch(patch: tuple[int, int, int], scale: int) -> tuple[int, int, int
     ``scaled_patch((1, 256, 256), 2) == (1, 512, 512)``."""
     return (int(patch[0]), int(patch[1]) * int(scale), int(patch[2]) * int(scale))
 
-#: The losses training offers (canonical names; deepscem.models.losses builds them and
-#: accepts aliases). Here, not there, so that the CLI and the GUI list them without Keras.
-LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy", "dice+boundarycrossentropy")
+#: The losses training offers (canonical names; deepscem.models.losses builds them): CLI and GUI, no Keras.
+LOSS_NAMES = ("dice", "crossentropy", "mse", "dice+crossentropy", "dice+boundarycrossentropy",
+              "dice+topkcrossentropy")
 
 # Fraction of every sample's slices held back for validation when training is given no
 # validation data of its own (train --auto, the GUI's Train dialog with the same file ticked).

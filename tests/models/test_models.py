@@ -169,7 +169,7 @@ def test_dice_loss_values(rng):
 
 
 @pytest.mark.parametrize("name", ["dice", "DICE", "CrossEntropy", "crossentropy", "MSE", "mse",
-                                  "Dice+CrossEntropy", "Dice+BoundaryCrossEntropy"])
+                                  "Dice+CrossEntropy", "Dice+BoundaryCrossEntropy", "Dice+TopKCrossEntropy"])
 @pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
 def test_get_loss_names_are_case_insensitive_and_finite(name, activation, rng):
     loss = losses.get_loss(name, activation)
@@ -208,6 +208,39 @@ def test_boundary_band_and_boundary_weighted_crossentropy():
         soft = np.concatenate([pred, 1 - pred], axis=-1)
         loss = losses.DiceBoundaryCrossEntropyLoss(categorical=categorical)
         assert np.isfinite(float(loss(onehot, soft)))
+
+
+def test_topk_crossentropy_counts_only_the_hardest_voxels():
+    """With every voxel counted it is Dice + cross-entropy; with 10 % it averages the hardest
+    tenth, so one wrong voxel among easy ones weighs 10x more; unannotated voxels never count."""
+    truth = np.zeros((2, 16, 16, 1), np.float32)
+    truth[:, 4:12, 4:12] = 1
+    pred = np.where(truth > 0, 0.9, 0.1).astype(np.float32)
+    plain = losses.get_loss("dice+crossentropy", "sigmoid")
+    everything = losses.DiceTopKCrossEntropyLoss(fraction=1.0)
+    assert float(everything(truth, pred)) == pytest.approx(float(plain(truth, pred)), rel=1e-5)
+    topk = losses.get_loss("dice+topk", "sigmoid")
+    assert isinstance(topk, losses.DiceTopKCrossEntropyLoss) and topk.fraction == 0.1
+    # all voxels equally easy: the top tenth's mean is the mean
+    dice = 1.0 - float(losses.soft_dice_per_channel(truth, pred)[0])
+    assert float(topk(truth, pred)) == pytest.approx(-np.log(0.9) + dice, rel=1e-4)
+    wrong = pred.copy()
+    wrong[0, 0, 0] = 0.99  # one confident false positive in the background
+    ce_wrong = -np.log(0.01) + np.log(0.9)  # what it adds to the sum of cross-entropies
+    k = np.ceil(0.1 * truth.size)
+    dice_wrong = 1.0 - float(losses.soft_dice_per_channel(truth, wrong)[0])
+    assert float(topk(truth, wrong)) == pytest.approx(-np.log(0.9) + ce_wrong / k + dice_wrong, rel=1e-4)
+    # partial labels: the same error where nothing is annotated changes nothing
+    annotated = np.ones_like(truth)
+    annotated[0, :2] = 0
+    masked = np.concatenate([truth, annotated], axis=-1)
+    assert float(topk(masked, wrong)) == pytest.approx(float(topk(masked, pred)), rel=1e-6)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(topk))
+    assert restored.fraction == 0.1
+    onehot, soft = np.concatenate([truth, 1 - truth], -1), np.concatenate([wrong, 1 - wrong], -1)
+    assert np.isfinite(float(losses.DiceTopKCrossEntropyLoss(categorical=True)(onehot, soft)))
+    with pytest.raises(ConfigError, match="fraction"):
+        losses.DiceTopKCrossEntropyLoss(fraction=0.0)
 
 
 def test_loss_errors():

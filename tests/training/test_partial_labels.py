@@ -105,7 +105,8 @@ def three_ways(tmp_path):
     return image, mask, paths
 
 
-@pytest.mark.parametrize("loss", ["dice", "crossentropy", "mse", "dice+boundarycrossentropy"])
+@pytest.mark.parametrize("loss", ["dice", "crossentropy", "mse", "dice+boundarycrossentropy",
+                                  "dice+topkcrossentropy"])
 def test_unannotated_voxels_give_no_gradient(tmp_path, loss):
     """3D patches straddle annotated and unannotated slices: whatever the labels say off the
     annotated slices, the gradient is the same; the naive way's is not."""

@@ -136,7 +136,8 @@ class TrainDialog(ConfigDialog):
         self.valid_list = DatasetChecklist(datasets, current_dataset)
         self.loss = combo_box(list(LOSS_NAMES), d.loss,
                               "Dice: overlap; CrossEntropy: per voxel; MSE: for distance maps; "
-                              "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x")
+                              "BoundaryCrossEntropy: voxels within 3 px of a label's edge weigh 6x; "
+                              "TopKCrossEntropy: only the hardest 10 % of voxels count")
         self.batch = spin_box(1, 1024, d.batch_size, "Patches per training step")
         self.micro = spin_box(0, 1024, int(d.micro_batch_size or 0),
                               "Patches computed at once: each batch runs in several passes whose gradients "
