@@ -70,9 +70,10 @@ def register(subparsers) -> None:
                    help="validation dataset file(s) (.hdf5, comma-separated); may be TRAIN_DS")
     p.add_argument("--loss", default=d.loss, type=str.lower,
                    choices=LOSS_NAMES,
-                   help="Dice, cross-entropy, MSE (with --target distance), Dice+cross-entropy, or "
+                   help="Dice, cross-entropy, MSE (with --target distance), Dice+cross-entropy, "
                         "Dice + a cross-entropy that weighs voxels within 3 px of a label boundary "
-                        "6x (default %(default)s)")
+                        "6x, or Dice + the cross-entropy of the hardest 10 %% of voxels "
+                        "(default %(default)s)")
     p.add_argument("--batch-size", type=int, action=_Given, default=d.batch_size, metavar="B",
                    help="patches per training step (weight update) (default %(default)s: at a fixed "
                         "CPU budget small batches learned more than 8; bench/README.md)")
