@@ -169,7 +169,8 @@ def _add_data_and_auto_options(p, d: TrainConfig) -> None:
                    help="after training, with validation data of its own (--holdout, --auto, or a "
                         "VALID_DS other than TRAIN_DS): move each label's threshold to the one with "
                         "the best validation IoU, folded into the model so that 0.5 means it "
-                        "(default: on)")
+                        "(default: off; a few held-back slices can choose a threshold that the rest "
+                        "of the volume does not share)")
     p.add_argument("--auto", action="store_true",
                    help="choose patch, batch, passes, held-back validation slices (scored every "
                         "epoch; the final weights kept) and a time budget from the data and the "

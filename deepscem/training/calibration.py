@@ -3,8 +3,9 @@ on validation patches the model never trained on, folded into the model's last l
 
 A U-Net trained with Dice is not calibrated: on data whose labels draw the object edge
 inside the dark membrane band (drosophila-vnc) the best threshold is far above 0.5, on
-Lucchi++ it is near 0.5. After training, with validation data of its own (held-back slices,
-``train --holdout`` / ``--auto``, or a validation dataset other than the training one),
+Lucchi++ it is near 0.5. When asked (``train --calibrate``; off by default: a few held-back
+slices can prefer a threshold the rest of the volume does not), after training, with validation
+data of its own (held-back slices, ``--holdout`` / ``--auto``, or another validation dataset),
 :func:`calibrate` predicts uniformly placed validation patches (no label focus, no
 augmentation; a border of each patch left out, where a patch sees less context than a
 blended tile), histograms the output per label on labelled and unlabelled voxels (only

@@ -108,8 +108,8 @@ def test_original_model_and_dataset_train_unchanged(shared_data, tmp_path, capsy
 def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, capsys):
     blob_dataset(files / "STACK.hdf5", shape=(12, 32, 32))
     code, out, err = run("train unet-2d.keras auto.keras STACK.hdf5 STACK.hdf5 --auto --patch 1 16 16 "
-                         "--steps-per-epoch 1 --epochs 2 --time-limit 5 --validation-steps 1 --seed 0",
-                         capsys)
+                         "--steps-per-epoch 1 --epochs 2 --time-limit 5 --validation-steps 1 --seed 0 "
+                         "--calibrate", capsys)
     assert code == 0, err
     assert "auto: 2D model" in out and "held back" in out and "final weights" in out
     assert "kept as given: patch=(1, 16, 16)" in out and "time_limit_minutes=5.0" in out
@@ -122,7 +122,7 @@ def test_auto_prints_its_choices_stores_them_and_keeps_given_options(files, caps
     assert stored["keep_best"] is False  # the cosine schedule's last weights
     assert stored["patch"] == [1, 16, 16] and stored["lr_schedule"] == "cosine"
     assert info.normalization == "percentile 0.5 99.5"
-    # the held-back slices also chose the threshold: said, and stored with the training record
+    # asked to, the held-back slices also chose the threshold: said, and stored with the record
     assert out.count("calibration: label 0: threshold") == 1 and stored["calibrate"] is True
     assert "(weights of epoch" not in out  # the final weights, not the best epoch's
     assert [c["label"] for c in info.history["calibration"]] == ["label 0"]
@@ -135,7 +135,8 @@ def test_auto_keeps_an_explicit_keep_best(files, capsys):
                          capsys)
     assert code == 0, err
     assert "kept as given:" in out and "keep_best=True" in out
-    code, out, err = run("train unet-2d.keras auto2.keras STACK.hdf5 STACK.hdf5 --auto --no-calibrate "
+    # the threshold is calibrated only when asked (off by default, also under --auto)
+    code, out, err = run("train unet-2d.keras auto2.keras STACK.hdf5 STACK.hdf5 --auto "
                          "--patch 1 16 16 --steps-per-epoch 1 --epochs 1 --validation-steps 1 --seed 0",
                          capsys)
     assert code == 0 and "calibration:" not in out
