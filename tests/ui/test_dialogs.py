@@ -168,11 +168,13 @@ def test_train_dialog_builds_a_train_config(qtbot, tmp_path):
     dialog.mixed.setCurrentText("bfloat16")
     dialog.loss.setCurrentText("dice+boundarycrossentropy")
     dialog.deform.setChecked(not TrainConfig().deform)
+    assert not dialog.calibrate.isChecked()  # off by default, as on the CLI
+    dialog.calibrate.setChecked(True)
     dialog.accept()
     assert dialog.value.config == TrainConfig(steps_per_epoch=2, validation_steps=0, patch=(1, 32, 32),
                                               lr_schedule="cosine", time_limit_minutes=15,
                                               mixed_precision=True, deform=not TrainConfig().deform,
-                                              loss="dice+boundarycrossentropy")
+                                              loss="dice+boundarycrossentropy", calibrate=True)
     # passes of fewer patches than the batch (less memory); they must divide the batch
     assert dialog.micro.text() == "auto"
     dialog.batch.setValue(8)

@@ -168,6 +168,10 @@ class TrainDialog(ConfigDialog):
         self.early.setChecked(d.early_stopping)
         self.reduce_lr = QCheckBox("Reduce LR on plateau")
         self.reduce_lr.setChecked(d.reduce_lr)
+        self.calibrate = QCheckBox("Threshold from held-out data")  # train --calibrate, off by default
+        self.calibrate.setChecked(d.calibrate)
+        self.calibrate.setToolTip("After training, move each label's threshold to the best IoU on the held-"
+                                  "back slices or other validation data (a few slices can mislead it)")
         self.schedule = combo_box(["plateau", "cosine", "constant"], d.lr_schedule,
                                   "plateau: halve the LR when the loss stalls (with 'Reduce LR on plateau'); "
                                   "cosine: decay it smoothly to ~0 over the run or the time limit (best for "
@@ -211,7 +215,8 @@ class TrainDialog(ConfigDialog):
                 ("Steps per epoch", self.steps), ("Epochs", self.epochs),
                 ("Validation steps", self.valid_steps), ("Learning rate", self.lr),
                 ("Label focus", self.focus), ("LR schedule", self.schedule), ("Time limit", self.time_limit),
-                ("Callbacks", _pair(self.keep_best, self.early, self.reduce_lr, vertical=True)),
+                ("Callbacks", _pair(self.keep_best, self.early, self.reduce_lr, self.calibrate,
+                                    vertical=True)),
                 ("Precision", self.mixed),
                 ("Augmentation", _pair(self.rotate, self.flip, self.deform, self.intensity)),
                 ("Log", self.log_edit))
@@ -365,7 +370,7 @@ class TrainDialog(ConfigDialog):
                              early_stopping=self.early.isChecked(), reduce_lr=self.reduce_lr.isChecked(),
                              rotate=self.rotate.isChecked(), flip=self.flip.isChecked(),
                              deform=self.deform.isChecked(), intensity=self.intensity.isChecked(),
-                             label_focus=self.focus.value(),
+                             label_focus=self.focus.value(), calibrate=self.calibrate.isChecked(),
                              target=self.target.currentText(), lr_schedule=self.schedule.currentText(),
                              time_limit_minutes=self.time_limit.value() or None,
                              mixed_precision=_PRECISIONS[self.mixed.currentText()],
