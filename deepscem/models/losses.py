@@ -70,16 +70,20 @@ def soft_dice_per_channel(y_true, y_pred, smooth: float = 1.0):
     return (2.0 * intersection + smooth) / (total + smooth)
 
 
-def crossentropy(y_true, y_pred, categorical: bool = False):
-    """Mean cross-entropy over (annotated) voxels: binary per channel averaged over channels
-    (sigmoid, multi-label) or categorical over one-hot channels (softmax)."""
-    y_true, mask = split_mask(y_true, y_pred)
+def voxel_crossentropy(targets, y_pred, categorical: bool = False):
+    """Cross-entropy per voxel (batch, [Z,] Y, X) of ``targets`` without a mask channel: binary
+    per channel averaged over channels (sigmoid, multi-label) or categorical over one-hot
+    channels (softmax)."""
     y_pred = ops.cast(y_pred, "float32")
     if categorical:
-        per_voxel = keras.losses.categorical_crossentropy(y_true, y_pred)
-    else:
-        per_voxel = keras.losses.binary_crossentropy(y_true, y_pred)
-    return masked_mean(per_voxel, mask)
+        return keras.losses.categorical_crossentropy(targets, y_pred)
+    return keras.losses.binary_crossentropy(targets, y_pred)
+
+
+def crossentropy(y_true, y_pred, categorical: bool = False):
+    """Mean cross-entropy (:func:`voxel_crossentropy`) over (annotated) voxels."""
+    y_true, mask = split_mask(y_true, y_pred)
+    return masked_mean(voxel_crossentropy(y_true, y_pred, categorical), mask)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -216,18 +220,13 @@ class DiceTopKCrossEntropyLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         dice = 1.0 - ops.mean(soft_dice_per_channel(y_true, y_pred, self.smooth))
         targets, mask = split_mask(y_true, y_pred)
-        p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0 - 1e-7)
-        if self.categorical:
-            per_voxel = -ops.sum(targets * ops.log(p), axis=-1)
-        else:
-            per_voxel = ops.mean(-(targets * ops.log(p) + (1.0 - targets) * ops.log(1.0 - p)), axis=-1)
+        per_voxel = voxel_crossentropy(targets, y_pred, self.categorical)
         # unannotated voxels cost 0, so they rank last and are never among the top k
         counted = ops.ones_like(per_voxel) if mask is None else mask[..., 0]
-        ranked = ops.sort(ops.reshape(per_voxel * counted, (-1,)))  # ascending
+        ranked = ops.sort(ops.reshape(per_voxel * counted, (-1,)))  # ascending: the top k last
         k = ops.maximum(ops.ceil(self.fraction * ops.sum(counted)), 1.0)
-        rank_from_top = ops.cast(ops.shape(ranked)[0], "float32") - ops.arange(ops.shape(ranked)[0],
-                                                                                dtype="float32")
-        top = ops.cast(rank_from_top <= k, "float32")
+        n = ops.shape(ranked)[0]
+        top = ops.cast(ops.arange(n, dtype="float32") >= ops.cast(n, "float32") - k, "float32")
         return ops.sum(ranked * top) / k + dice
 
     def get_config(self):
