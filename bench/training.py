@@ -274,8 +274,9 @@ def sampler_alone(args, path: Path) -> None:
     from deepscem.training.sequence import PatchSequence
 
     for held in (False, True):
-        focus = TrainConfig().label_focus
-        with PatchSampler([path], (1, args.patch, args.patch), label_focus=focus) as sampler:
+        defaults = TrainConfig()
+        with PatchSampler([path], (1, args.patch, args.patch), label_focus=defaults.label_focus,
+                          normalization=defaults.normalization) as sampler:
             if held:
                 sampler.hold_in_memory(float("inf"))
             sampler.build_index()

@@ -17,6 +17,7 @@ regular subsample of their voxels. Memory stays bounded whatever the volume size
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -139,10 +140,26 @@ def scale(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
     all zeros when hi <= lo (a constant image)."""
     if not hi > lo:
         return np.zeros(np.shape(raw), np.float32)
-    out = np.asarray(raw).astype(np.float32)
+    raw = np.asarray(raw)
+    if raw.dtype.itemsize == 1 and raw.dtype.kind in "ui" and raw.size > 256:
+        # 8-bit EM: one table lookup instead of four passes over the patch (~5x faster for a
+        # 256² patch; the same values: the table is the arithmetic below applied to every grey
+        # value). take() reads an int8 value -k as index -k, i.e. 256 - k, its bit pattern.
+        return _table(raw.dtype.str, float(lo), float(hi)).take(raw)
+    return _scaled(raw, lo, hi)
+
+
+def _scaled(raw: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    out = raw.astype(np.float32)
     out -= np.float32(lo)
     out /= np.float32(hi - lo)
     np.clip(out, 0.0, 1.0, out=out)
-    if out.dtype.kind == "f":
+    if raw.dtype.kind == "f":  # integers have no NaN
         np.nan_to_num(out, copy=False, nan=0.0)
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _table(dtype: str, lo: float, hi: float) -> np.ndarray:
+    """scale() of the 256 values of an 8-bit ``dtype``, in bit-pattern order."""
+    return _scaled(np.arange(256, dtype=np.uint8).view(np.dtype(dtype)), lo, hi)

@@ -80,12 +80,14 @@ class Augmentation:
 
 
 def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
-            aug: Augmentation) -> tuple[np.ndarray, np.ndarray]:
+            aug: Augmentation, *, contiguous: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Augment one patch. image: (Z, Y, X) float32 in [0, 1]; target: (Z, Y, X, C), with the
     image's Z, or Z = 1 for a 2.5D patch (image Z = 1 + 2 * context, target = centre slice).
 
-    Returns arrays of the same shapes (contiguous). A non-square patch (Y != X) is only
-    rotated by 0 or 180 degrees, so that every patch of a batch keeps its shape.
+    Returns arrays of the same shapes (contiguous; with ``contiguous=False`` they may be
+    rotated or flipped views of the inputs, for a caller that copies them anyway, e.g. into
+    a batch). A non-square patch (Y != X) is only rotated by 0 or 180 degrees, so that every
+    patch of a batch keeps its shape.
     """
     if aug.rotate:
         square = image.shape[1] == image.shape[2]
@@ -107,6 +109,8 @@ def augment(image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
         image, target = section_defects(image, target, rng, aug)
     if aug.intensity:
         image = jitter_intensity(image, rng, aug)
+    if not contiguous:
+        return image, target
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(target)
 
 

@@ -62,8 +62,8 @@ class PatchSequence(keras.utils.PyDataset):
         for b in range(self.batch_size):
             image, target, _ = self.sampler.patch_at(rng)
             if self.augmentation is not None:
-                image, target = augment(image, target, rng, self.augmentation)
-            x[b], y[b] = image, target
+                image, target = augment(image, target, rng, self.augmentation, contiguous=False)
+            x[b], y[b] = image, target  # the one copy of a rotated / flipped view
         if self.dim == 2:
             # (B, Y, X, slices): the slices of a 2.5D patch are its channels
             return np.ascontiguousarray(np.moveaxis(x, 1, -1)), y[:, 0]

@@ -106,3 +106,17 @@ def test_streamed_range_skips_nan_and_inf_and_reports_every_slab():
     assert (lo, hi) == (1.0, float(volume[4, 3, 2]))
     assert seen == [(2, 5), (4, 5), (5, 5)]
     assert streamed_range(lambda z0, z1: np.full((z1 - z0, 2, 2), np.nan, np.float32), 3, 2) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("lo, hi", [(20.0, 230.0), (-50.0, 60.0), (3.5, 7.25), (-128.0, 255.0)])
+def test_scale_of_8_bit_images_by_table_equals_the_arithmetic(dtype, lo, hi, rng):
+    info = np.iinfo(dtype)
+    raw = rng.integers(info.min, info.max + 1, size=(2, 30, 40)).astype(dtype)
+    raw.flat[:256] = np.arange(256, dtype=np.uint8).view(dtype)  # every grey value
+    expected = np.clip((raw.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo), 0, 1)
+    out = scale(raw, lo, hi)  # > 256 voxels: the table
+    assert out.dtype == np.float32 and out.shape == raw.shape
+    assert np.array_equal(out, expected)
+    assert np.array_equal(scale(raw[0, :4, :4], lo, hi), expected[0, :4, :4])  # small: arithmetic
+    assert np.array_equal(scale(raw[:, ::3, ::-2], lo, hi), expected[:, ::3, ::-2])  # strided view

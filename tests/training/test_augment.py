@@ -163,3 +163,14 @@ def test_augment_deforms_on_the_asked_share_of_patches(rng):
                   for s in range(40))
     assert 10 <= changed <= 30
     assert Augmentation(deform=True).active and not Augmentation().active
+
+
+def test_augment_views_hold_the_same_values_as_its_contiguous_arrays(rng):
+    image = _image(rng, (3, 16, 16))
+    target = (image > 0.5).astype(np.float32)[..., None]
+    aug = Augmentation(rotate=True, flip=True, dim=3)
+    for seed in range(12):
+        a, t = augment(image, target, np.random.default_rng(seed), aug)
+        va, vt = augment(image, target, np.random.default_rng(seed), aug, contiguous=False)
+        assert a.flags.c_contiguous and t.flags.c_contiguous
+        assert np.array_equal(a, va) and np.array_equal(t, vt)
