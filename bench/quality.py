@@ -4,6 +4,7 @@
     python bench/quality.py --minutes 15                          # defaults + baseline, all data sets
     python bench/quality.py --minutes 4 --variants default,intensity --datasets drosophila-vnc
     python bench/quality.py --minutes 4 --variants default,small,context1 --test-slices 40
+    python bench/quality.py --minutes 15 --clock cpu --variants measured --seed 0,1,2,3,4
 
 Data sets (``../shared/data`` or ``--data``):
 
@@ -17,8 +18,9 @@ Data sets (``../shared/data`` or ``--data``):
 Variants: ``default`` (UNetConfig() and TrainConfig() as they are), ``baseline`` (the plain
 Keras script of ``../shared/baselines``, single label only, its own data loader), and named
 changes of the default (see VARIANTS). Each run is a child process (fresh TensorFlow, one at a
-time); every result is also appended as a JSON line to ``WORK/results.jsonl`` so a long series
-survives an interruption. Numbers on a shared machine are lower bounds: the load average at
+time; ``--seed 0,1,2`` repeats each for every seed and adds a mean / range table); every result
+is also appended as a JSON line to ``WORK/results.jsonl`` so a long series survives an
+interruption. Numbers on a shared machine are lower bounds: the load average at
 the start of every run is printed with it.
 """
 
@@ -254,7 +256,7 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
         strict = change["data"]["halve"] == "strict"
         train_ds, test_ds = halved(train_ds, work, strict), halved(test_ds, work, strict)
     config = TrainConfig(steps_per_epoch=args.steps_per_epoch, epochs=100_000, validation_steps=0,
-                         seed=args.seed, time_limit_minutes=args.minutes, lr_schedule="cosine",
+                         seed=int(args.seed), time_limit_minutes=args.minutes, lr_schedule="cosine",
                          budget_clock=args.clock)
     unet = dataclasses.replace(UNetConfig(outputs=len(names)), **change.get("unet", {}))
     if variant.startswith("measured"):  # what `model create --data` and the GUI's New model choose
@@ -274,19 +276,20 @@ def run_deepscem(args: argparse.Namespace, dataset: str, variant: str, work: Pat
     info = model_info_from(model, unet)
     config = dataclasses.replace(config, **change.get("train", {}))
     t0, c0 = time.perf_counter(), time.process_time()
-    result = train(model, info, [train_ds], None, config, log_path=work / f"{dataset}_{variant}.csv")
+    stem = f"{dataset}_{variant}{args.suffix}"
+    result = train(model, info, [train_ds], None, config, log_path=work / f"{stem}.csv")
     t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
     if args.save_models:
         from deepscem.models.storage import save_model
 
-        save_model(result.model, work / f"{dataset}_{variant}.keras", result.info, overwrite=True)
+        save_model(result.model, work / f"{stem}.keras", result.info, overwrite=True)
     out: dict = {"steps": result.steps_done, "patches": result.steps_done * config.batch_size,
                  "train_s": round(t_train, 1), "train_cpu_s": round(c_train, 1),
                  "parameters": int(model.count_params())}
     for how in ["plain"] + [p for p in args.predict_variants.split(",") if p and p != "plain"]:
         t0 = time.perf_counter()
         pred = predict_dataset(result.model, result.info, test_ds,
-                               work / f"{dataset}_{variant}_{how}_pred.hdf5",
+                               work / f"{stem}_{how}_pred.hdf5",
                                PredictConfig(**PREDICT_VARIANTS[how]), overwrite=True)
         t_pred = time.perf_counter() - t0
         if full_test != test_ds:
@@ -349,7 +352,7 @@ def child(args: argparse.Namespace) -> None:
         res = run_baseline(args, args.dataset, work)
     else:
         res = run_deepscem(args, args.dataset, args.variant, work)
-    res.update(dataset=args.dataset, variant=args.variant, minutes=args.minutes,
+    res.update(dataset=args.dataset, variant=args.variant, seed=int(args.seed), minutes=args.minutes,
                load_start=round(load, 1), load_end=round(os.getloadavg()[0], 1),
                started=time.strftime("%Y-%m-%d %H:%M", time.gmtime(t0)), test_slices=args.test_slices)
     print("RESULT " + json.dumps(res), flush=True)
@@ -378,6 +381,26 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def seed_table(results: list[dict]) -> str:
+    """Mean, range and sample standard deviation of the plain IoU over the seeds of every
+    (data set, variant, label)."""
+    import statistics
+
+    runs: dict[tuple, list[tuple[int, float]]] = {}
+    for r in results:
+        for label, s in r.get("scores", {}).items():
+            runs.setdefault((r["dataset"], r["variant"], label), []).append((r.get("seed"), s["iou"]))
+    lines = ["| data set | variant | label | seeds | IoU per seed | mean | min-max | sd |",
+             "|---|---|---|---|---|---:|---:|---:|"]
+    for (dataset, variant, label), found in runs.items():
+        ious = [iou for _, iou in found]
+        sd = f"{statistics.stdev(ious):.3f}" if len(ious) > 1 else ""
+        lines.append(f"| {dataset} | {variant} | {label} | {', '.join(str(seed) for seed, _ in found)} "
+                     f"| {', '.join(f'{iou:.3f}' for iou in ious)} | {statistics.mean(ious):.3f} "
+                     f"| {min(ious):.3f}-{max(ious):.3f} | {sd} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, required=True, help="training budget per run")
@@ -396,13 +419,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for datasets, models, results.jsonl")
     parser.add_argument("--test-slices", type=int, help="score only the first N lucchi-pp test slices")
     parser.add_argument("--steps-per-epoch", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", default="0",
+                        help="training seed, or a comma-separated list: every (data set, variant) is "
+                             "then trained once per seed, one run at a time, files named ..._sSEED, "
+                             "and a table of the mean and range over the seeds follows")
     parser.add_argument("--predict-variants", default="plain",
                         help=f"comma-separated prediction options, each scored from the same trained "
                              f"model: {', '.join(PREDICT_VARIANTS)} (default plain)")
     parser.add_argument("--save-models", action="store_true", help="keep WORK/DATASET_VARIANT.keras")
     parser.add_argument("--dataset", help=argparse.SUPPRESS)   # child mode
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--suffix", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     unknown = [v for v in args.variants.split(",")
                if v not in VARIANTS and v not in ("baseline", "measured", "auto")]
@@ -411,31 +438,39 @@ def main() -> None:
     if args.dataset:
         child(args)
         return
+    try:
+        seeds = [int(v) for v in args.seed.split(",")]
+    except ValueError:
+        parser.error(f"--seed takes integers separated by commas, not {args.seed!r}")
     with tempfile.TemporaryDirectory(prefix="deepscem-quality-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         results = []
         for dataset in args.datasets.split(","):
             for variant in args.variants.split(","):
-                cmd = [sys.executable, __file__, "--minutes", str(args.minutes), "--data", str(args.data),
-                       "--work", str(work), "--dataset", dataset, "--variant", variant,
-                       "--steps-per-epoch", str(args.steps_per_epoch), "--seed", str(args.seed),
-                       "--clock", args.clock, "--predict-variants", args.predict_variants]
-                if args.save_models:
-                    cmd.append("--save-models")
-                if args.test_slices:
-                    cmd += ["--test-slices", str(args.test_slices)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                found = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-                if not found:
-                    print(f"{dataset} {variant}: failed\n{proc.stderr[-2000:]}", flush=True)
-                    continue
-                res = json.loads(found[-1])
-                results.append(res)
-                with open(work / "results.jsonl", "a") as f:
-                    f.write(json.dumps(res) + "\n")
-                print(json.dumps(res), flush=True)
+                for seed in seeds:
+                    cmd = [sys.executable, __file__, "--minutes", str(args.minutes), "--data", str(args.data),
+                           "--work", str(work), "--dataset", dataset, "--variant", variant,
+                           "--steps-per-epoch", str(args.steps_per_epoch), "--seed", str(seed),
+                           "--clock", args.clock, "--predict-variants", args.predict_variants,
+                           "--suffix", f"_s{seed}" if len(seeds) > 1 else ""]
+                    if args.save_models:
+                        cmd.append("--save-models")
+                    if args.test_slices:
+                        cmd += ["--test-slices", str(args.test_slices)]
+                    proc = subprocess.run(cmd, capture_output=True, text=True)
+                    found = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+                    if not found:
+                        print(f"{dataset} {variant} seed {seed}: failed\n{proc.stderr[-2000:]}", flush=True)
+                        continue
+                    res = json.loads(found[-1])
+                    results.append(res)
+                    with open(work / "results.jsonl", "a") as f:
+                        f.write(json.dumps(res) + "\n")
+                    print(json.dumps(res), flush=True)
         print(table(results))
+        if len(seeds) > 1:
+            print(seed_table(results))
 
 
 if __name__ == "__main__":
