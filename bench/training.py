@@ -183,8 +183,10 @@ def throughput(args):
         from deepscem.config import TrainConfig
         from deepscem.models.losses import get_loss
         from deepscem.training import precision
+        from deepscem.training.batchnorm import fuse_batchnorm
 
         same = precision.with_policy(model, precision.MIXED)
+        fuse_batchnorm(same)  # as the trainer does (in place above, for float32)
         same.compile(optimizer=keras.optimizers.Adam(1e-3, gradient_accumulation_steps=passes if passes > 1
                                                      else None), loss=get_loss(TrainConfig().loss, "sigmoid"))
     same.fit(Random(), epochs=1, verbose=0, callbacks=[Timer()])  # same model and step

@@ -248,7 +248,7 @@ def _sequences(run: _Run, train_sampler: PatchSampler, valid_sampler: PatchSampl
 
 def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: bool) -> keras.Model:
     """The model to fit (a bfloat16 copy with mixed precision), compiled with Adam and gradient
-    accumulation over the passes of a batch; BatchNorm momentum capped (batchnorm.py)."""
+    accumulation over the passes of a batch; BatchNorm momentum capped and fused (batchnorm.py)."""
     if config.mixed_precision and not bf16_supported():
         warnings.warn("mixed precision asked for, but this device has no fast bfloat16: "
                       "training may be slower than in float32", DeepScemWarning, stacklevel=3)
@@ -256,7 +256,7 @@ def _compiled(model: keras.Model, run: _Run, config: TrainConfig, run_eagerly: b
     if config.mixed_precision:
         keep = precision.float32_layers(model, run.micro, run.patch)
         work = precision.with_policy(model, precision.MIXED, keep)
-    batchnorm.limit_momentum(work)
+    batchnorm.prepare_for_training(work)
     optimizer = keras.optimizers.Adam(config.learning_rate, weight_decay=config.weight_decay or None,
                                       use_ema=bool(config.weight_average),
                                       ema_momentum=float(config.weight_average) or 0.99,
