@@ -12,6 +12,9 @@ the original DeepSCEM predicted all zeros after a 15-minute training for that re
   replaces the moving averages by the plain average of the batch statistics over a few
   batches of training patches, with the final weights: what inference then sees is
   what training saw.
+
+And one for speed: :func:`fuse_batchnorm` trains the layers through TensorFlow's fused kernel
+(Keras 3's own BatchNorm took 44 % of a CPU training step).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def _fused_call(self, inputs, training=None, mask=None):
     beta = tf.cast(self.beta, tf.float32) if self.center else tf.zeros([channels], tf.float32)
     y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon,
                                                          is_training=True)
-    n = tf.cast(tf.size(x) // channels, tf.float32)
+    n = tf.cast(tf.size(x, out_type=tf.int64) // channels, tf.float32)
     variance = variance * (n - 1.0) / tf.maximum(n, 1.0)
     self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
     self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
