@@ -33,6 +33,10 @@ class Progress:
     unit: str = "steps"
     stage: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    # Seconds left by the producer's own reckoning, when it knows better than the rate of
+    # ``done`` (a training that a time limit will end before its last step); front ends
+    # show the smaller of the two.
+    eta_s: float | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -67,10 +71,10 @@ class CancelToken:
 
 
 def emit(progress: ProgressCallback | None, done: int, total: int | None, unit: str = "steps",
-         stage: str = "", **metrics: Any) -> None:
+         stage: str = "", *, eta_s: float | None = None, **metrics: Any) -> None:
     """Send one report if a callback was given (the common one-liner in core loops)."""
     if progress is not None:
-        progress(Progress(done, total, unit, stage, dict(metrics)))
+        progress(Progress(done, total, unit, stage, dict(metrics), eta_s))
 
 
 # The command line's token, set by its SIGINT/SIGTERM handler (deepscem.interrupts): every
@@ -143,8 +147,10 @@ class TqdmProgress:
                              dynamic_ncols=True)
             self._stage = p.stage
         self._bar.n = p.done
-        if p.metrics:
-            self._bar.set_postfix({k: _fmt(v) for k, v in p.metrics.items()}, refresh=False)
+        postfix = {"time left": _clock(p.eta_s)} if p.eta_s is not None else {}
+        postfix.update({k: _fmt(v) for k, v in p.metrics.items()})
+        if postfix:
+            self._bar.set_postfix(postfix, refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:
@@ -202,11 +208,16 @@ class LineProgress:
         text = f"{label}: {p.done}" + (f"/{p.total}" if p.total else "") + f" {p.unit}"
         if p.fraction is not None:
             text += f" ({100 * p.fraction:.0f}%)"
+        eta = None
         if elapsed > 0 and done_here > 0:
             rate = done_here / elapsed
             text += f", {rate:.3g} {p.unit}/s"
             if p.total:
-                text += f", ETA {_clock(max(0, p.total - p.done) / rate)}"
+                eta = max(0, p.total - p.done) / rate
+        if p.eta_s is not None and (eta is None or p.eta_s < eta):
+            text += f", ETA {_clock(p.eta_s)} (time limit)"
+        elif eta is not None:
+            text += f", ETA {_clock(eta)}"
         if p.metrics:
             text += ", " + ", ".join(f"{k} {_fmt(v)}" for k, v in p.metrics.items())
         return text

@@ -69,6 +69,22 @@ def test_plain_progress_lines_every_5_percent():
     assert text[-1].endswith("loss 0.1235")
 
 
+def test_plain_progress_eta_is_the_time_limit_when_that_comes_first(monkeypatch):
+    """A training whose time limit ends it long before its last step says so, not 57 minutes."""
+    out = io.StringIO()
+    lines = prog.LineProgress("train", stream=out, step=0.0001)
+    now = iter([100.0, 110.0, 120.0, 130.0])
+    monkeypatch.setattr(prog.time, "monotonic", lambda: next(now))
+    lines(prog.Progress(0, 1000, "batches", eta_s=150.0))
+    lines(prog.Progress(10, 1000, "batches", eta_s=140.0))   # rate: 990 left at 1/s, limit 2:20
+    lines(prog.Progress(20, 1000, "batches", eta_s=None))    # no limit: the rate's ETA
+    lines(prog.Progress(30, None, "batches", eta_s=30.0))    # no total: the limit alone
+    text = out.getvalue().splitlines()
+    assert text[1].endswith("1 batches/s, ETA 2:20 (time limit)")
+    assert text[2].endswith("1 batches/s, ETA 16:20")
+    assert text[3] == "train: 30 batches, ETA 0:30 (time limit)"  # (a new total: a new clock)
+
+
 def test_tqdm_adapter_prints_lines_when_stderr_is_not_a_terminal(capsys):
     with prog.TqdmProgress("add") as bar:
         bar(prog.Progress(1, 2, "slabs", "writing"))

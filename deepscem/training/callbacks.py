@@ -77,17 +77,36 @@ class ProgressAndCancel(keras.callbacks.Callback):
     """
 
     def __init__(self, state: RunState, total: int | None,
-                 progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+                 progress: ProgressCallback | None, cancel: CancelToken | None, *,
+                 seconds: float | None = None, clock: str = "wall") -> None:
         """total: the run's steps; None when the time limit, not the epochs, ends it (their
-        count then only stands for "many")."""
+        count then only stands for "many"). seconds / clock: the run's time limit and what it
+        counts (as :class:`BudgetAndSchedule`), for the wall-clock seconds left in each report."""
         super().__init__()
         self.state, self.total = state, total
         self.progress, self.cancel = progress, cancel
+        self.seconds = seconds
+        self.clock = time.process_time if clock == "cpu" else time.monotonic
+        self.start: tuple[float, float] | None = None  # (wall, budget clock) at the first batch
         self.epoch = 0
         self.last_val: dict[str, float] = {}
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self.start is None:
+            self.start = (time.monotonic(), self.clock())
+
+    def time_left(self) -> float | None:
+        """Wall-clock seconds until the time limit ends the run: what is left of the budget at
+        the rate the budget's clock has run so far (CPU seconds per wall second, or 1)."""
+        if not self.seconds or self.start is None:
+            return None
+        used = self.clock() - self.start[1]
+        if used <= 0:
+            return None
+        return max(0.0, (time.monotonic() - self.start[0]) * (self.seconds - used) / used)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if not self.state.end_pass():
@@ -95,7 +114,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
         metrics = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
         metrics.update(self.last_val)
         emit(self.progress, self.state.steps_done, self.total, "batches", "train",
-             epoch=self.epoch + 1, **metrics)
+             eta_s=self.time_left(), epoch=self.epoch + 1, **metrics)
         self._check_cancel()
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:

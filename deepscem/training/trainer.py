@@ -271,9 +271,11 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
     # keep best on the validation score (F1 at 0.5) when asked and there is one; else the loss
     best_on = "val_f1" if validated and config.keep_best_on == "score" else monitor
     average = [AverageWeights(state)] if config.weight_average else []
+    limit = float(config.time_limit_minutes) * 60 if config.time_limit_minutes else None
     callbacks: list[keras.callbacks.Callback] = average + [
         NanGuard(state),
-        ProgressAndCancel(state, run_steps(config), progress, cancel),
+        ProgressAndCancel(state, run_steps(config), progress, cancel, seconds=limit,
+                          clock=config.budget_clock),
         EpochLog(state, log_path),
         KeepBest(state, best_on, restore=config.keep_best, fallback=monitor),
     ]
@@ -282,7 +284,6 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
         early = keras.callbacks.EarlyStopping(monitor=monitor, patience=max(3, config.epochs // 8),
                                               min_delta=1e-4)
         callbacks.append(early)
-    limit = float(config.time_limit_minutes) * 60 if config.time_limit_minutes else None
     if limit or config.lr_schedule == "cosine":
         callbacks.append(BudgetAndSchedule(state, total_steps=config.steps_per_epoch * config.epochs,
                                            seconds=limit, cosine=config.lr_schedule == "cosine",

@@ -50,6 +50,13 @@ def test_a_run_until_the_time_limit_reports_steps_without_a_total(data):
               quick(epochs=epochs, time_limit_minutes=limit, validation_steps=0), progress=progress,
               cancel=token, run_eagerly=True)
         assert {p.total for p in seen if p.stage == "train"} == {total}
+        # with a time limit every report says the wall seconds left of it (the CLI's ETA)
+        left = [p.eta_s for p in seen if p.stage == "train"]
+        if limit:
+            assert all(s is not None and 0 <= s <= limit * 60 for s in left)
+            assert left == sorted(left, reverse=True)
+        else:
+            assert set(left) == {None}
 
 
 @pytest.mark.parametrize("loss", ["dice", "crossentropy", "mse"])
