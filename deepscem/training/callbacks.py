@@ -68,6 +68,43 @@ def current_lr(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(lr))
 
 
+class Budget:
+    """A run's time limit (``seconds``, None for none) and the clock it counts, started at the
+    first training batch (label indexing and set-up do not count). ``clock`` "wall" measures
+    elapsed time; "cpu" the process's CPU time (all its threads), so a budget buys the same
+    computation on a machine shared with other jobs (on an idle 2-core machine one wall minute
+    is ~2 CPU minutes). One object is shared by the callback that stops the run
+    (:class:`BudgetAndSchedule`) and the one that reports what is left of it."""
+
+    def __init__(self, seconds: float | None, clock: str = "wall") -> None:
+        self.seconds = seconds
+        self.clock = time.process_time if clock == "cpu" else time.monotonic
+        self.start: tuple[float, float] | None = None  # (wall, budget clock) at the first batch
+
+    @classmethod
+    def minutes(cls, minutes: float | None, clock: str = "wall") -> Budget:
+        """A budget of ``minutes`` (None: no limit)."""
+        return cls(float(minutes) * 60 if minutes else None, clock)
+
+    def begin(self) -> None:
+        """Start the clock (the first call only)."""
+        if self.start is None:
+            self.start = (time.monotonic(), self.clock())
+
+    def elapsed(self) -> float:
+        """Seconds of the budget's clock since the first batch."""
+        return 0.0 if self.start is None else self.clock() - self.start[1]
+
+    def wall_left(self) -> float | None:
+        """Wall-clock seconds until the time limit ends the run: what is left of the budget at
+        the rate its clock has run so far (CPU seconds per wall second, or 1); None without a
+        limit or before the clock has moved."""
+        used = self.elapsed()
+        if not self.seconds or self.start is None or used <= 0:
+            return None
+        return max(0.0, (time.monotonic() - self.start[0]) * (self.seconds - used) / used)
+
+
 class ProgressAndCancel(keras.callbacks.Callback):
     """Batch-level progress (``stage`` "train", unit "batches", metrics loss, epoch...) and cancel.
 
@@ -78,16 +115,14 @@ class ProgressAndCancel(keras.callbacks.Callback):
 
     def __init__(self, state: RunState, total: int | None,
                  progress: ProgressCallback | None, cancel: CancelToken | None, *,
-                 seconds: float | None = None, clock: str = "wall") -> None:
+                 budget: Budget | None = None) -> None:
         """total: the run's steps; None when the time limit, not the epochs, ends it (their
-        count then only stands for "many"). seconds / clock: the run's time limit and what it
-        counts (as :class:`BudgetAndSchedule`), for the wall-clock seconds left in each report."""
+        count then only stands for "many"). budget: the run's time limit, whose wall-clock
+        seconds left each report carries."""
         super().__init__()
         self.state, self.total = state, total
         self.progress, self.cancel = progress, cancel
-        self.seconds = seconds
-        self.clock = time.process_time if clock == "cpu" else time.monotonic
-        self.start: tuple[float, float] | None = None  # (wall, budget clock) at the first batch
+        self.budget = budget or Budget(None)
         self.epoch = 0
         self.last_val: dict[str, float] = {}
 
@@ -95,18 +130,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.start is None:
-            self.start = (time.monotonic(), self.clock())
-
-    def time_left(self) -> float | None:
-        """Wall-clock seconds until the time limit ends the run: what is left of the budget at
-        the rate the budget's clock has run so far (CPU seconds per wall second, or 1)."""
-        if not self.seconds or self.start is None:
-            return None
-        used = self.clock() - self.start[1]
-        if used <= 0:
-            return None
-        return max(0.0, (time.monotonic() - self.start[0]) * (self.seconds - used) / used)
+        self.budget.begin()
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if not self.state.end_pass():
@@ -114,7 +138,7 @@ class ProgressAndCancel(keras.callbacks.Callback):
         metrics = {k: float(v) for k, v in (logs or {}).items() if _finite(v)}
         metrics.update(self.last_val)
         emit(self.progress, self.state.steps_done, self.total, "batches", "train",
-             eta_s=self.time_left(), epoch=self.epoch + 1, **metrics)
+             eta_s=self.budget.wall_left(), epoch=self.epoch + 1, **metrics)
         self._check_cancel()
 
     def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -300,36 +324,26 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class BudgetAndSchedule(keras.callbacks.Callback):
-    """A wall-clock budget and a cosine learning-rate decay over the run.
+    """A time budget (:class:`Budget`) and a cosine learning-rate decay over the run.
 
-    The run's progress is the larger of steps done / ``total_steps`` and elapsed time /
-    ``seconds``, so with a time budget the LR reaches its floor when the time runs out, however
-    fast the machine is. Example: lr0 1e-3, 15 min budget, 7.5 min elapsed -> 5.1e-4.
-    The clock starts at the first batch (label indexing and set-up do not count). ``clock``
-    "wall" measures elapsed time; "cpu" the process's CPU time (all its threads), so a budget
-    buys the same computation on a machine shared with other jobs (on an idle 2-core machine
-    one wall minute is ~2 CPU minutes).
+    The run's progress is the larger of steps done / ``total_steps`` and the budget's elapsed
+    time / its seconds, so with a time budget the LR reaches its floor when the time runs out,
+    however fast the machine is. Example: lr0 1e-3, 15 min budget, 7.5 min elapsed -> 5.1e-4.
     """
 
-    def __init__(self, state: RunState, *, total_steps: int, seconds: float | None, cosine: bool,
-                 lr0: float, floor: float = 0.02, clock: str = "wall") -> None:
+    def __init__(self, state: RunState, *, total_steps: int, budget: Budget, cosine: bool,
+                 lr0: float, floor: float = 0.02) -> None:
         super().__init__()
-        self.state, self.total, self.seconds = state, max(1, total_steps), seconds
+        self.state, self.total, self.budget = state, max(1, total_steps), budget
         self.cosine, self.lr0, self.floor = cosine, lr0, floor
-        self.clock = time.process_time if clock == "cpu" else time.monotonic
-        self.start: float | None = None
         self.steps = 0
 
-    def _elapsed(self) -> float:
-        return 0.0 if self.start is None else self.clock() - self.start
-
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        if self.start is None:
-            self.start = self.clock()
+        self.budget.begin()
         if self.cosine:
             frac = self.steps / self.state.passes_per_step / self.total
-            if self.seconds:
-                frac = max(frac, self._elapsed() / self.seconds)
+            if self.budget.seconds:
+                frac = max(frac, self.budget.elapsed() / self.budget.seconds)
             factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
             self.model.optimizer.learning_rate = self.lr0 * factor
 
@@ -337,8 +351,8 @@ class BudgetAndSchedule(keras.callbacks.Callback):
         self.steps += 1
         if self.steps % self.state.passes_per_step:
             return  # stop only at the end of a step, not between its passes
-        if self.seconds and self._elapsed() >= self.seconds:
+        if self.budget.seconds and self.budget.elapsed() >= self.budget.seconds:
             self.model.stop_training = True
-            self.state.stop(
-                StopReason.TIME_LIMIT, f"stopped at the {self.seconds / 60:g}-minute time limit after "
-                                          f"{self.state.steps_done} steps; {self.state.kept}")
+            minutes = self.budget.seconds / 60
+            self.state.stop(StopReason.TIME_LIMIT, f"stopped at the {minutes:g}-minute time limit after "
+                                                   f"{self.state.steps_done} steps; {self.state.kept}")

@@ -55,6 +55,7 @@ from deepscem.training.augment import Augmentation
 from deepscem.training.calibration import LabelCalibration, calibrate_on, logits_layer
 from deepscem.training.callbacks import (
     AverageWeights,
+    Budget,
     BudgetAndSchedule,
     EpochLog,
     KeepBest,
@@ -271,11 +272,10 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
     # keep best on the validation score (F1 at 0.5) when asked and there is one; else the loss
     best_on = "val_f1" if validated and config.keep_best_on == "score" else monitor
     average = [AverageWeights(state)] if config.weight_average else []
-    limit = float(config.time_limit_minutes) * 60 if config.time_limit_minutes else None
+    budget = Budget.minutes(config.time_limit_minutes, config.budget_clock)
     callbacks: list[keras.callbacks.Callback] = average + [
         NanGuard(state),
-        ProgressAndCancel(state, run_steps(config), progress, cancel, seconds=limit,
-                          clock=config.budget_clock),
+        ProgressAndCancel(state, run_steps(config), progress, cancel, budget=budget),
         EpochLog(state, log_path),
         KeepBest(state, best_on, restore=config.keep_best, fallback=monitor),
     ]
@@ -284,10 +284,10 @@ def _callbacks(state: RunState, config: TrainConfig, validated: bool, progress, 
         early = keras.callbacks.EarlyStopping(monitor=monitor, patience=max(3, config.epochs // 8),
                                               min_delta=1e-4)
         callbacks.append(early)
-    if limit or config.lr_schedule == "cosine":
+    if budget.seconds or config.lr_schedule == "cosine":
         callbacks.append(BudgetAndSchedule(state, total_steps=config.steps_per_epoch * config.epochs,
-                                           seconds=limit, cosine=config.lr_schedule == "cosine",
-                                           lr0=config.learning_rate, clock=config.budget_clock))
+                                           budget=budget, cosine=config.lr_schedule == "cosine",
+                                           lr0=config.learning_rate))
     if config.reduce_lr and config.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=2, min_delta=1e-4, min_lr=config.learning_rate / 64))
